@@ -1,0 +1,143 @@
+/* analysis.c: per-node cost from the op table, graph summaries and the --info table. */
+#include <inttypes.h>
+#include <string.h>
+
+#include "op_table.h"
+
+static autosp_status_t concrete(const autosp_graph_t *g, int node, autosp_tensor_t t, cshape_t *out,
+                                autosp_error_t *err) {
+    const tensor_t *x = graph_tensor(g, t);
+    int r = shape_eval(g, &x->shape, out->d, &out->numel);
+    if (r != EVAL_OK) {
+        char label[AUTOSP_MAX_NAME + 32];
+        node_label(g, node, label, sizeof label - 2);
+        strcat(label, ": ");
+        return tensor_size_error(g, x, r, label, err);
+    }
+    out->ndim = x->shape.ndim;
+    out->esize = autosp_dtype_size(x->dtype);
+    return AUTOSP_OK;
+}
+
+autosp_status_t autosp_node_cost(const autosp_graph_t *g, int node, autosp_cost_t *cost,
+                                 autosp_error_t *err) {
+    AUTOSP_ASSERT(node >= 0 && node < g->n_nodes);
+    const node_t *n = &g->nodes[node];
+    const op_info_t *info = &op_table[n->op];
+    cost_ctx_t c = {.node = n, .n_in = n->n_in, .n_out = n->n_out};
+    *cost = (autosp_cost_t){0};
+    for (int i = 0; i < n->n_in; i++) {
+        autosp_status_t st = concrete(g, node, n->in[i], &c.in[i], err);
+        if (st != AUTOSP_OK) return st;
+        cost->bytes_read += (double)c.in[i].numel * (double)c.in[i].esize;
+    }
+    for (int i = 0; i < n->n_out; i++) {
+        autosp_status_t st = concrete(g, node, n->out[i], &c.out[i], err);
+        if (st != AUTOSP_OK) return st;
+        cost->bytes_written += (double)c.out[i].numel * (double)c.out[i].esize;
+    }
+    cost->flops = info->flops ? info->flops(&c) : info->flops_per_elem * (double)c.out[0].numel;
+    return set_ok(err);
+}
+
+static autosp_status_t tensor_bytes(const autosp_graph_t *g, autosp_tensor_t t, int64_t *bytes,
+                                    autosp_error_t *err) {
+    const tensor_t *x = graph_tensor(g, t);
+    int64_t numel;
+    int r = shape_eval(g, &x->shape, NULL, &numel);
+    if (r != EVAL_OK) return tensor_size_error(g, x, r, "", err);
+    *bytes = numel * (int64_t)autosp_dtype_size(x->dtype);
+    return AUTOSP_OK;
+}
+
+autosp_status_t autosp_graph_summarize(const autosp_graph_t *g, autosp_graph_summary_t *out,
+                                       autosp_error_t *err) {
+    memset(out, 0, sizeof *out);
+    for (int t = 0; t < g->n_tensors; t++) {
+        int64_t bytes;
+        autosp_status_t st = tensor_bytes(g, t, &bytes, err);
+        if (st != AUTOSP_OK) return st;
+        const tensor_t *x = &g->tensors[t];
+        if (x->kind == AUTOSP_KIND_PARAM) {
+            out->num_params += bytes / (int64_t)autosp_dtype_size(x->dtype);
+            out->param_bytes += bytes;
+        } else if (x->kind == AUTOSP_KIND_INPUT) {
+            out->input_bytes += bytes;
+        } else {
+            out->activation_bytes += bytes;
+        }
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        autosp_cost_t c;
+        autosp_status_t st = autosp_node_cost(g, i, &c, err);
+        if (st != AUTOSP_OK) return st;
+        out->nodes_by_op[g->nodes[i].op]++;
+        out->cost.flops += c.flops;
+        out->cost.bytes_read += c.bytes_read;
+        out->cost.bytes_written += c.bytes_written;
+    }
+    return set_ok(err);
+}
+
+/* 1536 -> "1.50 KiB" */
+static char *human_bytes(double b, char *buf, size_t n) {
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    int u = 0;
+    while (b >= 1024 && u < 5) {
+        b /= 1024;
+        u++;
+    }
+    snprintf(buf, n, u ? "%.2f %s" : "%.0f %s", b, units[u]);
+    return buf;
+}
+
+static void print_ops(const autosp_graph_t *g, const autosp_graph_summary_t *s, FILE *out) {
+    double flops[AUTOSP_OP_COUNT] = {0};
+    for (int i = 0; i < g->n_nodes; i++) {
+        autosp_cost_t c;
+        autosp_node_cost(g, i, &c, NULL); /* cannot fail: summarize succeeded */
+        flops[g->nodes[i].op] += c.flops;
+    }
+    fprintf(out, "\n%-16s %7s %14s %8s\n", "op", "nodes", "FLOPs", "share");
+    for (int op = 0; op < AUTOSP_OP_COUNT; op++) {
+        if (!s->nodes_by_op[op]) continue;
+        fprintf(out, "%-16s %7d %14.4e %7.2f%%\n", op_table[op].name, s->nodes_by_op[op], flops[op],
+                s->cost.flops > 0 ? 100.0 * flops[op] / s->cost.flops : 0.0);
+    }
+    fprintf(out, "%-16s %7d %14.4e %7.2f%%\n", "total", g->n_nodes, s->cost.flops, 100.0);
+}
+
+static void print_activations(const autosp_graph_t *g, const autosp_graph_summary_t *s, FILE *out) {
+    char shape[256], human[32];
+    fprintf(out, "\nactivations (every computed tensor of one forward)\n");
+    fprintf(out, "%-28s %-5s %-26s %16s\n", "tensor", "dtype", "shape", "bytes");
+    for (int t = 0; t < g->n_tensors; t++) {
+        const tensor_t *x = &g->tensors[t];
+        if (x->kind != AUTOSP_KIND_VALUE) continue;
+        int64_t bytes = 0;
+        tensor_bytes(g, t, &bytes, NULL);
+        fprintf(out, "%-28s %-5s %-26s %16" PRId64 "\n", x->name, autosp_dtype_name(x->dtype),
+                shape_str(g, &x->shape, shape, sizeof shape), bytes);
+    }
+    fprintf(out, "%-61s %16" PRId64 "  (%s)\n", "total", s->activation_bytes,
+            human_bytes((double)s->activation_bytes, human, sizeof human));
+}
+
+autosp_status_t autosp_graph_print_info(const autosp_graph_t *g, FILE *out, autosp_error_t *err) {
+    autosp_graph_summary_t s;
+    autosp_status_t st = autosp_graph_summarize(g, &s, err);
+    if (st != AUTOSP_OK) return st;
+    char human[32];
+    fprintf(out, "graph \"%s\": %d nodes, %d tensors\n", g->name, g->n_nodes, g->n_tensors);
+    fprintf(out, "symbols:");
+    for (int i = 0; i < g->n_syms; i++)
+        fprintf(out, " %s=%" PRId64, g->syms[i].name, g->syms[i].value);
+    fprintf(out, "\nparameters: %" PRId64 " (%.3e), %s\n", s.num_params, (double)s.num_params,
+            human_bytes((double)s.param_bytes, human, sizeof human));
+    fprintf(out, "forward FLOPs: %.4e\n", s.cost.flops);
+    fprintf(out, "forward bytes read %.4e, written %.4e\n", s.cost.bytes_read,
+            s.cost.bytes_written);
+    print_ops(g, &s, out);
+    print_activations(g, &s, out);
+    return set_ok(err);
+}

@@ -1,0 +1,51 @@
+/* base.h: allocation, arenas, errors and assertions shared by every file of the library. */
+#ifndef AUTOSP_BASE_H
+#define AUTOSP_BASE_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "autosp/status.h"
+
+/* A broken invariant inside the library: a bug, never bad input. */
+#define AUTOSP_ASSERT(cond)                                                                        \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "libautosp: %s:%d: assertion failed: %s\n", __FILE__, __LINE__,        \
+                    #cond);                                                                        \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Through the hooks of autosp_allocator_set. */
+void *mem_alloc(size_t size);
+void *mem_calloc(size_t n, size_t size); /* zeroed; NULL on overflow */
+void *mem_realloc(void *ptr, size_t size);
+void mem_free(void *ptr);
+
+/* Grows *items (element size elem) so that it holds at least need elements. */
+int mem_grow(void **items, int *cap, int need, size_t elem);
+
+/* A bump allocator: everything is freed at once with arena_free. */
+typedef struct arena_chunk arena_chunk_t;
+typedef struct arena {
+    arena_chunk_t *head;
+} arena_t;
+
+void *arena_alloc(arena_t *a, size_t size); /* zeroed, 16-byte aligned; NULL when out of memory */
+char *arena_strdup(arena_t *a, const char *s);
+char *arena_strndup(arena_t *a, const char *s, size_t n);
+void arena_free(arena_t *a);
+
+/* Fills err (may be NULL) and returns status. */
+autosp_status_t set_error(autosp_error_t *err, autosp_status_t status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+autosp_status_t set_verror(autosp_error_t *err, autosp_status_t status, const char *fmt,
+                           va_list ap);
+autosp_status_t set_ok(autosp_error_t *err);
+autosp_status_t nomem(autosp_error_t *err);
+
+#endif

@@ -1,0 +1,201 @@
+/* op_table.c: the op table. Adding an op is one entry here, one shape rule and a test. */
+#include <string.h>
+
+#include "op_table.h"
+
+#define ATTR_BOOL(n, d)                                                                            \
+    { .name = n, .type = AUTOSP_ATTR_BOOL, .def_i = d }
+#define ATTR_INT(n, d)                                                                             \
+    { .name = n, .type = AUTOSP_ATTR_INT, .def_i = d }
+#define ATTR_INT_REQ(n)                                                                            \
+    { .name = n, .type = AUTOSP_ATTR_INT, .required = true }
+#define ATTR_FLOAT(n, d)                                                                           \
+    { .name = n, .type = AUTOSP_ATTR_FLOAT, .def_f = d }
+#define ATTR_FLOAT_REQ(n)                                                                          \
+    { .name = n, .type = AUTOSP_ATTR_FLOAT, .required = true }
+#define ATTRS(a) .attrs = a, .n_attrs = (int)ARRAY_LEN(a)
+
+static const char *const groups[] = {"sp", "dp", "world", NULL};
+static const char *const reduce_ops[] = {"sum", "mean", NULL};
+
+static const attr_spec_t matmul_attrs[] = {ATTR_BOOL("trans_a", 0), ATTR_BOOL("trans_b", 0)};
+static const attr_spec_t scale_attrs[] = {ATTR_FLOAT_REQ("alpha")};
+static const attr_spec_t norm_attrs[] = {ATTR_FLOAT("eps", 1e-5)};
+static const attr_spec_t rope_attrs[] = {ATTR_FLOAT("theta", 10000.0)};
+static const attr_spec_t attention_attrs[] = {
+    ATTR_INT_REQ("num_heads"), ATTR_INT("num_kv_heads", 0), /* 0: same as num_heads */
+    ATTR_BOOL("causal", 1), ATTR_FLOAT("scale", 0.0),       /* 0: 1/sqrt(D) */
+};
+static const attr_spec_t reshape_attrs[] = {
+    {.name = "shape", .type = AUTOSP_ATTR_SHAPE, .required = true}};
+static const attr_spec_t transpose_attrs[] = {
+    {.name = "perm", .type = AUTOSP_ATTR_INTS, .required = true}};
+static const attr_spec_t cross_entropy_attrs[] = {ATTR_INT("ignore_index", -100)};
+#define ATTR_GROUP                                                                                 \
+    { .name = "group", .type = AUTOSP_ATTR_STRING, .def_s = "sp", .choices = groups }
+static const attr_spec_t all_to_all_attrs[] = {
+    ATTR_INT_REQ("split_dim"), ATTR_INT_REQ("concat_dim"), ATTR_INT_REQ("ranks"), ATTR_GROUP};
+static const attr_spec_t all_reduce_attrs[] = {
+    {.name = "op", .type = AUTOSP_ATTR_STRING, .def_s = "sum", .choices = reduce_ops},
+    ATTR_INT_REQ("ranks"),
+    ATTR_GROUP};
+static const attr_spec_t all_gather_attrs[] = {ATTR_INT_REQ("dim"), ATTR_INT_REQ("ranks"),
+                                               ATTR_GROUP};
+
+#define ARITY(lo, hi) .min_inputs = lo, .max_inputs = hi, .min_outputs = 1, .max_outputs = 1
+#define UNARY(n, f)                                                                                \
+    { .name = n, ARITY(1, 1), .input_names = {"x"}, .infer = infer_unary, .flops_per_elem = f }
+
+const op_info_t op_table[AUTOSP_OP_COUNT] = {
+    [AUTOSP_OP_EMBEDDING] = {.name = "embedding",
+                             ARITY(2, 2),
+                             .input_names = {"ids", "weight"},
+                             .infer = infer_embedding},
+    [AUTOSP_OP_MATMUL] = {.name = "matmul",
+                          ARITY(2, 2),
+                          .input_names = {"a", "b"},
+                          ATTRS(matmul_attrs),
+                          .infer = infer_matmul,
+                          .flops = flops_matmul},
+    [AUTOSP_OP_LINEAR] = {.name = "linear",
+                          ARITY(2, 3),
+                          .input_names = {"x", "weight", "bias"},
+                          .infer = infer_linear,
+                          .flops = flops_linear},
+    [AUTOSP_OP_ADD] = {.name = "add",
+                       ARITY(2, 2),
+                       .input_names = {"a", "b"},
+                       .infer = infer_broadcast,
+                       .flops_per_elem = 1},
+    [AUTOSP_OP_MUL] = {.name = "mul",
+                       ARITY(2, 2),
+                       .input_names = {"a", "b"},
+                       .infer = infer_broadcast,
+                       .flops_per_elem = 1},
+    [AUTOSP_OP_SCALE] = {.name = "scale",
+                         ARITY(1, 1),
+                         .input_names = {"x"},
+                         ATTRS(scale_attrs),
+                         .infer = infer_unary,
+                         .flops_per_elem = 1},
+    [AUTOSP_OP_RMSNORM] = {.name = "rmsnorm",
+                           ARITY(2, 2),
+                           .input_names = {"x", "weight"},
+                           ATTRS(norm_attrs),
+                           .infer = infer_rmsnorm,
+                           .flops_per_elem = 4},
+    [AUTOSP_OP_LAYERNORM] = {.name = "layernorm",
+                             ARITY(3, 3),
+                             .input_names = {"x", "weight", "bias"},
+                             ATTRS(norm_attrs),
+                             .infer = infer_layernorm,
+                             .flops_per_elem = 7},
+    [AUTOSP_OP_ROPE] = {.name = "rope",
+                        ARITY(2, 2),
+                        .input_names = {"x", "positions"},
+                        ATTRS(rope_attrs),
+                        .infer = infer_rope,
+                        .flops_per_elem = 3},
+    [AUTOSP_OP_SILU] = UNARY("silu", 4),
+    [AUTOSP_OP_GELU] = UNARY("gelu", 8),
+    [AUTOSP_OP_SWIGLU] = {.name = "swiglu",
+                          ARITY(2, 2),
+                          .input_names = {"gate", "up"},
+                          .infer = infer_swiglu,
+                          .flops_per_elem = 5},
+    [AUTOSP_OP_SOFTMAX] = UNARY("softmax", 5),
+    [AUTOSP_OP_ATTENTION] = {.name = "attention",
+                             .min_inputs = 3,
+                             .max_inputs = 4,
+                             .min_outputs = 1,
+                             .max_outputs = 2,
+                             .input_names = {"q", "k", "v", "segment_ids"},
+                             .output_suffix = {NULL, ".lse"},
+                             ATTRS(attention_attrs),
+                             .infer = infer_attention,
+                             .flops = flops_attention},
+    [AUTOSP_OP_RESHAPE] = {.name = "reshape",
+                           ARITY(1, 1),
+                           .input_names = {"x"},
+                           ATTRS(reshape_attrs),
+                           .infer = infer_reshape},
+    [AUTOSP_OP_TRANSPOSE] = {.name = "transpose",
+                             ARITY(1, 1),
+                             .input_names = {"x"},
+                             ATTRS(transpose_attrs),
+                             .infer = infer_transpose},
+    [AUTOSP_OP_CROSS_ENTROPY] = {.name = "cross_entropy",
+                                 ARITY(2, 2),
+                                 .input_names = {"logits", "labels"},
+                                 ATTRS(cross_entropy_attrs),
+                                 .infer = infer_cross_entropy,
+                                 .flops = flops_cross_entropy},
+    [AUTOSP_OP_ALL_TO_ALL] = {.name = "all_to_all",
+                              ARITY(1, 1),
+                              .input_names = {"x"},
+                              ATTRS(all_to_all_attrs),
+                              .infer = infer_all_to_all,
+                              .collective = true},
+    [AUTOSP_OP_ALL_REDUCE] = {.name = "all_reduce",
+                              ARITY(1, 1),
+                              .input_names = {"x"},
+                              ATTRS(all_reduce_attrs),
+                              .infer = infer_all_reduce,
+                              .collective = true},
+    [AUTOSP_OP_ALL_GATHER] = {.name = "all_gather",
+                              ARITY(1, 1),
+                              .input_names = {"x"},
+                              ATTRS(all_gather_attrs),
+                              .infer = infer_all_gather,
+                              .collective = true},
+};
+
+_Static_assert(ARRAY_LEN(op_table) == AUTOSP_OP_COUNT, "one op table entry per op");
+
+int op_attr_index(autosp_op_t op, const char *name) {
+    const op_info_t *info = &op_table[op];
+    for (int i = 0; i < info->n_attrs; i++)
+        if (strcmp(info->attrs[i].name, name) == 0) return i;
+    AUTOSP_ASSERT(!"attribute not in the op's schema");
+    return -1;
+}
+
+const attr_value_t *node_attr(const node_t *n, const char *name) {
+    return &n->attrs[op_attr_index(n->op, name)];
+}
+int64_t node_attr_int(const node_t *n, const char *name) {
+    return node_attr(n, name)->i;
+}
+double node_attr_float(const node_t *n, const char *name) {
+    return node_attr(n, name)->f;
+}
+const char *node_attr_str(const node_t *n, const char *name) {
+    return node_attr(n, name)->s;
+}
+
+const char *autosp_op_name(autosp_op_t op) {
+    return (unsigned)op < AUTOSP_OP_COUNT ? op_table[op].name : "?";
+}
+
+bool autosp_op_from_name(const char *name, autosp_op_t *out) {
+    for (int i = 0; i < AUTOSP_OP_COUNT; i++)
+        if (strcmp(op_table[i].name, name) == 0) {
+            *out = (autosp_op_t)i;
+            return true;
+        }
+    return false;
+}
+
+autosp_status_t op_infer(const autosp_graph_t *g, const node_t *n, shape_t *shapes,
+                         autosp_dtype_t *dtypes, autosp_error_t *err) {
+    infer_ctx_t c = {.g = g, .node = n, .n_in = n->n_in, .n_out = n->n_out, .err = err};
+    for (int i = 0; i < n->n_in; i++)
+        c.in[i] = n->in[i] == AUTOSP_NO_TENSOR ? NULL : graph_tensor(g, n->in[i]);
+    autosp_status_t st = op_table[n->op].infer(&c);
+    if (st != AUTOSP_OK) return st;
+    for (int i = 0; i < n->n_out; i++) {
+        shapes[i] = c.out_shape[i];
+        dtypes[i] = c.out_dtype[i];
+    }
+    return AUTOSP_OK;
+}

@@ -1,0 +1,119 @@
+/* op_table.h: one entry per op holds everything the library knows about it.
+ *
+ * Today an entry has the name, arity, attribute schema, the shape and dtype rule and the cost
+ * (FLOPs, bytes read and written as functions of the shapes). The sharding rule, the backward
+ * rule and the kernel join the same entry as the passes and the runtime that use them land.
+ * Passes ask the table; they never switch on op names they do not own.
+ */
+#ifndef AUTOSP_OP_TABLE_H
+#define AUTOSP_OP_TABLE_H
+
+#include "ir.h"
+
+typedef struct attr_spec {
+    const char *name;
+    autosp_attr_type_t type;
+    bool required;
+    int64_t def_i;              /* INT, BOOL */
+    double def_f;               /* FLOAT */
+    const char *def_s;          /* STRING */
+    const char *const *choices; /* STRING: the allowed values, NULL-terminated */
+} attr_spec_t;
+
+typedef struct infer_ctx {
+    const autosp_graph_t *g;
+    const node_t *node;
+    const tensor_t *in[AUTOSP_MAX_NODE_INPUTS];
+    int n_in;
+    shape_t out_shape[AUTOSP_MAX_NODE_OUTPUTS];
+    autosp_dtype_t out_dtype[AUTOSP_MAX_NODE_OUTPUTS];
+    int n_out;
+    autosp_error_t *err;
+} infer_ctx_t;
+
+/* A tensor's concrete shape, once every symbol is bound. */
+typedef struct cshape {
+    int ndim;
+    int64_t d[AUTOSP_MAX_DIMS];
+    int64_t numel;
+    size_t esize;
+} cshape_t;
+
+typedef struct cost_ctx {
+    const node_t *node;
+    cshape_t in[AUTOSP_MAX_NODE_INPUTS];
+    int n_in;
+    cshape_t out[AUTOSP_MAX_NODE_OUTPUTS];
+    int n_out;
+} cost_ctx_t;
+
+typedef autosp_status_t (*infer_fn)(infer_ctx_t *c);
+typedef double (*flops_fn)(const cost_ctx_t *c);
+
+typedef struct op_info {
+    const char *name;
+    int min_inputs, max_inputs;
+    int min_outputs, max_outputs;
+    const char *input_names[AUTOSP_MAX_NODE_INPUTS];
+    const char *output_suffix[AUTOSP_MAX_NODE_OUTPUTS]; /* names of outputs after the first */
+    const attr_spec_t *attrs;
+    int n_attrs;
+    infer_fn infer;
+    /* FLOPs: flops() if set, else flops_per_elem x elements of the first output. Bytes read and
+     * written are the sizes of the inputs and outputs (each touched once). */
+    flops_fn flops;
+    double flops_per_elem;
+    bool collective; /* moves data between ranks (inserted by the SP passes) */
+} op_info_t;
+
+extern const op_info_t op_table[AUTOSP_OP_COUNT];
+
+/* Index of attribute `name` in op's schema; asserts it exists (a typo is a bug). */
+int op_attr_index(autosp_op_t op, const char *name);
+int64_t node_attr_int(const node_t *n, const char *name);
+double node_attr_float(const node_t *n, const char *name);
+const char *node_attr_str(const node_t *n, const char *name);
+const attr_value_t *node_attr(const node_t *n, const char *name);
+
+/* For the shape rules (ops_*.c): fail with `node "n" (op): <message>` or
+ * `node "n" (op): input "k" (tensor "t") <message>`. */
+autosp_status_t infer_fail(infer_ctx_t *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+autosp_status_t infer_fail_input(infer_ctx_t *c, int input, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Common checks: ndim at least/exactly, float or integer dtype, dim i equal to a dim. */
+autosp_status_t need_ndim(infer_ctx_t *c, int input, int min_ndim, int max_ndim);
+autosp_status_t need_float(infer_ctx_t *c, int input);
+autosp_status_t need_int(infer_ctx_t *c, int input);
+autosp_status_t need_same_dtype(infer_ctx_t *c, int a, int b);
+autosp_status_t need_dim(infer_ctx_t *c, int input, int axis, dim_t expected, const char *what);
+const char *dtype_str(autosp_dtype_t t);
+
+/* Shape rules, grouped by family (ops_*.c). */
+autosp_status_t infer_embedding(infer_ctx_t *c);
+autosp_status_t infer_matmul(infer_ctx_t *c);
+autosp_status_t infer_linear(infer_ctx_t *c);
+autosp_status_t infer_broadcast(infer_ctx_t *c);
+autosp_status_t infer_unary(infer_ctx_t *c);
+autosp_status_t infer_rmsnorm(infer_ctx_t *c);
+autosp_status_t infer_layernorm(infer_ctx_t *c);
+autosp_status_t infer_rope(infer_ctx_t *c);
+autosp_status_t infer_swiglu(infer_ctx_t *c);
+autosp_status_t infer_attention(infer_ctx_t *c);
+autosp_status_t infer_reshape(infer_ctx_t *c);
+autosp_status_t infer_transpose(infer_ctx_t *c);
+autosp_status_t infer_cross_entropy(infer_ctx_t *c);
+autosp_status_t infer_all_to_all(infer_ctx_t *c);
+autosp_status_t infer_all_reduce(infer_ctx_t *c);
+autosp_status_t infer_all_gather(infer_ctx_t *c);
+
+double flops_matmul(const cost_ctx_t *c);
+double flops_linear(const cost_ctx_t *c);
+double flops_attention(const cost_ctx_t *c);
+double flops_cross_entropy(const cost_ctx_t *c);
+
+/* Runs op's shape rule on node n of g (inputs already set), filling the output shapes. */
+autosp_status_t op_infer(const autosp_graph_t *g, const node_t *n, shape_t *shapes,
+                         autosp_dtype_t *dtypes, autosp_error_t *err);
+
+#endif

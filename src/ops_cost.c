@@ -1,0 +1,38 @@
+/* ops_cost.c: FLOP counts of the ops whose cost is not "k FLOPs per output element".
+ *
+ * A multiply-add counts 2 FLOPs. Attention counts its two matmuls only (QK^T and PV), over
+ * the (query, key) pairs the mask lets through, as FlashAttention reports it; the softmax on
+ * those pairs is a few percent more and is not counted.
+ */
+#include "op_table.h"
+
+static int64_t last(const cshape_t *s) {
+    return s->ndim ? s->d[s->ndim - 1] : 1;
+}
+
+/* a (...,M,K) @ b (...,K,N): 2 M N K per batch entry */
+double flops_matmul(const cost_ctx_t *c) {
+    const cshape_t *a = &c->in[0];
+    int64_t k = node_attr_int(c->node, "trans_a") ? a->d[a->ndim - 2] : a->d[a->ndim - 1];
+    return 2.0 * (double)c->out[0].numel * (double)k;
+}
+
+/* x (...,K) @ w^T (K,N) + b: 2 K per output, plus one add per output with a bias */
+double flops_linear(const cost_ctx_t *c) {
+    double f = 2.0 * (double)c->out[0].numel * (double)last(&c->in[0]);
+    return c->n_in == 3 ? f + (double)c->out[0].numel : f;
+}
+
+/* q (B,S,Hq,D), k (B,Skv,Hkv,D): 4 D FLOPs per attended (query, key) pair and query head */
+double flops_attention(const cost_ctx_t *c) {
+    const cshape_t *q = &c->in[0];
+    double b = (double)q->d[0], s = (double)q->d[1], h = (double)q->d[2], d = (double)q->d[3];
+    double skv = (double)c->in[1].d[1];
+    double pairs = node_attr_int(c->node, "causal") ? s * (s + 1) / 2 : s * skv;
+    return 4.0 * b * h * d * pairs;
+}
+
+/* logits (...,V): max, subtract, exp, sum per logit, then one gather and log per row */
+double flops_cross_entropy(const cost_ctx_t *c) {
+    return 4.0 * (double)c->in[0].numel;
+}

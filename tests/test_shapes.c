@@ -1,0 +1,298 @@
+/* Every op's shape and dtype rule: the shapes it accepts and the errors it gives. */
+#include "test_util.h"
+
+#define F32 AUTOSP_F32
+
+/* Which ops produced a checked shape; the last test asserts that every op did. */
+static bool op_tested[AUTOSP_OP_COUNT];
+
+#define ok(g, t, shape, dtype)                                                                     \
+    do {                                                                                           \
+        autosp_tensor_t t_ = (t);                                                                  \
+        assert_shape(g, t_, shape, dtype);                                                         \
+        op_tested[autosp_node_op(g, autosp_tensor_producer(g, t_))] = true;                        \
+    } while (0)
+
+static void test_embedding(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t ids = in_i32(g, "ids", "B,S"), w = in_f32(g, "w", "256,64");
+    ok(g, autosp_embedding(g, ids, w, "e"), "B,S,64", F32);
+    autosp_graph_free(g);
+
+    g = new_graph();
+    autosp_embedding(g, in_f32(g, "ids", "B,S"), in_f32(g, "w", "256,64"), "e");
+    assert_error_and_free(g, "node \"e\" (embedding): input \"ids\" (tensor \"ids\") has dtype "
+                             "f32, expected an integer dtype (i32, i64)");
+    g = new_graph();
+    autosp_embedding(g, in_i32(g, "ids", "B,S"), in_f32(g, "w", "256"), "e");
+    assert_error_and_free(g, "input \"weight\" (tensor \"w\") has 1 dims [256], expected 2");
+}
+
+static void test_matmul(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t a = in_f32(g, "a", "B,S,32"), b = in_f32(g, "b", "32,16");
+    autosp_tensor_t bt = in_f32(g, "bt", "16,32"), a3 = in_f32(g, "a3", "B,32,S");
+    autosp_tensor_t bb = in_f32(g, "bb", "B,32,8");
+    ok(g, autosp_matmul(g, a, b, false, false, "ab"), "B,S,16", F32);
+    ok(g, autosp_matmul(g, a, bt, false, true, "abt"), "B,S,16", F32);
+    ok(g, autosp_matmul(g, a3, bb, true, false, "atb"), "B,S,8", F32);
+    ok(g, autosp_matmul(g, bt, a3, false, false, "bcast"), "B,16,S", F32);
+    autosp_graph_free(g);
+
+    g = new_graph();
+    autosp_matmul(g, in_f32(g, "a", "B,S,32"), in_f32(g, "b", "16,32"), false, false, "m");
+    assert_error_and_free(g, "input \"b\" (tensor \"b\") has shape [16,32]: dim 0 is 16, "
+                             "expected 32 (the inner dim K of input \"a\")");
+    g = new_graph();
+    autosp_matmul(g, in_f32(g, "a", "B,S,32"), in_f32(g, "b", "S,32,4"), false, false, "m");
+    assert_error_and_free(g, "dim 0 is S, expected B (batch dim of \"a\")");
+    g = new_graph();
+    autosp_matmul(g, in_f32(g, "a", "B,S,32"),
+                  autosp_input(g, "b", AUTOSP_BF16, "32,4", AUTOSP_ROLE_OTHER, -1), false, false,
+                  "m");
+    assert_error_and_free(g, "has dtype bf16, expected f32 (the dtype of input \"a\")");
+}
+
+static void test_linear(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t x = in_f32(g, "x", "B,S,64"), w = in_f32(g, "w", "128,64");
+    ok(g, autosp_linear(g, x, w, in_f32(g, "b", "128"), "y"), "B,S,128", F32);
+    ok(g, autosp_linear(g, x, w, AUTOSP_NO_TENSOR, "y2"), "B,S,128", F32);
+    autosp_graph_free(g);
+
+    g = new_graph();
+    autosp_linear(g, in_f32(g, "x", "B,S,64"), in_f32(g, "w", "128,32"), AUTOSP_NO_TENSOR, "y");
+    assert_error_and_free(g, "node \"y\" (linear): input \"weight\" (tensor \"w\") has shape "
+                             "[128,32]: dim 1 is 32, expected 64 (the last dim K of input \"x\")");
+    g = new_graph();
+    autosp_linear(g, in_f32(g, "x", "B,S,64"), in_f32(g, "w", "128,64"), in_f32(g, "b", "64"), "y");
+    assert_error_and_free(g, "input \"bias\" (tensor \"b\") has shape [64]: dim 0 is 64, "
+                             "expected 128 (the output dim N of input \"weight\")");
+}
+
+static void test_broadcast_ops(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t a = in_f32(g, "a", "B,S,64");
+    ok(g, autosp_add(g, a, in_f32(g, "b", "B,S,64"), "sum"), "B,S,64", F32);
+    ok(g, autosp_mul(g, a, in_f32(g, "c", "64"), "prod"), "B,S,64", F32);
+    ok(g, autosp_add(g, a, in_f32(g, "d", "S,1"), "bc"), "B,S,64", F32);
+    ok(g, autosp_scale(g, a, 0.5, "half"), "B,S,64", F32);
+    autosp_graph_free(g);
+
+    g = new_graph();
+    autosp_add(g, in_f32(g, "a", "B,S,64"), in_f32(g, "b", "S,32"), "sum");
+    assert_error_and_free(g, "node \"sum\" (add): input \"b\" (tensor \"b\") has shape [S,32]: "
+                             "dim 1 is 32, expected 64 (equal to the aligned dim of input \"a\" "
+                             "or 1)");
+    g = new_graph();
+    autosp_mul(g, in_f32(g, "a", "64"), in_f32(g, "b", "S,64"), "prod");
+    assert_error_and_free(g, "has 2 dims [S,64], expected at most 1");
+    g = new_graph();
+    autosp_add(g, in_i32(g, "a", "S"), in_i32(g, "b", "S"), "sum");
+    assert_error_and_free(g, "has dtype i32, expected a float dtype");
+}
+
+static void test_norms(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t x = in_f32(g, "x", "B,S,64"), w = in_f32(g, "w", "64");
+    ok(g, autosp_rmsnorm(g, x, w, 1e-5, "rms"), "B,S,64", F32);
+    ok(g, autosp_layernorm(g, x, w, in_f32(g, "b", "64"), 1e-5, "ln"), "B,S,64", F32);
+    autosp_graph_free(g);
+
+    g = new_graph();
+    autosp_rmsnorm(g, in_f32(g, "x", "B,S,64"), in_f32(g, "w", "32"), 1e-5, "rms");
+    assert_error_and_free(g, "input \"weight\" (tensor \"w\") has shape [32]: dim 0 is 32, "
+                             "expected 64 (the last dim C of input \"x\")");
+    g = new_graph();
+    autosp_rmsnorm(g, in_f32(g, "x", "B,S,64"), in_f32(g, "w", "64"), 0, "rms");
+    assert_error_and_free(g, "node \"rms\" (rmsnorm): attribute \"eps\" is 0, expected a value "
+                             "in (0, 1)");
+    g = new_graph();
+    autosp_layernorm(g, in_f32(g, "x", "B,S,64"), in_f32(g, "w", "64"), in_f32(g, "b", "B"), 1e-5,
+                     "ln");
+    assert_error_and_free(g, "input \"bias\" (tensor \"b\") has shape [B]: dim 0 is B, expected "
+                             "64");
+}
+
+static void test_rope(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t x = in_f32(g, "x", "B,S,4,16");
+    ok(g, autosp_rope(g, x, in_i32(g, "p", "B,S"), 1e4, "r"), "B,S,4,16", F32);
+    ok(g, autosp_rope(g, x, in_i32(g, "p1", "S"), 5e5, "r1"), "B,S,4,16", F32);
+    autosp_graph_free(g);
+
+    g = new_graph();
+    autosp_rope(g, in_f32(g, "x", "B,S,4,15"), in_i32(g, "p", "B,S"), 1e4, "r");
+    assert_error_and_free(g, "input \"x\" (tensor \"x\") has head dim D=15, expected an even D");
+    g = new_graph();
+    autosp_rope(g, in_f32(g, "x", "B,S,64"), in_i32(g, "p", "B,S"), 1e4, "r");
+    assert_error_and_free(g, "has 3 dims [B,S,64], expected 4");
+    g = new_graph();
+    autosp_rope(g, in_f32(g, "x", "B,S,4,16"), in_i32(g, "p", "B,128"), 1e4, "r");
+    assert_error_and_free(g, "dim 1 is 128, expected S (the sequence dim S of input \"x\")");
+    g = new_graph();
+    autosp_rope(g, in_f32(g, "x", "B,S,4,16"), in_i32(g, "p", "S"), 0.5, "r");
+    assert_error_and_free(g, "attribute \"theta\" is 0.5, expected > 1");
+}
+
+static void test_activations(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t x = in_f32(g, "x", "B,S,64");
+    ok(g, autosp_silu(g, x, "silu"), "B,S,64", F32);
+    ok(g, autosp_gelu(g, x, "gelu"), "B,S,64", F32);
+    ok(g, autosp_softmax(g, x, "sm"), "B,S,64", F32);
+    ok(g, autosp_swiglu(g, x, in_f32(g, "u", "B,S,64"), "sw"), "B,S,64", F32);
+    autosp_graph_free(g);
+
+    g = new_graph();
+    autosp_swiglu(g, in_f32(g, "x", "B,S,64"), in_f32(g, "u", "B,S,32"), "sw");
+    assert_error_and_free(g, "node \"sw\" (swiglu): input \"up\" (tensor \"u\") has shape "
+                             "[B,S,32]: dim 2 is 32, expected 64 (the shape of input \"gate\")");
+    g = new_graph();
+    autosp_silu(g, in_i32(g, "x", "B,S"), "silu");
+    assert_error_and_free(g, "node \"silu\" (silu): input \"x\" (tensor \"x\") has dtype i32");
+}
+
+static autosp_tensor_t attn(autosp_graph_t *g, const char *q, const char *k, const char *seg,
+                            int hq, int hkv, bool causal) {
+    return autosp_attention(g, in_f32(g, "q", q), in_f32(g, "k", k), in_f32(g, "v", k),
+                            seg ? in_i32(g, "seg", seg) : AUTOSP_NO_TENSOR, hq, hkv, causal, 0,
+                            "attn");
+}
+
+static void test_attention(void **state) {
+    autosp_graph_t *g = new_graph();
+    ok(g, attn(g, "B,S,8,16", "B,S,2,16", "B,S", 8, 2, true), "B,S,8,16", F32);
+    autosp_graph_free(g);
+    g = new_graph(); /* cross-attention: non-causal, different key length */
+    ok(g, attn(g, "B,S,4,16", "B,77,4,16", NULL, 4, 0, false), "B,S,4,16", F32);
+    autosp_graph_free(g);
+
+    g = new_graph(); /* the second output: log-sum-exp per query row */
+    autosp_tensor_t qkv[3] = {in_f32(g, "q", "B,S,4,16"), in_f32(g, "k", "B,S,4,16"),
+                              in_f32(g, "v", "B,S,4,16")},
+                    out[2];
+    autosp_attr_t heads = {.name = "num_heads", .type = AUTOSP_ATTR_INT, .i = 4};
+    assert_int_equal(autosp_node_add(g, AUTOSP_OP_ATTENTION, "a", qkv, 3, NULL, 2, &heads, 1, out),
+                     AUTOSP_OK);
+    ok(g, out[1], "B,4,S", F32);
+    assert_string_equal(autosp_tensor_name(g, out[1]), "a.lse");
+    autosp_graph_free(g);
+
+    g = new_graph();
+    attn(g, "B,S,8,16", "B,S,3,16", NULL, 8, 2, true);
+    assert_error_and_free(g, "node \"attn\" (attention): input \"k\" (tensor \"k\") has shape "
+                             "[B,S,3,16]: dim 2 is 3, expected 2 (num_kv_heads=2)");
+    g = new_graph();
+    attn(g, "B,S,8,16", "B,S,3,16", NULL, 8, 3, true);
+    assert_error_and_free(g, "num_heads=8 is not a multiple of num_kv_heads=3");
+    g = new_graph();
+    attn(g, "B,S,8,16", "B,S,8,16", NULL, 4, 4, true);
+    assert_error_and_free(g, "input \"q\" (tensor \"q\") has shape [B,S,8,16]: dim 2 is 8, "
+                             "expected 4 (num_heads=4)");
+    g = new_graph();
+    attn(g, "B,S,4,16", "B,S,4,8", NULL, 4, 4, true);
+    assert_error_and_free(g, "dim 3 is 8, expected 16 (the head dim D of input \"q\")");
+    g = new_graph();
+    attn(g, "B,S,4,16", "B,77,4,16", NULL, 4, 4, true);
+    assert_error_and_free(g, "dim 1 is 77, expected S (the sequence dim S of input \"q\": causal");
+    g = new_graph();
+    attn(g, "B,S,4,16", "B,S,4,16", "S", 4, 4, true);
+    assert_error_and_free(g, "input \"segment_ids\" (tensor \"seg\") has 1 dims [S], expected 2");
+    g = new_graph();
+    attn(g, "B,S,4,16", "B,S,4,16", NULL, 0, 0, true);
+    assert_error_and_free(g, "attribute \"num_heads\" is 0, expected 1..1048576");
+}
+
+static void test_reshape_transpose(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t x = in_f32(g, "x", "B,S,64");
+    ok(g, autosp_reshape(g, x, "B,S,4,16", "heads"), "B,S,4,16", F32);
+    ok(g, autosp_reshape(g, x, "B*S,64", "flat"), "B*S,64", F32);
+    int64_t perm[3] = {1, 0, 2};
+    ok(g, autosp_transpose(g, x, perm, 3, "t"), "S,B,64", F32);
+    autosp_graph_free(g);
+
+    g = new_graph();
+    autosp_reshape(g, in_f32(g, "x", "B,S,64"), "B,S,4,8", "heads");
+    assert_error_and_free(g, "node \"heads\" (reshape): input \"x\" (tensor \"x\") has shape "
+                             "[B,S,64] with 64*B*S elements, but the target shape [B,S,4,8] has "
+                             "32*B*S elements");
+    g = new_graph();
+    autosp_reshape(g, in_f32(g, "x", "B,S,64"), "S,B,T", "r");
+    assert_error_and_free(g, "attribute \"shape\": shape \"S,B,T\": symbol \"T\" is not declared");
+    g = new_graph();
+    int64_t bad[3] = {0, 0, 2};
+    autosp_transpose(g, in_f32(g, "x", "B,S,64"), bad, 3, "t");
+    assert_error_and_free(g, "attribute \"perm\" is not a permutation of 0..2 (entry 1 is 0)");
+    g = new_graph();
+    autosp_transpose(g, in_f32(g, "x", "B,S,64"), perm, 2, "t");
+    assert_error_and_free(g, "attribute \"perm\" has 2 entries, expected 3");
+}
+
+static void test_cross_entropy(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t l = autosp_cross_entropy(g, in_f32(g, "logits", "B,S,256"),
+                                             in_i32(g, "labels", "B,S"), -100, "loss");
+    ok(g, l, "", F32);
+    assert_int_equal(autosp_tensor_ndim(g, l), 0);
+    autosp_graph_free(g);
+
+    g = new_graph();
+    autosp_cross_entropy(g, in_f32(g, "logits", "B,S,256"), in_i32(g, "labels", "B,S,1"), -100,
+                         "loss");
+    assert_error_and_free(g, "input \"labels\" (tensor \"labels\") has 3 dims [B,S,1], expected 2");
+    g = new_graph();
+    autosp_cross_entropy(g, in_f32(g, "logits", "B,S,256"), in_f32(g, "labels", "B,S"), -100,
+                         "loss");
+    assert_error_and_free(g, "has dtype f32, expected an integer dtype");
+}
+
+static void test_collectives(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t x = in_f32(g, "x", "B,S/4,8,16");
+    ok(g, autosp_all_to_all(g, x, 2, 1, 4, "sp", "a2a"), "B,S,2,16", F32);
+    ok(g, autosp_all_gather(g, x, 1, 4, "sp", "ag"), "B,S,8,16", F32);
+    ok(g, autosp_all_reduce(g, x, "sum", 4, "dp", "ar"), "B,S/4,8,16", F32);
+    autosp_graph_free(g);
+
+    g = new_graph();
+    autosp_all_to_all(g, in_f32(g, "x", "B,S,6,16"), 2, 1, 4, "sp", "a2a");
+    assert_error_and_free(g, "node \"a2a\" (all_to_all): input \"x\" (tensor \"x\") has dim 2 of "
+                             "size 6, which is not divisible by ranks=4");
+    g = new_graph();
+    autosp_all_to_all(g, in_f32(g, "x", "B,S,8,16"), 1, 1, 4, "sp", "a2a");
+    assert_error_and_free(g, "split_dim and concat_dim are both 1, expected different dims");
+    g = new_graph();
+    autosp_all_gather(g, in_f32(g, "x", "B,S"), 2, 4, "sp", "ag");
+    assert_error_and_free(g, "attribute \"dim\" is 2, expected 0..1");
+    g = new_graph();
+    autosp_all_reduce(g, in_f32(g, "x", "B,S"), "max", 4, "sp", "ar");
+    assert_error_and_free(g, "attribute \"op\" is \"max\", expected one of");
+    g = new_graph();
+    autosp_all_reduce(g, in_f32(g, "x", "B,S"), "sum", 4, "tp", "ar");
+    assert_error_and_free(g, "attribute \"group\" is \"tp\"");
+}
+
+static void test_every_op_has_a_shape_test(void **state) {
+    for (int op = 0; op < AUTOSP_OP_COUNT; op++)
+        if (!op_tested[op]) fail_msg("op %s has no shape test", autosp_op_name((autosp_op_t)op));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_embedding),
+        cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_linear),
+        cmocka_unit_test(test_broadcast_ops),
+        cmocka_unit_test(test_norms),
+        cmocka_unit_test(test_rope),
+        cmocka_unit_test(test_activations),
+        cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_reshape_transpose),
+        cmocka_unit_test(test_cross_entropy),
+        cmocka_unit_test(test_collectives),
+        cmocka_unit_test(test_every_op_has_a_shape_test),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

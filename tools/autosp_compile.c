@@ -1,0 +1,114 @@
+/* autosp-compile: load, verify, bind and write a graph; print its cost table or a Graphviz view.
+ * Exit 0 ok, 2 bad input (message on stderr), 1 internal error. No output file is created on
+ * failure: outputs are written only after every check passed, each one atomically. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *prog = "autosp-compile";
+
+static void usage(FILE *out) {
+    fprintf(
+        out,
+        "usage: autosp-compile IN.json [-o OUT.json] [--set SYM=VAL]... [--info] [--dot OUT.dot]\n"
+        "\n"
+        "Loads and verifies a graph (docs/json-format.md), binds shape symbols, and writes it.\n"
+        "\n"
+        "  -o, --output OUT.json  write the verified graph (with the bindings) to OUT.json\n"
+        "  --set SYM=VAL          bind shape symbol SYM (e.g. --set S=8192); repeatable\n"
+        "  --info                 print nodes by op, parameter count, forward FLOPs and the\n"
+        "                         bytes of every activation (needs every symbol bound)\n"
+        "  --dot OUT.dot          write a Graphviz view of the graph\n"
+        "  -h, --help             print this help\n"
+        "\n"
+        "Exit status: 0 ok, 2 bad input or usage, 1 internal error.\n");
+}
+
+typedef struct options {
+    const char *in, *out, *dot;
+    const char *sets[64];
+    int n_sets;
+    bool info;
+} options_t;
+
+static int parse_args(int argc, char **argv, options_t *o) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool has_value = i + 1 < argc;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return -1;
+        } else if (!strcmp(a, "--info")) {
+            o->info = true;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--dot") ||
+                   !strcmp(a, "--set")) {
+            if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
+            const char *v = argv[++i];
+            if (!strcmp(a, "--dot"))
+                o->dot = v;
+            else if (!strcmp(a, "--set")) {
+                if (o->n_sets == (int)(sizeof o->sets / sizeof o->sets[0]))
+                    return cli_usage_error(prog, "too many --set flags");
+                o->sets[o->n_sets++] = v;
+            } else
+                o->out = v;
+        } else if (a[0] == '-' && a[1]) {
+            return cli_usage_error(prog, "unknown option \"%s\"", a);
+        } else if (o->in) {
+            return cli_usage_error(prog, "more than one input graph (\"%s\" and \"%s\")", o->in, a);
+        } else {
+            o->in = a;
+        }
+    }
+    if (!o->in) return cli_usage_error(prog, "no input graph given");
+    return 0;
+}
+
+/* --set SYM=VAL */
+static int bind_symbol(autosp_graph_t *g, const char *set) {
+    const char *eq = strchr(set, '=');
+    char name[AUTOSP_MAX_NAME];
+    int64_t value;
+    if (!eq || eq == set || (size_t)(eq - set) >= sizeof name)
+        return cli_usage_error(prog, "--set \"%s\": expected SYM=VALUE, e.g. --set S=8192", set);
+    memcpy(name, set, (size_t)(eq - set));
+    name[eq - set] = '\0';
+    if (!cli_parse_int(eq + 1, 1, INT64_MAX, &value))
+        return cli_usage_error(prog, "--set %s: \"%s\" is not a positive integer", name, eq + 1);
+    autosp_error_t err;
+    if (autosp_symbol_bind(g, name, value, &err) != AUTOSP_OK) return cli_fail(prog, &err);
+    return 0;
+}
+
+static int run(const options_t *o, autosp_graph_t *g) {
+    autosp_error_t err;
+    for (int i = 0; i < o->n_sets; i++) {
+        int rc = bind_symbol(g, o->sets[i]);
+        if (rc) return rc;
+    }
+    if (autosp_graph_verify(g, o->info ? AUTOSP_VERIFY_BOUND : 0, &err) != AUTOSP_OK)
+        return cli_fail(prog, &err);
+    char *text = o->out ? autosp_graph_save_string(g, &err) : NULL;
+    if (o->out && !text) return cli_fail(prog, &err);
+    int rc = 0;
+    if (o->info && autosp_graph_print_info(g, stdout, &err) != AUTOSP_OK) rc = cli_fail(prog, &err);
+    if (!rc && o->dot && autosp_graph_save_dot(g, o->dot, &err) != AUTOSP_OK)
+        rc = cli_fail(prog, &err);
+    if (!rc && text && autosp_write_file_atomic(o->out, text, strlen(text), &err) != AUTOSP_OK)
+        rc = cli_fail(prog, &err);
+    autosp_free(text);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    options_t o = {0};
+    int rc = parse_args(argc, argv, &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    autosp_error_t err;
+    autosp_graph_t *g = autosp_graph_load_file(o.in, &err);
+    if (!g) return cli_fail(prog, &err);
+    rc = run(&o, g);
+    autosp_graph_free(g);
+    return rc;
+}
