@@ -23,6 +23,7 @@ static autosp_status_t bad(loader_t *L, const char *fmt, ...) {
 }
 
 static const char *json_kind(const json_t *v) {
+    if (!v) return "missing";
     switch (json_typeof(v)) {
     case JSON_OBJECT:
         return "an object";
