@@ -21,7 +21,8 @@ static const char *const reduce_ops[] = {"sum", "mean", NULL};
 static const attr_spec_t matmul_attrs[] = {ATTR_BOOL("trans_a", 0), ATTR_BOOL("trans_b", 0)};
 static const attr_spec_t scale_attrs[] = {ATTR_FLOAT_REQ("alpha")};
 static const attr_spec_t norm_attrs[] = {ATTR_FLOAT("eps", 1e-5)};
-static const attr_spec_t rope_attrs[] = {ATTR_FLOAT("theta", 10000.0)};
+static const attr_spec_t rope_attrs[] = {ATTR_FLOAT("theta", 10000.0),
+                                         ATTR_BOOL("inverse", 0)}; /* inverse: the backward */
 static const attr_spec_t attention_attrs[] = {
     ATTR_INT_REQ("num_heads"), ATTR_INT("num_kv_heads", 0), /* 0: same as num_heads */
     ATTR_BOOL("causal", 1), ATTR_FLOAT("scale", 0.0),       /* 0: 1/sqrt(D) */
@@ -42,7 +43,27 @@ static const attr_spec_t all_reduce_attrs[] = {
 static const attr_spec_t all_gather_attrs[] = {ATTR_INT_REQ("dim"), ATTR_INT_REQ("ranks"),
                                                ATTR_GROUP};
 
+static const attr_spec_t fill_attrs[] = {
+    {.name = "shape", .type = AUTOSP_ATTR_SHAPE, .required = true}, ATTR_FLOAT("value", 0.0)};
+
 #define ARITY(lo, hi) .min_inputs = lo, .max_inputs = hi, .min_outputs = 1, .max_outputs = 1
+/* A backward op: inputs (dout, extras..., forward inputs...), outputs grad_of[i]. */
+#define L(...)                                                                                     \
+    { __VA_ARGS__ }
+#define BACKWARD(fwd, n, in_lo, in_hi, out_lo, out_hi, names, grads, first, ...)                   \
+    [AUTOSP_OP_##fwd##_BACKWARD] = {.name = n,                                                     \
+                                    .min_inputs = in_lo,                                           \
+                                    .max_inputs = in_hi,                                           \
+                                    .min_outputs = out_lo,                                         \
+                                    .max_outputs = out_hi,                                         \
+                                    .input_names = names,                                          \
+                                    .infer = infer_backward,                                       \
+                                    .flops = flops_backward,                                       \
+                                    .is_backward = true,                                           \
+                                    .forward_op = AUTOSP_OP_##fwd,                                 \
+                                    .fwd_first = first,                                            \
+                                    .grad_of = grads,                                              \
+                                    __VA_ARGS__}
 #define UNARY(n, f)                                                                                \
     { .name = n, ARITY(1, 1), .input_names = {"x"}, .infer = infer_unary, .flops_per_elem = f }
 
@@ -148,6 +169,37 @@ const op_info_t op_table[AUTOSP_OP_COUNT] = {
                               ATTRS(all_gather_attrs),
                               .infer = infer_all_gather,
                               .collective = true},
+    [AUTOSP_OP_FILL] = {.name = "fill",
+                        .min_inputs = 0,
+                        .max_inputs = 0,
+                        .min_outputs = 1,
+                        .max_outputs = 1,
+                        ATTRS(fill_attrs),
+                        .infer = infer_fill},
+    [AUTOSP_OP_SUM_TO] = {.name = "sum_to",
+                          ARITY(2, 2),
+                          .input_names = {"x", "like"},
+                          .infer = infer_sum_to,
+                          .flops_per_elem = 1},
+    BACKWARD(EMBEDDING, "embedding_backward", 3, 3, 1, 1, L("dout", "ids", "weight"), L(2), 1),
+    BACKWARD(MATMUL, "matmul_backward", 3, 3, 2, 2, L("dout", "a", "b"), L(1, 2), 1,
+             ATTRS(matmul_attrs)),
+    BACKWARD(LINEAR, "linear_backward", 3, 4, 2, 3, L("dout", "x", "weight", "bias"), L(1, 2, 3),
+             1),
+    BACKWARD(RMSNORM, "rmsnorm_backward", 3, 3, 2, 2, L("dout", "x", "weight"), L(1, 2), 1,
+             ATTRS(norm_attrs)),
+    BACKWARD(LAYERNORM, "layernorm_backward", 4, 4, 3, 3, L("dout", "x", "weight", "bias"),
+             L(1, 2, 3), 1, ATTRS(norm_attrs)),
+    BACKWARD(SILU, "silu_backward", 2, 2, 1, 1, L("dout", "x"), L(1), 1),
+    BACKWARD(GELU, "gelu_backward", 2, 2, 1, 1, L("dout", "x"), L(1), 1),
+    BACKWARD(SWIGLU, "swiglu_backward", 3, 3, 2, 2, L("dout", "gate", "up"), L(1, 2), 1),
+    /* softmax's backward needs its output y, which has the shape of its input */
+    BACKWARD(SOFTMAX, "softmax_backward", 2, 2, 1, 1, L("dout", "y"), L(1), 1),
+    BACKWARD(ATTENTION, "attention_backward", 6, 7, 3, 3,
+             L("dout", "out", "lse", "q", "k", "v", "segment_ids"), L(3, 4, 5), 3,
+             ATTRS(attention_attrs)),
+    BACKWARD(CROSS_ENTROPY, "cross_entropy_backward", 3, 3, 1, 1, L("dout", "logits", "labels"),
+             L(1), 1, ATTRS(cross_entropy_attrs)),
 };
 
 _Static_assert(ARRAY_LEN(op_table) == AUTOSP_OP_COUNT, "one op table entry per op");

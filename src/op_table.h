@@ -64,6 +64,13 @@ typedef struct op_info {
     flops_fn flops;
     double flops_per_elem;
     bool collective; /* moves data between ranks (inserted by the SP passes) */
+    /* Backward ops take (dout, extras..., the forward op's inputs...) and share the forward
+     * op's attributes; output i has the shape and dtype of input grad_of[i]. The generic rule
+     * (infer_backward) checks dout and the extras against the forward op's own rule. */
+    bool is_backward;
+    autosp_op_t forward_op;
+    int fwd_first; /* index of the first forward input */
+    int8_t grad_of[AUTOSP_MAX_NODE_OUTPUTS];
 } op_info_t;
 
 extern const op_info_t op_table[AUTOSP_OP_COUNT];
@@ -106,11 +113,15 @@ autosp_status_t infer_cross_entropy(infer_ctx_t *c);
 autosp_status_t infer_all_to_all(infer_ctx_t *c);
 autosp_status_t infer_all_reduce(infer_ctx_t *c);
 autosp_status_t infer_all_gather(infer_ctx_t *c);
+autosp_status_t infer_fill(infer_ctx_t *c);
+autosp_status_t infer_sum_to(infer_ctx_t *c);
+autosp_status_t infer_backward(infer_ctx_t *c);
 
 double flops_matmul(const cost_ctx_t *c);
 double flops_linear(const cost_ctx_t *c);
 double flops_attention(const cost_ctx_t *c);
 double flops_cross_entropy(const cost_ctx_t *c);
+double flops_backward(const cost_ctx_t *c);
 
 /* Runs op's shape rule on node n of g (inputs already set), filling the output shapes. */
 autosp_status_t op_infer(const autosp_graph_t *g, const node_t *n, shape_t *shapes,

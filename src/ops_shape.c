@@ -387,3 +387,66 @@ autosp_status_t infer_all_gather(infer_ctx_t *c) {
     TRY(scaled_dim(c, &s, (int)node_attr_int(c->node, "dim"), node_attr_int(c->node, "ranks"), 1));
     return set_out(c, &s, c->in[0]->dtype);
 }
+
+/* () -> a constant of the attribute shape (the autodiff seed d loss / d loss = 1) */
+autosp_status_t infer_fill(infer_ctx_t *c) {
+    return set_out(c, node_attr(c->node, "shape")->shape, AUTOSP_F32);
+}
+
+/* x (...), like (...) broadcastable to x -> x summed down to like's shape (the gradient of a
+ * broadcast operand) */
+autosp_status_t infer_sum_to(infer_ctx_t *c) {
+    TRY(need_float(c, 0));
+    TRY(need_same_dtype(c, 0, 1));
+    const shape_t *x = &c->in[0]->shape, *like = &c->in[1]->shape;
+    TRY(need_ndim(c, 1, 0, x->ndim));
+    for (int i = 0; i < like->ndim; i++) {
+        int64_t one;
+        if (dim_is_const(like->d[i], &one) && one == 1) continue;
+        TRY(need_dim(c, 1, i, x->d[x->ndim - like->ndim + i],
+                     "equal to the aligned dim of input \"x\" or 1"));
+    }
+    return set_out(c, like, c->in[1]->dtype);
+}
+
+/* Backward ops: (dout, extras..., forward inputs...). The forward op's own rule checks the
+ * forward inputs; dout and the extras must be what the forward produced; output i is the
+ * gradient of input grad_of[i] and has its shape. */
+autosp_status_t infer_backward(infer_ctx_t *c) {
+    const op_info_t *info = &op_table[c->node->op];
+    const op_info_t *fwd_info = &op_table[info->forward_op];
+    int first = info->fwd_first, n_fwd = c->n_in - first, n_extra = first - 1;
+    if (n_fwd < fwd_info->min_inputs || n_fwd > fwd_info->max_inputs)
+        return infer_fail(c, "has %d forward inputs, expected %d..%d for %s", n_fwd,
+                          fwd_info->min_inputs, fwd_info->max_inputs, fwd_info->name);
+    node_t fwd = *c->node;
+    fwd.op = info->forward_op;
+    fwd.n_in = n_fwd;
+    fwd.n_out = n_extra > 1 ? n_extra : 1;
+    memcpy(fwd.in, c->node->in + first, sizeof(autosp_tensor_t) * (size_t)n_fwd);
+    infer_ctx_t f = {.g = c->g, .node = &fwd, .n_in = n_fwd, .n_out = fwd.n_out, .err = c->err};
+    for (int i = 0; i < n_fwd; i++) f.in[i] = c->in[first + i];
+    TRY(fwd_info->infer(&f));
+    for (int j = 0; j < first; j++) { /* dout, then extras: the forward's outputs */
+        int out = j == 0 ? 0 : j - 1;
+        for (int d = 0; d < f.out_shape[out].ndim && c->in[j]->shape.ndim == f.out_shape[out].ndim;
+             d++)
+            TRY(need_dim(c, j, d, f.out_shape[out].d[d], "the forward output's shape"));
+        if (c->in[j]->shape.ndim != f.out_shape[out].ndim) {
+            char s[256];
+            return infer_fail_input(c, j, "has %d dims, expected %d (the forward output [%s])",
+                                    c->in[j]->shape.ndim, f.out_shape[out].ndim,
+                                    shape_str(c->g, &f.out_shape[out], s, sizeof s));
+        }
+    }
+    int expected = 0;
+    for (int i = 0; i < info->max_outputs; i++) expected += info->grad_of[i] < c->n_in;
+    if (c->n_out != expected)
+        return infer_fail(c, "has %d outputs, expected %d (one gradient per differentiable input)",
+                          c->n_out, expected);
+    for (int i = 0; i < c->n_out; i++) {
+        c->out_shape[i] = c->in[info->grad_of[i]]->shape;
+        c->out_dtype[i] = c->in[info->grad_of[i]]->dtype;
+    }
+    return AUTOSP_OK;
+}

@@ -21,6 +21,9 @@ static void test_mlp_and_inspection(void **state) {
     assert_int_equal(autosp_tensor_producer(g, x), -1);
     assert_int_equal(autosp_tensor_seq_dim(g, x), 1);
     assert_int_equal(autosp_tensor_numel(g, h), -1); /* B, S unbound */
+    autosp_error_t err;
+    assert_int_equal(autosp_graph_verify(g, AUTOSP_VERIFY_BOUND, &err), AUTOSP_ERR_INVALID);
+    assert_string_equal(err.message, "symbol \"B\" is unbound (bind it, e.g. --set B=N)");
     autosp_symbol_bind(g, "B", 2, NULL);
     autosp_symbol_bind(g, "S", 10, NULL);
     assert_int_equal(autosp_tensor_numel(g, h), 2 * 10 * 128);

@@ -274,6 +274,108 @@ static void test_collectives(void **state) {
     assert_error_and_free(g, "attribute \"group\" is \"tp\"");
 }
 
+/* Adds a backward node and returns its first output (outputs named after the node). */
+static autosp_tensor_t bwd(autosp_graph_t *g, autosp_op_t op, const char *name,
+                           const autosp_tensor_t *in, int n_in, int n_out,
+                           const autosp_attr_t *attrs, int n_attrs, autosp_tensor_t *outs) {
+    autosp_tensor_t local[4];
+    if (!outs) outs = local;
+    if (autosp_node_add(g, op, name, in, n_in, NULL, n_out, attrs, n_attrs, outs) != AUTOSP_OK)
+        return AUTOSP_NO_TENSOR;
+    return outs[0];
+}
+
+static void test_fill_and_sum_to(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_attr_t a[2] = {{.name = "shape", .type = AUTOSP_ATTR_SHAPE, .s = ""},
+                          {.name = "value", .type = AUTOSP_ATTR_FLOAT, .f = 1}};
+    ok(g, bwd(g, AUTOSP_OP_FILL, "one", NULL, 0, 1, a, 2, NULL), "", F32);
+    autosp_tensor_t x[2] = {in_f32(g, "x", "B,S,64"), in_f32(g, "b", "S,1")};
+    ok(g, bwd(g, AUTOSP_OP_SUM_TO, "db", x, 2, 1, NULL, 0, NULL), "S,1", F32);
+    autosp_graph_free(g);
+
+    g = new_graph();
+    autosp_tensor_t y[2] = {in_f32(g, "x", "B,S,64"), in_f32(g, "b", "S,32")};
+    bwd(g, AUTOSP_OP_SUM_TO, "db", y, 2, 1, NULL, 0, NULL);
+    assert_error_and_free(g, "node \"db\" (sum_to): input \"like\" (tensor \"b\") has shape "
+                             "[S,32]: dim 1 is 32, expected 64");
+}
+
+static void test_backward_ops(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t x = in_f32(g, "x", "B,S,64"), w = in_f32(g, "w", "128,64");
+    autosp_tensor_t b = in_f32(g, "b", "128"), dy = in_f32(g, "dy", "B,S,128");
+    autosp_tensor_t o[3];
+    ok(g,
+       bwd(g, AUTOSP_OP_LINEAR_BACKWARD, "lin", (autosp_tensor_t[]){dy, x, w, b}, 4, 3, NULL, 0, o),
+       "B,S,64", F32);
+    ok(g, o[1], "128,64", F32);
+    ok(g, o[2], "128", F32);
+    ok(g,
+       bwd(g, AUTOSP_OP_MATMUL_BACKWARD, "mm",
+           (autosp_tensor_t[]){in_f32(g, "dmm", "B,S,64"), in_f32(g, "a", "B,S,32"),
+                               in_f32(g, "m", "32,64")},
+           3, 2, NULL, 0, o),
+       "B,S,32", F32);
+    ok(g, o[1], "32,64", F32);
+    autosp_tensor_t g64 = in_f32(g, "g64", "64"), ids = in_i32(g, "ids", "B,S");
+    ok(g,
+       bwd(g, AUTOSP_OP_EMBEDDING_BACKWARD, "emb",
+           (autosp_tensor_t[]){x, ids, in_f32(g, "table", "256,64")}, 3, 1, NULL, 0, NULL),
+       "256,64", F32);
+    ok(g,
+       bwd(g, AUTOSP_OP_RMSNORM_BACKWARD, "rms", (autosp_tensor_t[]){x, x, g64}, 3, 2, NULL, 0, o),
+       "B,S,64", F32);
+    ok(g, o[1], "64", F32);
+    ok(g,
+       bwd(g, AUTOSP_OP_LAYERNORM_BACKWARD, "ln", (autosp_tensor_t[]){x, x, g64, g64}, 4, 3, NULL,
+           0, o),
+       "B,S,64", F32);
+    ok(g, bwd(g, AUTOSP_OP_SILU_BACKWARD, "silu", (autosp_tensor_t[]){x, x}, 2, 1, NULL, 0, NULL),
+       "B,S,64", F32);
+    ok(g, bwd(g, AUTOSP_OP_GELU_BACKWARD, "gelu", (autosp_tensor_t[]){x, x}, 2, 1, NULL, 0, NULL),
+       "B,S,64", F32);
+    ok(g, bwd(g, AUTOSP_OP_SWIGLU_BACKWARD, "sw", (autosp_tensor_t[]){x, x, x}, 3, 2, NULL, 0, o),
+       "B,S,64", F32);
+    ok(g, bwd(g, AUTOSP_OP_SOFTMAX_BACKWARD, "sm", (autosp_tensor_t[]){x, x}, 2, 1, NULL, 0, NULL),
+       "B,S,64", F32);
+    autosp_attr_t ce = {.name = "ignore_index", .type = AUTOSP_ATTR_INT, .i = -100};
+    ok(g,
+       bwd(g, AUTOSP_OP_CROSS_ENTROPY_BACKWARD, "ce",
+           (autosp_tensor_t[]){in_f32(g, "dloss", ""), dy, ids}, 3, 1, &ce, 1, NULL),
+       "B,S,128", F32);
+    autosp_tensor_t q = in_f32(g, "q", "B,S,4,16"), kv = in_f32(g, "kv", "B,S,2,16");
+    autosp_tensor_t lse = in_f32(g, "lse", "B,4,S");
+    autosp_attr_t heads[2] = {{.name = "num_heads", .type = AUTOSP_ATTR_INT, .i = 4},
+                              {.name = "num_kv_heads", .type = AUTOSP_ATTR_INT, .i = 2}};
+    ok(g,
+       bwd(g, AUTOSP_OP_ATTENTION_BACKWARD, "attn", (autosp_tensor_t[]){q, q, lse, q, kv, kv, ids},
+           7, 3, heads, 2, o),
+       "B,S,4,16", F32);
+    ok(g, o[1], "B,S,2,16", F32);
+    autosp_graph_free(g);
+
+    g = new_graph(); /* dout must have the forward output's shape */
+    x = in_f32(g, "x", "B,S,64");
+    bwd(g, AUTOSP_OP_LINEAR_BACKWARD, "lin",
+        (autosp_tensor_t[]){in_f32(g, "dy", "B,S,64"), x, in_f32(g, "w", "128,64")}, 3, 2, NULL, 0,
+        NULL);
+    assert_error_and_free(g, "node \"lin\" (linear_backward): input \"dout\" (tensor \"dy\") has "
+                             "shape [B,S,64]: dim 2 is 64, expected 128 (the forward output's "
+                             "shape)");
+    g = new_graph(); /* one gradient per differentiable input */
+    x = in_f32(g, "x", "B,S,64");
+    bwd(g, AUTOSP_OP_LINEAR_BACKWARD, "lin",
+        (autosp_tensor_t[]){in_f32(g, "dy", "B,S,128"), x, in_f32(g, "w", "128,64")}, 3, 3, NULL, 0,
+        NULL);
+    assert_error_and_free(g, "has 3 outputs, expected 2 (one gradient per differentiable input)");
+    g = new_graph(); /* the forward rule still applies to the forward inputs */
+    x = in_f32(g, "x", "B,S,64");
+    bwd(g, AUTOSP_OP_SILU_BACKWARD, "s", (autosp_tensor_t[]){x, in_i32(g, "i", "B,S,64")}, 2, 1,
+        NULL, 0, NULL);
+    assert_error_and_free(g, "has dtype i32, expected a float dtype");
+}
+
 static void test_every_op_has_a_shape_test(void **state) {
     for (int op = 0; op < AUTOSP_OP_COUNT; op++)
         if (!op_tested[op]) fail_msg("op %s has no shape test", autosp_op_name((autosp_op_t)op));
@@ -292,6 +394,8 @@ int main(void) {
         cmocka_unit_test(test_reshape_transpose),
         cmocka_unit_test(test_cross_entropy),
         cmocka_unit_test(test_collectives),
+        cmocka_unit_test(test_fill_and_sum_to),
+        cmocka_unit_test(test_backward_ops),
         cmocka_unit_test(test_every_op_has_a_shape_test),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

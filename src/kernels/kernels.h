@@ -1,0 +1,117 @@
+/* kernels.h: the f32 compute kernels, one forward next to its backward (llm.c style).
+ *
+ * Conventions, for every kernel here:
+ *  - Tensors are dense, row-major, contiguous float32 (ids, labels, positions and segment ids
+ *    are int32). Shapes use the IR's letters: B batch, S sequence, H heads, D head dim,
+ *    C channels, V vocabulary; `rows` is the product of all leading dims.
+ *  - Backward kernels take the forward's inputs (not saved intermediates, unless named, like
+ *    attention's lse) and recompute what is cheap. Gradients of parameters (dweight, dbias)
+ *    are ACCUMULATED (+=) so that a parameter used twice sums its gradients; gradients of
+ *    activations (dx, ...) are OVERWRITTEN.
+ *  - No kernel allocates: scratch memory comes from the caller (see the *_workspace functions),
+ *    and the memory plan sizes it before the step loop.
+ *  - Each optimised kernel has a naive reference in ref.c, used only by the tests.
+ */
+#ifndef AUTOSP_KERNELS_H
+#define AUTOSP_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- embedding: ids (rows) int32, weight (V,C) -> out (rows,C) ------------------------- */
+void embedding_forward(float *out, const int32_t *ids, const float *weight, int64_t rows,
+                       int64_t C);
+void embedding_backward(float *dweight, const int32_t *ids, const float *dout, int64_t rows,
+                        int64_t C);
+
+/* ---- linear: x (rows,K), weight (N,K), bias (N) or NULL -> out (rows,N) ---------------- */
+void linear_forward(float *out, const float *x, const float *weight, const float *bias,
+                    int64_t rows, int64_t K, int64_t N);
+/* dx (rows,K) = dout @ weight; dweight (N,K) += dout^T @ x; dbias (N) += colsum(dout).
+ * Any of dx, dweight, dbias may be NULL (not needed). */
+void linear_backward(float *dx, float *dweight, float *dbias, const float *dout, const float *x,
+                     const float *weight, int64_t rows, int64_t K, int64_t N);
+
+/* ---- matmul: a (batch,M,K) or (M,K) ... see matmul_dims_t -------------------------------- */
+typedef struct matmul_dims {
+    int64_t batch;         /* product of the batch dims of the output */
+    int64_t M, N, K;
+    bool trans_a, trans_b; /* a is stored (K,M) / b is stored (N,K) */
+    bool a_shared, b_shared; /* a 2-D operand shared by every batch entry */
+} matmul_dims_t;
+void matmul_forward(float *out, const float *a, const float *b, const matmul_dims_t *d);
+/* da, db may be NULL. A shared operand's gradient is summed over the batch. Overwrites. */
+void matmul_backward(float *da, float *db, const float *dout, const float *a, const float *b,
+                     const matmul_dims_t *d);
+
+/* ---- elementwise: n elements -------------------------------------------------------------- */
+void silu_forward(float *out, const float *x, int64_t n);
+void silu_backward(float *dx, const float *dout, const float *x, int64_t n);
+/* gelu with the tanh approximation (GPT-2's) */
+void gelu_forward(float *out, const float *x, int64_t n);
+void gelu_backward(float *dx, const float *dout, const float *x, int64_t n);
+/* out = silu(gate) * up */
+void swiglu_forward(float *out, const float *gate, const float *up, int64_t n);
+void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
+                     const float *up, int64_t n);
+
+/* ---- normalisation over the last dim: x (rows,C), weight and bias (C) ---------------------- */
+void rmsnorm_forward(float *out, const float *x, const float *weight, int64_t rows, int64_t C,
+                     float eps);
+void rmsnorm_backward(float *dx, float *dweight, const float *dout, const float *x,
+                      const float *weight, int64_t rows, int64_t C, float eps);
+void layernorm_forward(float *out, const float *x, const float *weight, const float *bias,
+                       int64_t rows, int64_t C, float eps);
+void layernorm_backward(float *dx, float *dweight, float *dbias, const float *dout,
+                        const float *x, const float *weight, int64_t rows, int64_t C, float eps);
+
+/* ---- softmax over the last dim: x (rows,C) ------------------------------------------------- */
+void softmax_forward(float *out, const float *x, int64_t rows, int64_t C);
+/* y is the forward output */
+void softmax_backward(float *dx, const float *dout, const float *y, int64_t rows, int64_t C);
+
+/* ---- rope, rotate-half pairing (i, i + D/2): x (B,S,H,D), positions (B,S) int32 -------------
+ * angle(p, i) = p * theta^(-2i/D) for i < D/2. inverse = true rotates by -angle, which is the
+ * backward (dx = rope(dout, inverse)). out may equal x (in place). */
+void rope_forward(float *out, const float *x, const int32_t *positions, int64_t B, int64_t S,
+                  int64_t H, int64_t D, float theta, bool inverse);
+
+/* ---- cross-entropy: logits (rows,V), labels (rows) int32 ----------------------------------
+ * loss = mean over rows with labels[r] != ignore_index of logsumexp(logits[r]) - logits[r][label]
+ * (0 when every label is ignored). Labels outside [0,V) that are not ignore_index are a caller
+ * bug (checked by the executor before the kernel runs). */
+float cross_entropy_forward(const float *logits, const int32_t *labels, int64_t rows, int64_t V,
+                            int32_t ignore_index);
+/* dlogits = dloss * (softmax(logits) - onehot(label)) / valid_count per valid row, 0 for
+ * ignored rows. dlogits may equal logits (in place: no second rows x V buffer). */
+void cross_entropy_backward(float *dlogits, const float *logits, const int32_t *labels,
+                            int64_t rows, int64_t V, int32_t ignore_index, float dloss);
+
+/* ---- attention, flash-style: never an S x S matrix ------------------------------------------
+ * q (B,S,Hq,D), k and v (B,Skv,Hkv,D), segment_ids (B,S) int32 or NULL, out (B,S,Hq,D),
+ * lse (B,Hq,S): the log-sum-exp of each query row's scaled scores (what the backward needs).
+ * Query head h reads kv head h / (Hq/Hkv). causal: query i sees keys j <= i (Skv == S).
+ * Segment ids: query i sees key j only if seg[i] == seg[j] and seg[j] >= 0; a query that
+ * sees no key (padding) outputs zeros and lse = -inf. */
+typedef struct attention_dims {
+    int64_t B, S, Skv, Hq, Hkv, D;
+    bool causal;
+    float scale; /* usually 1/sqrt(D) */
+} attention_dims_t;
+/* bytes of scratch the forward and the backward need (per call, reused across calls) */
+size_t attention_forward_workspace(const attention_dims_t *d);
+size_t attention_backward_workspace(const attention_dims_t *d);
+void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
+                       const int32_t *segment_ids, const attention_dims_t *d, void *workspace);
+/* dq (B,S,Hq,D), dk and dv (B,Skv,Hkv,D), overwritten. out and lse from the forward. */
+void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                        const float *k, const float *v, const int32_t *segment_ids,
+                        const float *out, const float *lse, const attention_dims_t *d,
+                        void *workspace);
+
+/* ---- reductions for gradients of broadcast operands ---------------------------------------- */
+/* out (C) += sum over rows of x (rows,C) */
+void sum_rows_accumulate(float *out, const float *x, int64_t rows, int64_t C);
+
+#endif
