@@ -98,18 +98,18 @@ static void print_ops(const autosp_graph_t *g, const autosp_graph_summary_t *s, 
         autosp_node_cost(g, i, &c, NULL); /* cannot fail: summarize succeeded */
         flops[g->nodes[i].op] += c.flops;
     }
-    fprintf(out, "\n%-16s %7s %14s %8s\n", "op", "nodes", "FLOPs", "share");
+    fprintf(out, "\n%-24s %7s %14s %8s\n", "op", "nodes", "FLOPs", "share");
     for (int op = 0; op < AUTOSP_OP_COUNT; op++) {
         if (!s->nodes_by_op[op]) continue;
-        fprintf(out, "%-16s %7d %14.4e %7.2f%%\n", op_table[op].name, s->nodes_by_op[op], flops[op],
+        fprintf(out, "%-24s %7d %14.4e %7.2f%%\n", op_table[op].name, s->nodes_by_op[op], flops[op],
                 s->cost.flops > 0 ? 100.0 * flops[op] / s->cost.flops : 0.0);
     }
-    fprintf(out, "%-16s %7d %14.4e %7.2f%%\n", "total", g->n_nodes, s->cost.flops, 100.0);
+    fprintf(out, "%-24s %7d %14.4e %7.2f%%\n", "total", g->n_nodes, s->cost.flops, 100.0);
 }
 
 static void print_activations(const autosp_graph_t *g, const autosp_graph_summary_t *s, FILE *out) {
     char shape[256], human[32];
-    fprintf(out, "\nactivations (every computed tensor of one forward)\n");
+    fprintf(out, "\nactivations (every computed tensor)\n");
     fprintf(out, "%-28s %-5s %-26s %16s\n", "tensor", "dtype", "shape", "bytes");
     for (int t = 0; t < g->n_tensors; t++) {
         const tensor_t *x = &g->tensors[t];
@@ -134,8 +134,8 @@ autosp_status_t autosp_graph_print_info(const autosp_graph_t *g, FILE *out, auto
         fprintf(out, " %s=%" PRId64, g->syms[i].name, g->syms[i].value);
     fprintf(out, "\nparameters: %" PRId64 " (%.3e), %s\n", s.num_params, (double)s.num_params,
             human_bytes((double)s.param_bytes, human, sizeof human));
-    fprintf(out, "forward FLOPs: %.4e\n", s.cost.flops);
-    fprintf(out, "forward bytes read %.4e, written %.4e\n", s.cost.bytes_read,
+    fprintf(out, "FLOPs of one run: %.4e\n", s.cost.flops);
+    fprintf(out, "bytes read %.4e, written %.4e (each input and output once)\n", s.cost.bytes_read,
             s.cost.bytes_written);
     print_ops(g, &s, out);
     print_activations(g, &s, out);

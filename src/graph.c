@@ -440,3 +440,22 @@ autosp_tensor_t autosp_node_output(const autosp_graph_t *g, int i, int k) {
     AUTOSP_ASSERT(k >= 0 && k < graph_node(g, i)->n_out);
     return g->nodes[i].out[k];
 }
+
+static int rebuild_tensor_names(autosp_graph_t *g) {
+    mem_free(g->tensor_names.slots);
+    g->tensor_names = (name_map_t){0};
+    for (int t = 0; t < g->n_tensors; t++)
+        if (name_map_put(&g->tensor_names, g->tensors, sizeof(tensor_t), t)) return -1;
+    return 0;
+}
+
+autosp_status_t tensor_rename(autosp_graph_t *g, autosp_tensor_t t, const char *name,
+                              autosp_error_t *err) {
+    if (!name_ok(name, err, "tensor")) return err ? err->status : AUTOSP_ERR_INVALID;
+    if (autosp_tensor_find(g, name) >= 0)
+        return set_error(err, AUTOSP_ERR_INVALID, "tensor \"%s\" is defined twice", name);
+    const char *copy = arena_strdup(&g->arena, name);
+    if (!copy) return nomem(err);
+    graph_tensor(g, t)->name = copy;
+    return rebuild_tensor_names(g) ? nomem(err) : AUTOSP_OK;
+}

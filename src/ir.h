@@ -125,6 +125,9 @@ autosp_status_t tensor_size_error(const autosp_graph_t *g, const tensor_t *x, in
                                   const char *prefix, autosp_error_t *err);
 /* The rules for a graph input (role, seq dim, dtype); x need not be in g yet. */
 autosp_status_t input_check(const autosp_graph_t *g, const tensor_t *x, autosp_error_t *err);
+/* Gives t a new (unused) name. */
+autosp_status_t tensor_rename(autosp_graph_t *g, autosp_tensor_t t, const char *name,
+                              autosp_error_t *err);
 /* Prefix for messages about a node: node "name" (op) */
 char *node_label(const autosp_graph_t *g, int node, char *buf, size_t n);
 

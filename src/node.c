@@ -177,24 +177,21 @@ static autosp_status_t check_node(autosp_graph_t *g, autosp_op_t op, const char 
     return AUTOSP_OK;
 }
 
-static autosp_status_t add_node(autosp_graph_t *g, autosp_op_t op, const char *name,
-                                const autosp_tensor_t *inputs, int n_in,
-                                const char *const *out_names, int n_out, const autosp_attr_t *attrs,
-                                int n_attrs, autosp_tensor_t *outputs, autosp_error_t *err) {
-    autosp_status_t st = check_node(g, op, name, inputs, n_in, out_names, n_out, err);
-    if (st != AUTOSP_OK) return st;
-    node_t n = {.op = op, .n_in = n_in, .n_out = n_out};
-    memcpy(n.in, inputs, sizeof(autosp_tensor_t) * (size_t)n_in);
-    n.name = name;
-    if ((st = fill_attrs(g, name, op, attrs, n_attrs, &n.attrs, err)) != AUTOSP_OK) return st;
+static int clone_attrs(autosp_graph_t *dst, node_t *n);
+
+/* Node n (op, inputs and attributes set, name not yet copied) gets its output tensors and
+ * joins the graph. */
+static autosp_status_t insert_node(autosp_graph_t *g, node_t n, const char *const *out_names,
+                                   autosp_tensor_t *outputs, autosp_error_t *err) {
     shape_t shapes[AUTOSP_MAX_NODE_OUTPUTS];
     autosp_dtype_t dtypes[AUTOSP_MAX_NODE_OUTPUTS];
-    if ((st = op_infer(g, &n, shapes, dtypes, err)) != AUTOSP_OK) return st;
+    autosp_status_t st = op_infer(g, &n, shapes, dtypes, err);
+    if (st != AUTOSP_OK) return st;
     /* From here on only allocation can fail; the graph is unusable after that (sticky). */
-    if (!(n.name = arena_strdup(&g->arena, name)) ||
+    if (!(n.name = arena_strdup(&g->arena, n.name)) ||
         mem_grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof(node_t)))
         return nomem(err);
-    for (int i = 0; i < n_out; i++) {
+    for (int i = 0; i < n.n_out; i++) {
         n.out[i] = graph_add_tensor(g, out_names[i], AUTOSP_KIND_VALUE, dtypes[i], &shapes[i], err);
         if (n.out[i] == AUTOSP_NO_TENSOR) return err->status;
         g->tensors[n.out[i]].producer = g->n_nodes;
@@ -204,6 +201,33 @@ static autosp_status_t add_node(autosp_graph_t *g, autosp_op_t op, const char *n
     if (name_map_put(&g->node_names, g->nodes, sizeof(node_t), g->n_nodes)) return nomem(err);
     g->n_nodes++;
     return AUTOSP_OK;
+}
+
+static autosp_status_t add_node(autosp_graph_t *g, autosp_op_t op, const char *name,
+                                const autosp_tensor_t *inputs, int n_in,
+                                const char *const *out_names, int n_out, const autosp_attr_t *attrs,
+                                int n_attrs, autosp_tensor_t *outputs, autosp_error_t *err) {
+    autosp_status_t st = check_node(g, op, name, inputs, n_in, out_names, n_out, err);
+    if (st != AUTOSP_OK) return st;
+    node_t n = {.name = name, .op = op, .n_in = n_in, .n_out = n_out};
+    memcpy(n.in, inputs, sizeof(autosp_tensor_t) * (size_t)n_in);
+    if ((st = fill_attrs(g, name, op, attrs, n_attrs, &n.attrs, err)) != AUTOSP_OK) return st;
+    return insert_node(g, n, out_names, outputs, err);
+}
+
+autosp_status_t node_add_values(autosp_graph_t *g, autosp_op_t op, const char *name,
+                                const autosp_tensor_t *inputs, int n_in,
+                                const char *const *out_names, int n_out, const attr_value_t *values,
+                                autosp_tensor_t *outputs, autosp_error_t *err) {
+    autosp_status_t st = check_node(g, op, name, inputs, n_in, out_names, n_out, err);
+    if (st != AUTOSP_OK) return st;
+    node_t n = {
+        .name = name, .op = op, .n_in = n_in, .n_out = n_out, .attrs = (attr_value_t *)values};
+    memcpy(n.in, inputs, sizeof(autosp_tensor_t) * (size_t)n_in);
+    if (op_table[op].n_attrs && clone_attrs(g, &n)) return nomem(err);
+    if (!op_table[op].n_attrs && !(n.attrs = arena_alloc(&g->arena, sizeof(attr_value_t))))
+        return nomem(err);
+    return insert_node(g, n, out_names, outputs, err);
 }
 
 autosp_status_t autosp_node_add(autosp_graph_t *g, autosp_op_t op, const char *name,
@@ -297,4 +321,23 @@ autosp_graph_t *autosp_graph_clone(const autosp_graph_t *g) {
         return NULL;
     }
     return c;
+}
+
+autosp_status_t node_add_output(autosp_graph_t *g, int i, const char *name, autosp_error_t *err) {
+    AUTOSP_ASSERT(i >= 0 && i < g->n_nodes);
+    node_t n = g->nodes[i];
+    if (n.n_out == op_table[n.op].max_outputs)
+        return set_error(err, AUTOSP_ERR_INVALID, "node \"%s\" (%s) has all its %d outputs", n.name,
+                         op_table[n.op].name, n.n_out);
+    n.n_out++;
+    shape_t shapes[AUTOSP_MAX_NODE_OUTPUTS];
+    autosp_dtype_t dtypes[AUTOSP_MAX_NODE_OUTPUTS];
+    autosp_status_t st = op_infer(g, &n, shapes, dtypes, err);
+    if (st != AUTOSP_OK) return st;
+    autosp_tensor_t t = graph_add_tensor(g, name, AUTOSP_KIND_VALUE, dtypes[n.n_out - 1],
+                                         &shapes[n.n_out - 1], err);
+    if (t == AUTOSP_NO_TENSOR) return err ? err->status : AUTOSP_ERR_INVALID;
+    g->tensors[t].producer = i;
+    g->nodes[i].out[g->nodes[i].n_out++] = t;
+    return AUTOSP_OK;
 }

@@ -48,6 +48,8 @@ typedef struct cost_ctx {
 } cost_ctx_t;
 
 typedef autosp_status_t (*infer_fn)(infer_ctx_t *c);
+typedef struct grad_ctx grad_ctx_t; /* passes/autodiff.h */
+typedef autosp_status_t (*backward_fn)(grad_ctx_t *c);
 typedef double (*flops_fn)(const cost_ctx_t *c);
 
 typedef struct op_info {
@@ -63,7 +65,8 @@ typedef struct op_info {
      * written are the sizes of the inputs and outputs (each touched once). */
     flops_fn flops;
     double flops_per_elem;
-    bool collective; /* moves data between ranks (inserted by the SP passes) */
+    bool collective;      /* moves data between ranks (inserted by the SP passes) */
+    backward_fn backward; /* emits the gradient nodes (passes/autodiff_rules.c); NULL: none */
     /* Backward ops take (dout, extras..., the forward op's inputs...) and share the forward
      * op's attributes; output i has the shape and dtype of input grad_of[i]. The generic rule
      * (infer_backward) checks dout and the extras against the forward op's own rule. */
@@ -117,11 +120,33 @@ autosp_status_t infer_fill(infer_ctx_t *c);
 autosp_status_t infer_sum_to(infer_ctx_t *c);
 autosp_status_t infer_backward(infer_ctx_t *c);
 
+/* Backward rules (passes/autodiff_rules.c). */
+/* grad_with_backward_op: the op's own backward op (table entry with forward_op = op) computes
+ * every input gradient at once. */
+autosp_status_t grad_with_backward_op(grad_ctx_t *c);
+autosp_status_t grad_softmax(grad_ctx_t *c);
+autosp_status_t grad_add(grad_ctx_t *c);
+autosp_status_t grad_mul(grad_ctx_t *c);
+autosp_status_t grad_scale(grad_ctx_t *c);
+autosp_status_t grad_rope(grad_ctx_t *c);
+autosp_status_t grad_reshape(grad_ctx_t *c);
+autosp_status_t grad_transpose(grad_ctx_t *c);
+
 double flops_matmul(const cost_ctx_t *c);
 double flops_linear(const cost_ctx_t *c);
 double flops_attention(const cost_ctx_t *c);
 double flops_cross_entropy(const cost_ctx_t *c);
 double flops_backward(const cost_ctx_t *c);
+
+/* Adds a node whose attribute values are given already (op_table[op].n_attrs of them, e.g.
+ * copied from another node with the same schema); the values are deep-copied. */
+autosp_status_t node_add_values(autosp_graph_t *g, autosp_op_t op, const char *name,
+                                const autosp_tensor_t *inputs, int n_in,
+                                const char *const *out_names, int n_out, const attr_value_t *values,
+                                autosp_tensor_t *outputs, autosp_error_t *err);
+
+/* Gives node i one more output (an optional one its op allows, e.g. attention's lse). */
+autosp_status_t node_add_output(autosp_graph_t *g, int i, const char *name, autosp_error_t *err);
 
 /* Runs op's shape rule on node n of g (inputs already set), filling the output shapes. */
 autosp_status_t op_infer(const autosp_graph_t *g, const node_t *n, shape_t *shapes,

@@ -57,6 +57,11 @@ contains set_unknown "$tmp/stderr" "symbol \"T\" is not declared"
 check set_saved 0 "$compile" "$src/examples/llama-tiny.json" --set S=128 -o "$tmp/bound.json"
 contains set_saved "$tmp/bound.json" "\"S\": 128"
 
+check autodiff 0 "$compile" "$src/examples/llama-tiny.json" --autodiff --set S=32 --info -o "$tmp/joint.json"
+contains autodiff "$tmp/stdout" "attention_backward"
+contains autodiff "$tmp/joint.json" "\"blk1.w2.grad\""
+check autodiff_reload 0 "$compile" "$tmp/joint.json"
+
 check dot 0 "$compile" "$src/examples/gpt2-tiny.json" --dot "$tmp/g.dot"
 contains dot "$tmp/g.dot" "digraph \"gpt2-tiny\""
 

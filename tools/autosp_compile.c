@@ -29,7 +29,7 @@ typedef struct options {
     const char *in, *out, *dot;
     const char *sets[64];
     int n_sets;
-    bool info;
+    bool info, autodiff;
 } options_t;
 
 static int parse_args(int argc, char **argv, options_t *o) {
@@ -41,6 +41,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
             return -1;
         } else if (!strcmp(a, "--info")) {
             o->info = true;
+        } else if (!strcmp(a, "--autodiff")) {
+            o->autodiff = true;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--dot") ||
                    !strcmp(a, "--set")) {
             if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
@@ -81,17 +83,31 @@ static int bind_symbol(autosp_graph_t *g, const char *set) {
     return 0;
 }
 
-static int run(const options_t *o, autosp_graph_t *g) {
+/* Runs the requested passes in pipeline order; *g is replaced by each pass's result. */
+static int run_passes(const options_t *o, autosp_graph_t **g) {
+    autosp_error_t err;
+    if (o->autodiff) {
+        autosp_graph_t *joint = autosp_autodiff(*g, &err);
+        if (!joint) return cli_fail(prog, &err);
+        autosp_graph_free(*g);
+        *g = joint;
+    }
+    return 0;
+}
+
+static int run(const options_t *o, autosp_graph_t **gp) {
     autosp_error_t err;
     for (int i = 0; i < o->n_sets; i++) {
-        int rc = bind_symbol(g, o->sets[i]);
+        int rc = bind_symbol(*gp, o->sets[i]);
         if (rc) return rc;
     }
+    int rc = run_passes(o, gp);
+    if (rc) return rc;
+    autosp_graph_t *g = *gp;
     if (autosp_graph_verify(g, o->info ? AUTOSP_VERIFY_BOUND : 0, &err) != AUTOSP_OK)
         return cli_fail(prog, &err);
     char *text = o->out ? autosp_graph_save_string(g, &err) : NULL;
     if (o->out && !text) return cli_fail(prog, &err);
-    int rc = 0;
     if (o->info && autosp_graph_print_info(g, stdout, &err) != AUTOSP_OK) rc = cli_fail(prog, &err);
     if (!rc && o->dot && autosp_graph_save_dot(g, o->dot, &err) != AUTOSP_OK)
         rc = cli_fail(prog, &err);
@@ -108,7 +124,7 @@ int main(int argc, char **argv) {
     autosp_error_t err;
     autosp_graph_t *g = autosp_graph_load_file(o.in, &err);
     if (!g) return cli_fail(prog, &err);
-    rc = run(&o, g);
+    rc = run(&o, &g);
     autosp_graph_free(g);
     return rc;
 }

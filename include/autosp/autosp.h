@@ -5,6 +5,7 @@
  *   autosp/io.h        the JSON graph format and Graphviz output
  *   autosp/analysis.h  the verifier and per-op FLOP/byte costs
  *   autosp/models.h    Llama- and GPT-2-family forward graphs from a config or a preset
+ *   autosp/passes.h    compiler passes (graph -> graph): autodiff
  *   autosp/status.h    status codes, error messages and allocation hooks
  *
  * Typical use:
@@ -23,6 +24,7 @@
 #include "autosp/io.h"
 #include "autosp/limits.h"
 #include "autosp/models.h"
+#include "autosp/passes.h"
 #include "autosp/status.h"
 #include "autosp/types.h"
 

@@ -1,0 +1,88 @@
+/* The autodiff pass builds a valid joint graph; its numbers are checked against finite
+ * differences by test_gradcheck once the executor runs them. */
+#include "test_util.h"
+
+static void test_joint_graph_of_every_tiny_model(void **state) {
+    const char *models[] = {"llama-tiny", "llama-tiny-gqa", "gpt2-tiny"};
+    for (size_t m = 0; m < sizeof models / sizeof *models; m++) {
+        autosp_model_config_t cfg;
+        assert_true(autosp_model_preset(models[m], &cfg));
+        cfg.segment_ids = m == 0;
+        autosp_error_t err;
+        autosp_graph_t *g = autosp_model_build(&cfg, models[m], &err);
+        assert_non_null(g);
+        autosp_graph_t *j = autosp_autodiff(g, &err);
+        if (!j) fail_msg("%s: %s", models[m], err.message);
+        assert_int_equal(autosp_graph_verify(j, 0, NULL), AUTOSP_OK);
+        int params = 0;
+        for (autosp_tensor_t t = 0; t < autosp_graph_num_tensors(g); t++)
+            params += autosp_tensor_kind(g, t) == AUTOSP_KIND_PARAM;
+        assert_int_equal(autosp_graph_num_outputs(j), 1 + params);
+        assert_string_equal(autosp_tensor_name(j, autosp_graph_output(j, 0)), "loss");
+        for (int i = 1; i <= params; i++) {
+            char want[300], shape_p[256], shape_g[256];
+            autosp_tensor_t p, gr = autosp_graph_output(j, i);
+            /* the i-th output is the gradient of the i-th parameter, with its shape */
+            int seen = 0;
+            for (p = 0; p < autosp_graph_num_tensors(g); p++)
+                if (autosp_tensor_kind(g, p) == AUTOSP_KIND_PARAM && ++seen == i) break;
+            snprintf(want, sizeof want, "%s.grad", autosp_tensor_name(g, p));
+            assert_string_equal(autosp_tensor_name(j, gr), want);
+            assert_string_equal(autosp_tensor_shape_str(g, p, shape_p, 256),
+                                autosp_tensor_shape_str(j, gr, shape_g, 256));
+        }
+        /* the forward graph is untouched; attention gained its lse in the joint graph only */
+        assert_int_equal(autosp_graph_num_outputs(g), 1);
+        assert_int_not_equal(autosp_tensor_find(j, "blk0.attn.lse"), AUTOSP_NO_TENSOR);
+        assert_int_equal(autosp_tensor_find(g, "blk0.attn.lse"), AUTOSP_NO_TENSOR);
+        /* and it saves and loads like any graph */
+        char *text = autosp_graph_save_string(j, NULL);
+        autosp_graph_t *back = autosp_graph_load_string(text, strlen(text), &err);
+        if (!back) fail_msg("%s", err.message);
+        autosp_graph_free(back);
+        autosp_free(text);
+        autosp_graph_free(j);
+        autosp_graph_free(g);
+    }
+}
+
+static void test_tied_embedding_sums_two_contributions(void **state) {
+    autosp_model_config_t cfg;
+    assert_true(autosp_model_preset("gpt2-tiny", &cfg)); /* lm head reuses wte */
+    autosp_graph_t *g = autosp_model_build(&cfg, "t", NULL);
+    autosp_graph_t *j = autosp_autodiff(g, NULL);
+    assert_non_null(j);
+    autosp_tensor_t grad = autosp_tensor_find(j, "wte.grad");
+    assert_int_not_equal(grad, AUTOSP_NO_TENSOR);
+    assert_int_equal(autosp_node_op(j, autosp_tensor_producer(j, grad)), AUTOSP_OP_ADD);
+    autosp_graph_free(j);
+    autosp_graph_free(g);
+}
+
+static void test_errors(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_output(g, autosp_silu(g, in_f32(g, "x", "B,S"), "y"));
+    autosp_error_t err;
+    assert_null(autosp_autodiff(g, &err));
+    assert_string_equal(err.message,
+                        "autodiff: output \"y\" is a 2-dim f32 tensor, expected a scalar f32 loss");
+    autosp_graph_free(g);
+
+    g = new_graph(); /* a gradient that would have to flow through a collective */
+    autosp_tensor_t w = autosp_param(g, "w", AUTOSP_F32, "B,S", AUTOSP_INIT_NORMAL, 0.02);
+    autosp_tensor_t r = autosp_all_reduce(g, w, "sum", 2, "sp", "ar");
+    autosp_output(g, autosp_cross_entropy(g, r, in_i32(g, "l", "B"), -100, "loss"));
+    assert_null(autosp_autodiff(g, &err));
+    assert_string_equal(err.message, "autodiff: node \"ar\" (all_reduce) has no backward rule, "
+                                     "but a parameter's gradient flows through it");
+    autosp_graph_free(g);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_joint_graph_of_every_tiny_model),
+        cmocka_unit_test(test_tied_embedding_sums_two_contributions),
+        cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
