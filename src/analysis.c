@@ -19,23 +19,32 @@ static autosp_status_t concrete(const autosp_graph_t *g, int node, autosp_tensor
     return AUTOSP_OK;
 }
 
-autosp_status_t autosp_node_cost(const autosp_graph_t *g, int node, autosp_cost_t *cost,
-                                 autosp_error_t *err) {
+autosp_status_t cost_ctx_init(const autosp_graph_t *g, int node, cost_ctx_t *c,
+                              autosp_error_t *err) {
     AUTOSP_ASSERT(node >= 0 && node < g->n_nodes);
     const node_t *n = &g->nodes[node];
-    const op_info_t *info = &op_table[n->op];
-    cost_ctx_t c = {.node = n, .n_in = n->n_in, .n_out = n->n_out};
-    *cost = (autosp_cost_t){0};
+    *c = (cost_ctx_t){.node = n, .n_in = n->n_in, .n_out = n->n_out};
     for (int i = 0; i < n->n_in; i++) {
-        autosp_status_t st = concrete(g, node, n->in[i], &c.in[i], err);
+        autosp_status_t st = concrete(g, node, n->in[i], &c->in[i], err);
         if (st != AUTOSP_OK) return st;
-        cost->bytes_read += (double)c.in[i].numel * (double)c.in[i].esize;
     }
     for (int i = 0; i < n->n_out; i++) {
-        autosp_status_t st = concrete(g, node, n->out[i], &c.out[i], err);
+        autosp_status_t st = concrete(g, node, n->out[i], &c->out[i], err);
         if (st != AUTOSP_OK) return st;
-        cost->bytes_written += (double)c.out[i].numel * (double)c.out[i].esize;
     }
+    return AUTOSP_OK;
+}
+
+autosp_status_t autosp_node_cost(const autosp_graph_t *g, int node, autosp_cost_t *cost,
+                                 autosp_error_t *err) {
+    cost_ctx_t c;
+    *cost = (autosp_cost_t){0};
+    autosp_status_t st = cost_ctx_init(g, node, &c, err);
+    if (st != AUTOSP_OK) return st;
+    for (int i = 0; i < c.n_in; i++) cost->bytes_read += (double)c.in[i].numel * (double)c.in[i].esize;
+    for (int i = 0; i < c.n_out; i++)
+        cost->bytes_written += (double)c.out[i].numel * (double)c.out[i].esize;
+    const op_info_t *info = &op_table[g->nodes[node].op];
     cost->flops = info->flops ? info->flops(&c) : info->flops_per_elem * (double)c.out[0].numel;
     return set_ok(err);
 }

@@ -210,7 +210,7 @@ static autosp_status_t add_node(autosp_graph_t *g, autosp_op_t op, const char *n
     autosp_status_t st = check_node(g, op, name, inputs, n_in, out_names, n_out, err);
     if (st != AUTOSP_OK) return st;
     node_t n = {.name = name, .op = op, .n_in = n_in, .n_out = n_out};
-    memcpy(n.in, inputs, sizeof(autosp_tensor_t) * (size_t)n_in);
+    if (n_in) memcpy(n.in, inputs, sizeof(autosp_tensor_t) * (size_t)n_in);
     if ((st = fill_attrs(g, name, op, attrs, n_attrs, &n.attrs, err)) != AUTOSP_OK) return st;
     return insert_node(g, n, out_names, outputs, err);
 }
@@ -223,7 +223,7 @@ autosp_status_t node_add_values(autosp_graph_t *g, autosp_op_t op, const char *n
     if (st != AUTOSP_OK) return st;
     node_t n = {
         .name = name, .op = op, .n_in = n_in, .n_out = n_out, .attrs = (attr_value_t *)values};
-    memcpy(n.in, inputs, sizeof(autosp_tensor_t) * (size_t)n_in);
+    if (n_in) memcpy(n.in, inputs, sizeof(autosp_tensor_t) * (size_t)n_in);
     if (op_table[op].n_attrs && clone_attrs(g, &n)) return nomem(err);
     if (!op_table[op].n_attrs && !(n.attrs = arena_alloc(&g->arena, sizeof(attr_value_t))))
         return nomem(err);

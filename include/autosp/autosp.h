@@ -6,6 +6,7 @@
  *   autosp/analysis.h  the verifier and per-op FLOP/byte costs
  *   autosp/models.h    Llama- and GPT-2-family forward graphs from a config or a preset
  *   autosp/passes.h    compiler passes (graph -> graph): autodiff
+ *   autosp/runtime.h   the single-process CPU executor (memory plan + f32 kernels)
  *   autosp/status.h    status codes, error messages and allocation hooks
  *
  * Typical use:
@@ -25,6 +26,7 @@
 #include "autosp/limits.h"
 #include "autosp/models.h"
 #include "autosp/passes.h"
+#include "autosp/runtime.h"
 #include "autosp/status.h"
 #include "autosp/types.h"
 

@@ -1,0 +1,48 @@
+/* autosp/runtime.h: executing a graph on the CPU, in one process.
+ *
+ * An executor takes a graph whose symbols are all bound (typically the joint graph from
+ * autosp_autodiff), plans its memory once (one arena, static offsets: nothing is allocated
+ * while it runs) and runs its nodes in order with the f32 kernels (OpenBLAS for every
+ * matmul). The caller writes inputs and parameters through autosp_executor_data() and reads
+ * outputs (the loss, the gradients) the same way.
+ *
+ *     autosp_executor_t *ex = autosp_executor_new(joint, &err);
+ *     int32_t *tokens = autosp_executor_data(ex, "tokens");   ... fill inputs and params ...
+ *     autosp_executor_run(ex, &err);
+ *     float loss = *(float *)autosp_executor_data(ex, "loss");
+ *     autosp_executor_free(ex);
+ */
+#ifndef AUTOSP_RUNTIME_H
+#define AUTOSP_RUNTIME_H
+
+#include "autosp/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct autosp_executor autosp_executor_t;
+
+/* The executor keeps its own copy of g. Errors: unbound symbols, dtypes the CPU runtime does
+ * not execute (it runs f32 values and i32 ids), collectives (they need the MPI runtime), and
+ * out of memory for the arena. Free with autosp_executor_free. */
+autosp_executor_t *autosp_executor_new(const autosp_graph_t *g, autosp_error_t *err);
+void autosp_executor_free(autosp_executor_t *ex);
+
+/* A tensor's bytes in the arena (f32 or int32 per its dtype), or NULL if no tensor has that
+ * name. Inputs, parameters and graph outputs keep their bytes between runs; other values are
+ * only meaningful during a run. The pointer stays valid until autosp_executor_free. */
+void *autosp_executor_data(autosp_executor_t *ex, const char *name);
+
+/* Runs every node once. Errors name the node (e.g. a token id outside the vocabulary). */
+autosp_status_t autosp_executor_run(autosp_executor_t *ex, autosp_error_t *err);
+
+/* Bytes of the arena, as planned; and the highest arena byte any kernel wrote in the runs so
+ * far (measured by a guard pattern, so the plan can be compared with what really happens). */
+int64_t autosp_executor_arena_bytes(const autosp_executor_t *ex);
+int64_t autosp_executor_touched_bytes(const autosp_executor_t *ex);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,90 @@
+/* linear.c: linear and batched matmul through cblas_sgemm, forward next to backward.
+ * Transposed operands are never copied: the transpose goes to BLAS as a flag with the stored
+ * leading dimension. BLAS takes int sizes: every dim here must be < 2^31 (they are, for the
+ * shapes we run; a dim that large would not fit the memory plan either). */
+#include <cblas.h>
+
+#include "kernels.h"
+
+static inline int ld(int64_t n) {
+    return n > 1 ? (int)n : 1; /* BLAS wants leading dims >= 1 even for empty operands */
+}
+
+/* C (M,N) = op(A) @ op(B) + beta * C, where op(A) is (M,K), stored (M,K), or (K,M) if ta;
+ * op(B) is (K,N), stored (K,N), or (N,K) if tb. All row-major and contiguous. */
+static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B,
+                 float beta, float *C) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (int)M, (int)N, (int)K, 1.0f, A, ld(ta ? M : K), B, ld(tb ? K : N), beta, C, ld(N));
+}
+
+// x (rows,K), weight (N,K), bias (N) or NULL -> out (rows,N) = x @ weight^T + bias
+void linear_forward(float *out, const float *x, const float *weight, const float *bias,
+                    int64_t rows, int64_t K, int64_t N) {
+    if (bias) {
+        for (int64_t r = 0; r < rows; r++) {
+            for (int64_t n = 0; n < N; n++) out[r * N + n] = bias[n];
+        }
+    }
+    gemm(false, true, rows, N, K, x, weight, bias ? 1.0f : 0.0f, out);
+}
+
+// dout (rows,N), x (rows,K), weight (N,K) -> dx (rows,K) = dout @ weight,
+// dweight (N,K) += dout^T @ x, dbias (N) += colsum(dout); any may be NULL
+void linear_backward(float *dx, float *dweight, float *dbias, const float *dout, const float *x,
+                     const float *weight, int64_t rows, int64_t K, int64_t N) {
+    if (dx) gemm(false, false, rows, K, N, dout, weight, 0.0f, dx);
+    if (dweight) gemm(true, false, N, K, rows, dout, x, 1.0f, dweight);
+    if (dbias) sum_rows_accumulate(dbias, dout, rows, N);
+}
+
+/* The batch loop of matmul, shared by the forward and the backward: the element strides of a,
+ * b and out (0 for a shared operand), after folding the batch into M when that is one sgemm:
+ * with b shared and a neither shared nor transposed, a's batch is one (batch*M, K) matrix. */
+typedef struct matmul_plan {
+    int64_t batch, M;
+    int64_t sa, sb, so;
+} matmul_plan_t;
+
+static matmul_plan_t matmul_plan(const matmul_dims_t *d) {
+    matmul_plan_t p = {.batch = d->batch, .M = d->M};
+    if (d->b_shared && !d->a_shared && !d->trans_a) {
+        p.M = d->batch * d->M;
+        p.batch = 1;
+    }
+    p.sa = d->a_shared ? 0 : p.M * d->K;
+    p.sb = d->b_shared ? 0 : d->K * d->N;
+    p.so = p.M * d->N;
+    return p;
+}
+
+/* a (batch,M,K) [stored (batch,K,M) if trans_a; (M,K) if a_shared],
+ * b (batch,K,N) [stored (batch,N,K) if trans_b; (K,N) if b_shared] -> out (batch,M,N) */
+void matmul_forward(float *out, const float *a, const float *b, const matmul_dims_t *d) {
+    matmul_plan_t p = matmul_plan(d);
+    for (int64_t i = 0; i < p.batch; i++) {
+        gemm(d->trans_a, d->trans_b, p.M, d->N, d->K, a + i * p.sa, b + i * p.sb, 0.0f,
+             out + i * p.so);
+    }
+}
+
+/* dout (batch,M,N) -> da, db in a's and b's stored layouts (overwritten; either may be NULL).
+ *   da = dout @ op(b)^T, or op(b) @ dout^T when stored transposed (K,M)
+ *   db = op(a)^T @ dout, or dout^T @ op(a) when stored transposed (N,K)
+ * A shared operand's gradient sums over the batch: beta = 1 after the first entry. */
+void matmul_backward(float *da, float *db, const float *dout, const float *a, const float *b,
+                     const matmul_dims_t *d) {
+    matmul_plan_t p = matmul_plan(d);
+    int64_t M = p.M, N = d->N, K = d->K;
+    bool ta = d->trans_a, tb = d->trans_b;
+    for (int64_t i = 0; i < p.batch; i++) {
+        const float *ai = a + i * p.sa, *bi = b + i * p.sb, *douti = dout + i * p.so;
+        float *dai = da ? da + i * p.sa : NULL, *dbi = db ? db + i * p.sb : NULL;
+        float beta_a = d->a_shared && i > 0 ? 1.0f : 0.0f;
+        float beta_b = d->b_shared && i > 0 ? 1.0f : 0.0f;
+        if (da && ta) gemm(tb, true, K, M, N, bi, douti, beta_a, dai);    /* op(b) @ dout^T */
+        if (da && !ta) gemm(false, !tb, M, K, N, douti, bi, beta_a, dai); /* dout @ op(b)^T */
+        if (db && tb) gemm(true, ta, N, K, M, douti, ai, beta_b, dbi);    /* dout^T @ op(a) */
+        if (db && !tb) gemm(!ta, false, K, N, M, ai, douti, beta_b, dbi); /* op(a)^T @ dout */
+    }
+}

@@ -1,0 +1,99 @@
+/* executor.c: runs a planned graph node by node on one CPU process. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "autosp/runtime.h"
+#include "memplan.h"
+
+struct autosp_executor {
+    autosp_graph_t *g;
+    memplan_t plan;
+    unsigned char *arena;
+    cost_ctx_t *shapes; /* per node, concrete shapes, computed once */
+};
+
+enum { GUARD = 0xA5 };
+
+/* What the CPU runtime can execute: every op has a kernel, f32 values, i32 ids. */
+static autosp_status_t check_executable(const autosp_graph_t *g, autosp_error_t *err) {
+    char label[AUTOSP_MAX_NAME + 32];
+    for (int i = 0; i < g->n_nodes; i++)
+        if (!op_table[g->nodes[i].op].run)
+            return set_error(err, AUTOSP_ERR_INVALID,
+                             "%s cannot run in one process: %s needs the MPI runtime",
+                             node_label(g, i, label, sizeof label), op_table[g->nodes[i].op].name);
+    for (int t = 0; t < g->n_tensors; t++) {
+        autosp_dtype_t d = g->tensors[t].dtype;
+        if (d != AUTOSP_F32 && d != AUTOSP_I32)
+            return set_error(err, AUTOSP_ERR_INVALID,
+                             "tensor \"%s\" has dtype %s: the CPU runtime executes f32 values "
+                             "and i32 ids (plan with bf16, run with f32)",
+                             g->tensors[t].name, autosp_dtype_name(d));
+    }
+    return AUTOSP_OK;
+}
+
+static autosp_status_t prepare(autosp_executor_t *ex, autosp_error_t *err) {
+    autosp_status_t st = check_executable(ex->g, err);
+    if (st == AUTOSP_OK) st = memplan_build(ex->g, &ex->plan, err);
+    if (st != AUTOSP_OK) return st;
+    ex->shapes = mem_calloc((size_t)ex->g->n_nodes + 1, sizeof *ex->shapes);
+    ex->arena = mem_alloc((size_t)ex->plan.arena_bytes + MEMPLAN_ALIGN);
+    if (!ex->shapes || !ex->arena) return nomem(err);
+    memset(ex->arena, GUARD, (size_t)ex->plan.arena_bytes + MEMPLAN_ALIGN);
+    for (int i = 0; i < ex->g->n_nodes && st == AUTOSP_OK; i++)
+        st = cost_ctx_init(ex->g, i, &ex->shapes[i], err);
+    return st;
+}
+
+autosp_executor_t *autosp_executor_new(const autosp_graph_t *g, autosp_error_t *err) {
+    autosp_executor_t *ex = mem_calloc(1, sizeof *ex);
+    if (!ex || !(ex->g = autosp_graph_clone(g))) {
+        mem_free(ex);
+        nomem(err);
+        return NULL;
+    }
+    if (prepare(ex, err) != AUTOSP_OK) {
+        autosp_executor_free(ex);
+        return NULL;
+    }
+    return ex;
+}
+
+void autosp_executor_free(autosp_executor_t *ex) {
+    if (!ex) return;
+    memplan_free(&ex->plan);
+    mem_free(ex->arena);
+    mem_free(ex->shapes);
+    autosp_graph_free(ex->g);
+    mem_free(ex);
+}
+
+void *autosp_executor_data(autosp_executor_t *ex, const char *name) {
+    autosp_tensor_t t = autosp_tensor_find(ex->g, name);
+    return t < 0 ? NULL : ex->arena + ex->plan.offset[t];
+}
+
+autosp_status_t autosp_executor_run(autosp_executor_t *ex, autosp_error_t *err) {
+    const autosp_graph_t *g = ex->g;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const node_t *n = &g->nodes[i];
+        run_ctx_t r = {.g = g, .node_index = i, .c = &ex->shapes[i], .err = err};
+        for (int k = 0; k < n->n_in; k++) r.in[k] = ex->arena + ex->plan.offset[n->in[k]];
+        for (int k = 0; k < n->n_out; k++) r.out[k] = ex->arena + ex->plan.offset[n->out[k]];
+        if (ex->plan.ws_offset[i] >= 0) r.workspace = ex->arena + ex->plan.ws_offset[i];
+        autosp_status_t st = op_table[n->op].run(&r);
+        if (st != AUTOSP_OK) return st;
+    }
+    return set_ok(err);
+}
+
+int64_t autosp_executor_arena_bytes(const autosp_executor_t *ex) {
+    return ex->plan.arena_bytes;
+}
+
+int64_t autosp_executor_touched_bytes(const autosp_executor_t *ex) {
+    int64_t end = ex->plan.arena_bytes + MEMPLAN_ALIGN;
+    while (end > 0 && ex->arena[end - 1] == GUARD) end--;
+    return end;
+}
