@@ -148,8 +148,13 @@ static autosp_status_t parse_factor(const autosp_graph_t *g, const char **p, dim
 static autosp_status_t parse_dim(const autosp_graph_t *g, const char **p, dim_t *out,
                                  const char *text, autosp_error_t *err) {
     autosp_status_t st = parse_factor(g, p, out, text, err);
+    bool divided = false;
     while (st == AUTOSP_OK && (**p == '*' || **p == '/')) {
         char op = *(*p)++;
+        if (divided)
+            return set_error(err, AUTOSP_ERR_INVALID,
+                             "shape \"%s\": a divisor must come last in a dim (write 3*S/2)", text);
+        divided = op == '/';
         dim_t f;
         if ((st = parse_factor(g, p, &f, text, err)) != AUTOSP_OK) break;
         int64_t k;

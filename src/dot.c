@@ -56,15 +56,29 @@ autosp_status_t autosp_graph_write_dot(const autosp_graph_t *g, FILE *out, autos
     return set_ok(err);
 }
 
-autosp_status_t autosp_graph_save_dot(const autosp_graph_t *g, const char *path,
-                                      autosp_error_t *err) {
-    char *text = NULL;
+char *autosp_graph_dot_string(const autosp_graph_t *g, autosp_error_t *err) {
+    char *text = NULL, *copy = NULL;
     size_t size = 0;
     FILE *mem = open_memstream(&text, &size);
-    if (!mem) return nomem(err);
+    if (!mem) {
+        nomem(err);
+        return NULL;
+    }
     autosp_status_t st = autosp_graph_write_dot(g, mem, err);
     if (fclose(mem) != 0 && st == AUTOSP_OK) st = nomem(err);
-    if (st == AUTOSP_OK) st = autosp_write_file_atomic(path, text, size, err);
-    free(text);
+    if (st == AUTOSP_OK && (copy = mem_alloc(size + 1)) != NULL)
+        memcpy(copy, text, size + 1);
+    else if (st == AUTOSP_OK)
+        nomem(err);
+    free(text); /* open_memstream's buffer comes from malloc, not the library's hooks */
+    return copy;
+}
+
+autosp_status_t autosp_graph_save_dot(const autosp_graph_t *g, const char *path,
+                                      autosp_error_t *err) {
+    char *text = autosp_graph_dot_string(g, err);
+    if (!text) return err ? err->status : AUTOSP_ERR_NOMEM;
+    autosp_status_t st = autosp_write_file_atomic(path, text, strlen(text), err);
+    mem_free(text);
     return st;
 }

@@ -70,7 +70,9 @@ static const attr_spec_t fill_attrs[] = {
         .backward = rule, .run = kernel                                                            \
     }
 
-const op_info_t op_table[AUTOSP_OP_COUNT] = {
+/* Sized by its entries: with the extern declaration of AUTOSP_OP_COUNT entries in op_table.h,
+ * a missing last entry does not compile; test_shapes catches a gap in the middle. */
+const op_info_t op_table[] = {
     [AUTOSP_OP_EMBEDDING] = {.run = run_embedding,
                              .backward = grad_with_backward_op,
                              .name = "embedding",
@@ -215,6 +217,7 @@ const op_info_t op_table[AUTOSP_OP_COUNT] = {
                           ARITY(2, 2),
                           .input_names = {"x", "like"},
                           .infer = infer_sum_to,
+                          .flops = flops_sum_to,
                           .flops_per_elem = 1},
     BACKWARD(EMBEDDING, "embedding_backward", 3, 3, 1, 1, L("dout", "ids", "weight"), L(2), 1,
              .run = run_embedding_backward),

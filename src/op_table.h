@@ -153,6 +153,7 @@ double flops_linear(const cost_ctx_t *c);
 double flops_attention(const cost_ctx_t *c);
 double flops_cross_entropy(const cost_ctx_t *c);
 double flops_backward(const cost_ctx_t *c);
+double flops_sum_to(const cost_ctx_t *c);
 
 /* Adds a node whose attribute values are given already (op_table[op].n_attrs of them, e.g.
  * copied from another node with the same schema); the values are deep-copied. */

@@ -49,3 +49,8 @@ double flops_backward(const cost_ctx_t *c) {
     double forward = fwd->flops ? fwd->flops(&f) : fwd->flops_per_elem * (double)f.out[0].numel;
     return (info->forward_op == AUTOSP_OP_ATTENTION ? 2.5 : 2.0) * forward;
 }
+
+/* one add per element of the (larger) input */
+double flops_sum_to(const cost_ctx_t *c) {
+    return (double)c->in[0].numel;
+}

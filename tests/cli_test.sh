@@ -73,6 +73,10 @@ for bad in "$src"/tests/bad/*.json; do
     absent "bad_$base" "$tmp/bad.json"
     absent "bad_$base" "$tmp/bad.dot"
 done
+# two outputs are written together or not at all
+check half_write 2 "$compile" "$src/examples/llama-tiny.json" -o "$tmp/whole.json" --dot "$tmp/missing/g.dot"
+contains half_write "$tmp/stderr" "cannot write"
+absent half_write "$tmp/whole.json"
 # a failure never clobbers an existing output
 echo keep >"$tmp/keep.json"
 check no_clobber 2 "$compile" "$src/tests/bad/cycle.json" -o "$tmp/keep.json"

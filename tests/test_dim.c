@@ -41,6 +41,7 @@ static void test_parse_errors(void **state) {
     expect_parse_error("99999999999999999999", AUTOSP_ERR_LIMIT, "exceeds the limit");
     expect_parse_error("S*S*S*S*S*S*S*S*S", AUTOSP_ERR_LIMIT, "symbol factors");
     expect_parse_error("B,", AUTOSP_ERR_INVALID, "expected an integer or a symbol");
+    expect_parse_error("S/2*3", AUTOSP_ERR_INVALID, "a divisor must come last in a dim");
 }
 
 static void test_eval(void **state) {

@@ -106,14 +106,19 @@ static int run(const options_t *o, autosp_graph_t **gp) {
     autosp_graph_t *g = *gp;
     if (autosp_graph_verify(g, o->info ? AUTOSP_VERIFY_BOUND : 0, &err) != AUTOSP_OK)
         return cli_fail(prog, &err);
-    char *text = o->out ? autosp_graph_save_string(g, &err) : NULL;
-    if (o->out && !text) return cli_fail(prog, &err);
-    if (o->info && autosp_graph_print_info(g, stdout, &err) != AUTOSP_OK) rc = cli_fail(prog, &err);
-    if (!rc && o->dot && autosp_graph_save_dot(g, o->dot, &err) != AUTOSP_OK)
+    /* every output is rendered first, then all files are written together or not at all */
+    const char *paths[2];
+    char *texts[2] = {NULL, NULL};
+    int n = 0;
+    if (o->out && !(paths[n] = o->out, texts[n++] = autosp_graph_save_string(g, &err))) rc = 1;
+    if (!rc && o->dot && !(paths[n] = o->dot, texts[n++] = autosp_graph_dot_string(g, &err)))
+        rc = 1;
+    if (rc) rc = cli_fail(prog, &err);
+    if (!rc && o->info && autosp_graph_print_info(g, stdout, &err) != AUTOSP_OK)
         rc = cli_fail(prog, &err);
-    if (!rc && text && autosp_write_file_atomic(o->out, text, strlen(text), &err) != AUTOSP_OK)
+    if (!rc && n && cli_write_files(n, paths, (const char *const *)texts, &err) != AUTOSP_OK)
         rc = cli_fail(prog, &err);
-    autosp_free(text);
+    for (int i = 0; i < n; i++) autosp_free(texts[i]);
     return rc;
 }
 

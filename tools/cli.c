@@ -1,10 +1,14 @@
 /* cli.c: error reporting and number parsing for the tools. */
+#define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int cli_fail(const char *prog, const autosp_error_t *err) {
     fprintf(stderr, "%s: %s\n", prog,
@@ -38,4 +42,47 @@ bool cli_parse_double(const char *s, double *out) {
     if (errno || end == s || *end) return false;
     *out = v;
     return true;
+}
+
+static bool write_all(int fd, const char *text) {
+    size_t left = strlen(text);
+    while (left > 0) {
+        ssize_t w = write(fd, text, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return false;
+        text += w;
+        left -= (size_t)w;
+    }
+    return fchmod(fd, 0644) == 0 && fsync(fd) == 0;
+}
+
+autosp_status_t cli_write_files(int n, const char *const *paths, const char *const *texts,
+                                autosp_error_t *err) {
+    char tmp[8][4096];
+    int made = 0;
+    autosp_status_t st = AUTOSP_OK;
+    for (; made < n && made < 8; made++) {
+        snprintf(tmp[made], sizeof tmp[made], "%s.tmp.XXXXXX", paths[made]);
+        int fd = mkstemp(tmp[made]);
+        bool ok = fd >= 0 && write_all(fd, texts[made]);
+        int saved = errno;
+        if (fd >= 0 && close(fd) != 0) ok = false;
+        if (!ok) {
+            if (fd >= 0) unlink(tmp[made]);
+            err->status = st = AUTOSP_ERR_IO;
+            snprintf(err->message, sizeof err->message, "cannot write \"%s\": %s", paths[made],
+                     strerror(saved));
+            break;
+        }
+    }
+    for (int i = 0; i < made; i++) {
+        if (st == AUTOSP_OK && rename(tmp[i], paths[i]) == 0) continue;
+        if (st == AUTOSP_OK) {
+            err->status = st = AUTOSP_ERR_IO;
+            snprintf(err->message, sizeof err->message, "cannot write \"%s\": %s", paths[i],
+                     strerror(errno));
+        }
+        unlink(tmp[i]);
+    }
+    return st;
 }

@@ -12,6 +12,11 @@
 int cli_fail(const char *prog, const autosp_error_t *err);
 /* Prints "prog: message" to stderr for a usage mistake; returns 2. */
 int cli_usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Writes several files all or nothing: each goes to a temporary file beside its target first,
+ * and only when every one is written and synced are they renamed into place. On failure
+ * nothing is left (old files stay as they were) and the message names the file. */
+autosp_status_t cli_write_files(int n, const char *const *paths, const char *const *texts,
+                                autosp_error_t *err);
 /* A whole decimal integer in [lo, hi]; false otherwise. */
 bool cli_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out);
 /* A whole decimal number; false otherwise. */

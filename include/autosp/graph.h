@@ -59,7 +59,7 @@ const char *autosp_graph_name(const autosp_graph_t *g);
 /* ---- symbols -------------------------------------------------------------------------- */
 
 /* Declares a shape symbol; value > 0 binds it, 0 leaves it unbound. Declaring it again with a
- * value binds it (a conflicting second value is an error). */
+ * value (re)binds it, as autosp_symbol_bind does. */
 autosp_status_t autosp_symbol(autosp_graph_t *g, const char *name, int64_t value);
 /* Binds an existing symbol ("S", 8192). Error if the symbol is not declared, the value is out of
  * range, or a dim that uses it would stop being an integer (e.g. "S/4" with S=10). */

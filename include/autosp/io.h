@@ -28,6 +28,8 @@ autosp_status_t autosp_graph_save_file(const autosp_graph_t *g, const char *path
 autosp_status_t autosp_graph_write_dot(const autosp_graph_t *g, FILE *out, autosp_error_t *err);
 autosp_status_t autosp_graph_save_dot(const autosp_graph_t *g, const char *path,
                                       autosp_error_t *err);
+/* The same as a string, the caller's to release with autosp_free(). */
+char *autosp_graph_dot_string(const autosp_graph_t *g, autosp_error_t *err);
 
 /* Writes data to path atomically (temp file in the same folder, fsync, rename). */
 autosp_status_t autosp_write_file_atomic(const char *path, const void *data, size_t size,
