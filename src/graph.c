@@ -409,6 +409,12 @@ int64_t autosp_tensor_numel(const autosp_graph_t *g, autosp_tensor_t t) {
     int64_t n;
     return shape_eval(g, &graph_tensor(g, t)->shape, NULL, &n) == EVAL_OK ? n : -1;
 }
+int64_t autosp_tensor_dim(const autosp_graph_t *g, autosp_tensor_t t, int axis) {
+    const tensor_t *x = graph_tensor(g, t);
+    AUTOSP_ASSERT(axis >= 0 && axis < x->shape.ndim);
+    int64_t v;
+    return dim_eval(g, x->shape.d[axis], &v) == EVAL_OK ? v : -1;
+}
 int autosp_tensor_producer(const autosp_graph_t *g, autosp_tensor_t t) {
     return graph_tensor(g, t)->producer;
 }

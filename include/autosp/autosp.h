@@ -7,6 +7,8 @@
  *   autosp/models.h    Llama- and GPT-2-family forward graphs from a config or a preset
  *   autosp/passes.h    compiler passes (graph -> graph): autodiff
  *   autosp/runtime.h   the single-process CPU executor (memory plan + f32 kernels)
+ *   autosp/safetensors.h  weights in the safetensors format, written and read with checks
+ *   autosp/train.h     training in one process: parameter init, clipping, AdamW, schedule
  *   autosp/status.h    status codes, error messages and allocation hooks
  *
  * Typical use:
@@ -27,6 +29,8 @@
 #include "autosp/models.h"
 #include "autosp/passes.h"
 #include "autosp/runtime.h"
+#include "autosp/safetensors.h"
+#include "autosp/train.h"
 #include "autosp/status.h"
 #include "autosp/types.h"
 

@@ -95,6 +95,8 @@ int autosp_tensor_ndim(const autosp_graph_t *g, autosp_tensor_t t);
 char *autosp_tensor_shape_str(const autosp_graph_t *g, autosp_tensor_t t, char *buf, size_t n);
 /* Element count with the current symbol bindings; -1 while a symbol it uses is unbound. */
 int64_t autosp_tensor_numel(const autosp_graph_t *g, autosp_tensor_t t);
+/* Size of dim `axis` of t with the current bindings; -1 while a symbol it uses is unbound. */
+int64_t autosp_tensor_dim(const autosp_graph_t *g, autosp_tensor_t t, int axis);
 /* Index of the node that produces t, or -1 for inputs and parameters. */
 int autosp_tensor_producer(const autosp_graph_t *g, autosp_tensor_t t);
 

@@ -146,6 +146,76 @@ static void scores_tile(float *s, const head_t *hd, int64_t i0, int64_t nq, int6
     if (vis == TILE_PARTIAL) mask_tile(s, hd, i0, nq, j0, nk);
 }
 
+/* ---- row primitives, written so that gcc -O2 vectorises them -------------------------------
+ * A float max or sum in one accumulator is a serial chain of 4-cycle adds; VW independent
+ * partial results break it and let the compiler use vector registers. */
+
+#define VW 16
+
+/* mask ? a : b, for a mask of all ones or all zeros, on the bits: no branch */
+static inline float blend(int32_t mask, float a, float b) {
+    int32_t ab, bb;
+    memcpy(&ab, &a, sizeof ab);
+    memcpy(&bb, &b, sizeof bb);
+    ab = (ab & mask) | (bb & ~mask);
+    memcpy(&a, &ab, sizeof a);
+    return a;
+}
+
+/* e^x to ~1.5 ulp; exactly 0 for x < -87 and for x = -inf (a hidden score), NaN for NaN, e^88
+ * for x > 88 (callers pass x <= 0 up to rounding). No branch and no libm call, so that a loop
+ * over it vectorises. Cephes' expf: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6
+ * polynomial, 2^n built in the exponent bits. */
+static inline float exp_approx(float x) {
+    const int32_t in_range = -(int32_t)(x >= -87.0f); /* false for -inf and NaN too */
+    const int32_t big = -(int32_t)(x > 88.0f), nan = -(int32_t)(x != x);
+    const float xc = blend(in_range, blend(big, 88.0f, x), 0.0f);
+    const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(x/ln2) */
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f; /* ln2 in two parts */
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    const int32_t bits = ((int32_t)n + 127) * (1 << 23); /* 2^n, n in [-126, 127] */
+    float two_n;
+    memcpy(&two_n, &bits, sizeof two_n);
+    return blend(in_range, p * two_n, blend(nan, x, 0.0f));
+}
+
+/* max(init, x[0..n)) */
+static float row_max(const float *x, int64_t n, float init) {
+    float acc[VW];
+    for (int u = 0; u < VW; u++) acc[u] = init;
+    int64_t c = 0;
+    for (; c + VW <= n; c += VW)
+        for (int u = 0; u < VW; u++) acc[u] = x[c + u] > acc[u] ? x[c + u] : acc[u];
+    for (; c < n; c++) acc[0] = x[c] > acc[0] ? x[c] : acc[0];
+    float m = acc[0];
+    for (int u = 1; u < VW; u++) m = acc[u] > m ? acc[u] : m;
+    return m;
+}
+
+/* x[c] = exp(x[c] - sub) for c < n, in place; returns the sum. sub is finite. */
+static float row_exp_sum(float *x, int64_t n, float sub) {
+    float acc[VW] = {0};
+    int64_t c = 0;
+    for (; c + VW <= n; c += VW)
+        for (int u = 0; u < VW; u++) {
+            x[c + u] = exp_approx(x[c + u] - sub);
+            acc[u] += x[c + u];
+        }
+    for (; c < n; c++) {
+        x[c] = exp_approx(x[c] - sub);
+        acc[0] += x[c];
+    }
+    float sum = 0.0f;
+    for (int u = 0; u < VW; u++) sum += acc[u];
+    return sum;
+}
+
 /* ---- forward ---------------------------------------------------------------------------- */
 
 /* Online softmax for one tile. s (nq,nk) scores in, probabilities relative to the new running
@@ -155,18 +225,13 @@ static void softmax_tile(float *s, float *m, float *l, float *o, const head_t *h
                          int64_t nk) {
     for (int64_t r = 0; r < nq; r++) {
         float *sr = s + r * BC;
-        float mx = m[r];
-        for (int64_t c = 0; c < nk; c++) mx = sr[c] > mx ? sr[c] : mx;
+        const float mx = row_max(sr, nk, m[r]);
         if (mx == -INFINITY) { /* nothing visible yet: p = 0, o stays 0 */
             memset(sr, 0, sizeof(float) * (size_t)nk);
             continue;
         }
-        float sum = 0.0f;
-        for (int64_t c = 0; c < nk; c++) {
-            sr[c] = expf(sr[c] - mx);
-            sum += sr[c];
-        }
-        float alpha = expf(m[r] - mx); /* 0 when m was -inf */
+        const float sum = row_exp_sum(sr, nk, mx);
+        const float alpha = exp_approx(m[r] - mx); /* 0 when m was -inf */
         if (alpha != 1.0f)
             for (int64_t t = 0; t < hd->D; t++) o[r * hd->ldq + t] *= alpha;
         l[r] = l[r] * alpha + sum;
@@ -226,11 +291,10 @@ void attention_forward(float *out, float *lse, const float *q, const float *k, c
 static void probs_tile(float *s, const float *lse, int64_t nq, int64_t nk) {
     for (int64_t r = 0; r < nq; r++) {
         float *sr = s + r * BC;
-        if (lse[r] == -INFINITY) {
+        if (lse[r] == -INFINITY)
             memset(sr, 0, sizeof(float) * (size_t)nk);
-            continue;
-        }
-        for (int64_t c = 0; c < nk; c++) sr[c] = expf(sr[c] - lse[r]);
+        else
+            row_exp_sum(sr, nk, lse[r]);
     }
 }
 

@@ -1,0 +1,82 @@
+/* autosp/train.h: training a forward graph in one process: autodiff, the executor, AdamW.
+ *
+ *     autosp_train_config_t cfg = autosp_train_config_default();
+ *     cfg.lr = 3e-3f; cfg.total_steps = 1000;
+ *     autosp_trainer_t *tr = autosp_trainer_new(forward, &cfg, &err);  // symbols bound
+ *     autosp_trainer_init_params(tr, 1234);
+ *     for (...) {
+ *         int32_t *tokens = autosp_trainer_data(tr, "tokens"); ... fill tokens, labels, positions
+ *         autosp_step_stats_t st;
+ *         autosp_trainer_step(tr, &st, &err);   // forward, backward, clip, AdamW
+ *     }
+ *     autosp_trainer_free(tr);
+ */
+#ifndef AUTOSP_TRAIN_H
+#define AUTOSP_TRAIN_H
+
+#include "autosp/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct autosp_train_config {
+    float lr;           /* peak learning rate */
+    float min_lr_ratio; /* the cosine schedule decays to lr * min_lr_ratio */
+    int warmup_steps;   /* linear warm-up from 0 */
+    int total_steps;    /* length of the cosine schedule */
+    float beta1, beta2, eps;
+    float weight_decay; /* decoupled (AdamW); applied to matrices only, not to norms and biases */
+    float grad_clip;    /* clip the global gradient norm to this; 0 disables */
+} autosp_train_config_t;
+
+/* lr 3e-4, min_lr_ratio 0.1, warmup 0, total 1000, betas (0.9, 0.95), eps 1e-8, weight decay
+ * 0.1, grad clip 1.0 */
+autosp_train_config_t autosp_train_config_default(void);
+
+/* The learning rate of step t (0-based) under cfg's warm-up and cosine schedule. */
+float autosp_train_lr(const autosp_train_config_t *cfg, int step);
+
+typedef struct autosp_trainer autosp_trainer_t;
+
+/* forward: a forward graph whose first output is a scalar loss, every symbol bound. The
+ * trainer builds the joint graph and the executor and keeps its own copies. */
+autosp_trainer_t *autosp_trainer_new(const autosp_graph_t *forward,
+                                     const autosp_train_config_t *cfg, autosp_error_t *err);
+void autosp_trainer_free(autosp_trainer_t *tr);
+
+/* Initialises every parameter from its graph init spec with a generator seeded by (seed, the
+ * parameter's name): the same seed gives the same weights whatever the order of parameters or
+ * the number of ranks. Resets the optimizer state. */
+void autosp_trainer_init_params(autosp_trainer_t *tr, uint64_t seed);
+
+/* The executor's arena: planned bytes, and the highest byte the runs so far wrote. The
+ * optimizer state (2 floats per parameter) is allocated beside it: autosp_trainer_state_bytes. */
+int64_t autosp_trainer_arena_bytes(const autosp_trainer_t *tr);
+int64_t autosp_trainer_touched_bytes(const autosp_trainer_t *tr);
+int64_t autosp_trainer_state_bytes(const autosp_trainer_t *tr);
+
+/* A tensor of the joint graph (inputs, parameters, "loss", "<param>.grad"); see
+ * autosp_executor_data. NULL for an unknown name. */
+void *autosp_trainer_data(autosp_trainer_t *tr, const char *name);
+/* The joint graph (owned by the trainer). */
+const autosp_graph_t *autosp_trainer_graph(const autosp_trainer_t *tr);
+
+typedef struct autosp_step_stats {
+    int step;        /* 0-based index of the step just taken */
+    float loss;      /* before the update */
+    float grad_norm; /* global L2 norm before clipping */
+    float lr;        /* used for this step */
+    double flops;    /* FLOPs of one run of the joint graph (op-table count) */
+} autosp_step_stats_t;
+
+/* Forward and backward only: loss and gradients, no update. */
+autosp_status_t autosp_trainer_compute(autosp_trainer_t *tr, float *loss, autosp_error_t *err);
+/* One training step: compute, clip the global gradient norm, AdamW update. */
+autosp_status_t autosp_trainer_step(autosp_trainer_t *tr, autosp_step_stats_t *stats,
+                                    autosp_error_t *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,252 @@
+/* train.c: parameter initialisation, global-norm clipping and AdamW with a cosine schedule,
+ * around the executor of a joint graph. */
+#include <math.h>
+#include <string.h>
+
+#include "autosp/passes.h"
+#include "autosp/runtime.h"
+#include "autosp/train.h"
+#include "ir.h"
+
+static const double PI = 3.14159265358979323846;
+
+typedef struct param_slot {
+    float *value, *grad, *m, *v; /* value and grad live in the executor's arena */
+    int64_t n;
+    bool decay;
+} param_slot_t;
+
+struct autosp_trainer {
+    autosp_train_config_t cfg;
+    autosp_graph_t *joint;
+    autosp_executor_t *ex;
+    param_slot_t *params;
+    int n_params;
+    float *state; /* m and v of every parameter, one block */
+    int step;
+    double flops;
+};
+
+autosp_train_config_t autosp_train_config_default(void) {
+    return (autosp_train_config_t){.lr = 3e-4f,
+                                   .min_lr_ratio = 0.1f,
+                                   .warmup_steps = 0,
+                                   .total_steps = 1000,
+                                   .beta1 = 0.9f,
+                                   .beta2 = 0.95f,
+                                   .eps = 1e-8f,
+                                   .weight_decay = 0.1f,
+                                   .grad_clip = 1.0f};
+}
+
+float autosp_train_lr(const autosp_train_config_t *c, int step) {
+    if (step < c->warmup_steps) return c->lr * (float)(step + 1) / (float)c->warmup_steps;
+    int span = c->total_steps - c->warmup_steps;
+    double progress = span > 0 ? (double)(step - c->warmup_steps) / span : 1.0;
+    if (progress > 1) progress = 1;
+    double min_lr = c->lr * c->min_lr_ratio;
+    return (float)(min_lr + 0.5 * (c->lr - min_lr) * (1 + cos(PI * progress)));
+}
+
+/* ---- initialisation: splitmix64 seeded per parameter, Box-Muller normals ---------------- */
+
+static uint64_t splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static double uniform01(uint64_t *s) { /* in (0, 1] */
+    return ((double)(splitmix(s) >> 11) + 1.0) / 9007199254740992.0;
+}
+
+static uint64_t name_seed(uint64_t seed, const char *name) {
+    uint64_t h = 1469598103934665603ull ^ seed; /* FNV-1a over the name, keyed by the seed */
+    while (*name) h = (h ^ (unsigned char)*name++) * 1099511628211ull;
+    return h;
+}
+
+static void init_param(float *w, int64_t n, const tensor_t *t, uint64_t seed) {
+    uint64_t s = name_seed(seed, t->name);
+    for (int64_t i = 0; i < n; i += 2) {
+        double r = sqrt(-2.0 * log(uniform01(&s))), a = 2 * PI * uniform01(&s);
+        double z[2] = {r * cos(a), r * sin(a)};
+        for (int k = 0; k < 2 && i + k < n; k++)
+            w[i + k] = t->init == AUTOSP_INIT_NORMAL ? (float)(t->init_std * z[k])
+                       : t->init == AUTOSP_INIT_ONES ? 1.0f
+                                                     : 0.0f;
+    }
+}
+
+void autosp_trainer_init_params(autosp_trainer_t *tr, uint64_t seed) {
+    for (autosp_tensor_t t = 0; t < tr->joint->n_tensors; t++) {
+        const tensor_t *x = &tr->joint->tensors[t];
+        if (x->kind != AUTOSP_KIND_PARAM) continue;
+        init_param(autosp_executor_data(tr->ex, x->name), autosp_tensor_numel(tr->joint, t), x,
+                   seed);
+    }
+    for (int p = 0; p < tr->n_params; p++) {
+        memset(tr->params[p].m, 0, sizeof(float) * (size_t)tr->params[p].n);
+        memset(tr->params[p].v, 0, sizeof(float) * (size_t)tr->params[p].n);
+    }
+    tr->step = 0;
+}
+
+/* ---- construction ----------------------------------------------------------------------- */
+
+static autosp_status_t bind_params(autosp_trainer_t *tr, autosp_error_t *err) {
+    const autosp_graph_t *j = tr->joint;
+    int64_t total = 0;
+    for (autosp_tensor_t t = 0; t < j->n_tensors; t++)
+        if (j->tensors[t].kind == AUTOSP_KIND_PARAM) {
+            tr->n_params++;
+            total += autosp_tensor_numel(j, t);
+        }
+    tr->params = mem_calloc((size_t)tr->n_params + 1, sizeof *tr->params);
+    tr->state = mem_calloc((size_t)(2 * total + 1), sizeof(float));
+    if (!tr->params || !tr->state) return nomem(err);
+    float *next = tr->state;
+    int p = 0;
+    for (autosp_tensor_t t = 0; t < j->n_tensors; t++) {
+        const tensor_t *x = &j->tensors[t];
+        if (x->kind != AUTOSP_KIND_PARAM) continue;
+        char grad[AUTOSP_MAX_NAME + 8];
+        snprintf(grad, sizeof grad, "%s.grad", x->name);
+        param_slot_t *s = &tr->params[p++];
+        s->n = autosp_tensor_numel(j, t);
+        s->value = autosp_executor_data(tr->ex, x->name);
+        s->grad = autosp_executor_data(tr->ex, grad);
+        s->m = next;
+        s->v = next + s->n;
+        next += 2 * s->n;
+        s->decay = x->shape.ndim >= 2;
+        AUTOSP_ASSERT(s->grad);
+    }
+    return AUTOSP_OK;
+}
+
+static autosp_status_t build(autosp_trainer_t *tr, const autosp_graph_t *forward,
+                             autosp_error_t *err) {
+    autosp_graph_summary_t sum;
+    autosp_status_t st = autosp_graph_verify(forward, AUTOSP_VERIFY_BOUND, err);
+    if (st != AUTOSP_OK) return st;
+    if (!(tr->joint = autosp_autodiff(forward, err))) return err->status;
+    if (!(tr->ex = autosp_executor_new(tr->joint, err))) return err->status;
+    if ((st = autosp_graph_summarize(tr->joint, &sum, err)) != AUTOSP_OK) return st;
+    tr->flops = sum.cost.flops;
+    return bind_params(tr, err);
+}
+
+autosp_trainer_t *autosp_trainer_new(const autosp_graph_t *forward,
+                                     const autosp_train_config_t *cfg, autosp_error_t *err) {
+    autosp_error_t local;
+    if (!err) err = &local;
+    autosp_trainer_t *tr = mem_calloc(1, sizeof *tr);
+    if (!tr) {
+        nomem(err);
+        return NULL;
+    }
+    tr->cfg = cfg ? *cfg : autosp_train_config_default();
+    if (!(tr->cfg.lr >= 0) || !(tr->cfg.beta1 >= 0 && tr->cfg.beta1 < 1) ||
+        !(tr->cfg.beta2 >= 0 && tr->cfg.beta2 < 1) || !(tr->cfg.eps > 0) ||
+        !(tr->cfg.grad_clip >= 0) || tr->cfg.warmup_steps < 0 || tr->cfg.total_steps < 1) {
+        set_error(err, AUTOSP_ERR_INVALID,
+                  "train config: lr %g, betas (%g, %g), eps %g, grad_clip %g, warmup %d, total "
+                  "%d: expected lr >= 0, betas in [0,1), eps > 0, clip >= 0, total >= 1",
+                  tr->cfg.lr, tr->cfg.beta1, tr->cfg.beta2, tr->cfg.eps, tr->cfg.grad_clip,
+                  tr->cfg.warmup_steps, tr->cfg.total_steps);
+        mem_free(tr);
+        return NULL;
+    }
+    if (build(tr, forward, err) != AUTOSP_OK) {
+        autosp_trainer_free(tr);
+        return NULL;
+    }
+    return tr;
+}
+
+void autosp_trainer_free(autosp_trainer_t *tr) {
+    if (!tr) return;
+    autosp_executor_free(tr->ex);
+    autosp_graph_free(tr->joint);
+    mem_free(tr->params);
+    mem_free(tr->state);
+    mem_free(tr);
+}
+
+void *autosp_trainer_data(autosp_trainer_t *tr, const char *name) {
+    return autosp_executor_data(tr->ex, name);
+}
+
+int64_t autosp_trainer_arena_bytes(const autosp_trainer_t *tr) {
+    return autosp_executor_arena_bytes(tr->ex);
+}
+int64_t autosp_trainer_touched_bytes(const autosp_trainer_t *tr) {
+    return autosp_executor_touched_bytes(tr->ex);
+}
+int64_t autosp_trainer_state_bytes(const autosp_trainer_t *tr) {
+    int64_t n = 0;
+    for (int p = 0; p < tr->n_params; p++) n += tr->params[p].n;
+    return 2 * n * (int64_t)sizeof(float);
+}
+
+const autosp_graph_t *autosp_trainer_graph(const autosp_trainer_t *tr) {
+    return tr->joint;
+}
+
+/* ---- the step ---------------------------------------------------------------------------- */
+
+autosp_status_t autosp_trainer_compute(autosp_trainer_t *tr, float *loss, autosp_error_t *err) {
+    autosp_status_t st = autosp_executor_run(tr->ex, err);
+    if (st == AUTOSP_OK && loss) *loss = *(float *)autosp_executor_data(tr->ex, "loss");
+    return st;
+}
+
+static double global_grad_norm(const autosp_trainer_t *tr) {
+    double sq = 0;
+    for (int p = 0; p < tr->n_params; p++)
+        for (int64_t i = 0; i < tr->params[p].n; i++)
+            sq += (double)tr->params[p].grad[i] * tr->params[p].grad[i];
+    return sqrt(sq);
+}
+
+/* AdamW (Loshchilov & Hutter): decoupled weight decay, bias-corrected moments. */
+static void adamw_update(autosp_trainer_t *tr, float lr, float grad_scale) {
+    const autosp_train_config_t *c = &tr->cfg;
+    int t = tr->step + 1;
+    float bc1 = 1.0f - powf(c->beta1, (float)t), bc2 = 1.0f - powf(c->beta2, (float)t);
+    for (int p = 0; p < tr->n_params; p++) {
+        param_slot_t *s = &tr->params[p];
+        float decay = s->decay ? c->weight_decay : 0.0f;
+        for (int64_t i = 0; i < s->n; i++) {
+            float g = s->grad[i] * grad_scale;
+            s->m[i] = c->beta1 * s->m[i] + (1 - c->beta1) * g;
+            s->v[i] = c->beta2 * s->v[i] + (1 - c->beta2) * g * g;
+            float update = (s->m[i] / bc1) / (sqrtf(s->v[i] / bc2) + c->eps);
+            s->value[i] -= lr * (update + decay * s->value[i]);
+        }
+    }
+}
+
+autosp_status_t autosp_trainer_step(autosp_trainer_t *tr, autosp_step_stats_t *stats,
+                                    autosp_error_t *err) {
+    float loss;
+    autosp_status_t st = autosp_trainer_compute(tr, &loss, err);
+    if (st != AUTOSP_OK) return st;
+    double norm = global_grad_norm(tr);
+    if (!isfinite(loss) || !isfinite(norm))
+        return set_error(err, AUTOSP_ERR_INVALID,
+                         "step %d: the loss (%g) or the gradient norm (%g) is not finite; "
+                         "lower the learning rate",
+                         tr->step, loss, norm);
+    float clip =
+        tr->cfg.grad_clip > 0 && norm > tr->cfg.grad_clip ? tr->cfg.grad_clip / (float)norm : 1.0f;
+    float lr = autosp_train_lr(&tr->cfg, tr->step);
+    adamw_update(tr, lr, clip);
+    if (stats)
+        *stats = (autosp_step_stats_t){
+            .step = tr->step, .loss = loss, .grad_norm = (float)norm, .lr = lr, .flops = tr->flops};
+    tr->step++;
+    return set_ok(err);
+}

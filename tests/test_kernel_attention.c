@@ -1,0 +1,338 @@
+/* Flash attention (src/kernels/attention.c) against the naive reference (ref_attention.c), and
+ * the reference backward against finite differences of the reference forward.
+ *
+ * Every buffer handed to the fast kernels is malloc'd at its exact size (the workspace too, at
+ * a deliberately misaligned address), so the sanitizer build catches any access past an end;
+ * outputs and workspace start as NaN, so a value the kernel forgets to write shows up. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "ref.h"
+
+/* ---- deterministic inputs ------------------------------------------------------------------ */
+
+typedef struct rng {
+    uint64_t s;
+} rng_t;
+
+static uint64_t rng_next(rng_t *r) { /* xorshift64 */
+    r->s ^= r->s << 13;
+    r->s ^= r->s >> 7;
+    r->s ^= r->s << 17;
+    return r->s;
+}
+
+static float rng_uniform(rng_t *r, float lo, float hi) { /* [lo, hi) */
+    return lo + (hi - lo) * (float)((rng_next(r) >> 40) * (1.0 / 16777216.0));
+}
+
+static float *random_floats(rng_t *r, size_t n, float lo, float hi) {
+    float *x = malloc(n * sizeof *x);
+    assert_non_null(x);
+    for (size_t t = 0; t < n; t++) x[t] = rng_uniform(r, lo, hi);
+    return x;
+}
+
+static float *nan_floats(size_t n) {
+    float *x = malloc(n * sizeof *x);
+    assert_non_null(x);
+    for (size_t t = 0; t < n; t++) x[t] = NAN;
+    return x;
+}
+
+/* ---- cases --------------------------------------------------------------------------------- */
+
+typedef enum {
+    SEG_NONE,    /* segment_ids = NULL */
+    SEG_DOCS,    /* packed documents of 23 + 11b tokens (3 + b when S <= 16), so they start
+                  * mid-tile, then the last tenth padding (-1); odd batches also start with 3
+                  * padding tokens */
+    SEG_SCATTER, /* ids drawn at random from {-1, 0, 1, 2}: unsorted, non-contiguous */
+} seg_kind_t;
+
+typedef struct attn_case {
+    const char *name;
+    int64_t B, S, Skv, Hq, Hkv, D;
+    bool causal;
+    seg_kind_t seg;
+} attn_case_t;
+
+static int32_t *make_segments(const attn_case_t *c, rng_t *r) {
+    if (c->seg == SEG_NONE) return NULL;
+    int32_t *seg = malloc((size_t)(c->B * c->S) * sizeof *seg);
+    assert_non_null(seg);
+    for (int64_t b = 0; b < c->B; b++) {
+        const int64_t doc_len = c->S <= 16 ? 3 + b : 23 + 11 * b;
+        const int64_t pad_from = c->S - (c->S + 9) / 10;
+        for (int64_t i = 0; i < c->S; i++) {
+            int32_t id = (int32_t)(i / doc_len);
+            if (i >= pad_from || (b % 2 == 1 && i < 3)) id = -1;
+            if (c->seg == SEG_SCATTER) id = (int32_t)(rng_next(r) % 4) - 1;
+            seg[b * c->S + i] = id;
+        }
+    }
+    return seg;
+}
+
+static attention_dims_t dims_of(const attn_case_t *c) {
+    attention_dims_t d = {.B = c->B, .S = c->S, .Skv = c->Skv, .Hq = c->Hq, .Hkv = c->Hkv,
+                          .D = c->D, .causal = c->causal, .scale = 1.0f / sqrtf((float)c->D)};
+    return d;
+}
+
+/* One case's tensors. */
+typedef struct attn_data {
+    attention_dims_t d;
+    size_t nq, nkv, nlse;
+    float *q, *k, *v, *dout;
+    int32_t *seg;
+} attn_data_t;
+
+static attn_data_t data_new(const attn_case_t *c, uint64_t seed) {
+    rng_t r = {seed};
+    attn_data_t a = {.d = dims_of(c)};
+    a.nq = (size_t)(c->B * c->S * c->Hq * c->D);
+    a.nkv = (size_t)(c->B * c->Skv * c->Hkv * c->D);
+    a.nlse = (size_t)(c->B * c->Hq * c->S);
+    /* |q.k| up to ~2 sqrt(D) before the 1/sqrt(D) scale: peaked and flat rows both occur */
+    a.q = random_floats(&r, a.nq, -2.0f, 2.0f);
+    a.k = random_floats(&r, a.nkv, -2.0f, 2.0f);
+    a.v = random_floats(&r, a.nkv, -1.0f, 1.0f);
+    a.dout = random_floats(&r, a.nq, -1.0f, 1.0f);
+    a.seg = make_segments(c, &r);
+    return a;
+}
+
+static void data_free(attn_data_t *a) {
+    free(a->q), free(a->k), free(a->v), free(a->dout), free(a->seg);
+}
+
+/* ---- comparisons --------------------------------------------------------------------------- */
+
+/* sum (a-b)^2 / sum b^2 over the entries where b is finite; a must be -inf exactly where b is
+ * (lse of a row that sees nothing), and finite everywhere else. When b is all zero, as dq is
+ * when every query sees one key (dP - delta cancels exactly), a is the f32 rounding of that
+ * cancellation of O(1) terms: |a| <= ZERO_ABS_MAX is required instead, and 0 returned. */
+#define ZERO_ABS_MAX 1e-5
+static double nmse(const float *a, const float *b, size_t n) {
+    double num = 0.0, den = 0.0;
+    for (size_t t = 0; t < n; t++) {
+        if (isinf(b[t])) {
+            assert_true(a[t] == b[t]);
+            continue;
+        }
+        assert_true(isfinite(a[t]));
+        num += ((double)a[t] - b[t]) * ((double)a[t] - b[t]);
+        den += (double)b[t] * b[t];
+    }
+    if (den == 0.0) {
+        for (size_t t = 0; t < n; t++) assert_true(fabsf(a[t]) <= ZERO_ABS_MAX);
+        return 0.0;
+    }
+    return num / den;
+}
+
+#define NMSE_MAX 1e-10
+
+#define assert_close(what, a, b, n)                                                                \
+    do {                                                                                           \
+        double e_ = nmse((a), (b), (n));                                                           \
+        if (!(e_ < NMSE_MAX)) fail_msg("%s: %s nmse %.3g >= %.0e", c->name, what, e_, NMSE_MAX);   \
+    } while (0)
+
+/* Does query i of batch b see any key? */
+static bool sees_a_key(const attn_data_t *a, int64_t b, int64_t i) {
+    const int32_t *seg = a->seg ? a->seg + b * a->d.S : NULL;
+    const int64_t end = a->d.causal ? i + 1 : a->d.Skv;
+    for (int64_t j = 0; j < end; j++)
+        if (!seg || (seg[j] == seg[i] && seg[j] >= 0)) return true;
+    return false;
+}
+
+/* (4): queries that see nothing output zeros with lse = -inf and get dq = 0; padding keys
+ * get dk = dv = 0. Everything finite (checked by nmse). */
+static void check_padding(const attn_case_t *c, const attn_data_t *a, const float *out,
+                          const float *lse, const float *dq, const float *dk, const float *dv) {
+    const attention_dims_t *d = &a->d;
+    for (int64_t b = 0; b < d->B; b++) {
+        for (int64_t i = 0; i < d->S; i++) {
+            if (sees_a_key(a, b, i)) continue;
+            for (int64_t h = 0; h < d->Hq; h++) {
+                assert_true(isinf(lse[(b * d->Hq + h) * d->S + i]));
+                for (int64_t t = 0; t < d->D; t++) {
+                    const size_t at = (size_t)(((b * d->S + i) * d->Hq + h) * d->D + t);
+                    if (out[at] != 0.0f || dq[at] != 0.0f)
+                        fail_msg("%s: padding query %lld has out %g dq %g", c->name, (long long)i,
+                                 out[at], dq[at]);
+                }
+            }
+        }
+        for (int64_t j = 0; a->seg && j < d->Skv; j++) {
+            if (a->seg[b * d->S + j] >= 0) continue;
+            for (size_t t = 0; t < (size_t)(d->Hkv * d->D); t++) {
+                const size_t at = (size_t)((b * d->Skv + j) * d->Hkv * d->D) + t;
+                if (dk[at] != 0.0f || dv[at] != 0.0f)
+                    fail_msg("%s: padding key %lld has dk %g dv %g", c->name, (long long)j,
+                             dk[at], dv[at]);
+            }
+        }
+    }
+}
+
+/* A workspace of exactly `size` bytes that starts 1 byte into a malloc'd block (misaligned on
+ * purpose), filled with NaN bytes. */
+static void *workspace_new(size_t size, void **block) {
+    *block = malloc(size + 1);
+    assert_non_null(*block);
+    memset(*block, 0xff, size + 1);
+    return (char *)*block + 1;
+}
+
+/* ---- (1) (2) (4) (5): fast vs reference, one case ------------------------------------------ */
+
+static void test_fast_vs_reference(void **state) {
+    const attn_case_t *c = *state;
+    attn_data_t a = data_new(c, 0x9e3779b97f4a7c15ull ^ (uint64_t)(c->S * 131 + c->D));
+    float *out = nan_floats(a.nq), *lse = nan_floats(a.nlse);
+    float *out_ref = nan_floats(a.nq), *lse_ref = nan_floats(a.nlse);
+    void *block;
+    void *ws = workspace_new(attention_forward_workspace(&a.d), &block);
+    attention_forward(out, lse, a.q, a.k, a.v, a.seg, &a.d, ws);
+    free(block);
+    ref_attention_forward(out_ref, lse_ref, a.q, a.k, a.v, a.seg, &a.d);
+    assert_close("out", out, out_ref, a.nq);
+    assert_close("lse", lse, lse_ref, a.nlse);
+
+    float *dq = nan_floats(a.nq), *dk = nan_floats(a.nkv), *dv = nan_floats(a.nkv);
+    float *dq_ref = nan_floats(a.nq), *dk_ref = nan_floats(a.nkv), *dv_ref = nan_floats(a.nkv);
+    ws = workspace_new(attention_backward_workspace(&a.d), &block);
+    attention_backward(dq, dk, dv, a.dout, a.q, a.k, a.v, a.seg, out, lse, &a.d, ws);
+    free(block);
+    ref_attention_backward(dq_ref, dk_ref, dv_ref, a.dout, a.q, a.k, a.v, a.seg, &a.d);
+    assert_close("dq", dq, dq_ref, a.nq);
+    assert_close("dk", dk, dk_ref, a.nkv);
+    assert_close("dv", dv, dv_ref, a.nkv);
+    check_padding(c, &a, out, lse, dq, dk, dv);
+    check_padding(c, &a, out_ref, lse_ref, dq_ref, dk_ref, dv_ref);
+
+    free(out), free(lse), free(out_ref), free(lse_ref);
+    free(dq), free(dk), free(dv), free(dq_ref), free(dk_ref), free(dv_ref);
+    data_free(&a);
+}
+
+/* ---- (3): reference backward vs central finite differences -------------------------------- */
+
+/* L = sum(out * R), out from the reference forward (double accumulators, f32 result). */
+static double loss(const attn_data_t *a, const float *R, float *out, float *lse) {
+    ref_attention_forward(out, lse, a->q, a->k, a->v, a->seg, &a->d);
+    double L = 0.0;
+    for (size_t t = 0; t < a->nq; t++) L += (double)out[t] * R[t];
+    return L;
+}
+
+/* The bound. Inputs are f32, so x +- eps is rounded: the step used is the one actually taken,
+ * (x+eps) - (x-eps) in f32, exact by Sterbenz. eps = 1e-2 balances the two errors of a central
+ * difference: truncation, eps^2/6 * |L'''| ~ 2e-5 here (scores are O(1), so L''' is O(1)), and
+ * rounding, |dL| / (2 eps) with dL the f32 rounding of the out entries that the step changes
+ * (one row of D entries for a q coordinate, a few rows for k and v): ~ sqrt(D) * 6e-8 / 2e-2
+ * ~ 3e-5. Both are ~1e-3 of a typical gradient entry (0.01 .. 1), hence relative error < 1e-2,
+ * measured against max(|analytic|, 1e-2 * max |analytic| of the tensor) so that entries near 0
+ * are judged on the tensor's scale. A wrong term (a missing scale, delta or GQA sum) gives O(1). */
+#define FD_EPS     1e-2f
+#define FD_REL_MAX 1e-2
+
+static void check_fd(const char *case_name, const char *what, const attn_data_t *a, float *x,
+                     const float *grad, size_t n, size_t n_probe, rng_t *r, const float *R) {
+    float *out = malloc(a->nq * sizeof *out), *lse = malloc(a->nlse * sizeof *lse);
+    assert_non_null(out), assert_non_null(lse);
+    double gmax = 0.0;
+    for (size_t t = 0; t < n; t++) gmax = fmax(gmax, fabs(grad[t]));
+    for (size_t p = 0; p < (n_probe ? n_probe : n); p++) {
+        const size_t t = n_probe ? (size_t)(rng_next(r) % n) : p;
+        const float x0 = x[t], xp = x0 + FD_EPS, xm = x0 - FD_EPS;
+        x[t] = xp;
+        const double lp = loss(a, R, out, lse);
+        x[t] = xm;
+        const double lm = loss(a, R, out, lse);
+        x[t] = x0;
+        const double fd = (lp - lm) / ((double)xp - xm);
+        const double err = fabs(fd - grad[t]) / fmax(fabs(grad[t]), 1e-2 * gmax);
+        if (!(err < FD_REL_MAX) && !(fd == 0.0 && grad[t] == 0.0))
+            fail_msg("%s: d%s[%zu] analytic %.6g, finite difference %.6g (rel err %.3g)",
+                     case_name, what, t, grad[t], fd, err);
+    }
+    free(out), free(lse);
+}
+
+/* n_probe random coordinates of each of q, k, v; 0 = every coordinate */
+static void fd_case(const attn_case_t *c, size_t n_probe) {
+    attn_data_t a = data_new(c, 0x2545f4914f6cdd1dull + (uint64_t)c->S);
+    rng_t r = {0xdeadbeefcafef00dull};
+    float *R = random_floats(&r, a.nq, -1.0f, 1.0f);
+    float *dq = nan_floats(a.nq), *dk = nan_floats(a.nkv), *dv = nan_floats(a.nkv);
+    ref_attention_backward(dq, dk, dv, R, a.q, a.k, a.v, a.seg, &a.d); /* dL/dout = R */
+    check_fd(c->name, "q", &a, a.q, dq, a.nq, n_probe, &r, R);
+    check_fd(c->name, "k", &a, a.k, dk, a.nkv, n_probe, &r, R);
+    check_fd(c->name, "v", &a, a.v, dv, a.nkv, n_probe, &r, R);
+    free(R), free(dq), free(dk), free(dv);
+    data_free(&a);
+}
+
+static void test_fd_full_small(void **state) {
+    (void)state;
+    /* GQA, causal, two documents and padding: every coordinate */
+    const attn_case_t c = {"fd small", 1, 9, 9, 4, 2, 8, true, SEG_DOCS};
+    const attn_case_t c2 = {"fd small cross", 2, 5, 7, 2, 1, 5, false, SEG_NONE};
+    fd_case(&c, 0);
+    fd_case(&c2, 0);
+}
+
+static void test_fd_random_coords(void **state) {
+    (void)state;
+    const attn_case_t c = {"fd S=65", 2, 65, 65, 8, 1, 16, true, SEG_DOCS};
+    fd_case(&c, 24);
+}
+
+/* ---- the cases ----------------------------------------------------------------------------- */
+
+static const attn_case_t cases[] = {
+    /* name                         B   S  Skv Hq Hkv  D causal seg */
+    {"S=1 MHA", 1, 1, 1, 2, 2, 8, false, SEG_NONE},
+    {"S=1 causal", 2, 1, 1, 2, 2, 8, true, SEG_NONE},
+    {"S=7 MHA causal", 1, 7, 7, 2, 2, 8, true, SEG_NONE},
+    {"S=7 GQA4/2", 2, 7, 7, 4, 2, 16, false, SEG_NONE},
+    {"S=65 GQA4/2 causal", 1, 65, 65, 4, 2, 16, true, SEG_NONE},
+    {"S=65 GQA8/1 causal docs", 2, 65, 65, 8, 1, 16, true, SEG_DOCS},
+    {"S=130 MHA causal D=64", 1, 130, 130, 2, 2, 64, true, SEG_NONE},
+    {"S=130 GQA8/1 causal docs D=64", 2, 130, 130, 8, 1, 64, true, SEG_DOCS},
+    {"S=130 GQA4/2 docs D=64", 2, 130, 130, 4, 2, 64, false, SEG_DOCS},
+    {"S=130 GQA4/2 causal scatter", 2, 130, 130, 4, 2, 16, true, SEG_SCATTER},
+    {"S=130 MHA scatter D=8", 1, 130, 130, 2, 2, 8, false, SEG_SCATTER},
+    {"S=7 Skv=130 GQA4/2", 2, 7, 130, 4, 2, 16, false, SEG_NONE},
+    {"S=65 Skv=1 GQA8/1", 1, 65, 1, 8, 1, 8, false, SEG_NONE},
+    {"S=130 Skv=65 D=64", 1, 130, 65, 4, 4, 64, false, SEG_NONE},
+    {"D odd S=65 causal docs", 2, 65, 65, 4, 2, 5, true, SEG_DOCS},
+    {"S=257 GQA4/2 causal D=64", 1, 257, 257, 4, 2, 64, true, SEG_NONE},
+};
+
+int main(void) {
+    struct CMUnitTest tests[sizeof cases / sizeof cases[0] + 2];
+    const size_t n_cases = sizeof cases / sizeof cases[0];
+    for (size_t t = 0; t < n_cases; t++)
+        tests[t] = (struct CMUnitTest){.name = cases[t].name,
+                                       .test_func = test_fast_vs_reference,
+                                       .initial_state = (void *)&cases[t]};
+    tests[n_cases] = (struct CMUnitTest){.name = "fd full small", .test_func = test_fd_full_small};
+    tests[n_cases + 1] =
+        (struct CMUnitTest){.name = "fd random coords", .test_func = test_fd_random_coords};
+    return cmocka_run_group_tests_name("kernel_attention", tests, NULL, NULL);
+}

@@ -1,0 +1,333 @@
+/* autosp-train: trains a forward graph on a text file in one process (byte-level tokens).
+ * The multi-rank trainer (mpirun, --sp) builds on this; see docs/cli.md. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cli.h"
+
+static const char *prog = "autosp-train";
+
+typedef struct options {
+    const char *model, *data, *save, *dump;
+    int64_t seq_len, batch, steps, seed, log_every, warmup;
+    double lr, weight_decay, grad_clip, min_lr_ratio;
+    bool init_only;
+} options_t;
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: autosp-train --model GRAPH.json --data TEXT [options]\n"
+            "\n"
+            "Trains the forward graph GRAPH.json (e.g. examples/llama-tiny.json) on the bytes of\n"
+            "TEXT (byte-level tokens: the model's vocabulary must hold 256 ids).\n"
+            "\n"
+            "  --model GRAPH.json     forward graph whose first output is the loss\n"
+            "  --data PATH            training text: a file, or a folder whose regular files are\n"
+            "                         read in name order (e.g. /usr/share/games/fortunes)\n"
+            "  --seq-len S            tokens per sequence (binds symbol S; default 128)\n"
+            "  --batch B              sequences per step (binds symbol B; default 4)\n"
+            "  --steps K              optimizer steps (default 100)\n"
+            "  --lr LR                peak learning rate (default 3e-3)\n"
+            "  --warmup N             linear warm-up steps (default 10)\n"
+            "  --min-lr-ratio R       cosine decay down to LR * R (default 0.1)\n"
+            "  --weight-decay W       AdamW decoupled weight decay on matrices (default 0.1)\n"
+            "  --grad-clip C          clip the global gradient norm to C, 0 = off (default 1)\n"
+            "  --seed N               initialisation and batch sampling seed (default 1)\n"
+            "  --log-every N          print every N steps (default 1)\n"
+            "  --save DIR             write DIR/model.safetensors at the end\n"
+            "  --init-only            with --save: write the initial weights and stop\n"
+            "  --dump FILE            run one forward and backward on the first batch and write\n"
+            "                         tokens, labels, loss, every parameter and its gradient\n"
+            "                         (\"<param>.grad\") to FILE (safetensors), then stop\n"
+            "  -h, --help             print this help\n"
+            "\n"
+            "Exit status: 0 ok, 2 bad input or usage, 1 internal error.\n");
+}
+
+typedef struct flag {
+    const char *name;
+    char kind; /* s string, i integer, d number, b bool */
+    size_t offset;
+    double lo, hi;
+} flag_t;
+
+#define OPT(f) offsetof(options_t, f)
+static const flag_t flags[] = {
+    {"--model", 's', OPT(model), 0, 0},
+    {"--data", 's', OPT(data), 0, 0},
+    {"--save", 's', OPT(save), 0, 0},
+    {"--dump", 's', OPT(dump), 0, 0},
+    {"--seq-len", 'i', OPT(seq_len), 2, 1 << 24},
+    {"--batch", 'i', OPT(batch), 1, 1 << 16},
+    {"--steps", 'i', OPT(steps), 1, 1e9},
+    {"--seed", 'i', OPT(seed), 0, 9e18},
+    {"--log-every", 'i', OPT(log_every), 1, 1e9},
+    {"--warmup", 'i', OPT(warmup), 0, 1e9},
+    {"--lr", 'd', OPT(lr), 0, 10},
+    {"--weight-decay", 'd', OPT(weight_decay), 0, 10},
+    {"--grad-clip", 'd', OPT(grad_clip), 0, 1e9},
+    {"--min-lr-ratio", 'd', OPT(min_lr_ratio), 0, 1},
+    {"--init-only", 'b', OPT(init_only), 0, 0},
+};
+
+static int set_flag(options_t *o, const flag_t *f, const char *value) {
+    char *field = (char *)o + f->offset;
+    double d;
+    int64_t i;
+    switch (f->kind) {
+    case 's':
+        *(const char **)field = value;
+        return 0;
+    case 'b':
+        *(bool *)field = true;
+        return 0;
+    case 'i':
+        if (!cli_parse_int(value, (int64_t)f->lo, (int64_t)f->hi, &i))
+            return cli_usage_error(prog, "%s \"%s\": expected an integer in %.0f..%.0f", f->name,
+                                   value, f->lo, f->hi);
+        *(int64_t *)field = i;
+        return 0;
+    default:
+        if (!cli_parse_double(value, &d) || !(d >= f->lo && d <= f->hi))
+            return cli_usage_error(prog, "%s \"%s\": expected a number in %g..%g", f->name, value,
+                                   f->lo, f->hi);
+        *(double *)field = d;
+        return 0;
+    }
+}
+
+static int parse_args(int argc, char **argv, options_t *o) {
+    *o = (options_t){.seq_len = 128,
+                     .batch = 4,
+                     .steps = 100,
+                     .seed = 1,
+                     .log_every = 1,
+                     .warmup = 10,
+                     .lr = 3e-3,
+                     .weight_decay = 0.1,
+                     .grad_clip = 1.0,
+                     .min_lr_ratio = 0.1};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return -1;
+        }
+        const flag_t *f = NULL;
+        for (size_t k = 0; k < sizeof flags / sizeof *flags; k++)
+            if (!strcmp(argv[i], flags[k].name)) f = &flags[k];
+        if (!f) return cli_usage_error(prog, "unknown option \"%s\"", argv[i]);
+        if (f->kind != 'b' && i + 1 >= argc)
+            return cli_usage_error(prog, "%s needs a value", f->name);
+        int rc = set_flag(o, f, f->kind == 'b' ? NULL : argv[++i]);
+        if (rc) return rc;
+    }
+    if (!o->model) return cli_usage_error(prog, "--model is required");
+    if (!o->data && !o->init_only) return cli_usage_error(prog, "--data is required");
+    if (o->init_only && !o->save) return cli_usage_error(prog, "--init-only needs --save DIR");
+    return 0;
+}
+
+/* Appends the bytes of one file to *data (every byte is a token id). */
+static int append_file(const char *path, unsigned char **data, int64_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return cli_usage_error(prog, "cannot open --data \"%s\": %s", path, strerror(errno));
+    struct stat st;
+    unsigned char *grown = NULL;
+    if (fstat(fileno(f), &st) == 0)
+        grown = realloc(*data, (size_t)(*size + (int64_t)st.st_size + 1));
+    if (!grown) {
+        fclose(f);
+        return cli_usage_error(prog, "cannot read --data \"%s\"", path);
+    }
+    *data = grown;
+    *size += (int64_t)fread(*data + *size, 1, (size_t)st.st_size, f);
+    fclose(f);
+    return 0;
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A file, or every regular file of a folder in name order (skipping symbolic links and the
+ * .dat index files of a fortune folder such as /usr/share/games/fortunes). */
+static int read_text(const char *path, unsigned char **data, int64_t *size) {
+    struct stat st;
+    *data = NULL;
+    *size = 0;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return append_file(path, data, size);
+    DIR *d = opendir(path);
+    char *names[4096];
+    int n = 0, rc = 0;
+    for (struct dirent *e; d && (e = readdir(d)) && n < 4096;) {
+        char full[4096];
+        size_t len = strlen(e->d_name);
+        snprintf(full, sizeof full, "%s/%s", path, e->d_name);
+        if (lstat(full, &st) == 0 && S_ISREG(st.st_mode) &&
+            !(len > 4 && !strcmp(e->d_name + len - 4, ".dat")))
+            names[n++] = strdup(full);
+    }
+    if (d) closedir(d);
+    qsort(names, (size_t)n, sizeof *names, by_name);
+    for (int i = 0; i < n; i++) {
+        if (!rc) rc = append_file(names[i], data, size);
+        free(names[i]);
+    }
+    return rc;
+}
+
+static uint64_t mix(uint64_t x) { /* splitmix64's finaliser */
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/* Batch `step`: B windows of S+1 bytes at seeded random offsets; labels are the next bytes. */
+static void fill_batch(autosp_trainer_t *tr, const options_t *o, const unsigned char *text,
+                       int64_t size, int64_t step) {
+    int32_t *tokens = autosp_trainer_data(tr, "tokens"),
+            *labels = autosp_trainer_data(tr, "labels");
+    int32_t *positions = autosp_trainer_data(tr, "positions");
+    int32_t *segments = autosp_trainer_data(tr, "segment_ids");
+    int64_t S = o->seq_len, windows = size - S;
+    for (int64_t b = 0; b < o->batch; b++) {
+        int64_t start = (int64_t)(mix((uint64_t)o->seed * 0x9E3779B97F4A7C15ull +
+                                      (uint64_t)(step * o->batch + b)) %
+                                  (uint64_t)windows);
+        for (int64_t s = 0; s < S; s++) {
+            tokens[b * S + s] = text[start + s];
+            labels[b * S + s] = text[start + s + 1];
+            if (positions) positions[b * S + s] = (int32_t)s;
+            if (segments) segments[b * S + s] = 0; /* one document per window */
+        }
+    }
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Parameters (and with `grads` their gradients, tokens, labels and the loss) as safetensors. */
+static int write_tensors(autosp_trainer_t *tr, const char *path, bool grads) {
+    const autosp_graph_t *j = autosp_trainer_graph(tr);
+    int n = 0, cap = autosp_graph_num_tensors(j);
+    autosp_st_tensor_t *list = calloc((size_t)cap, sizeof *list);
+    if (!list) return 1;
+    bool *output = calloc((size_t)cap, sizeof *output); /* the loss and every gradient */
+    for (int i = 0; output && i < autosp_graph_num_outputs(j); i++)
+        output[autosp_graph_output(j, i)] = true;
+    for (autosp_tensor_t t = 0; output && t < cap; t++) {
+        autosp_kind_t kind = autosp_tensor_kind(j, t);
+        if (kind != AUTOSP_KIND_PARAM && !(grads && (kind == AUTOSP_KIND_INPUT || output[t])))
+            continue;
+        autosp_st_tensor_t *e = &list[n++];
+        e->name = autosp_tensor_name(j, t);
+        e->dtype = autosp_tensor_dtype(j, t);
+        e->ndim = autosp_tensor_ndim(j, t);
+        for (int d = 0; d < e->ndim; d++) e->shape[d] = autosp_tensor_dim(j, t, d);
+        e->data = autosp_trainer_data(tr, e->name);
+    }
+    free(output);
+    autosp_error_t err;
+    const char *keys[1] = {"format"}, *values[1] = {"autosp"};
+    autosp_status_t st = autosp_safetensors_write(path, list, n, keys, values, 1, &err);
+    free(list);
+    return st == AUTOSP_OK ? 0 : cli_fail(prog, &err);
+}
+
+static int save_weights(autosp_trainer_t *tr, const char *dir) {
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return cli_usage_error(prog, "--save \"%s\": cannot create the folder: %s", dir,
+                               strerror(errno));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    int rc = write_tensors(tr, path, false);
+    if (!rc) fprintf(stderr, "%s: wrote %s\n", prog, path);
+    return rc;
+}
+
+static autosp_trainer_t *make_trainer(const options_t *o) {
+    autosp_error_t err;
+    autosp_graph_t *g = autosp_graph_load_file(o->model, &err);
+    if (!g) {
+        cli_fail(prog, &err);
+        return NULL;
+    }
+    autosp_train_config_t cfg = autosp_train_config_default();
+    cfg.lr = (float)o->lr;
+    cfg.warmup_steps = (int)(o->warmup < o->steps ? o->warmup : o->steps - 1);
+    cfg.total_steps = (int)o->steps;
+    cfg.min_lr_ratio = (float)o->min_lr_ratio;
+    cfg.weight_decay = (float)o->weight_decay;
+    cfg.grad_clip = (float)o->grad_clip;
+    autosp_trainer_t *tr = NULL;
+    if (autosp_symbol_bind(g, "S", o->seq_len, &err) == AUTOSP_OK &&
+        autosp_symbol_bind(g, "B", o->batch, &err) == AUTOSP_OK)
+        tr = autosp_trainer_new(g, &cfg, &err);
+    if (!tr) cli_fail(prog, &err);
+    autosp_graph_free(g);
+    if (tr) autosp_trainer_init_params(tr, (uint64_t)o->seed);
+    return tr;
+}
+
+static int train(autosp_trainer_t *tr, const options_t *o, const unsigned char *text,
+                 int64_t size) {
+    double start = now(), last = start, tokens_per_step = (double)(o->batch * o->seq_len);
+    for (int64_t k = 0; k < o->steps; k++) {
+        fill_batch(tr, o, text, size, k);
+        autosp_step_stats_t st;
+        autosp_error_t err;
+        if (autosp_trainer_step(tr, &st, &err) != AUTOSP_OK) return cli_fail(prog, &err);
+        if ((k + 1) % o->log_every && k + 1 != o->steps) continue;
+        double t = now(), dt = (t - last) / (double)(k % o->log_every + 1);
+        last = t;
+        double eta = (t - start) / (double)(k + 1) * (double)(o->steps - k - 1);
+        printf(
+            "step %5lld/%lld | loss %.4f | lr %.2e | grad norm %7.3f | %8.0f tok/s | %6.2f GFLOP/s "
+            "| %7.1f ms | eta %.0f s\n",
+            (long long)k + 1, (long long)o->steps, st.loss, st.lr, st.grad_norm,
+            tokens_per_step / dt, st.flops / dt * 1e-9, dt * 1e3, eta);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    options_t o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    unsigned char *text = NULL;
+    int64_t size = 0;
+    if (o.data && (rc = read_text(o.data, &text, &size))) return rc;
+    if (o.data && size < o.seq_len + 2) {
+        free(text);
+        return cli_usage_error(prog,
+                               "--data \"%s\" has %lld bytes, expected more than --seq-len + 1",
+                               o.data, (long long)size);
+    }
+    autosp_trainer_t *tr = make_trainer(&o);
+    if (!tr)
+        rc = 2;
+    else if (o.init_only)
+        rc = save_weights(tr, o.save);
+    else if (o.dump) {
+        fill_batch(tr, &o, text, size, 0);
+        autosp_error_t err;
+        rc = autosp_trainer_compute(tr, NULL, &err) == AUTOSP_OK ? write_tensors(tr, o.dump, true)
+                                                                 : cli_fail(prog, &err);
+    } else {
+        rc = train(tr, &o, text, size);
+        if (!rc && o.save) rc = save_weights(tr, o.save);
+    }
+    autosp_trainer_free(tr);
+    free(text);
+    return rc;
+}
