@@ -23,10 +23,10 @@
  * overlap, no hole, no trailing bytes, as the format requires). A zero-size tensor is allowed.
  *
  * Alignment: the data section sits at an 8-byte boundary in memory. A tensor's data is aligned
- * as far as its begin offset is: in a file whose tensors all have sizes that are multiples of 8
- * every tensor is 8-byte aligned, but a file may put an F32 tensor at offset 6 (after three
+ * as far as its begin offset is, and a file may put an F32 tensor at offset 6 (after three
  * F16s), so check `(uintptr_t)t->data % autosp_dtype_size(t->dtype)` or memcpy before reading
- * elements in place.
+ * elements in place. To write files whose tensors are all aligned to their dtype, give them in
+ * descending dtype size (I64, then F32 and I32, then BF16 and F16), as the reference writer does.
  *
  * Byte order: the data is little-endian and is used in place, so the library builds only for
  * little-endian hosts (a compile-time check in src/safetensors.c).
@@ -82,8 +82,8 @@ autosp_status_t autosp_safetensors_write(const char *path, const autosp_st_tenso
  * autosp_safetensors_close, which also invalidates every pointer the accessors below returned. */
 typedef struct autosp_safetensors autosp_safetensors_t;
 
-/* Reads and checks path. Returns a new file (the caller's), or NULL with err filled in; messages
- * start with the path. */
+/* Reads and checks path. Returns a new file (the caller's), or NULL with err (may be NULL)
+ * filled in; every message names the path. */
 autosp_safetensors_t *autosp_safetensors_open(const char *path, autosp_error_t *err);
 
 /* The same for a file already in memory: bytes stay the caller's and are copied, so they may be
