@@ -101,11 +101,49 @@ static void test_measured_matches_plan(void **state) {
     autosp_graph_free(j);
 }
 
+static long allocations;
+static void *counting_malloc(void *ctx, size_t n) {
+    allocations++;
+    return malloc(n);
+}
+static void *counting_realloc(void *ctx, void *p, size_t n) {
+    allocations++;
+    return realloc(p, n);
+}
+static void plain_free(void *ctx, void *p) {
+    free(p);
+}
+
+/* Everything is allocated when the trainer is built; a training step allocates nothing. */
+static void test_step_loop_does_not_allocate(void **state) {
+    const autosp_allocator_t counting = {counting_malloc, counting_realloc, plain_free, NULL};
+    autosp_allocator_set(&counting);
+    autosp_model_config_t cfg;
+    assert_true(autosp_model_preset("llama-tiny-gqa", &cfg));
+    autosp_graph_t *g = autosp_model_build(&cfg, "t", NULL);
+    autosp_symbol_bind(g, "S", 64, NULL);
+    autosp_error_t err;
+    autosp_trainer_t *tr = autosp_trainer_new(g, NULL, &err);
+    if (!tr) fail_msg("%s", err.message);
+    autosp_trainer_init_params(tr, 1);
+    int32_t *tokens = autosp_trainer_data(tr, "tokens"),
+            *labels = autosp_trainer_data(tr, "labels");
+    int32_t *pos = autosp_trainer_data(tr, "positions");
+    for (int i = 0; i < 64; i++) tokens[i] = labels[i] = (i * 31) % 256, pos[i] = i;
+    long before = allocations;
+    for (int k = 0; k < 3; k++) assert_int_equal(autosp_trainer_step(tr, NULL, &err), AUTOSP_OK);
+    assert_int_equal(allocations, before);
+    autosp_trainer_free(tr);
+    autosp_graph_free(g);
+    autosp_allocator_set(NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_overlap),
         cmocka_unit_test(test_reuse_and_growth),
         cmocka_unit_test(test_measured_matches_plan),
+        cmocka_unit_test(test_step_loop_does_not_allocate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
