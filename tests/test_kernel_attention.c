@@ -84,8 +84,14 @@ static int32_t *make_segments(const attn_case_t *c, rng_t *r) {
 }
 
 static attention_dims_t dims_of(const attn_case_t *c) {
-    attention_dims_t d = {.B = c->B, .S = c->S, .Skv = c->Skv, .Hq = c->Hq, .Hkv = c->Hkv,
-                          .D = c->D, .causal = c->causal, .scale = 1.0f / sqrtf((float)c->D)};
+    attention_dims_t d = {.B = c->B,
+                          .S = c->S,
+                          .Skv = c->Skv,
+                          .Hq = c->Hq,
+                          .Hkv = c->Hkv,
+                          .D = c->D,
+                          .causal = c->causal,
+                          .scale = 1.0f / sqrtf((float)c->D)};
     return d;
 }
 
@@ -181,8 +187,8 @@ static void check_padding(const attn_case_t *c, const attn_data_t *a, const floa
             for (size_t t = 0; t < (size_t)(d->Hkv * d->D); t++) {
                 const size_t at = (size_t)((b * d->Skv + j) * d->Hkv * d->D) + t;
                 if (dk[at] != 0.0f || dv[at] != 0.0f)
-                    fail_msg("%s: padding key %lld has dk %g dv %g", c->name, (long long)j,
-                             dk[at], dv[at]);
+                    fail_msg("%s: padding key %lld has dk %g dv %g", c->name, (long long)j, dk[at],
+                             dv[at]);
             }
         }
     }
@@ -239,14 +245,15 @@ static double loss(const attn_data_t *a, const float *R, float *out, float *lse)
     return L;
 }
 
-/* The bound. Inputs are f32, so x +- eps is rounded: the step used is the one actually taken,
- * (x+eps) - (x-eps) in f32, exact by Sterbenz. eps = 1e-2 balances the two errors of a central
- * difference: truncation, eps^2/6 * |L'''| ~ 2e-5 here (scores are O(1), so L''' is O(1)), and
- * rounding, |dL| / (2 eps) with dL the f32 rounding of the out entries that the step changes
- * (one row of D entries for a q coordinate, a few rows for k and v): ~ sqrt(D) * 6e-8 / 2e-2
- * ~ 3e-5. Both are ~1e-3 of a typical gradient entry (0.01 .. 1), hence relative error < 1e-2,
- * measured against max(|analytic|, 1e-2 * max |analytic| of the tensor) so that entries near 0
- * are judged on the tensor's scale. A wrong term (a missing scale, delta or GQA sum) gives O(1). */
+/* The bound. Inputs are f32, so x +- eps is rounded to f32: the step used is the one actually
+ * taken, xp - xm (computed in double). A central difference errs by truncation, eps^2/6 |L'''|,
+ * ~1e-5 .. 1e-4 with O(1) scores, and by rounding: the f32 rounding of the out entries that the
+ * step changes (one row of D for a q coordinate, the rows attending one key for k and v) over
+ * 2 eps, ~ sqrt(D) * 6e-8 / 2e-2 ~ 1e-5. A smaller eps grows the second, a larger one the first;
+ * at eps = 1e-2 both are ~1e-3 or less of a typical gradient entry (0.01 .. 1; measured worst
+ * relative error 1.3e-3), hence the bound 1e-2, taken against max(|analytic|, 1e-2 * max
+ * |analytic| of the tensor) so that entries near 0 are judged on the tensor's scale. A wrong
+ * term (a missing scale, delta or GQA sum) gives an O(1) error. */
 #define FD_EPS     1e-2f
 #define FD_REL_MAX 1e-2
 
@@ -267,8 +274,8 @@ static void check_fd(const char *case_name, const char *what, const attn_data_t 
         const double fd = (lp - lm) / ((double)xp - xm);
         const double err = fabs(fd - grad[t]) / fmax(fabs(grad[t]), 1e-2 * gmax);
         if (!(err < FD_REL_MAX) && !(fd == 0.0 && grad[t] == 0.0))
-            fail_msg("%s: d%s[%zu] analytic %.6g, finite difference %.6g (rel err %.3g)",
-                     case_name, what, t, grad[t], fd, err);
+            fail_msg("%s: d%s[%zu] analytic %.6g, finite difference %.6g (rel err %.3g)", case_name,
+                     what, t, grad[t], fd, err);
     }
     free(out), free(lse);
 }
@@ -302,6 +309,40 @@ static void test_fd_random_coords(void **state) {
     fd_case(&c, 24);
 }
 
+/* ---- NaN in, NaN out ---------------------------------------------------------------------- */
+
+/* A NaN in one query row makes that row's out and lse NaN (not zeros, which would look like
+ * padding) and leaves every other row finite, in both kernels. */
+static void test_nan_propagates(void **state) {
+    (void)state;
+    const attn_case_t cs = {"nan", 1, 130, 130, 4, 2, 16, true, SEG_NONE};
+    const attn_case_t *c = &cs;
+    attn_data_t a = data_new(c, 7);
+    const int64_t row = 70, head = 1;
+    a.q[(row * c->Hq + head) * c->D + 3] = NAN;
+    float *out = nan_floats(a.nq), *lse = nan_floats(a.nlse);
+    void *block;
+    void *ws = workspace_new(attention_forward_workspace(&a.d), &block);
+    for (int fast = 0; fast < 2; fast++) {
+        if (fast)
+            attention_forward(out, lse, a.q, a.k, a.v, a.seg, &a.d, ws);
+        else
+            ref_attention_forward(out, lse, a.q, a.k, a.v, a.seg, &a.d);
+        for (int64_t i = 0; i < c->S; i++) {
+            for (int64_t h = 0; h < c->Hq; h++) {
+                const bool poisoned = i == row && h == head;
+                if (poisoned != (bool)isnan(lse[h * c->S + i]))
+                    fail_msg("%s: row %lld head %lld lse %g", fast ? "fast" : "ref", (long long)i,
+                             (long long)h, lse[h * c->S + i]);
+                for (int64_t t = 0; t < c->D; t++)
+                    assert_true(poisoned == (bool)isnan(out[(i * c->Hq + h) * c->D + t]));
+            }
+        }
+    }
+    free(block), free(out), free(lse);
+    data_free(&a);
+}
+
 /* ---- the cases ----------------------------------------------------------------------------- */
 
 static const attn_case_t cases[] = {
@@ -325,7 +366,7 @@ static const attn_case_t cases[] = {
 };
 
 int main(void) {
-    struct CMUnitTest tests[sizeof cases / sizeof cases[0] + 2];
+    struct CMUnitTest tests[sizeof cases / sizeof cases[0] + 3];
     const size_t n_cases = sizeof cases / sizeof cases[0];
     for (size_t t = 0; t < n_cases; t++)
         tests[t] = (struct CMUnitTest){.name = cases[t].name,
@@ -334,5 +375,7 @@ int main(void) {
     tests[n_cases] = (struct CMUnitTest){.name = "fd full small", .test_func = test_fd_full_small};
     tests[n_cases + 1] =
         (struct CMUnitTest){.name = "fd random coords", .test_func = test_fd_random_coords};
+    tests[n_cases + 2] =
+        (struct CMUnitTest){.name = "nan propagates", .test_func = test_nan_propagates};
     return cmocka_run_group_tests_name("kernel_attention", tests, NULL, NULL);
 }

@@ -10,7 +10,9 @@
  * The tile products are cblas_sgemm calls on the tensors in place: the rows of one head are
  * strided by H*D, which is the sgemm's leading dimension, so nothing is copied. GQA reads kv
  * head h / (Hq/Hkv) directly; dk and dv sum over the query heads of a group through sgemm's
- * beta = 1. A tile that the causal mask or the segment ids hide entirely is skipped. */
+ * beta = 1. A tile that the causal mask or the segment ids hide entirely is skipped. The
+ * elementwise work per score (max, exp, sum) is written so that gcc -O2 vectorises it: exp is a
+ * branch-free polynomial, not a libm call. */
 #include <cblas.h>
 #include <math.h>
 #include <stdint.h>
@@ -18,26 +20,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base.h"
 #include "kernels.h"
 
-#define BR        64 /* query rows per tile */
-#define BC        64 /* keys per tile */
-#define WS_ALIGN  64 /* the workspace pointer is aligned up to this inside the kernels */
+#define BR       64  /* query rows per tile */
+#define BC       128 /* keys per tile */
+#define WS_ALIGN 64  /* the workspace pointer is aligned up to this inside the kernels */
 
-/* A caller bug (inconsistent dims), not user input: print file:line and abort. */
-#define ATTN_ASSERT(cond)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "libautosp: %s:%d: assertion failed: %s\n", __FILE__, __LINE__,        \
-                    #cond);                                                                        \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 static void check_dims(const attention_dims_t *d, const int32_t *segment_ids) {
-    ATTN_ASSERT(d->B >= 0 && d->S >= 0 && d->Skv >= 0 && d->D > 0);
-    ATTN_ASSERT(d->Hkv > 0 && d->Hq % d->Hkv == 0);
-    ATTN_ASSERT((!d->causal && !segment_ids) || d->Skv == d->S);
+    AUTOSP_ASSERT(d->B >= 0 && d->S >= 0 && d->Skv >= 0 && d->D > 0);
+    AUTOSP_ASSERT(d->Hkv > 0 && d->Hq % d->Hkv == 0);
+    AUTOSP_ASSERT((!d->causal && !segment_ids) || d->Skv == d->S);
 }
 
 static float *align_workspace(void *workspace) {
@@ -46,7 +40,7 @@ static float *align_workspace(void *workspace) {
 }
 
 size_t attention_forward_workspace(const attention_dims_t *d) {
-    (void)d; /* one tile, whatever the sizes */
+    (void)d;                                              /* one tile, whatever the sizes */
     return WS_ALIGN + sizeof(float) * (BR * BC + 2 * BR); /* scores, running max and sum */
 }
 
@@ -58,7 +52,7 @@ size_t attention_backward_workspace(const attention_dims_t *d) {
 /* ---- one (batch, query head): where its rows live -------------------------------------- */
 
 typedef struct head {
-    const float *q, *k, *v; /* first row of this head; q (S,D) stride ldq, k v (Skv,D) ldkv */
+    const float *q, *k, *v;  /* first row of this head; q (S,D) stride ldq, k v (Skv,D) ldkv */
     const float *dout, *out; /* (S,D) stride ldq, backward only */
     float *dq, *dk, *dv;     /* same layouts as q, k, v; backward only */
     const int32_t *seg;      /* (S) or NULL */
@@ -130,19 +124,18 @@ static tile_vis_t tile_visibility(const head_t *hd, int64_t i0, int64_t nq, int6
 }
 
 /* s (nq,nk) stride BC: hidden scores become -inf. */
-static void mask_tile(float *s, const head_t *hd, int64_t i0, int64_t nq, int64_t j0,
-                      int64_t nk) {
+static void mask_tile(float *s, const head_t *hd, int64_t i0, int64_t nq, int64_t j0, int64_t nk) {
     for (int64_t r = 0; r < nq; r++)
         for (int64_t c = 0; c < nk; c++)
             if (!visible(hd, i0 + r, j0 + c)) s[r * BC + c] = -INFINITY;
 }
 
 /* s (nq,nk) stride BC = scale * q[i0..] k[j0..]^T, the hidden entries -inf */
-static void scores_tile(float *s, const head_t *hd, int64_t i0, int64_t nq, int64_t j0,
-                        int64_t nk, tile_vis_t vis) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)hd->D,
-                hd->scale, hd->q + i0 * hd->ldq, (int)hd->ldq, hd->k + j0 * hd->ldkv,
-                (int)hd->ldkv, 0.0f, s, BC);
+static void scores_tile(float *s, const head_t *hd, int64_t i0, int64_t nq, int64_t j0, int64_t nk,
+                        tile_vis_t vis) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)hd->D, hd->scale,
+                hd->q + i0 * hd->ldq, (int)hd->ldq, hd->k + j0 * hd->ldkv, (int)hd->ldkv, 0.0f, s,
+                BC);
     if (vis == TILE_PARTIAL) mask_tile(s, hd, i0, nq, j0, nk);
 }
 
@@ -162,16 +155,16 @@ static inline float blend(int32_t mask, float a, float b) {
     return a;
 }
 
-/* e^x to ~1.5 ulp; exactly 0 for x < -87 and for x = -inf (a hidden score), NaN for NaN, e^88
- * for x > 88 (callers pass x <= 0 up to rounding). No branch and no libm call, so that a loop
- * over it vectorises. Cephes' expf: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6
- * polynomial, 2^n built in the exponent bits. */
+/* e^x with relative error < 1e-7; exactly 0 for x < -87 and for x = -inf (a hidden score), NaN for
+ * NaN, e^88 for x > 88 (callers pass x <= 0 up to rounding). No branch and no libm call, so that a
+ * loop over it vectorises. Cephes' expf: x = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial,
+ * 2^n built in the exponent bits. */
 static inline float exp_approx(float x) {
     const int32_t in_range = -(int32_t)(x >= -87.0f); /* false for -inf and NaN too */
     const int32_t big = -(int32_t)(x > 88.0f), nan = -(int32_t)(x != x);
     const float xc = blend(in_range, blend(big, 88.0f, x), 0.0f);
     const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(x/ln2) */
-    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f; /* ln2 in two parts */
+    const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;           /* ln2 in two parts */
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
@@ -220,13 +213,16 @@ static float row_exp_sum(float *x, int64_t n, float sub) {
 
 /* Online softmax for one tile. s (nq,nk) scores in, probabilities relative to the new running
  * max out (in place); m, l (nq) running max and sum; o (nq,D) stride ldq rescaled to the new
- * max. A row that has seen no visible key keeps m = -inf, l = 0 and gets p = 0. */
+ * max. A row that has seen no visible key keeps m = -inf, l = 0 and gets p = 0. NaN scores
+ * make the row's m or l NaN, so that NaN inputs give NaN out, not a plausible number. */
 static void softmax_tile(float *s, float *m, float *l, float *o, const head_t *hd, int64_t nq,
                          int64_t nk) {
     for (int64_t r = 0; r < nq; r++) {
         float *sr = s + r * BC;
         const float mx = row_max(sr, nk, m[r]);
         if (mx == -INFINITY) { /* nothing visible yet: p = 0, o stays 0 */
+            for (int64_t c = 0; c < nk; c++)
+                if (isnan(sr[c])) m[r] = l[r] = NAN; /* (the max passes over NaN) */
             memset(sr, 0, sizeof(float) * (size_t)nk);
             continue;
         }
@@ -256,13 +252,14 @@ static void forward_query_tile(float *out, float *lse, const head_t *hd, int64_t
         scores_tile(s, hd, i0, nq, j0, nk, vis);
         softmax_tile(s, m, l, o, hd, nq, nk);
         /* o += p v[j0..j0+nk) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)hd->D, (int)nk,
-                    1.0f, s, BC, hd->v + j0 * hd->ldkv, (int)hd->ldkv, 1.0f, o, (int)hd->ldq);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)hd->D, (int)nk, 1.0f,
+                    s, BC, hd->v + j0 * hd->ldkv, (int)hd->ldkv, 1.0f, o, (int)hd->ldq);
     }
     for (int64_t r = 0; r < nq; r++) {
-        const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f; /* a row that saw nothing: 0 */
+        /* l = 0 exactly when the row saw no key (else l >= 1, from its max): out 0, lse -inf */
+        const float inv = l[r] == 0.0f ? 0.0f : 1.0f / l[r];
         for (int64_t t = 0; t < hd->D; t++) o[r * hd->ldq + t] *= inv;
-        lse[i0 + r] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+        lse[i0 + r] = l[r] == 0.0f ? -INFINITY : m[r] + logf(l[r]);
     }
 }
 
@@ -308,8 +305,7 @@ static void dscores_tile(float *ds, const float *p, const float *delta, int64_t 
 /* The gradients that query rows [i0, i0+nq) and keys [j0, j0+nk) contribute: dq[i0..] +=,
  * dk[j0..] +=, dv[j0..] +=. p and ds are (BR,BC) scratch; delta (nq). */
 static void backward_tile(const head_t *hd, const float *lse, const float *delta, int64_t i0,
-                          int64_t nq, int64_t j0, int64_t nk, tile_vis_t vis, float *p,
-                          float *ds) {
+                          int64_t nq, int64_t j0, int64_t nk, tile_vis_t vis, float *p, float *ds) {
     const int M = (int)nq, N = (int)nk, D = (int)hd->D, ldq = (int)hd->ldq;
     const int ldkv = (int)hd->ldkv;
     const float *qi = hd->q + i0 * hd->ldq, *doi = hd->dout + i0 * hd->ldq;

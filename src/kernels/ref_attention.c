@@ -17,10 +17,9 @@ static double *ref_alloc(size_t n) {
 }
 
 /* p (S,Skv): the attention probabilities of batch b, query head h; a row that sees no key is
- * all zero. Returns lse (S) in lse_out, -inf for such rows. */
+ * all zero, and lse_out (S) is -inf for it. */
 static void ref_probs(double *p, double *lse_out, const float *q, const float *k,
-                      const int32_t *segment_ids, const attention_dims_t *d, int64_t b,
-                      int64_t h) {
+                      const int32_t *segment_ids, const attention_dims_t *d, int64_t b, int64_t h) {
     const int64_t S = d->S, Skv = d->Skv, D = d->D, hk = h / (d->Hq / d->Hkv);
     const int32_t *seg = segment_ids ? segment_ids + b * S : NULL;
     for (int64_t i = 0; i < S; i++) {
@@ -33,15 +32,15 @@ static void ref_probs(double *p, double *lse_out, const float *q, const float *k
             double dot = 0.0;
             for (int64_t t = 0; t < D; t++) dot += (double)qi[t] * kj[t];
             pi[j] = d->scale * dot;
-            if (pi[j] > mx) mx = pi[j];
+            if (pi[j] > mx || isnan(pi[j])) mx = pi[j]; /* NaN in, NaN out */
         }
         double sum = 0.0;
         for (int64_t j = 0; j < Skv; j++) {
             pi[j] = mx == -INFINITY ? 0.0 : exp(pi[j] - mx);
             sum += pi[j];
         }
-        for (int64_t j = 0; j < Skv; j++) pi[j] = sum > 0.0 ? pi[j] / sum : 0.0;
-        lse_out[i] = sum > 0.0 ? mx + log(sum) : -INFINITY;
+        for (int64_t j = 0; j < Skv; j++) pi[j] = sum == 0.0 ? 0.0 : pi[j] / sum;
+        lse_out[i] = sum == 0.0 ? -INFINITY : mx + log(sum);
     }
 }
 
