@@ -1,5 +1,5 @@
 #!/bin/sh
-# autosp-train end to end: llama-tiny learns real English text (this project's docs), a dump
+# autosp-train end to end: llama-tiny learns real English text (Debian's fortunes), a dump
 # matches an independent NumPy forward, weights load in an independent reader, bad flags fail.
 # usage: train_test.sh AUTOSP_TRAIN SOURCE_DIR
 set -u
@@ -14,11 +14,12 @@ bad() { echo "FAIL $1"; failures=$((failures + 1)); }
 python=python3
 [ -x /usr/bin/python3 ] && python=/usr/bin/python3
 
-cat "$src"/docs/*.md "$src"/README.md >"$tmp/text.txt"
+text=/usr/share/games/fortunes
+[ -d "$text" ] || { echo "train: $text is missing (apt-get install fortunes)"; exit 1; }
 
 # Learning: byte-level uniform guessing costs ln(256) = 5.55 nats; after 300 steps the mean loss
 # of the last 50 steps must be below 2.8, i.e. the model really learnt the text's statistics.
-if "$train" --model "$src/examples/llama-tiny.json" --data "$tmp/text.txt" --seq-len 64 \
+if "$train" --model "$src/examples/llama-tiny.json" --data "$text" --seq-len 64 \
     --batch 8 --steps 300 --lr 3e-3 --warmup 20 --log-every 1 --seed 7 >"$tmp/log" 2>"$tmp/err"; then
     mean=$(tail -n 50 "$tmp/log" | awk '{ s += $5 } END { printf "%.4f", s / NR }')
     echo "llama-tiny: mean loss of the last 50 of 300 steps $mean (uniform guess 5.545)"
@@ -28,7 +29,7 @@ else
 fi
 
 # One forward and backward written out, checked by an independent NumPy implementation.
-if "$train" --model "$src/examples/llama-tiny-gqa.json" --data "$tmp/text.txt" --seq-len 32 \
+if "$train" --model "$src/examples/llama-tiny-gqa.json" --data "$text" --seq-len 32 \
     --batch 2 --seed 3 --dump "$tmp/dump.safetensors" 2>"$tmp/err" &&
     "$python" "$src/tests/numpy_llama.py" "$src/examples/llama-tiny-gqa.json" "$tmp/dump.safetensors"; then
     ok
@@ -48,8 +49,9 @@ fi
 # Bad input: a clear message and exit 2.
 for args in "--model $src/examples/llama-tiny.json" \
     "--model $src/examples/llama-tiny.json --data $tmp/missing.txt" \
-    "--model $src/examples/llama-tiny.json --data $tmp/text.txt --lr fast" \
-    "--model $src/tests/bad/cycle.json --data $tmp/text.txt" \
+    "--model $src/examples/llama-tiny.json --data $text --lr fast" \
+    "--model $src/tests/bad/cycle.json --data $text" \
+    "--model $src/examples/llama-tiny.json --data $text --save /dev/null/run" \
     "--frobnicate"; do
     # shellcheck disable=SC2086
     "$train" $args >/dev/null 2>"$tmp/err"

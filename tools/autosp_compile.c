@@ -11,13 +11,17 @@ static const char *prog = "autosp-compile";
 static void usage(FILE *out) {
     fprintf(
         out,
-        "usage: autosp-compile IN.json [-o OUT.json] [--set SYM=VAL]... [--info] [--dot OUT.dot]\n"
+        "usage: autosp-compile IN.json [-o OUT.json] [--set SYM=VAL]... [--autodiff] [--info]\n"
+        "                      [--dot OUT.dot]\n"
         "\n"
         "Loads and verifies a graph (docs/json-format.md), binds shape symbols, and writes it.\n"
         "\n"
         "  -o, --output OUT.json  write the verified graph (with the bindings) to OUT.json\n"
         "  --set SYM=VAL          bind shape symbol SYM (e.g. --set S=8192); repeatable\n"
-        "  --info                 print nodes by op, parameter count, forward FLOPs and the\n"
+        "  --autodiff             append the backward graph; the outputs become the loss and\n"
+        "                         \"<param>.grad\" for every parameter\n"
+        "  --info                 print nodes by op, parameter count, the FLOPs of one run\n"
+        "                         (forward, or forward and backward after --autodiff) and the\n"
         "                         bytes of every activation (needs every symbol bound)\n"
         "  --dot OUT.dot          write a Graphviz view of the graph\n"
         "  -h, --help             print this help\n"

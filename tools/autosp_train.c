@@ -188,13 +188,51 @@ static uint64_t mix(uint64_t x) { /* splitmix64's finaliser */
     return x ^ (x >> 31);
 }
 
+/* The graph inputs the trainer fills, found by their roles. */
+typedef struct feed {
+    int32_t *tokens, *labels, *positions, *segments;
+} feed_t;
+
+static int32_t **feed_slot(feed_t *f, autosp_role_t role) {
+    switch (role) {
+    case AUTOSP_ROLE_TOKENS:
+        return &f->tokens;
+    case AUTOSP_ROLE_LABELS:
+        return &f->labels;
+    case AUTOSP_ROLE_POSITIONS:
+        return &f->positions;
+    case AUTOSP_ROLE_SEGMENT_IDS:
+        return &f->segments;
+    default:
+        return NULL;
+    }
+}
+
+static int find_inputs(autosp_trainer_t *tr, feed_t *f) {
+    const autosp_graph_t *j = autosp_trainer_graph(tr);
+    *f = (feed_t){0};
+    for (autosp_tensor_t t = 0; t < autosp_graph_num_tensors(j); t++) {
+        if (autosp_tensor_kind(j, t) != AUTOSP_KIND_INPUT) continue;
+        int32_t **slot = feed_slot(f, autosp_tensor_role(j, t));
+        if (!slot || *slot)
+            return cli_usage_error(prog,
+                                   "input \"%s\" has role %s: autosp-train fills one input each of "
+                                   "tokens, labels, positions and segment_ids",
+                                   autosp_tensor_name(j, t),
+                                   autosp_role_name(autosp_tensor_role(j, t)));
+        *slot = autosp_trainer_data(tr, autosp_tensor_name(j, t));
+    }
+    if (!f->tokens || !f->labels)
+        return cli_usage_error(prog, "the model has no input with role %s",
+                               f->tokens ? "labels" : "tokens");
+    return 0;
+}
+
 /* Batch `step`: B windows of S+1 bytes at seeded random offsets; labels are the next bytes. */
-static void fill_batch(autosp_trainer_t *tr, const options_t *o, const unsigned char *text,
-                       int64_t size, int64_t step) {
-    int32_t *tokens = autosp_trainer_data(tr, "tokens"),
-            *labels = autosp_trainer_data(tr, "labels");
-    int32_t *positions = autosp_trainer_data(tr, "positions");
-    int32_t *segments = autosp_trainer_data(tr, "segment_ids");
+static void fill_batch(const feed_t *f, const options_t *o, const unsigned char *text, int64_t size,
+                       int64_t step) {
+    int32_t *tokens = f->tokens, *labels = f->labels, *positions = f->positions;
+    int32_t *segments = f->segments;
     int64_t S = o->seq_len, windows = size - S;
     for (int64_t b = 0; b < o->batch; b++) {
         int64_t start = (int64_t)(mix((uint64_t)o->seed * 0x9E3779B97F4A7C15ull +
@@ -243,10 +281,25 @@ static int write_tensors(autosp_trainer_t *tr, const char *path, bool grads) {
     return st == AUTOSP_OK ? 0 : cli_fail(prog, &err);
 }
 
+/* mkdir -p, before any work, so that a bad --save fails at once */
+static int make_folder(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1;; p++) {
+        bool end = *p == '\0';
+        if (*p != '/' && !end) continue;
+        *p = '\0';
+        struct stat st;
+        if (mkdir(path, 0755) != 0 &&
+            !(errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode)))
+            return cli_usage_error(prog, "--save \"%s\": cannot create \"%s\": %s", dir, path,
+                                   strerror(errno == EEXIST ? ENOTDIR : errno));
+        if (end) return 0;
+        *p = '/';
+    }
+}
+
 static int save_weights(autosp_trainer_t *tr, const char *dir) {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-        return cli_usage_error(prog, "--save \"%s\": cannot create the folder: %s", dir,
-                               strerror(errno));
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     int rc = write_tensors(tr, path, false);
@@ -254,11 +307,11 @@ static int save_weights(autosp_trainer_t *tr, const char *dir) {
     return rc;
 }
 
-static autosp_trainer_t *make_trainer(const options_t *o) {
+static autosp_trainer_t *make_trainer(const options_t *o, int *rc) {
     autosp_error_t err;
     autosp_graph_t *g = autosp_graph_load_file(o->model, &err);
     if (!g) {
-        cli_fail(prog, &err);
+        *rc = cli_fail(prog, &err);
         return NULL;
     }
     autosp_train_config_t cfg = autosp_train_config_default();
@@ -272,17 +325,17 @@ static autosp_trainer_t *make_trainer(const options_t *o) {
     if (autosp_symbol_bind(g, "S", o->seq_len, &err) == AUTOSP_OK &&
         autosp_symbol_bind(g, "B", o->batch, &err) == AUTOSP_OK)
         tr = autosp_trainer_new(g, &cfg, &err);
-    if (!tr) cli_fail(prog, &err);
+    if (!tr) *rc = cli_fail(prog, &err);
     autosp_graph_free(g);
     if (tr) autosp_trainer_init_params(tr, (uint64_t)o->seed);
     return tr;
 }
 
-static int train(autosp_trainer_t *tr, const options_t *o, const unsigned char *text,
-                 int64_t size) {
+static int train(autosp_trainer_t *tr, const feed_t *f, const options_t *o,
+                 const unsigned char *text, int64_t size) {
     double start = now(), last = start, tokens_per_step = (double)(o->batch * o->seq_len);
     for (int64_t k = 0; k < o->steps; k++) {
-        fill_batch(tr, o, text, size, k);
+        fill_batch(f, o, text, size, k);
         autosp_step_stats_t st;
         autosp_error_t err;
         if (autosp_trainer_step(tr, &st, &err) != AUTOSP_OK) return cli_fail(prog, &err);
@@ -313,18 +366,22 @@ int main(int argc, char **argv) {
                                "--data \"%s\" has %lld bytes, expected more than --seq-len + 1",
                                o.data, (long long)size);
     }
-    autosp_trainer_t *tr = make_trainer(&o);
-    if (!tr)
-        rc = 2;
-    else if (o.init_only)
+    feed_t feed;
+    autosp_trainer_t *tr = NULL;
+    if (o.save) rc = make_folder(o.save);
+    if (!rc) tr = make_trainer(&o, &rc);
+    if (tr) rc = find_inputs(tr, &feed);
+    if (rc || !tr) {
+        /* the message is out */
+    } else if (o.init_only) {
         rc = save_weights(tr, o.save);
-    else if (o.dump) {
-        fill_batch(tr, &o, text, size, 0);
+    } else if (o.dump) {
+        fill_batch(&feed, &o, text, size, 0);
         autosp_error_t err;
         rc = autosp_trainer_compute(tr, NULL, &err) == AUTOSP_OK ? write_tensors(tr, o.dump, true)
                                                                  : cli_fail(prog, &err);
     } else {
-        rc = train(tr, &o, text, size);
+        rc = train(tr, &feed, &o, text, size);
         if (!rc && o.save) rc = save_weights(tr, o.save);
     }
     autosp_trainer_free(tr);

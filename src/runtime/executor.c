@@ -39,7 +39,12 @@ static autosp_status_t prepare(autosp_executor_t *ex, autosp_error_t *err) {
     if (st != AUTOSP_OK) return st;
     ex->shapes = mem_calloc((size_t)ex->g->n_nodes + 1, sizeof *ex->shapes);
     ex->arena = mem_alloc((size_t)ex->plan.arena_bytes + MEMPLAN_ALIGN);
-    if (!ex->shapes || !ex->arena) return nomem(err);
+    if (!ex->shapes || !ex->arena)
+        return set_error(err, AUTOSP_ERR_NOMEM,
+                         "out of memory: the memory plan of graph \"%s\" needs an arena of %lld "
+                         "bytes (%.1f GiB)",
+                         ex->g->name, (long long)ex->plan.arena_bytes,
+                         (double)ex->plan.arena_bytes / (1 << 30));
     memset(ex->arena, GUARD, (size_t)ex->plan.arena_bytes + MEMPLAN_ALIGN);
     for (int i = 0; i < ex->g->n_nodes && st == AUTOSP_OK; i++)
         st = cost_ctx_init(ex->g, i, &ex->shapes[i], err);

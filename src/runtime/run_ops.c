@@ -21,6 +21,8 @@ static void zero(void *p, const cshape_t *s) {
     memset(p, 0, (size_t)s->numel * s->esize);
 }
 
+static const int64_t NO_EXCEPTION = INT64_MIN; /* below every int32: no id is excused */
+
 /* ids in [0, limit), except `allowed` (ignore_index) */
 static autosp_status_t check_ids(const run_ctx_t *r, int input, int64_t limit, int64_t allowed) {
     const int32_t *ids = I32(r->in[input]);
@@ -39,7 +41,7 @@ static autosp_status_t check_ids(const run_ctx_t *r, int input, int64_t limit, i
 
 autosp_status_t run_embedding(const run_ctx_t *r) {
     int64_t V = r->c->in[1].d[0], C = r->c->in[1].d[1];
-    autosp_status_t st = check_ids(r, 0, V, V);
+    autosp_status_t st = check_ids(r, 0, V, NO_EXCEPTION);
     if (st == AUTOSP_OK)
         embedding_forward(F(r->out[0]), I32(r->in[0]), CF(r->in[1]), r->c->in[0].numel, C);
     return st;
@@ -306,9 +308,8 @@ autosp_status_t run_cross_entropy(const run_ctx_t *r) {
     const cshape_t *l = &r->c->in[0];
     int32_t ignore = (int32_t)node_attr_int(r->c->node, "ignore_index");
     autosp_status_t st = check_ids(r, 1, last_dim(l), ignore);
-    if (st == AUTOSP_OK)
-        F(r->out[0])
-        [0] = cross_entropy_forward(CF(r->in[0]), I32(r->in[1]), rows_of(l), last_dim(l), ignore);
+    if (st == AUTOSP_OK) F(r->out[0])
+    [0] = cross_entropy_forward(CF(r->in[0]), I32(r->in[1]), rows_of(l), last_dim(l), ignore);
     return st;
 }
 
