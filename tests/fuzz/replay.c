@@ -50,6 +50,7 @@ int main(int argc, char **argv) {
                 continue;
             char path[4096];
             snprintf(path, sizeof path, "%s/%s", argv[i], e->d_name);
+            if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue; /* e.g. examples/c */
             errors += run_file(path);
             files++;
         }
