@@ -1,6 +1,9 @@
 /* train.c: parameter initialisation, global-norm clipping and AdamW with a cosine schedule,
  * around the executor of a joint graph. */
+#define _POSIX_C_SOURCE 200809L
+#include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "autosp/passes.h"
@@ -203,30 +206,88 @@ autosp_status_t autosp_trainer_compute(autosp_trainer_t *tr, float *loss, autosp
     return st;
 }
 
-static double global_grad_norm(const autosp_trainer_t *tr) {
+/* The optimizer's passes over every parameter are memory-bound: they run on as many threads as
+ * OpenBLAS uses, each on a contiguous share of the flat list of parameter elements. */
+enum { MAX_THREADS = 64 };
+
+typedef struct share {
+    autosp_trainer_t *tr;
+    int64_t begin, end; /* element range over all parameters, in order */
+    float lr, grad_scale;
+    double sum_sq;
+    void (*work)(struct share *s, param_slot_t *p, int64_t from, int64_t to);
+} share_t;
+
+static void *run_share(void *arg) {
+    share_t *s = arg;
+    int64_t base = 0;
+    for (int p = 0; p < s->tr->n_params; p++) {
+        param_slot_t *slot = &s->tr->params[p];
+        int64_t from = s->begin > base ? s->begin - base : 0;
+        int64_t to = s->end - base < slot->n ? s->end - base : slot->n;
+        if (from < to) s->work(s, slot, from, to);
+        base += slot->n;
+    }
+    return NULL;
+}
+
+/* Runs work over every parameter element; returns the sum of the shares' sum_sq. */
+static double parallel_params(autosp_trainer_t *tr, share_t proto) {
+    int64_t total = 0;
+    for (int p = 0; p < tr->n_params; p++) total += tr->params[p].n;
+    int n = openblas_get_num_threads();
+    n = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n;
+    if (total < 1 << 16) n = 1; /* not worth a thread */
+    share_t shares[MAX_THREADS];
+    pthread_t threads[MAX_THREADS];
+    bool started[MAX_THREADS] = {false};
+    for (int i = 0; i < n; i++) {
+        shares[i] = proto;
+        shares[i].tr = tr;
+        shares[i].begin = total * i / n;
+        shares[i].end = total * (i + 1) / n;
+        shares[i].sum_sq = 0;
+        if (i > 0) started[i] = pthread_create(&threads[i], NULL, run_share, &shares[i]) == 0;
+    }
+    run_share(&shares[0]);
+    double sum = shares[0].sum_sq;
+    for (int i = 1; i < n; i++) {
+        if (started[i])
+            pthread_join(threads[i], NULL);
+        else
+            run_share(&shares[i]); /* no thread to be had: do it here */
+        sum += shares[i].sum_sq;
+    }
+    return sum;
+}
+
+static void sum_squares(share_t *s, param_slot_t *p, int64_t from, int64_t to) {
     double sq = 0;
-    for (int p = 0; p < tr->n_params; p++)
-        for (int64_t i = 0; i < tr->params[p].n; i++)
-            sq += (double)tr->params[p].grad[i] * tr->params[p].grad[i];
-    return sqrt(sq);
+    for (int64_t i = from; i < to; i++) sq += (double)p->grad[i] * p->grad[i];
+    s->sum_sq += sq;
 }
 
 /* AdamW (Loshchilov & Hutter): decoupled weight decay, bias-corrected moments. */
-static void adamw_update(autosp_trainer_t *tr, float lr, float grad_scale) {
-    const autosp_train_config_t *c = &tr->cfg;
-    int t = tr->step + 1;
-    float bc1 = 1.0f - powf(c->beta1, (float)t), bc2 = 1.0f - powf(c->beta2, (float)t);
-    for (int p = 0; p < tr->n_params; p++) {
-        param_slot_t *s = &tr->params[p];
-        float decay = s->decay ? c->weight_decay : 0.0f;
-        for (int64_t i = 0; i < s->n; i++) {
-            float g = s->grad[i] * grad_scale;
-            s->m[i] = c->beta1 * s->m[i] + (1 - c->beta1) * g;
-            s->v[i] = c->beta2 * s->v[i] + (1 - c->beta2) * g * g;
-            float update = (s->m[i] / bc1) / (sqrtf(s->v[i] / bc2) + c->eps);
-            s->value[i] -= lr * (update + decay * s->value[i]);
-        }
+static void adamw_share(share_t *s, param_slot_t *p, int64_t from, int64_t to) {
+    const autosp_train_config_t *c = &s->tr->cfg;
+    float t = (float)(s->tr->step + 1), lr = s->lr, g_scale = s->grad_scale;
+    float bc1 = 1.0f - powf(c->beta1, t), bc2 = 1.0f - powf(c->beta2, t);
+    float decay = p->decay ? c->weight_decay : 0.0f;
+    for (int64_t i = from; i < to; i++) {
+        float g = p->grad[i] * g_scale;
+        p->m[i] = c->beta1 * p->m[i] + (1 - c->beta1) * g;
+        p->v[i] = c->beta2 * p->v[i] + (1 - c->beta2) * g * g;
+        float update = (p->m[i] / bc1) / (sqrtf(p->v[i] / bc2) + c->eps);
+        p->value[i] -= lr * (update + decay * p->value[i]);
     }
+}
+
+static double global_grad_norm(autosp_trainer_t *tr) {
+    return sqrt(parallel_params(tr, (share_t){.work = sum_squares}));
+}
+
+static void adamw_update(autosp_trainer_t *tr, float lr, float grad_scale) {
+    parallel_params(tr, (share_t){.work = adamw_share, .lr = lr, .grad_scale = grad_scale});
 }
 
 autosp_status_t autosp_trainer_step(autosp_trainer_t *tr, autosp_step_stats_t *stats,
