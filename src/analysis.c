@@ -63,7 +63,7 @@ autosp_status_t autosp_graph_summarize(const autosp_graph_t *g, autosp_graph_sum
                                        autosp_error_t *err) {
     memset(out, 0, sizeof *out);
     for (int t = 0; t < g->n_tensors; t++) {
-        int64_t bytes;
+        int64_t bytes = 0;
         autosp_status_t st = tensor_bytes(g, t, &bytes, err);
         if (st != AUTOSP_OK) return st;
         const tensor_t *x = &g->tensors[t];
