@@ -1,0 +1,304 @@
+/* bench_train.c: training-step throughput and memory of the single-process trainer.
+ *
+ *     bench_train [--quick] [--steps N] [--threads T]
+ *
+ * First measures the machine's cblas_sgemm peak (best of 5 runs of one square product), then,
+ * for each model configuration, builds the forward graph from a preset, binds B and S, creates
+ * a trainer (autodiff + executor + AdamW), runs one warm-up step and times N steps. One row
+ * per configuration: step time, tokens/s, achieved GFLOP/s (the op-table FLOP count of the
+ * joint forward+backward graph over the step time), its share of the sgemm peak, the planned
+ * and the measured arena bytes, the optimizer state, and the peak RSS of the process so far.
+ *
+ * A benchmark, not a test: it prints a table and asserts nothing. Exit 0 ok, 2 bad flags,
+ * 1 when the library reports an error.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <cblas.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <autosp/autosp.h>
+
+#define PEAK_N    2048 /* M = N = K of the peak sgemm */
+#define PEAK_RUNS 5
+#define MIN_TIME  2.0 /* seconds of timed steps when --steps is not given */
+#define MIN_STEPS 2
+
+typedef struct bench_config {
+    const char *preset;
+    int64_t B, S;
+} bench_config_t;
+
+/* The full sweep, and the smoke-run subset of --quick. */
+static const bench_config_t full_configs[] = {
+    {"llama-tiny", 1, 1024},   {"llama-tiny", 1, 2048},  {"llama-tiny", 1, 4096},
+    {"llama-tiny", 1, 8192},   {"llama-tiny", 1, 16384}, {"llama-small", 1, 1024},
+    {"llama-small", 1, 2048},  {"llama-small", 1, 4096}, {"llama-small", 1, 8192},
+    {"llama-small", 1, 16384}, {"gpt2-124m", 4, 64},     {"gpt2-124m", 1, 1024},
+};
+static const bench_config_t quick_configs[] = {
+    {"llama-tiny", 1, 1024},
+    {"gpt2-124m", 4, 64},
+};
+
+typedef struct bench_row {
+    const bench_config_t *cfg;
+    int64_t params;
+    int steps;
+    double step_s, flops;
+    int64_t arena, touched, state, max_rss;
+} bench_row_t;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int64_t max_rss_bytes(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+    return (int64_t)ru.ru_maxrss * 1024; /* Linux reports KiB */
+}
+
+/* The 1-minute load average (Linux /proc/loadavg), -1 if unavailable: other processes on the
+ * machine show up here, and they make every number noisier. */
+static double load_average(void) {
+    FILE *f = fopen("/proc/loadavg", "r");
+    double load = -1;
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1) load = -1;
+        fclose(f);
+    }
+    return load;
+}
+
+static double mib(int64_t bytes) {
+    return (double)bytes / (1024.0 * 1024.0);
+}
+
+/* ---- sgemm peak: C (n,n) = A (n,n) B (n,n), best of PEAK_RUNS after one warm-up ---------- */
+
+static double sgemm_peak_gflops(int n) {
+    size_t count = (size_t)n * (size_t)n;
+    float *a = malloc(count * sizeof *a), *b = malloc(count * sizeof *b);
+    float *c = malloc(count * sizeof *c);
+    if (!a || !b || !c) {
+        free(a), free(b), free(c);
+        return 0;
+    }
+    for (size_t i = 0; i < count; i++) {
+        a[i] = (float)(i % 17) * 0.01f - 0.08f;
+        b[i] = (float)(i % 13) * 0.01f - 0.06f;
+        c[i] = 0;
+    }
+    double best = 1e30;
+    for (int run = 0; run <= PEAK_RUNS; run++) { /* run 0 warms up the threads and caches */
+        double t0 = now_s();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c,
+                    n);
+        double t = now_s() - t0;
+        if (run > 0 && t < best) best = t;
+    }
+    free(a), free(b), free(c);
+    return 2.0 * (double)n * n * n / best / 1e9;
+}
+
+/* ---- one configuration -------------------------------------------------------------------- */
+
+static uint64_t lcg_next(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return *s >> 33;
+}
+
+/* tokens and labels: deterministic pseudo-random ids < V; positions 0..S-1 in each row. */
+static int fill_inputs(autosp_trainer_t *tr, int64_t B, int64_t S, int vocab) {
+    int32_t *tokens = autosp_trainer_data(tr, "tokens");
+    int32_t *labels = autosp_trainer_data(tr, "labels");
+    int32_t *positions = autosp_trainer_data(tr, "positions");
+    if (!tokens || !labels || !positions) return -1;
+    uint64_t s = 0x5eed;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t i = 0; i < S; i++) {
+            tokens[b * S + i] = (int32_t)(lcg_next(&s) % (uint64_t)vocab);
+            labels[b * S + i] = (int32_t)(lcg_next(&s) % (uint64_t)vocab);
+            positions[b * S + i] = (int32_t)i;
+        }
+    return 0;
+}
+
+static autosp_status_t run_config(const bench_config_t *bc, int fixed_steps, bench_row_t *row,
+                                  autosp_error_t *err) {
+    autosp_model_config_t mc;
+    if (!autosp_model_preset(bc->preset, &mc)) {
+        snprintf(err->message, sizeof err->message, "unknown preset \"%s\"", bc->preset);
+        return err->status = AUTOSP_ERR_INVALID;
+    }
+    autosp_status_t st = AUTOSP_OK;
+    autosp_trainer_t *tr = NULL;
+    autosp_graph_t *g = autosp_model_build(&mc, bc->preset, err);
+    if (!g) return err->status;
+    autosp_graph_summary_t sum;
+    if ((st = autosp_symbol_bind(g, "B", bc->B, err)) != AUTOSP_OK ||
+        (st = autosp_symbol_bind(g, "S", bc->S, err)) != AUTOSP_OK ||
+        (st = autosp_graph_summarize(g, &sum, err)) != AUTOSP_OK)
+        goto done;
+    autosp_train_config_t tc = autosp_train_config_default();
+    if (!(tr = autosp_trainer_new(g, &tc, err))) {
+        st = err->status;
+        goto done;
+    }
+    autosp_trainer_init_params(tr, 1234);
+    if (fill_inputs(tr, bc->B, bc->S, mc.vocab_size) != 0) {
+        snprintf(err->message, sizeof err->message,
+                 "%s: the graph has no tokens/labels/positions inputs", bc->preset);
+        st = err->status = AUTOSP_ERR_INVALID;
+        goto done;
+    }
+    autosp_step_stats_t stats;
+    if ((st = autosp_trainer_step(tr, &stats, err)) != AUTOSP_OK) goto done; /* warm-up */
+    int steps = 0;
+    double t0 = now_s(), elapsed = 0;
+    while (fixed_steps > 0 ? steps < fixed_steps : (steps < MIN_STEPS || elapsed < MIN_TIME)) {
+        if ((st = autosp_trainer_step(tr, &stats, err)) != AUTOSP_OK) goto done;
+        steps++;
+        elapsed = now_s() - t0;
+    }
+    *row = (bench_row_t){
+        .cfg = bc,
+        .params = sum.num_params,
+        .steps = steps,
+        .step_s = elapsed / steps,
+        .flops = stats.flops,
+        .arena = autosp_trainer_arena_bytes(tr),
+        .touched = autosp_trainer_touched_bytes(tr),
+        .state = autosp_trainer_state_bytes(tr),
+        .max_rss = max_rss_bytes(),
+    };
+done:
+    autosp_trainer_free(tr);
+    autosp_graph_free(g);
+    return st;
+}
+
+/* ---- output ------------------------------------------------------------------------------- */
+
+static void print_header(void) {
+    printf("%-12s %2s %6s %10s %5s %10s %10s %8s %6s %10s %10s %10s %10s\n", "model", "B", "S",
+           "params", "steps", "step_ms", "tokens/s", "GFLOP/s", "%peak", "arena_MiB", "touch_MiB",
+           "optst_MiB", "maxrss_MiB");
+}
+
+static void print_row(const bench_row_t *r, double peak) {
+    double gflops = r->flops / r->step_s / 1e9;
+    printf("%-12s %2lld %6lld %10lld %5d %10.1f %10.0f %8.2f %6.1f %10.1f %10.1f %10.1f %10.1f\n",
+           r->cfg->preset, (long long)r->cfg->B, (long long)r->cfg->S, (long long)r->params,
+           r->steps, 1e3 * r->step_s, (double)(r->cfg->B * r->cfg->S) / r->step_s, gflops,
+           peak > 0 ? 100.0 * gflops / peak : 0.0, mib(r->arena), mib(r->touched), mib(r->state),
+           mib(r->max_rss));
+    fflush(stdout);
+}
+
+/* The planned arena per token of llama-tiny across S: roughly constant when attention's
+ * memory is O(S) (the S x S score matrix is never planned). */
+static void print_linearity_note(const bench_row_t *rows, int n) {
+    printf("\nPlanned arena per token, llama-tiny (constant => activation memory O(S), no S x S "
+           "scores):\n");
+    int64_t max_s = 0;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(rows[i].cfg->preset, "llama-tiny") != 0) continue;
+        printf("  S=%-6lld arena/S = %9.0f bytes/token (touched/S = %9.0f)\n",
+               (long long)rows[i].cfg->S, (double)rows[i].arena / (double)rows[i].cfg->S,
+               (double)rows[i].touched / (double)rows[i].cfg->S);
+        max_s = rows[i].cfg->S > max_s ? rows[i].cfg->S : max_s;
+    }
+    if (max_s > 0)
+        printf("  (one f32 S x S score matrix of one head at S=%lld alone would be %.0f MiB)\n",
+               (long long)max_s, mib(max_s * max_s * (int64_t)sizeof(float)));
+}
+
+static int usage(FILE *f) {
+    fprintf(f,
+            "usage: bench_train [--quick] [--steps N] [--threads T]\n"
+            "  --quick      llama-tiny S=1024 and gpt2-124m B=4 S=64 only, 2 steps each\n"
+            "  --steps N    time exactly N steps per configuration (default: >= %.0f s and "
+            ">= %d steps)\n"
+            "  --threads T  OpenBLAS threads (default: OpenBLAS's own default)\n",
+            MIN_TIME, MIN_STEPS);
+    return f == stdout ? 0 : 2;
+}
+
+static int parse_positive(const char *flag, const char *s, int *out) {
+    char *end;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || *end != '\0' || v <= 0 || v > 1000000) {
+        fprintf(stderr, "bench_train: %s expects a positive integer, found \"%s\"\n", flag,
+                s ? s : "");
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    int quick = 0, steps = 0, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            quick = 1;
+        } else if (strcmp(argv[i], "--steps") == 0) {
+            if (parse_positive("--steps", i + 1 < argc ? argv[++i] : NULL, &steps) != 0) return 2;
+        } else if (strcmp(argv[i], "--threads") == 0) {
+            if (parse_positive("--threads", i + 1 < argc ? argv[++i] : NULL, &threads) != 0)
+                return 2;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            return usage(stdout);
+        } else {
+            fprintf(stderr, "bench_train: unknown argument \"%s\"\n", argv[i]);
+            return usage(stderr);
+        }
+    }
+    if (quick && steps == 0) steps = 2;
+    if (threads > 0) openblas_set_num_threads(threads);
+
+    const bench_config_t *configs = quick ? quick_configs : full_configs;
+    int n_configs = quick ? (int)(sizeof quick_configs / sizeof *quick_configs)
+                          : (int)(sizeof full_configs / sizeof *full_configs);
+
+    printf("libautosp %s training-step benchmark (one process, f32, AdamW)\n",
+           AUTOSP_VERSION_STRING);
+    printf("OpenBLAS: %s; threads %d (%s)\n", openblas_get_config(), openblas_get_num_threads(),
+           threads > 0 ? "--threads" : "OpenBLAS default");
+    double peak = sgemm_peak_gflops(PEAK_N);
+    printf("cblas_sgemm peak: %.1f GFLOP/s (best of %d, M=N=K=%d, 2*M*N*K/time)\n", peak, PEAK_RUNS,
+           PEAK_N);
+    printf("load average (1 min) at start: %.2f on %ld CPUs\n", load_average(),
+           sysconf(_SC_NPROCESSORS_ONLN));
+    printf("steps per row: %s\n\n", steps > 0 ? "fixed by --steps/--quick"
+                                              : "enough for >= 2 s, at least 2 (after 1 warm-up)");
+
+    bench_row_t rows[sizeof full_configs / sizeof *full_configs];
+    int n_rows = 0, failed = 0;
+    print_header();
+    for (int i = 0; i < n_configs; i++) {
+        autosp_error_t err = {0};
+        if (run_config(&configs[i], steps, &rows[n_rows], &err) != AUTOSP_OK) {
+            printf("%-12s %2lld %6lld  error: %s\n", configs[i].preset, (long long)configs[i].B,
+                   (long long)configs[i].S, err.message);
+            failed = 1;
+            continue;
+        }
+        print_row(&rows[n_rows++], peak);
+    }
+    print_linearity_note(rows, n_rows);
+    printf("\nGFLOP/s = op-table FLOPs of the joint forward+backward graph / step time; the\n"
+           "gradient norm, clipping and AdamW update are in the step time but not in the FLOPs.\n"
+           "load average (1 min) at end: %.2f\n",
+           load_average());
+    return failed;
+}
