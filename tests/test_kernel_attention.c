@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,6 +344,48 @@ static void test_nan_propagates(void **state) {
     data_free(&a);
 }
 
+/* ---- (6): the thread count changes which thread computes a head, not a single bit --------- */
+
+typedef struct attn_run {
+    float *out, *lse, *dq, *dk, *dv;
+} attn_run_t;
+
+/* forward and backward of a with a->d.threads = threads, every buffer at its exact size */
+static attn_run_t run_with_threads(attn_data_t *a, int threads) {
+    attn_run_t r = {nan_floats(a->nq), nan_floats(a->nlse), nan_floats(a->nq), nan_floats(a->nkv),
+                    nan_floats(a->nkv)};
+    a->d.threads = threads;
+    void *block;
+    void *ws = workspace_new(attention_forward_workspace(&a->d), &block);
+    attention_forward(r.out, r.lse, a->q, a->k, a->v, a->seg, &a->d, ws);
+    free(block);
+    ws = workspace_new(attention_backward_workspace(&a->d), &block);
+    attention_backward(r.dq, r.dk, r.dv, a->dout, a->q, a->k, a->v, a->seg, r.out, r.lse, &a->d,
+                       ws);
+    free(block);
+    return r;
+}
+
+static void run_free(attn_run_t *r) {
+    free(r->out), free(r->lse), free(r->dq), free(r->dk), free(r->dv);
+}
+
+static void test_threads_bitwise(void **state) {
+    const attn_case_t *c = *state;
+    const int saved = openblas_get_num_threads();
+    openblas_set_num_threads(3); /* the kernel uses min(this, d.threads) threads */
+    attn_data_t a = data_new(c, 0x51ed270b27a4f3c9ull ^ (uint64_t)(c->S * 131 + c->D));
+    attn_run_t one = run_with_threads(&a, 1), three = run_with_threads(&a, 3);
+    openblas_set_num_threads(saved);
+    assert_memory_equal(one.out, three.out, a.nq * sizeof(float));
+    assert_memory_equal(one.lse, three.lse, a.nlse * sizeof(float));
+    assert_memory_equal(one.dq, three.dq, a.nq * sizeof(float));
+    assert_memory_equal(one.dk, three.dk, a.nkv * sizeof(float));
+    assert_memory_equal(one.dv, three.dv, a.nkv * sizeof(float));
+    run_free(&one), run_free(&three);
+    data_free(&a);
+}
+
 /* ---- the cases ----------------------------------------------------------------------------- */
 
 static const attn_case_t cases[] = {
@@ -366,12 +409,19 @@ static const attn_case_t cases[] = {
 };
 
 int main(void) {
-    struct CMUnitTest tests[sizeof cases / sizeof cases[0] + 3];
     const size_t n_cases = sizeof cases / sizeof cases[0];
-    for (size_t t = 0; t < n_cases; t++)
+    struct CMUnitTest tests[2 * (sizeof cases / sizeof cases[0]) + 3];
+    static char thread_names[sizeof cases / sizeof cases[0]][96];
+    for (size_t t = 0; t < n_cases; t++) {
         tests[t] = (struct CMUnitTest){.name = cases[t].name,
                                        .test_func = test_fast_vs_reference,
                                        .initial_state = (void *)&cases[t]};
+        snprintf(thread_names[t], sizeof thread_names[t], "threads 1 vs 3 bitwise: %s",
+                 cases[t].name);
+        tests[n_cases + 3 + t] = (struct CMUnitTest){.name = thread_names[t],
+                                                     .test_func = test_threads_bitwise,
+                                                     .initial_state = (void *)&cases[t]};
+    }
     tests[n_cases] = (struct CMUnitTest){.name = "fd full small", .test_func = test_fd_full_small};
     tests[n_cases + 1] =
         (struct CMUnitTest){.name = "fd random coords", .test_func = test_fd_random_coords};

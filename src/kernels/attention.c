@@ -1,7 +1,9 @@
 /* attention.c: flash-style scaled dot-product attention, forward and backward, on the CPU.
  *
  * The S x Skv score matrix is never built. Each (batch, query head) is cut into query tiles of
- * BR rows and, for each, key tiles of BC columns; one BR x BC score tile lives in the workspace.
+ * BR rows and, for each, key tiles of BC columns; one BR x BC score tile per thread lives in the
+ * workspace. The forward splits the (batch, query head) pairs over threads, the backward the
+ * (batch, kv head) pairs (see run_items).
  *  - forward: online softmax over the key tiles (running max m and sum l per query row), the
  *    output accumulated in place in `out` and divided by l at the end; lse = m + log(l).
  *  - backward (FlashAttention-2): delta_i = rowsum(dout_i * out_i), then per tile
@@ -15,6 +17,9 @@
  * branch-free polynomial, not a libm call. */
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +32,6 @@
 #define BC       128 /* keys per tile */
 #define WS_ALIGN 64  /* the workspace pointer is aligned up to this inside the kernels */
 
-
 static void check_dims(const attention_dims_t *d, const int32_t *segment_ids) {
     AUTOSP_ASSERT(d->B >= 0 && d->S >= 0 && d->Skv >= 0 && d->D > 0);
     AUTOSP_ASSERT(d->Hkv > 0 && d->Hq % d->Hkv == 0);
@@ -39,14 +43,83 @@ static float *align_workspace(void *workspace) {
     return (float *)p;
 }
 
+/* Thread capacity of d: the number of scratch slices the workspace holds. */
+static int thread_capacity(const attention_dims_t *d) {
+    return d->threads < 1                              ? 1
+           : d->threads > AUTOSP_ATTENTION_MAX_THREADS ? AUTOSP_ATTENTION_MAX_THREADS
+                                                       : d->threads;
+}
+
+int attention_thread_capacity(void) {
+    const int n = openblas_get_num_procs();
+    return n < 1 ? 1 : n > AUTOSP_ATTENTION_MAX_THREADS ? AUTOSP_ATTENTION_MAX_THREADS : n;
+}
+
+/* Per-thread scratch, in floats, rounded up to WS_ALIGN bytes so that every slice is aligned. */
+#define FWD_SLICE ((BR * BC + 2 * BR + WS_ALIGN / 4 - 1) / (WS_ALIGN / 4) * (WS_ALIGN / 4))
+#define BWD_SLICE ((2 * BR * BC + BR + WS_ALIGN / 4 - 1) / (WS_ALIGN / 4) * (WS_ALIGN / 4))
+
 size_t attention_forward_workspace(const attention_dims_t *d) {
-    (void)d;                                              /* one tile, whatever the sizes */
-    return WS_ALIGN + sizeof(float) * (BR * BC + 2 * BR); /* scores, running max and sum */
+    /* per thread one tile, whatever the sizes: scores, running max and sum */
+    return WS_ALIGN + sizeof(float) * FWD_SLICE * (size_t)thread_capacity(d);
 }
 
 size_t attention_backward_workspace(const attention_dims_t *d) {
-    (void)d;
-    return WS_ALIGN + sizeof(float) * (2 * BR * BC + BR); /* P, dP then dS, delta */
+    /* per thread P, dP then dS, delta */
+    return WS_ALIGN + sizeof(float) * BWD_SLICE * (size_t)thread_capacity(d);
+}
+
+/* ---- running work items on several threads --------------------------------------------------
+ * Items 0..n-1 are handed out one at a time through an atomic counter; each thread has its own
+ * scratch slice. An item's arithmetic does not depend on which thread runs it, so the results
+ * do not depend on the thread count. */
+
+typedef struct pool pool_t;
+typedef void (*item_fn)(const pool_t *pl, int64_t item, float *ws);
+struct pool {
+    item_fn fn;
+    const void *args;
+    int64_t n;
+    atomic_int_fast64_t next;
+};
+typedef struct worker {
+    pool_t *pl;
+    float *ws;
+} worker_t;
+
+static void *run_worker(void *arg) {
+    worker_t *w = arg;
+    for (;;) {
+        const int64_t item = atomic_fetch_add(&w->pl->next, 1);
+        if (item >= w->pl->n) break;
+        w->pl->fn(w->pl, item, w->ws);
+    }
+    return NULL;
+}
+
+/* fn(item) for item < n, on up to the thread count of d; ws holds slices of `slice` floats. */
+static void run_items(item_fn fn, const void *args, int64_t n, const attention_dims_t *d, float *ws,
+                      size_t slice) {
+    int T = openblas_get_num_threads();
+    const int cap = thread_capacity(d);
+    T = T < 1 ? 1 : T > cap ? cap : T;
+    if (T > n) T = n < 1 ? 1 : (int)n;
+    pool_t pl = {.fn = fn, .args = args, .n = n};
+    atomic_init(&pl.next, 0);
+    worker_t workers[AUTOSP_ATTENTION_MAX_THREADS];
+    pthread_t threads[AUTOSP_ATTENTION_MAX_THREADS];
+    bool started[AUTOSP_ATTENTION_MAX_THREADS] = {false};
+    for (int t = 0; t < T; t++) {
+        workers[t] = (worker_t){.pl = &pl, .ws = ws + slice * (size_t)t};
+        if (t > 0) started[t] = pthread_create(&threads[t], NULL, run_worker, &workers[t]) == 0;
+    }
+    run_worker(&workers[0]);
+    for (int t = 1; t < T; t++) {
+        if (started[t])
+            pthread_join(threads[t], NULL);
+        else
+            run_worker(&workers[t]); /* no thread to be had: do its share here (none is left) */
+    }
 }
 
 /* ---- one (batch, query head): where its rows live -------------------------------------- */
@@ -263,22 +336,34 @@ static void forward_query_tile(float *out, float *lse, const head_t *hd, int64_t
     }
 }
 
-/* q (B,S,Hq,D), k v (B,Skv,Hkv,D), segment_ids (B,S) or NULL -> out (B,S,Hq,D), lse (B,Hq,S) */
+typedef struct fwd_args {
+    float *out, *lse;
+    const float *q, *k, *v;
+    const int32_t *seg;
+    const attention_dims_t *d;
+} fwd_args_t;
+
+/* item = b * Hq + h: every query tile of one (batch, query head) */
+static void forward_item(const pool_t *pl, int64_t item, float *ws) {
+    const fwd_args_t *a = pl->args;
+    const attention_dims_t *d = a->d;
+    const int64_t b = item / d->Hq, h = item % d->Hq;
+    head_t hd = head_at(d, b, h, a->q, a->k, a->v, a->seg);
+    float *out_bh = a->out + (b * d->S * d->Hq + h) * d->D;
+    float *lse_bh = a->lse + (b * d->Hq + h) * d->S;
+    for (int64_t i0 = 0; i0 < d->S; i0 += BR) {
+        const int64_t nq = d->S - i0 < BR ? d->S - i0 : BR;
+        forward_query_tile(out_bh, lse_bh, &hd, i0, nq, ws);
+    }
+}
+
+/* q (B,S,Hq,D), k v (B,Skv,Hkv,D), segment_ids (B,S) or NULL -> out (B,S,Hq,D), lse (B,Hq,S).
+ * The (batch, query head) pairs are split over the threads; each writes only its own rows. */
 void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
                        const int32_t *segment_ids, const attention_dims_t *d, void *workspace) {
     check_dims(d, segment_ids);
-    float *ws = align_workspace(workspace);
-    for (int64_t b = 0; b < d->B; b++) {
-        for (int64_t h = 0; h < d->Hq; h++) {
-            head_t hd = head_at(d, b, h, q, k, v, segment_ids);
-            float *out_bh = out + (b * d->S * d->Hq + h) * d->D;
-            float *lse_bh = lse + (b * d->Hq + h) * d->S;
-            for (int64_t i0 = 0; i0 < d->S; i0 += BR) {
-                const int64_t nq = d->S - i0 < BR ? d->S - i0 : BR;
-                forward_query_tile(out_bh, lse_bh, &hd, i0, nq, ws);
-            }
-        }
-    }
+    fwd_args_t a = {.out = out, .lse = lse, .q = q, .k = k, .v = v, .seg = segment_ids, .d = d};
+    run_items(forward_item, &a, d->B * d->Hq, d, align_workspace(workspace), FWD_SLICE);
 }
 
 /* ---- backward --------------------------------------------------------------------------- */
@@ -345,28 +430,54 @@ static void backward_query_tile(const head_t *hd, const float *lse, int64_t i0, 
     }
 }
 
+typedef struct bwd_args {
+    float *dq, *dk, *dv;
+    const float *dout, *q, *k, *v, *out, *lse;
+    const int32_t *seg;
+    const attention_dims_t *d;
+} bwd_args_t;
+
+/* item = b * Hkv + hk: every query head of one GQA group, in increasing order (the order in
+ * which dk and dv of kv head hk accumulate is the same as on one thread) */
+static void backward_item(const pool_t *pl, int64_t item, float *ws) {
+    const bwd_args_t *a = pl->args;
+    const attention_dims_t *d = a->d;
+    const int64_t b = item / d->Hkv, hk = item % d->Hkv, group = d->Hq / d->Hkv;
+    for (int64_t h = hk * group; h < (hk + 1) * group; h++) {
+        head_t hd = head_at(d, b, h, a->q, a->k, a->v, a->seg);
+        const int64_t q_off = hd.q - a->q, kv_off = hd.k - a->k; /* the same for every tensor */
+        hd.dout = a->dout + q_off, hd.out = a->out + q_off, hd.dq = a->dq + q_off;
+        hd.dk = a->dk + kv_off, hd.dv = a->dv + kv_off;
+        const float *lse_bh = a->lse + (b * d->Hq + h) * d->S;
+        for (int64_t i0 = 0; i0 < d->S; i0 += BR) {
+            const int64_t nq = d->S - i0 < BR ? d->S - i0 : BR;
+            backward_query_tile(&hd, lse_bh, i0, nq, ws);
+        }
+    }
+}
+
 /* dout, out, q (B,S,Hq,D), k v (B,Skv,Hkv,D), lse (B,Hq,S), segment_ids (B,S) or NULL
- * -> dq (B,S,Hq,D), dk dv (B,Skv,Hkv,D), overwritten */
+ * -> dq (B,S,Hq,D), dk dv (B,Skv,Hkv,D), overwritten. The (batch, kv head) pairs are split over
+ * the threads: dk and dv of a kv head get every contribution from one thread, and the dq rows
+ * of different query heads are disjoint, so no two threads write the same element. */
 void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
                         const float *k, const float *v, const int32_t *segment_ids,
                         const float *out, const float *lse, const attention_dims_t *d,
                         void *workspace) {
     check_dims(d, segment_ids);
-    float *ws = align_workspace(workspace);
     memset(dq, 0, sizeof(float) * (size_t)(d->B * d->S * d->Hq * d->D));
     memset(dk, 0, sizeof(float) * (size_t)(d->B * d->Skv * d->Hkv * d->D));
     memset(dv, 0, sizeof(float) * (size_t)(d->B * d->Skv * d->Hkv * d->D));
-    for (int64_t b = 0; b < d->B; b++) {
-        for (int64_t h = 0; h < d->Hq; h++) {
-            head_t hd = head_at(d, b, h, q, k, v, segment_ids);
-            const int64_t q_off = hd.q - q, kv_off = hd.k - k; /* the same for every tensor */
-            hd.dout = dout + q_off, hd.out = out + q_off, hd.dq = dq + q_off;
-            hd.dk = dk + kv_off, hd.dv = dv + kv_off;
-            const float *lse_bh = lse + (b * d->Hq + h) * d->S;
-            for (int64_t i0 = 0; i0 < d->S; i0 += BR) {
-                const int64_t nq = d->S - i0 < BR ? d->S - i0 : BR;
-                backward_query_tile(&hd, lse_bh, i0, nq, ws);
-            }
-        }
-    }
+    bwd_args_t a = {.dq = dq,
+                    .dk = dk,
+                    .dv = dv,
+                    .dout = dout,
+                    .q = q,
+                    .k = k,
+                    .v = v,
+                    .out = out,
+                    .lse = lse,
+                    .seg = segment_ids,
+                    .d = d};
+    run_items(backward_item, &a, d->B * d->Hkv, d, align_workspace(workspace), BWD_SLICE);
 }

@@ -35,9 +35,9 @@ void linear_backward(float *dx, float *dweight, float *dbias, const float *dout,
 
 /* ---- matmul: a (batch,M,K) or (M,K) ... see matmul_dims_t -------------------------------- */
 typedef struct matmul_dims {
-    int64_t batch;         /* product of the batch dims of the output */
+    int64_t batch; /* product of the batch dims of the output */
     int64_t M, N, K;
-    bool trans_a, trans_b; /* a is stored (K,M) / b is stored (N,K) */
+    bool trans_a, trans_b;   /* a is stored (K,M) / b is stored (N,K) */
     bool a_shared, b_shared; /* a 2-D operand shared by every batch entry */
 } matmul_dims_t;
 void matmul_forward(float *out, const float *a, const float *b, const matmul_dims_t *d);
@@ -63,8 +63,8 @@ void rmsnorm_backward(float *dx, float *dweight, const float *dout, const float 
                       const float *weight, int64_t rows, int64_t C, float eps);
 void layernorm_forward(float *out, const float *x, const float *weight, const float *bias,
                        int64_t rows, int64_t C, float eps);
-void layernorm_backward(float *dx, float *dweight, float *dbias, const float *dout,
-                        const float *x, const float *weight, int64_t rows, int64_t C, float eps);
+void layernorm_backward(float *dx, float *dweight, float *dbias, const float *dout, const float *x,
+                        const float *weight, int64_t rows, int64_t C, float eps);
 
 /* ---- softmax over the last dim: x (rows,C) ------------------------------------------------- */
 void softmax_forward(float *out, const float *x, int64_t rows, int64_t C);
@@ -94,12 +94,25 @@ void cross_entropy_backward(float *dlogits, const float *logits, const int32_t *
  * Query head h reads kv head h / (Hq/Hkv). causal: query i sees keys j <= i (Skv == S).
  * Segment ids: query i sees key j only if seg[i] == seg[j] and seg[j] >= 0; a query that
  * sees no key (padding) outputs zeros and lse = -inf. */
+#define AUTOSP_ATTENTION_MAX_THREADS 64
 typedef struct attention_dims {
     int64_t B, S, Skv, Hq, Hkv, D;
     bool causal;
     float scale; /* usually 1/sqrt(D) */
+    /* Thread capacity: the workspace holds one scratch slice per thread for this many threads
+     * (<= 0 counts as 1, above AUTOSP_ATTENTION_MAX_THREADS as that). The kernels run on
+     * min(threads, openblas_get_num_threads(), number of (batch, head) pairs) threads, the
+     * calling thread included; so the same `threads` must be given to the workspace functions
+     * and to the kernel call, and OpenBLAS's thread count may change in between without
+     * overflowing the workspace. The results are bitwise identical for every thread count. */
+    int threads;
 } attention_dims_t;
-/* bytes of scratch the forward and the backward need (per call, reused across calls) */
+/* A thread capacity that does not change while the process runs (OpenBLAS's CPU count, at
+ * most AUTOSP_ATTENTION_MAX_THREADS): what the executor puts in `threads` both when it sizes
+ * the workspace and when it runs the kernel. */
+int attention_thread_capacity(void);
+/* bytes of scratch the forward and the backward need (per call, reused across calls): a
+ * per-thread scratch times the thread capacity d->threads, so it depends on d->threads only */
 size_t attention_forward_workspace(const attention_dims_t *d);
 size_t attention_backward_workspace(const attention_dims_t *d);
 void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,

@@ -269,7 +269,8 @@ static attention_dims_t attention_dims(const cost_ctx_t *c, int q) {
                           .Hq = Q->d[2],
                           .Hkv = K->d[2],
                           .D = Q->d[3],
-                          .causal = node_attr_int(c->node, "causal")};
+                          .causal = node_attr_int(c->node, "causal"),
+                          .threads = attention_thread_capacity()}; /* the same when sized and run */
     d.scale = (float)(scale > 0 ? scale : 1.0 / sqrt((double)d.D));
     return d;
 }
