@@ -1,12 +1,11 @@
 /* elementwise.c: activations, forward next to backward. All shapes are (n) -> (n); every
  * output element depends only on the input elements at the same index, so out may equal an
  * input and dx may equal dout. */
-#include <math.h>
-
+#include "fastmath.h"
 #include "kernels.h"
 
 static inline float sigmoidf(float x) {
-    return 1.0f / (1.0f + expf(-x)); /* x -> -inf: expf -> inf, result -> 0, no NaN */
+    return sigmoid_approx(x); /* vectorisable; libm's expf is a call per element */
 }
 
 /* silu(x) = x * sigmoid(x); silu'(x) = s * (1 + x * (1 - s)) with s = sigmoid(x).
@@ -39,7 +38,7 @@ void gelu_forward(float *out, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
         float u = GELU_SQRT_2_OVER_PI * (v + GELU_CUBE * v * v * v);
-        out[i] = 0.5f * v * (1.0f + tanhf(u));
+        out[i] = 0.5f * v * (1.0f + tanh_approx(u));
     }
 }
 
@@ -48,7 +47,7 @@ void gelu_backward(float *dx, const float *dout, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         float v = x[i];
         float u = GELU_SQRT_2_OVER_PI * (v + GELU_CUBE * v * v * v);
-        float t = tanhf(u);
+        float t = tanh_approx(u);
         float du = GELU_SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_CUBE * v * v);
         float grad = 0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * du;
         dx[i] = dout[i] * grad;
