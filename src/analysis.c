@@ -41,7 +41,8 @@ autosp_status_t autosp_node_cost(const autosp_graph_t *g, int node, autosp_cost_
     *cost = (autosp_cost_t){0};
     autosp_status_t st = cost_ctx_init(g, node, &c, err);
     if (st != AUTOSP_OK) return st;
-    for (int i = 0; i < c.n_in; i++) cost->bytes_read += (double)c.in[i].numel * (double)c.in[i].esize;
+    for (int i = 0; i < c.n_in; i++)
+        cost->bytes_read += (double)c.in[i].numel * (double)c.in[i].esize;
     for (int i = 0; i < c.n_out; i++)
         cost->bytes_written += (double)c.out[i].numel * (double)c.out[i].esize;
     const op_info_t *info = &op_table[g->nodes[node].op];
@@ -81,6 +82,7 @@ autosp_status_t autosp_graph_summarize(const autosp_graph_t *g, autosp_graph_sum
         autosp_status_t st = autosp_node_cost(g, i, &c, err);
         if (st != AUTOSP_OK) return st;
         out->nodes_by_op[g->nodes[i].op]++;
+        out->flops_by_op[g->nodes[i].op] += c.flops;
         out->cost.flops += c.flops;
         out->cost.bytes_read += c.bytes_read;
         out->cost.bytes_written += c.bytes_written;
@@ -101,17 +103,12 @@ static char *human_bytes(double b, char *buf, size_t n) {
 }
 
 static void print_ops(const autosp_graph_t *g, const autosp_graph_summary_t *s, FILE *out) {
-    double flops[AUTOSP_OP_COUNT] = {0};
-    for (int i = 0; i < g->n_nodes; i++) {
-        autosp_cost_t c;
-        autosp_node_cost(g, i, &c, NULL); /* cannot fail: summarize succeeded */
-        flops[g->nodes[i].op] += c.flops;
-    }
     fprintf(out, "\n%-24s %7s %14s %8s\n", "op", "nodes", "FLOPs", "share");
     for (int op = 0; op < AUTOSP_OP_COUNT; op++) {
         if (!s->nodes_by_op[op]) continue;
-        fprintf(out, "%-24s %7d %14.4e %7.2f%%\n", op_table[op].name, s->nodes_by_op[op], flops[op],
-                s->cost.flops > 0 ? 100.0 * flops[op] / s->cost.flops : 0.0);
+        fprintf(out, "%-24s %7d %14.4e %7.2f%%\n", op_table[op].name, s->nodes_by_op[op],
+                s->flops_by_op[op],
+                s->cost.flops > 0 ? 100.0 * s->flops_by_op[op] / s->cost.flops : 0.0);
     }
     fprintf(out, "%-24s %7d %14.4e %7.2f%%\n", "total", g->n_nodes, s->cost.flops, 100.0);
 }

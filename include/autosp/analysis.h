@@ -35,6 +35,7 @@ autosp_status_t autosp_node_cost(const autosp_graph_t *g, int node, autosp_cost_
 
 typedef struct autosp_graph_summary {
     int nodes_by_op[AUTOSP_OP_COUNT];
+    double flops_by_op[AUTOSP_OP_COUNT];
     int64_t num_params; /* elements in all parameters */
     int64_t param_bytes;
     int64_t activation_bytes; /* all computed values, each counted once */
