@@ -46,9 +46,11 @@ autosp_status_t grad_emit(grad_ctx_t *c, autosp_op_t op, const char *suffix,
     for (int i = 0; i < n_out; i++) {
         if (n_out == 1)
             snprintf(outs[i], sizeof outs[i], "%s", name);
-        else
+        else if (info->is_backward)
             snprintf(outs[i], sizeof outs[i], "%s.d%s", c->node.name,
                      info->input_names[info->grad_of[i]]);
+        else /* a fused collective: one output per tensor */
+            snprintf(outs[i], sizeof outs[i], "%s.%d", name, i);
         out_names[i] = outs[i];
     }
     if (!attrs) {

@@ -118,3 +118,45 @@ autosp_status_t grad_transpose(grad_ctx_t *c) {
     autosp_status_t st = grad_emit(c, AUTOSP_OP_TRANSPOSE, "grad", c->dout, 1, 1, &v, &t);
     return st == AUTOSP_OK ? grad_give(c, 0, t) : st;
 }
+
+/* all_to_all moves data between ranks without changing it: its adjoint is the inverse
+ * exchange (split and concat dims swapped), fused over the same tensors. */
+autosp_status_t grad_all_to_all(grad_ctx_t *c) {
+    autosp_tensor_t in[AUTOSP_MAX_NODE_OUTPUTS], out[AUTOSP_MAX_NODE_OUTPUTS];
+    int of[AUTOSP_MAX_NODE_OUTPUTS], n = 0;
+    for (int k = 0; k < c->node.n_out; k++)
+        if (c->dout[k] != AUTOSP_NO_TENSOR && c->needs[k]) {
+            in[n] = c->dout[k];
+            of[n++] = k;
+        }
+    if (n == 0) return AUTOSP_OK;
+    attr_value_t v[4];
+    memcpy(v, c->node.attrs, sizeof v);
+    v[op_attr_index(AUTOSP_OP_ALL_TO_ALL, "split_dim")] = *node_attr(&c->node, "concat_dim");
+    v[op_attr_index(AUTOSP_OP_ALL_TO_ALL, "concat_dim")] = *node_attr(&c->node, "split_dim");
+    autosp_status_t st = grad_emit(c, AUTOSP_OP_ALL_TO_ALL, "grad", in, n, n, v, out);
+    for (int i = 0; st == AUTOSP_OK && i < n; i++) st = grad_give(c, of[i], out[i]);
+    return st;
+}
+
+/* The SPMD convention: a replicated value's gradient is held whole on every rank (every rank
+ * seeds d loss / d loss = 1). y = sum over ranks of x_r then gives dx_r = dy: no
+ * communication; for the mean, dy / ranks. */
+autosp_status_t grad_all_reduce(grad_ctx_t *c) {
+    bool mean = strcmp(node_attr_str(&c->node, "op"), "mean") == 0;
+    for (int k = 0; k < c->node.n_out; k++) {
+        if (c->dout[k] == AUTOSP_NO_TENSOR || !c->needs[k]) continue;
+        autosp_tensor_t t = c->dout[k];
+        if (mean) {
+            char suffix[32];
+            snprintf(suffix, sizeof suffix, "grad%d", k);
+            attr_value_t alpha = {.f = 1.0 / (double)node_attr_int(&c->node, "ranks")};
+            autosp_status_t st =
+                grad_emit(c, AUTOSP_OP_SCALE, suffix, &c->dout[k], 1, 1, &alpha, &t);
+            if (st != AUTOSP_OK) return st;
+        }
+        autosp_status_t st = grad_give(c, k, t);
+        if (st != AUTOSP_OK) return st;
+    }
+    return AUTOSP_OK;
+}

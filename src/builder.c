@@ -119,6 +119,18 @@ autosp_tensor_t autosp_cross_entropy(autosp_graph_t *g, autosp_tensor_t logits,
                  ATTR_LIST(A_INT("ignore_index", ignore_index)));
 }
 
+autosp_tensor_t autosp_target_count(autosp_graph_t *g, autosp_tensor_t labels, int64_t ignore_index,
+                                    const char *name) {
+    return build(g, AUTOSP_OP_TARGET_COUNT, name, IN(labels),
+                 ATTR_LIST(A_INT("ignore_index", ignore_index)));
+}
+
+autosp_tensor_t autosp_repeat(autosp_graph_t *g, autosp_tensor_t x, int dim, int repeats,
+                              const char *name) {
+    return build(g, AUTOSP_OP_REPEAT, name, IN(x),
+                 ATTR_LIST(A_INT("dim", dim), A_INT("repeats", repeats)));
+}
+
 autosp_tensor_t autosp_all_to_all(autosp_graph_t *g, autosp_tensor_t x, int split_dim,
                                   int concat_dim, int ranks, const char *group, const char *name) {
     return build(g, AUTOSP_OP_ALL_TO_ALL, name, IN(x),

@@ -85,6 +85,13 @@ const char *autosp_graph_name(const autosp_graph_t *g) {
     return g->name;
 }
 
+int autosp_graph_sp(const autosp_graph_t *g) {
+    return g->sp > 1 ? g->sp : 1;
+}
+int autosp_graph_dp(const autosp_graph_t *g) {
+    return g->dp > 1 ? g->dp : 1;
+}
+
 autosp_status_t autosp_graph_status(const autosp_graph_t *g, autosp_error_t *err) {
     if (err) *err = g->error;
     return g->error.status;

@@ -33,7 +33,17 @@ typedef struct tensor {
     autosp_init_t init; /* params */
     double init_std;    /* params, AUTOSP_INIT_NORMAL */
     int producer;       /* node index, -1 for inputs and params */
+    int8_t layout;      /* LAYOUT_*: set by the SP passes, in memory only (not in JSON) */
+    int8_t layout_dim;  /* LAYOUT_SEQ, LAYOUT_HEADS: the dim split over the sequence group */
 } tensor_t;
+
+/* How a tensor of a per-rank program relates to the single-device tensor. */
+enum {
+    LAYOUT_FULL,    /* every rank holds all of it (parameters, scalars, gathered values) */
+    LAYOUT_SEQ,     /* each rank holds its slice of the sequence (dim layout_dim) */
+    LAYOUT_HEADS,   /* each rank holds all tokens of its share of the heads (dim layout_dim) */
+    LAYOUT_PARTIAL, /* each rank holds a term of a sum over ranks (a local loss, a local grad) */
+};
 
 /* One attribute value, typed by the op's schema entry at the same index. */
 typedef struct attr_value {
@@ -78,6 +88,7 @@ struct autosp_graph {
     int n_outputs, cap_outputs;
     name_map_t tensor_names, node_names;
     autosp_error_t error; /* sticky: the first builder error */
+    int sp, dp;           /* a per-rank program for sp x dp ranks (0 or 1: one device) */
 };
 
 /* ---- dims (dim.c) -------------------------------------------------------------------- */

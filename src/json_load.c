@@ -167,6 +167,26 @@ static autosp_status_t load_symbols(loader_t *L, json_t *root) {
     return AUTOSP_OK;
 }
 
+/* "parallel": {"sp": P, "dp": D}: the graph is the per-rank program for P x D ranks. */
+static autosp_status_t load_parallel(loader_t *L, json_t *root) {
+    static const char *const keys[] = {"sp", "dp", NULL};
+    json_t *par = json_object_get(root, "parallel");
+    if (!par) return AUTOSP_OK;
+    if (!json_is_object(par))
+        return bad(L, "\"parallel\" is %s, expected an object", json_kind(par));
+    autosp_status_t st = only_keys(L, par, keys, "parallel");
+    int *fields[2] = {&L->g->sp, &L->g->dp};
+    for (int i = 0; i < 2 && st == AUTOSP_OK; i++) {
+        json_t *v = json_object_get(par, keys[i]);
+        if (!v) continue;
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1 << 20)
+            return bad(L, "parallel: \"%s\" is %s, expected an integer 1..%d", keys[i],
+                       json_is_integer(v) ? "out of range" : json_kind(v), 1 << 20);
+        *fields[i] = (int)json_integer_value(v);
+    }
+    return st;
+}
+
 /* What inputs and params share: an object of known keys with a name, a dtype and a shape. */
 typedef struct leaf {
     const char *name;
@@ -588,8 +608,8 @@ static autosp_status_t load_outputs(loader_t *L, json_t *root) {
 }
 
 static autosp_status_t load_root(loader_t *L, json_t *root) {
-    static const char *const keys[] = {"format", "version", "name",    "symbols", "inputs",
-                                       "params", "nodes",   "outputs", NULL};
+    static const char *const keys[] = {"format", "version", "name",  "symbols", "parallel",
+                                       "inputs", "params",  "nodes", "outputs", NULL};
     if (!json_is_object(root))
         return bad(L, "the document is %s, expected an object", json_kind(root));
     autosp_status_t st = only_keys(L, root, keys, "graph");
@@ -609,7 +629,8 @@ static autosp_status_t load_root(loader_t *L, json_t *root) {
     if ((st = get_string(L, root, "name", true, &name, "graph"))) return st;
     if (!name_ok(name, L->err, "graph")) return L->err->status;
     if (!(L->g = autosp_graph_new(name))) return nomem(L->err);
-    if ((st = load_symbols(L, root)) || (st = load_leaves(L, root, "inputs", load_input)) ||
+    if ((st = load_symbols(L, root)) || (st = load_parallel(L, root)) ||
+        (st = load_leaves(L, root, "inputs", load_input)) ||
         (st = load_leaves(L, root, "params", load_param)) || (st = load_nodes(L, root)) ||
         (st = load_outputs(L, root)))
         return st;

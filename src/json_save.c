@@ -165,6 +165,12 @@ char *autosp_graph_save_string(const autosp_graph_t *g, autosp_error_t *err) {
         sb_append(&b, h + 1);
         sb_append(&b, ",\n  \"symbols\": ");
         sb_append(&b, s);
+        if (g->sp > 1 || g->dp > 1) {
+            char par[96];
+            snprintf(par, sizeof par, ",\n  \"parallel\": {\"sp\": %d, \"dp\": %d}",
+                     g->sp > 1 ? g->sp : 1, g->dp > 1 ? g->dp : 1);
+            sb_append(&b, par);
+        }
         sb_append(&b, ",\n  \"inputs\": [\n");
         write_leaves(&b, g, AUTOSP_KIND_INPUT);
         sb_append(&b, "  ],\n  \"params\": [\n");

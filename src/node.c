@@ -311,6 +311,8 @@ static int clone_into(autosp_graph_t *c, const autosp_graph_t *g) {
         memcpy(c->outputs, g->outputs, sizeof(autosp_tensor_t) * (size_t)g->n_outputs);
     c->n_outputs = g->n_outputs;
     c->error = g->error;
+    c->sp = g->sp;
+    c->dp = g->dp;
     return 0;
 }
 

@@ -58,12 +58,29 @@ typedef struct run_ctx {
     void *in[AUTOSP_MAX_NODE_INPUTS];
     void *out[AUTOSP_MAX_NODE_OUTPUTS];
     void *workspace;
+    const struct autosp_comm *comm; /* the process groups; NULL in one process */
     autosp_error_t *err;
 } run_ctx_t;
 typedef autosp_status_t (*run_fn)(const run_ctx_t *r);
 typedef struct grad_ctx grad_ctx_t; /* passes/autodiff.h */
 typedef autosp_status_t (*backward_fn)(grad_ctx_t *c);
 typedef double (*flops_fn)(const cost_ctx_t *c);
+
+/* What a sharding rule (passes/sharding_rules.c) sees: a forward node of the single-device
+ * graph, its inputs in that graph and in the per-rank graph (with their layouts), and a copy
+ * of its attributes it may change (a reshape's target shape). It writes each output's layout. */
+typedef struct shard_ctx {
+    const autosp_graph_t *src, *dst;
+    const node_t *node; /* in src */
+    const tensor_t *src_in[AUTOSP_MAX_NODE_INPUTS];
+    const tensor_t *in[AUTOSP_MAX_NODE_INPUTS]; /* in dst */
+    int n_in, n_out;
+    attr_value_t *attrs;
+    int ranks;
+    int8_t out_layout[AUTOSP_MAX_NODE_OUTPUTS], out_dim[AUTOSP_MAX_NODE_OUTPUTS];
+    autosp_error_t *err;
+} shard_ctx_t;
+typedef autosp_status_t (*shard_fn)(shard_ctx_t *c);
 
 typedef struct op_info {
     const char *name;
@@ -80,8 +97,11 @@ typedef struct op_info {
     double flops_per_elem;
     bool collective;      /* moves data between ranks (inserted by the SP passes) */
     backward_fn backward; /* emits the gradient nodes (passes/autodiff_rules.c); NULL: none */
-    bool view;            /* the output is the input's bytes seen with another shape */
-    run_fn run;           /* executes the node on the CPU (src/runtime/run_ops.c); NULL: none */
+    /* how a sequence-sharded input shards the outputs (passes/sharding_rules.c); NULL: the op
+     * has no rule and sp_shard refuses it when an input is sharded */
+    shard_fn shard;
+    bool view;  /* the output is the input's bytes seen with another shape */
+    run_fn run; /* executes the node on the CPU (src/runtime/run_ops.c); NULL: none */
     int64_t (*workspace)(const cost_ctx_t *c); /* scratch bytes the kernel needs; NULL: none */
     /* Backward ops take (dout, extras..., the forward op's inputs...) and share the forward
      * op's attributes; output i has the shape and dtype of input grad_of[i]. The generic rule
@@ -132,6 +152,8 @@ autosp_status_t infer_cross_entropy(infer_ctx_t *c);
 autosp_status_t infer_all_to_all(infer_ctx_t *c);
 autosp_status_t infer_all_reduce(infer_ctx_t *c);
 autosp_status_t infer_all_gather(infer_ctx_t *c);
+autosp_status_t infer_target_count(infer_ctx_t *c);
+autosp_status_t infer_repeat(infer_ctx_t *c);
 autosp_status_t infer_fill(infer_ctx_t *c);
 autosp_status_t infer_sum_to(infer_ctx_t *c);
 autosp_status_t infer_backward(infer_ctx_t *c);
@@ -147,6 +169,20 @@ autosp_status_t grad_scale(grad_ctx_t *c);
 autosp_status_t grad_rope(grad_ctx_t *c);
 autosp_status_t grad_reshape(grad_ctx_t *c);
 autosp_status_t grad_transpose(grad_ctx_t *c);
+autosp_status_t grad_all_to_all(grad_ctx_t *c);
+autosp_status_t grad_all_reduce(grad_ctx_t *c);
+
+/* Sharding rules (passes/sharding_rules.c). */
+autosp_status_t shard_same(shard_ctx_t *c); /* elementwise, with broadcasting */
+autosp_status_t shard_rows(shard_ctx_t *c); /* x sharded on a dim but the last; rest whole */
+autosp_status_t shard_embedding(shard_ctx_t *c);
+autosp_status_t shard_matmul(shard_ctx_t *c);
+autosp_status_t shard_rope(shard_ctx_t *c);
+autosp_status_t shard_attention(shard_ctx_t *c);
+autosp_status_t shard_reshape(shard_ctx_t *c);
+autosp_status_t shard_transpose(shard_ctx_t *c);
+autosp_status_t shard_cross_entropy(shard_ctx_t *c);
+autosp_status_t shard_target_count(shard_ctx_t *c);
 
 double flops_matmul(const cost_ctx_t *c);
 double flops_linear(const cost_ctx_t *c);
@@ -196,6 +232,16 @@ autosp_status_t run_swiglu(const run_ctx_t *r);
 autosp_status_t run_swiglu_backward(const run_ctx_t *r);
 autosp_status_t run_transpose(const run_ctx_t *r);
 autosp_status_t run_view(const run_ctx_t *r);
+autosp_status_t run_target_count(const run_ctx_t *r);
+autosp_status_t run_repeat(const run_ctx_t *r);
+autosp_status_t run_repeat_backward(const run_ctx_t *r);
+/* Collectives (src/runtime/collectives.c): need r->comm. */
+autosp_status_t run_all_to_all(const run_ctx_t *r);
+autosp_status_t run_all_reduce(const run_ctx_t *r);
+autosp_status_t run_all_gather(const run_ctx_t *r);
+int64_t workspace_all_to_all(const cost_ctx_t *c);
+int64_t workspace_all_reduce(const cost_ctx_t *c);
+int64_t workspace_all_gather(const cost_ctx_t *c);
 
 /* The concrete shapes of node i's inputs and outputs (every symbol bound). */
 autosp_status_t cost_ctx_init(const autosp_graph_t *g, int i, cost_ctx_t *c, autosp_error_t *err);

@@ -337,19 +337,31 @@ autosp_status_t infer_cross_entropy(infer_ctx_t *c) {
     TRY(need_ndim(c, 1, l->ndim - 1, l->ndim - 1));
     for (int i = 0; i < l->ndim - 1; i++)
         TRY(need_dim(c, 1, i, l->d[i], "the leading dims of input \"logits\""));
+    if (c->n_in == 3) { /* normalizer: a scalar that replaces this rank's count of targets */
+        TRY(need_ndim(c, 2, 0, 0));
+        TRY(need_same_dtype(c, 0, 2));
+    }
     shape_t scalar = {.ndim = 0};
     return set_out(c, &scalar, AUTOSP_F32);
 }
 
-static autosp_status_t need_axis(infer_ctx_t *c, const char *name) {
-    return need_attr_range(c, name, 0, c->in[0]->shape.ndim - 1);
+static autosp_status_t need_axis(infer_ctx_t *c, int input, const char *name) {
+    int64_t v = node_attr_int(c->node, name);
+    int nd = c->in[input]->shape.ndim;
+    if (v >= 0 && v < nd) return AUTOSP_OK;
+    if (input == 0)
+        return infer_fail(c, "attribute \"%s\" is %lld, expected 0..%d", name, (long long)v,
+                          nd - 1);
+    return infer_fail_input(c, input, "has %d dims, so attribute \"%s\" = %lld is out of range", nd,
+                            name, (long long)v);
 }
 
-/* x with dim split_dim divided by ranks and dim concat_dim multiplied by ranks */
-static autosp_status_t scaled_dim(infer_ctx_t *c, shape_t *s, int axis, int64_t num, int64_t den) {
+/* x with dim axis multiplied by num/den (den must divide a constant dim) */
+static autosp_status_t scaled_dim(infer_ctx_t *c, int input, shape_t *s, int axis, int64_t num,
+                                  int64_t den) {
     int64_t v;
     if (dim_is_const(s->d[axis], &v) && v % den != 0)
-        return infer_fail_input(c, 0,
+        return infer_fail_input(c, input,
                                 "has dim %d of size %lld, which is not divisible by "
                                 "ranks=%lld",
                                 axis, (long long)v, (long long)den);
@@ -358,34 +370,72 @@ static autosp_status_t scaled_dim(infer_ctx_t *c, shape_t *s, int axis, int64_t 
     return AUTOSP_OK;
 }
 
+/* Collectives may carry several tensors in one call (a fused Q, K, V exchange, a gradient
+ * bucket): output i belongs to input i, and all share one dtype (one message). */
+static autosp_status_t need_fused_io(infer_ctx_t *c) {
+    if (c->n_out != c->n_in)
+        return infer_fail(c, "has %d inputs and %d outputs, expected one output per input", c->n_in,
+                          c->n_out);
+    for (int i = 1; i < c->n_in; i++) TRY(need_same_dtype(c, 0, i));
+    return need_attr_range(c, "ranks", 1, 1 << 20);
+}
+
+/* each x: dim split_dim divided by ranks, dim concat_dim multiplied by ranks */
 autosp_status_t infer_all_to_all(infer_ctx_t *c) {
-    TRY(need_axis(c, "split_dim"));
-    TRY(need_axis(c, "concat_dim"));
-    TRY(need_attr_range(c, "ranks", 1, 1 << 20));
+    TRY(need_fused_io(c));
     int split = (int)node_attr_int(c->node, "split_dim");
     int concat = (int)node_attr_int(c->node, "concat_dim");
     int64_t ranks = node_attr_int(c->node, "ranks");
     if (split == concat)
         return infer_fail(c, "split_dim and concat_dim are both %d, expected different dims",
                           split);
-    shape_t s = c->in[0]->shape;
-    TRY(scaled_dim(c, &s, split, 1, ranks));
-    TRY(scaled_dim(c, &s, concat, ranks, 1));
-    return set_out(c, &s, c->in[0]->dtype);
+    for (int i = 0; i < c->n_in; i++) {
+        TRY(need_axis(c, i, "split_dim"));
+        TRY(need_axis(c, i, "concat_dim"));
+        shape_t s = c->in[i]->shape;
+        TRY(scaled_dim(c, i, &s, split, 1, ranks));
+        TRY(scaled_dim(c, i, &s, concat, ranks, 1));
+        c->out_shape[i] = s;
+        c->out_dtype[i] = c->in[i]->dtype;
+    }
+    return AUTOSP_OK;
 }
 
 autosp_status_t infer_all_reduce(infer_ctx_t *c) {
-    TRY(need_float(c, 0));
-    TRY(need_attr_range(c, "ranks", 1, 1 << 20));
-    return set_out(c, &c->in[0]->shape, c->in[0]->dtype);
+    TRY(need_fused_io(c));
+    for (int i = 0; i < c->n_in; i++) {
+        TRY(need_float(c, i));
+        c->out_shape[i] = c->in[i]->shape;
+        c->out_dtype[i] = c->in[i]->dtype;
+    }
+    return AUTOSP_OK;
 }
 
 autosp_status_t infer_all_gather(infer_ctx_t *c) {
-    TRY(need_axis(c, "dim"));
+    TRY(need_axis(c, 0, "dim"));
     TRY(need_attr_range(c, "ranks", 1, 1 << 20));
     shape_t s = c->in[0]->shape;
-    TRY(scaled_dim(c, &s, (int)node_attr_int(c->node, "dim"), node_attr_int(c->node, "ranks"), 1));
+    TRY(scaled_dim(c, 0, &s, (int)node_attr_int(c->node, "dim"), node_attr_int(c->node, "ranks"),
+                   1));
     return set_out(c, &s, c->in[0]->dtype);
+}
+
+/* x (..., n, ...) -> (..., n * repeats, ...): each slice along dim repeated in place
+ * (out[i] = x[i / repeats]); GQA's kv heads shared by more sequence-parallel ranks */
+autosp_status_t infer_repeat(infer_ctx_t *c) {
+    TRY(need_axis(c, 0, "dim"));
+    TRY(need_attr_range(c, "repeats", 1, 1 << 20));
+    shape_t s = c->in[0]->shape;
+    TRY(scaled_dim(c, 0, &s, (int)node_attr_int(c->node, "dim"), node_attr_int(c->node, "repeats"),
+                   1));
+    return set_out(c, &s, c->in[0]->dtype);
+}
+
+/* labels (...) int -> scalar f32: how many labels are not ignore_index */
+autosp_status_t infer_target_count(infer_ctx_t *c) {
+    TRY(need_int(c, 0));
+    shape_t scalar = {.ndim = 0};
+    return set_out(c, &scalar, AUTOSP_F32);
 }
 
 /* () -> a constant of the attribute shape (the autodiff seed d loss / d loss = 1) */

@@ -238,6 +238,25 @@ static void test_cross_entropy(void **state) {
     assert_int_equal(autosp_tensor_ndim(g, l), 0);
     autosp_graph_free(g);
 
+    g = new_graph(); /* with a normalizer, and the count that makes one */
+    autosp_tensor_t labels = in_i32(g, "labels", "B,S");
+    autosp_tensor_t count = autosp_target_count(g, labels, -100, "count");
+    ok(g, count, "", F32);
+    autosp_tensor_t in3[3] = {in_f32(g, "logits", "B,S,256"), labels, count};
+    autosp_attr_t ce = {.name = "ignore_index", .type = AUTOSP_ATTR_INT, .i = -100};
+    assert_int_equal(
+        autosp_node_add(g, AUTOSP_OP_CROSS_ENTROPY, "part", in3, 3, NULL, 1, &ce, 1, &l),
+        AUTOSP_OK);
+    ok(g, l, "", F32);
+    in3[2] = in3[0];
+    autosp_node_add(g, AUTOSP_OP_CROSS_ENTROPY, "bad", in3, 3, NULL, 1, &ce, 1, &l);
+    assert_error_and_free(g, "input \"normalizer\" (tensor \"logits\") has 3 dims [B,S,256], "
+                             "expected 0");
+    g = new_graph();
+    autosp_target_count(g, in_f32(g, "labels", "B,S"), -100, "count");
+    assert_error_and_free(g, "node \"count\" (target_count): input \"labels\" (tensor "
+                             "\"labels\") has dtype f32, expected an integer dtype");
+
     g = new_graph();
     autosp_cross_entropy(g, in_f32(g, "logits", "B,S,256"), in_i32(g, "labels", "B,S,1"), -100,
                          "loss");
@@ -254,7 +273,31 @@ static void test_collectives(void **state) {
     ok(g, autosp_all_to_all(g, x, 2, 1, 4, "sp", "a2a"), "B,S,2,16", F32);
     ok(g, autosp_all_gather(g, x, 1, 4, "sp", "ag"), "B,S,8,16", F32);
     ok(g, autosp_all_reduce(g, x, "sum", 4, "dp", "ar"), "B,S/4,8,16", F32);
+    ok(g, autosp_repeat(g, x, 2, 3, "rep"), "B,S/4,24,16", F32);
+    /* fused: Q, K and V in one exchange, one output each */
+    autosp_tensor_t qkv[3] = {x, in_f32(g, "k", "B,S/4,4,16"), in_f32(g, "v", "B,S/4,4,16")};
+    autosp_tensor_t outs[3];
+    autosp_attr_t a2a[4] = {{.name = "split_dim", .type = AUTOSP_ATTR_INT, .i = 2},
+                            {.name = "concat_dim", .type = AUTOSP_ATTR_INT, .i = 1},
+                            {.name = "ranks", .type = AUTOSP_ATTR_INT, .i = 4}};
+    assert_int_equal(autosp_node_add(g, AUTOSP_OP_ALL_TO_ALL, "qkv", qkv, 3, NULL, 3, a2a, 3, outs),
+                     AUTOSP_OK);
+    ok(g, outs[0], "B,S,2,16", F32);
+    ok(g, outs[2], "B,S,1,16", F32);
     autosp_graph_free(g);
+
+    g = new_graph();
+    autosp_node_add(g, AUTOSP_OP_ALL_TO_ALL, "qkv",
+                    (autosp_tensor_t[]){in_f32(g, "x", "B,S,8"), in_i32(g, "i", "B,S,8")}, 2, NULL,
+                    2, a2a, 3, NULL);
+    assert_error_and_free(g, "input \"x1\" (tensor \"i\") has dtype i32, expected f32");
+    g = new_graph();
+    autosp_node_add(g, AUTOSP_OP_ALL_TO_ALL, "qkv", (autosp_tensor_t[]){in_f32(g, "x", "B,S,8")}, 1,
+                    NULL, 2, a2a, 3, NULL);
+    assert_error_and_free(g, "has 1 inputs and 2 outputs, expected one output per input");
+    g = new_graph();
+    autosp_repeat(g, in_f32(g, "x", "B,S"), 2, 2, "rep");
+    assert_error_and_free(g, "attribute \"dim\" is 2, expected 0..1");
 
     g = new_graph();
     autosp_all_to_all(g, in_f32(g, "x", "B,S,6,16"), 2, 1, 4, "sp", "a2a");
@@ -344,6 +387,13 @@ static void test_backward_ops(void **state) {
        bwd(g, AUTOSP_OP_CROSS_ENTROPY_BACKWARD, "ce",
            (autosp_tensor_t[]){in_f32(g, "dloss", ""), dy, ids}, 3, 1, &ce, 1, NULL),
        "B,S,128", F32);
+    autosp_attr_t rep[2] = {{.name = "dim", .type = AUTOSP_ATTR_INT, .i = 2},
+                            {.name = "repeats", .type = AUTOSP_ATTR_INT, .i = 2}};
+    ok(g,
+       bwd(g, AUTOSP_OP_REPEAT_BACKWARD, "rep",
+           (autosp_tensor_t[]){in_f32(g, "drep", "B,S,4,16"), in_f32(g, "xrep", "B,S,2,16")}, 2, 1,
+           rep, 2, NULL),
+       "B,S,2,16", F32);
     autosp_tensor_t q = in_f32(g, "q", "B,S,4,16"), kv = in_f32(g, "kv", "B,S,2,16");
     autosp_tensor_t lse = in_f32(g, "lse", "B,4,S");
     autosp_attr_t heads[2] = {{.name = "num_heads", .type = AUTOSP_ATTR_INT, .i = 4},

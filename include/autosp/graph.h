@@ -55,6 +55,10 @@ autosp_graph_t *autosp_graph_clone(const autosp_graph_t *g);
 autosp_status_t autosp_graph_status(const autosp_graph_t *g, autosp_error_t *err);
 
 const char *autosp_graph_name(const autosp_graph_t *g);
+/* For a per-rank program (autosp_parallelize): the sequence- and data-parallel sizes it was
+ * compiled for; 1 and 1 for a single-device graph. */
+int autosp_graph_sp(const autosp_graph_t *g);
+int autosp_graph_dp(const autosp_graph_t *g);
 
 /* ---- symbols -------------------------------------------------------------------------- */
 
@@ -189,6 +193,12 @@ autosp_tensor_t autosp_transpose(autosp_graph_t *g, autosp_tensor_t x, const int
 autosp_tensor_t autosp_cross_entropy(autosp_graph_t *g, autosp_tensor_t logits,
                                      autosp_tensor_t labels, int64_t ignore_index,
                                      const char *name);
+/* How many labels are not ignore_index, as an f32 scalar (the exact loss's divisor). */
+autosp_tensor_t autosp_target_count(autosp_graph_t *g, autosp_tensor_t labels, int64_t ignore_index,
+                                    const char *name);
+/* Each slice of x along dim repeated `repeats` times in place: out[i] = x[i / repeats]. */
+autosp_tensor_t autosp_repeat(autosp_graph_t *g, autosp_tensor_t x, int dim, int repeats,
+                              const char *name);
 /* Collectives over a process group ("sp", "dp" or "world") of `ranks` ranks. */
 autosp_tensor_t autosp_all_to_all(autosp_graph_t *g, autosp_tensor_t x, int split_dim,
                                   int concat_dim, int ranks, const char *group, const char *name);

@@ -10,7 +10,7 @@
 #define AUTOSP_MAX_NODES        (1 << 20) /* nodes in one graph */
 #define AUTOSP_MAX_TENSORS      (1 << 21) /* tensors (inputs + params + values) in one graph */
 #define AUTOSP_MAX_NODE_INPUTS  8
-#define AUTOSP_MAX_NODE_OUTPUTS 4
+#define AUTOSP_MAX_NODE_OUTPUTS 8
 #define AUTOSP_MAX_DIM_VALUE    (1LL << 40)  /* one dim, and any coefficient in a dim */
 #define AUTOSP_MAX_NUMEL        (1LL << 50)  /* elements in one tensor once symbols are bound */
 #define AUTOSP_MAX_FILE_BYTES   (256L << 20) /* size of a JSON graph file */

@@ -23,10 +23,17 @@ extern "C" {
 
 typedef struct autosp_executor autosp_executor_t;
 
+typedef struct autosp_comm autosp_comm_t; /* autosp/comm.h */
+
 /* The executor keeps its own copy of g. Errors: unbound symbols, dtypes the CPU runtime does
  * not execute (it runs f32 values and i32 ids), collectives (they need the MPI runtime), and
  * out of memory for the arena. Free with autosp_executor_free. */
 autosp_executor_t *autosp_executor_new(const autosp_graph_t *g, autosp_error_t *err);
+/* For a per-rank program (autosp_compile_training): its collectives run over comm's groups,
+ * which must match the graph's sp and dp. comm must outlive the executor. Every rank runs the
+ * same graph, so autosp_executor_run is collective: call it on every rank. */
+autosp_executor_t *autosp_executor_new_comm(const autosp_graph_t *g, const autosp_comm_t *comm,
+                                            autosp_error_t *err);
 void autosp_executor_free(autosp_executor_t *ex);
 
 /* A tensor's bytes in the arena (f32 or int32 per its dtype), or NULL if no tensor has that
@@ -40,6 +47,8 @@ autosp_status_t autosp_executor_run(autosp_executor_t *ex, autosp_error_t *err);
 /* Bytes of the arena, as planned; and the highest arena byte any kernel wrote in the runs so
  * far (measured by a guard pattern, so the plan can be compared with what really happens). */
 int64_t autosp_executor_arena_bytes(const autosp_executor_t *ex);
+/* Seconds spent inside collectives (waiting included) over all runs so far. */
+double autosp_executor_comm_seconds(const autosp_executor_t *ex);
 int64_t autosp_executor_touched_bytes(const autosp_executor_t *ex);
 
 #ifdef __cplusplus

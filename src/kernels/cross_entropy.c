@@ -32,11 +32,23 @@ static void row_max_sumexp(const float *x, int64_t V, float *max, double *sum) {
     *sum = s;
 }
 
-// logits (rows,V), labels (rows) -> mean over valid rows of logsumexp(logits[r]) - logits[r][label]
+int64_t count_targets(const int32_t *labels, int64_t rows, int32_t ignore_index) {
+    int64_t valid = 0;
+    for (int64_t r = 0; r < rows; r++) valid += labels[r] != ignore_index;
+    return valid;
+}
+
 float cross_entropy_forward(const float *logits, const int32_t *labels, int64_t rows, int64_t V,
                             int32_t ignore_index) {
+    return cross_entropy_forward_over(logits, labels, rows, V, ignore_index,
+                                      (double)count_targets(labels, rows, ignore_index));
+}
+
+// logits (rows,V), labels (rows) -> sum over valid rows of logsumexp(logits[r]) - logits[r][label],
+// divided by count (0 when count is 0)
+float cross_entropy_forward_over(const float *logits, const int32_t *labels, int64_t rows,
+                                 int64_t V, int32_t ignore_index, double count) {
     double loss = 0.0;
-    int64_t valid = 0;
     for (int64_t r = 0; r < rows; r++) {
         if (labels[r] == ignore_index) continue;
         const float *x = logits + r * V;
@@ -44,9 +56,8 @@ float cross_entropy_forward(const float *logits, const int32_t *labels, int64_t 
         double sum;
         row_max_sumexp(x, V, &max, &sum);
         loss += (double)max + log(sum) - (double)x[labels[r]];
-        valid++;
     }
-    return valid ? (float)(loss / (double)valid) : 0.0f;
+    return count > 0 ? (float)(loss / count) : 0.0f;
 }
 
 /* logits (rows,V), labels (rows) -> dlogits (rows,V), may equal logits:
@@ -54,9 +65,14 @@ float cross_entropy_forward(const float *logits, const int32_t *labels, int64_t 
  * Each row's max and sum are computed before the row is overwritten, element by element. */
 void cross_entropy_backward(float *dlogits, const float *logits, const int32_t *labels,
                             int64_t rows, int64_t V, int32_t ignore_index, float dloss) {
-    int64_t valid = 0;
-    for (int64_t r = 0; r < rows; r++) valid += labels[r] != ignore_index;
-    float scale = valid ? dloss / (float)valid : 0.0f;
+    cross_entropy_backward_over(dlogits, logits, labels, rows, V, ignore_index, dloss,
+                                (double)count_targets(labels, rows, ignore_index));
+}
+
+void cross_entropy_backward_over(float *dlogits, const float *logits, const int32_t *labels,
+                                 int64_t rows, int64_t V, int32_t ignore_index, float dloss,
+                                 double count) {
+    float scale = count > 0 ? (float)(dloss / count) : 0.0f;
     for (int64_t r = 0; r < rows; r++) {
         const float *x = logits + r * V;
         float *dx = dlogits + r * V;

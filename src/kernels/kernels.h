@@ -87,6 +87,20 @@ float cross_entropy_forward(const float *logits, const int32_t *labels, int64_t 
  * ignored rows. dlogits may equal logits (in place: no second rows x V buffer). */
 void cross_entropy_backward(float *dlogits, const float *logits, const int32_t *labels,
                             int64_t rows, int64_t V, int32_t ignore_index, float dloss);
+/* The same with the divisor given: the number of targets over all ranks (exact_loss), so each
+ * rank's loss is its share of the global mean. */
+float cross_entropy_forward_over(const float *logits, const int32_t *labels, int64_t rows,
+                                 int64_t V, int32_t ignore_index, double count);
+void cross_entropy_backward_over(float *dlogits, const float *logits, const int32_t *labels,
+                                 int64_t rows, int64_t V, int32_t ignore_index, float dloss,
+                                 double count);
+int64_t count_targets(const int32_t *labels, int64_t rows, int32_t ignore_index);
+
+/* ---- repeat: x (outer, n, inner) -> out (outer, n * r, inner), out slice i = x slice i / r -- */
+void repeat_forward(float *out, const float *x, int64_t outer, int64_t n, int64_t r, int64_t inner);
+/* dx (outer, n, inner) = sum over the r copies of dout */
+void repeat_backward(float *dx, const float *dout, int64_t outer, int64_t n, int64_t r,
+                     int64_t inner);
 
 /* ---- attention, flash-style: never an S x S matrix ------------------------------------------
  * q (B,S,Hq,D), k and v (B,Skv,Hkv,D), segment_ids (B,S) int32 or NULL, out (B,S,Hq,D),

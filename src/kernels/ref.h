@@ -13,8 +13,8 @@ void ref_embedding_backward(float *dweight, const int32_t *ids, const float *dou
                             int64_t C);
 void ref_linear_forward(float *out, const float *x, const float *weight, const float *bias,
                         int64_t rows, int64_t K, int64_t N);
-void ref_linear_backward(float *dx, float *dweight, float *dbias, const float *dout,
-                         const float *x, const float *weight, int64_t rows, int64_t K, int64_t N);
+void ref_linear_backward(float *dx, float *dweight, float *dbias, const float *dout, const float *x,
+                         const float *weight, int64_t rows, int64_t K, int64_t N);
 void ref_matmul_forward(float *out, const float *a, const float *b, const matmul_dims_t *d);
 void ref_matmul_backward(float *da, float *db, const float *dout, const float *a, const float *b,
                          const matmul_dims_t *d);
@@ -38,8 +38,8 @@ void ref_softmax_forward(float *out, const float *x, int64_t rows, int64_t C);
 void ref_softmax_backward(float *dx, const float *dout, const float *y, int64_t rows, int64_t C);
 void ref_rope_forward(float *out, const float *x, const int32_t *positions, int64_t B, int64_t S,
                       int64_t H, int64_t D, float theta, bool inverse);
-float ref_cross_entropy_forward(const float *logits, const int32_t *labels, int64_t rows,
-                                int64_t V, int32_t ignore_index);
+float ref_cross_entropy_forward(const float *logits, const int32_t *labels, int64_t rows, int64_t V,
+                                int32_t ignore_index);
 void ref_cross_entropy_backward(float *dlogits, const float *logits, const int32_t *labels,
                                 int64_t rows, int64_t V, int32_t ignore_index, float dloss);
 void ref_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,

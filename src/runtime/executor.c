@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "autosp/runtime.h"
+#include "comm.h"
 #include "memplan.h"
 
 struct autosp_executor {
@@ -10,18 +11,37 @@ struct autosp_executor {
     memplan_t plan;
     unsigned char *arena;
     cost_ctx_t *shapes; /* per node, concrete shapes, computed once */
+    const autosp_comm_t *comm;
+    double comm_seconds; /* inside collectives, over all runs */
 };
 
 enum { GUARD = 0xA5 };
 
+/* The world a per-rank program was compiled for must be the one it runs in. */
+static autosp_status_t check_world(const autosp_graph_t *g, const autosp_comm_t *comm,
+                                   autosp_error_t *err) {
+    int sp = autosp_graph_sp(g), dp = autosp_graph_dp(g);
+    char label[AUTOSP_MAX_NAME + 32];
+    if (!comm) {
+        for (int i = 0; i < g->n_nodes; i++)
+            if (op_table[g->nodes[i].op].collective)
+                return set_error(err, AUTOSP_ERR_INVALID,
+                                 "%s cannot run in one process: collectives need the MPI "
+                                 "runtime (autosp_executor_new_comm under mpirun)",
+                                 node_label(g, i, label, sizeof label));
+        return AUTOSP_OK;
+    }
+    if (comm->sp_size == sp && comm->dp_size == dp) return AUTOSP_OK;
+    return set_error(err, AUTOSP_ERR_INVALID,
+                     "graph \"%s\" is the per-rank program for sp = %d x dp = %d ranks, but this "
+                     "run has sp = %d x dp = %d (%d ranks)",
+                     g->name, sp, dp, comm->sp_size, comm->dp_size, comm->size);
+}
+
 /* What the CPU runtime can execute: every op has a kernel, f32 values, i32 ids. */
 static autosp_status_t check_executable(const autosp_graph_t *g, autosp_error_t *err) {
-    char label[AUTOSP_MAX_NAME + 32];
     for (int i = 0; i < g->n_nodes; i++)
-        if (!op_table[g->nodes[i].op].run)
-            return set_error(err, AUTOSP_ERR_INVALID,
-                             "%s cannot run in one process: %s needs the MPI runtime",
-                             node_label(g, i, label, sizeof label), op_table[g->nodes[i].op].name);
+        AUTOSP_ASSERT(op_table[g->nodes[i].op].run); /* every op has a kernel */
     for (int t = 0; t < g->n_tensors; t++) {
         autosp_dtype_t d = g->tensors[t].dtype;
         if (d != AUTOSP_F32 && d != AUTOSP_I32)
@@ -35,6 +55,7 @@ static autosp_status_t check_executable(const autosp_graph_t *g, autosp_error_t 
 
 static autosp_status_t prepare(autosp_executor_t *ex, autosp_error_t *err) {
     autosp_status_t st = check_executable(ex->g, err);
+    if (st == AUTOSP_OK) st = check_world(ex->g, ex->comm, err);
     if (st == AUTOSP_OK) st = memplan_build(ex->g, &ex->plan, err);
     if (st != AUTOSP_OK) return st;
     ex->shapes = mem_calloc((size_t)ex->g->n_nodes + 1, sizeof *ex->shapes);
@@ -52,12 +73,18 @@ static autosp_status_t prepare(autosp_executor_t *ex, autosp_error_t *err) {
 }
 
 autosp_executor_t *autosp_executor_new(const autosp_graph_t *g, autosp_error_t *err) {
+    return autosp_executor_new_comm(g, NULL, err);
+}
+
+autosp_executor_t *autosp_executor_new_comm(const autosp_graph_t *g, const autosp_comm_t *comm,
+                                            autosp_error_t *err) {
     autosp_executor_t *ex = mem_calloc(1, sizeof *ex);
     if (!ex || !(ex->g = autosp_graph_clone(g))) {
         mem_free(ex);
         nomem(err);
         return NULL;
     }
+    ex->comm = comm;
     if (prepare(ex, err) != AUTOSP_OK) {
         autosp_executor_free(ex);
         return NULL;
@@ -83,14 +110,21 @@ autosp_status_t autosp_executor_run(autosp_executor_t *ex, autosp_error_t *err) 
     const autosp_graph_t *g = ex->g;
     for (int i = 0; i < g->n_nodes; i++) {
         const node_t *n = &g->nodes[i];
-        run_ctx_t r = {.g = g, .node_index = i, .c = &ex->shapes[i], .err = err};
+        run_ctx_t r = {.g = g, .node_index = i, .c = &ex->shapes[i], .comm = ex->comm, .err = err};
         for (int k = 0; k < n->n_in; k++) r.in[k] = ex->arena + ex->plan.offset[n->in[k]];
         for (int k = 0; k < n->n_out; k++) r.out[k] = ex->arena + ex->plan.offset[n->out[k]];
         if (ex->plan.ws_offset[i] >= 0) r.workspace = ex->arena + ex->plan.ws_offset[i];
+        bool collective = op_table[n->op].collective;
+        double start = collective ? MPI_Wtime() : 0.0;
         autosp_status_t st = op_table[n->op].run(&r);
+        if (collective) ex->comm_seconds += MPI_Wtime() - start;
         if (st != AUTOSP_OK) return st;
     }
     return set_ok(err);
+}
+
+double autosp_executor_comm_seconds(const autosp_executor_t *ex) {
+    return ex->comm_seconds;
 }
 
 int64_t autosp_executor_arena_bytes(const autosp_executor_t *ex) {

@@ -305,18 +305,61 @@ autosp_status_t run_attention_backward(const run_ctx_t *r) {
     return AUTOSP_OK;
 }
 
-autosp_status_t run_cross_entropy(const run_ctx_t *r) {
+/* The divisor of the loss: the normalizer input (targets over all ranks) if given, else the
+ * count of this call's targets. */
+static double targets(const run_ctx_t *r, int labels, int normalizer, int32_t ignore) {
+    if (r->c->n_in > normalizer) return CF(r->in[normalizer])[0];
+    return (double)count_targets(I32(r->in[labels]), r->c->in[labels].numel, ignore);
+}
+
+autosp_status_t run_cross_entropy(const run_ctx_t *r) { /* (logits, labels[, normalizer]) */
     const cshape_t *l = &r->c->in[0];
     int32_t ignore = (int32_t)node_attr_int(r->c->node, "ignore_index");
     autosp_status_t st = check_ids(r, 1, last_dim(l), ignore);
-    if (st == AUTOSP_OK) F(r->out[0])
-    [0] = cross_entropy_forward(CF(r->in[0]), I32(r->in[1]), rows_of(l), last_dim(l), ignore);
+    if (st == AUTOSP_OK)
+        F(r->out[0])
+        [0] = cross_entropy_forward_over(CF(r->in[0]), I32(r->in[1]), rows_of(l), last_dim(l),
+                                         ignore, targets(r, 1, 2, ignore));
     return st;
 }
 
-autosp_status_t run_cross_entropy_backward(const run_ctx_t *r) { /* (dloss, logits, labels) */
+/* (dloss, logits, labels[, normalizer]) */
+autosp_status_t run_cross_entropy_backward(const run_ctx_t *r) {
     const cshape_t *l = &r->c->in[1];
-    cross_entropy_backward(F(r->out[0]), CF(r->in[1]), I32(r->in[2]), rows_of(l), last_dim(l),
-                           (int32_t)node_attr_int(r->c->node, "ignore_index"), CF(r->in[0])[0]);
+    int32_t ignore = (int32_t)node_attr_int(r->c->node, "ignore_index");
+    cross_entropy_backward_over(F(r->out[0]), CF(r->in[1]), I32(r->in[2]), rows_of(l), last_dim(l),
+                                ignore, CF(r->in[0])[0], targets(r, 2, 3, ignore));
+    return AUTOSP_OK;
+}
+
+autosp_status_t run_target_count(const run_ctx_t *r) {
+    int32_t ignore = (int32_t)node_attr_int(r->c->node, "ignore_index");
+    F(r->out[0])[0] = (float)count_targets(I32(r->in[0]), r->c->in[0].numel, ignore);
+    return AUTOSP_OK;
+}
+
+/* x viewed as (outer, n, inner) around the repeated dim */
+static void repeat_dims(const run_ctx_t *r, const cshape_t *x, int64_t *outer, int64_t *n,
+                        int64_t *inner) {
+    int dim = (int)node_attr_int(r->c->node, "dim");
+    *outer = *inner = 1;
+    for (int k = 0; k < dim; k++) *outer *= x->d[k];
+    for (int k = dim + 1; k < x->ndim; k++) *inner *= x->d[k];
+    *n = x->d[dim];
+}
+
+autosp_status_t run_repeat(const run_ctx_t *r) {
+    int64_t outer, n, inner;
+    repeat_dims(r, &r->c->in[0], &outer, &n, &inner);
+    repeat_forward(F(r->out[0]), CF(r->in[0]), outer, n, node_attr_int(r->c->node, "repeats"),
+                   inner);
+    return AUTOSP_OK;
+}
+
+autosp_status_t run_repeat_backward(const run_ctx_t *r) { /* (dout, x) */
+    int64_t outer, n, inner;
+    repeat_dims(r, &r->c->in[1], &outer, &n, &inner);
+    repeat_backward(F(r->out[0]), CF(r->in[0]), outer, n, node_attr_int(r->c->node, "repeats"),
+                    inner);
     return AUTOSP_OK;
 }

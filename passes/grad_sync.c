@@ -1,0 +1,120 @@
+/* grad_sync.c: parameter gradients summed over every rank (sequence x data groups).
+ *
+ * Each rank's "<param>.grad" is its term of the gradient: a sequence slice's contribution, of
+ * its share of the batch, already divided by the global target count (exact_loss). Summing
+ * over the world gives every rank the single-device gradient. Gradients are grouped into
+ * buckets in the order the backward finishes them, and each bucket's all_reduce is placed
+ * right after the node that finishes its last member, so the exchange of the last layers'
+ * gradients can start while earlier layers are still differentiated. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "autosp/analysis.h"
+#include "autosp/passes.h"
+#include "rewrite.h"
+
+static const char PASS[] = "grad_sync";
+
+typedef struct grad {
+    autosp_tensor_t t; /* in src */
+    int ready;         /* the node that produces it */
+} grad_t;
+
+static int by_ready(const void *a, const void *b) {
+    const grad_t *x = a, *y = b;
+    return x->ready != y->ready ? (x->ready > y->ready) - (x->ready < y->ready)
+                                : (x->t > y->t) - (x->t < y->t);
+}
+
+/* The parameter gradients among the outputs, in the order they become final. */
+static int find_grads(const autosp_graph_t *g, grad_t *grads) {
+    int n = 0;
+    for (int o = 0; o < g->n_outputs; o++) {
+        const tensor_t *x = &g->tensors[g->outputs[o]];
+        size_t len = strlen(x->name);
+        if (len <= 5 || strcmp(x->name + len - 5, ".grad") != 0 || x->producer < 0) continue;
+        char param[AUTOSP_MAX_NAME];
+        snprintf(param, sizeof param, "%.*s", (int)(len - 5), x->name);
+        autosp_tensor_t p = autosp_tensor_find(g, param);
+        if (p < 0 || g->tensors[p].kind != AUTOSP_KIND_PARAM) continue;
+        grads[n++] = (grad_t){.t = g->outputs[o], .ready = x->producer};
+    }
+    qsort(grads, (size_t)n, sizeof *grads, by_ready);
+    return n;
+}
+
+static int64_t bytes_of(const autosp_graph_t *g, autosp_tensor_t t) {
+    int64_t dims[AUTOSP_MAX_DIMS], numel;
+    const tensor_t *x = &g->tensors[t];
+    if (shape_eval(g, &x->shape, dims, &numel) != EVAL_OK) return 0; /* unbound: count only */
+    return numel * (int64_t)autosp_dtype_size(x->dtype);
+}
+
+/* One bucket [first, last) of grads: locals renamed "<param>.grad_local", then summed into
+ * "<param>.grad". */
+static autosp_status_t emit_bucket(rewrite_t *rw, const grad_t *grads, int first, int last,
+                                   int index, int world) {
+    autosp_tensor_t in[AUTOSP_MAX_NODE_OUTPUTS], out[AUTOSP_MAX_NODE_OUTPUTS];
+    char names[AUTOSP_MAX_NODE_OUTPUTS][AUTOSP_MAX_NAME + 16], local[AUTOSP_MAX_NAME + 16];
+    const char *out_names[AUTOSP_MAX_NODE_OUTPUTS];
+    autosp_status_t st = AUTOSP_OK;
+    for (int k = first; k < last && st == AUTOSP_OK; k++) {
+        const char *name = rw->src->tensors[grads[k].t].name;
+        snprintf(names[k - first], sizeof names[k - first], "%s", name);
+        out_names[k - first] = names[k - first];
+        in[k - first] = rw->map[grads[k].t];
+        snprintf(local, sizeof local, "%s_local", name);
+        st = tensor_rename(rw->dst, in[k - first], local, rw->err);
+        if (st == AUTOSP_OK) rewrite_layout(rw, in[k - first], LAYOUT_PARTIAL, -1);
+    }
+    attr_set_t a;
+    attrs_default(AUTOSP_OP_ALL_REDUCE, &a);
+    attrs_int(AUTOSP_OP_ALL_REDUCE, &a, "ranks", world);
+    attrs_str(AUTOSP_OP_ALL_REDUCE, &a, "group", "world");
+    char node[64];
+    snprintf(node, sizeof node, "grad_sync.bucket%d", index);
+    if (st == AUTOSP_OK)
+        st = rewrite_emit(rw, AUTOSP_OP_ALL_REDUCE, node, in, last - first, out_names, last - first,
+                          a.v, out);
+    for (int k = first; k < last && st == AUTOSP_OK; k++) rw->map[grads[k].t] = out[k - first];
+    return st;
+}
+
+autosp_graph_t *autosp_grad_sync(const autosp_graph_t *joint, int64_t bucket_bytes,
+                                 autosp_error_t *err) {
+    autosp_error_t local;
+    if (!err) err = &local;
+    if (autosp_graph_verify(joint, 0, err) != AUTOSP_OK) return NULL;
+    int world = autosp_graph_sp(joint) * autosp_graph_dp(joint);
+    grad_t *grads = mem_calloc((size_t)joint->n_outputs + 1, sizeof *grads);
+    if (!grads) {
+        nomem(err);
+        return NULL;
+    }
+    int n = find_grads(joint, grads);
+    rewrite_t rw;
+    autosp_status_t st = rewrite_begin(&rw, joint, err);
+    if (st == AUTOSP_OK && world > 1 && n == 0)
+        st = pass_fail(err, PASS, joint, -1,
+                       "graph \"%s\" has no \"<param>.grad\" outputs (run autodiff first)",
+                       joint->name);
+    int next = 0, buckets = 0;
+    for (int i = 0; st == AUTOSP_OK && i < joint->n_nodes; i++) {
+        st = rewrite_node(&rw, i, NULL);
+        /* emit each bucket once it is full, or once it holds the last gradients */
+        while (st == AUTOSP_OK && world > 1 && next < n && grads[next].ready <= i) {
+            int end = next;
+            int64_t bytes = 0;
+            while (end < n && grads[end].ready <= i && end - next < AUTOSP_MAX_NODE_OUTPUTS &&
+                   (bytes < bucket_bytes || end == next))
+                bytes += bytes_of(joint, grads[end++].t);
+            bool full = end - next == AUTOSP_MAX_NODE_OUTPUTS || bytes >= bucket_bytes;
+            if (!full && end < n) break; /* later gradients will fill it */
+            st = emit_bucket(&rw, grads, next, end, buckets++, world);
+            next = end;
+        }
+    }
+    AUTOSP_ASSERT(st != AUTOSP_OK || world == 1 || next == n);
+    mem_free(grads);
+    return rewrite_finish(&rw, st);
+}

@@ -1,0 +1,27 @@
+/* parallelize.c: the SP passes in their order (see autosp/passes.h). */
+#include "autosp/passes.h"
+#include "base.h"
+
+autosp_parallel_config_t autosp_parallel_config_default(void) {
+    return (autosp_parallel_config_t){.sp = 1, .dp = 1, .bucket_bytes = 25 << 20};
+}
+
+autosp_graph_t *autosp_parallelize(const autosp_graph_t *forward,
+                                   const autosp_parallel_config_t *cfg, autosp_error_t *err) {
+    autosp_graph_t *sharded = autosp_sp_shard(forward, cfg->sp, err);
+    autosp_graph_t *exchanged = sharded ? autosp_ulysses(sharded, err) : NULL;
+    autosp_graph_t *exact = exchanged ? autosp_exact_loss(exchanged, cfg->dp, err) : NULL;
+    autosp_graph_free(sharded);
+    autosp_graph_free(exchanged);
+    return exact;
+}
+
+autosp_graph_t *autosp_compile_training(const autosp_graph_t *forward,
+                                        const autosp_parallel_config_t *cfg, autosp_error_t *err) {
+    autosp_graph_t *per_rank = autosp_parallelize(forward, cfg, err);
+    autosp_graph_t *joint = per_rank ? autosp_autodiff(per_rank, err) : NULL;
+    autosp_graph_t *synced = joint ? autosp_grad_sync(joint, cfg->bucket_bytes, err) : NULL;
+    autosp_graph_free(per_rank);
+    autosp_graph_free(joint);
+    return synced;
+}
