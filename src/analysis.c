@@ -47,6 +47,7 @@ autosp_status_t autosp_node_cost(const autosp_graph_t *g, int node, autosp_cost_
         cost->bytes_written += (double)c.out[i].numel * (double)c.out[i].esize;
     const op_info_t *info = &op_table[g->nodes[node].op];
     cost->flops = info->flops ? info->flops(&c) : info->flops_per_elem * (double)c.out[0].numel;
+    cost->bytes_sent = info->sent ? info->sent(&c) : 0.0;
     return set_ok(err);
 }
 
@@ -86,6 +87,7 @@ autosp_status_t autosp_graph_summarize(const autosp_graph_t *g, autosp_graph_sum
         out->cost.flops += c.flops;
         out->cost.bytes_read += c.bytes_read;
         out->cost.bytes_written += c.bytes_written;
+        out->cost.bytes_sent += c.bytes_sent;
     }
     return set_ok(err);
 }
@@ -113,6 +115,8 @@ static void print_ops(const autosp_graph_t *g, const autosp_graph_summary_t *s, 
     fprintf(out, "%-24s %7d %14.4e %7.2f%%\n", "total", g->n_nodes, s->cost.flops, 100.0);
 }
 
+static const char *const layout_names[] = {"whole", "seq", "heads", "partial"};
+
 static void print_activations(const autosp_graph_t *g, const autosp_graph_summary_t *s, FILE *out) {
     char shape[256], human[32];
     fprintf(out, "\nactivations (every computed tensor)\n");
@@ -122,11 +126,39 @@ static void print_activations(const autosp_graph_t *g, const autosp_graph_summar
         if (x->kind != AUTOSP_KIND_VALUE) continue;
         int64_t bytes = 0;
         tensor_bytes(g, t, &bytes, NULL);
-        fprintf(out, "%-28s %-5s %-26s %16" PRId64 "\n", x->name, autosp_dtype_name(x->dtype),
+        fprintf(out, "%-28s %-5s %-26s %16" PRId64, x->name, autosp_dtype_name(x->dtype),
                 shape_str(g, &x->shape, shape, sizeof shape), bytes);
+        if (x->layout == LAYOUT_SEQ || x->layout == LAYOUT_HEADS)
+            fprintf(out, "  split: %s, dim %d", layout_names[x->layout], x->layout_dim);
+        else if (x->layout == LAYOUT_PARTIAL)
+            fprintf(out, "  partial sum over ranks");
+        fputc('\n', out);
     }
     fprintf(out, "%-61s %16" PRId64 "  (%s)\n", "total", s->activation_bytes,
             human_bytes((double)s->activation_bytes, human, sizeof human));
+}
+
+/* Every collective in order: what it carries and what one rank sends. */
+static void print_collectives(const autosp_graph_t *g, const autosp_graph_summary_t *s, FILE *out) {
+    char human[32], shape[256];
+    fprintf(out, "\ncollectives (per rank, per run; all_reduce as a ring)\n");
+    fprintf(out, "%-34s %-10s %-5s %5s  %-40s %12s\n", "node", "op", "group", "ranks", "tensors",
+            "bytes sent");
+    for (int i = 0; i < g->n_nodes; i++) {
+        const node_t *n = &g->nodes[i];
+        if (!op_table[n->op].collective) continue;
+        autosp_cost_t c;
+        autosp_node_cost(g, i, &c, NULL);
+        const tensor_t *x = &g->tensors[n->in[0]];
+        char what[64];
+        snprintf(what, sizeof what, "%s [%s]%s", x->name, shape_str(g, &x->shape, shape, 256),
+                 n->n_in > 1 ? " ..." : "");
+        fprintf(out, "%-34s %-10s %-5s %5lld  %d x %-36.36s %12.0f\n", n->name,
+                op_table[n->op].name, node_attr_str(n, "group"),
+                (long long)node_attr_int(n, "ranks"), n->n_in, what, c.bytes_sent);
+    }
+    fprintf(out, "%-34s %-10s %-5s %5s  %-40s %12.0f  (%s)\n", "total", "", "", "", "",
+            s->cost.bytes_sent, human_bytes(s->cost.bytes_sent, human, sizeof human));
 }
 
 autosp_status_t autosp_graph_print_info(const autosp_graph_t *g, FILE *out, autosp_error_t *err) {
@@ -143,7 +175,13 @@ autosp_status_t autosp_graph_print_info(const autosp_graph_t *g, FILE *out, auto
     fprintf(out, "FLOPs of one run: %.4e\n", s.cost.flops);
     fprintf(out, "bytes read %.4e, written %.4e (each input and output once)\n", s.cost.bytes_read,
             s.cost.bytes_written);
+    if (g->sp > 1 || g->dp > 1)
+        fprintf(out, "per-rank program: sp = %d, dp = %d (%d ranks)\n", autosp_graph_sp(g),
+                autosp_graph_dp(g), autosp_graph_sp(g) * autosp_graph_dp(g));
     print_ops(g, &s, out);
     print_activations(g, &s, out);
+    bool any = false;
+    for (int i = 0; i < g->n_nodes; i++) any |= op_table[g->nodes[i].op].collective;
+    if (any) print_collectives(g, &s, out);
     return set_ok(err);
 }

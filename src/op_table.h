@@ -96,6 +96,7 @@ typedef struct op_info {
     flops_fn flops;
     double flops_per_elem;
     bool collective;      /* moves data between ranks (inserted by the SP passes) */
+    flops_fn sent;        /* collectives: bytes one rank sends per run */
     backward_fn backward; /* emits the gradient nodes (passes/autodiff_rules.c); NULL: none */
     /* how a sequence-sharded input shards the outputs (passes/sharding_rules.c); NULL: the op
      * has no rule and sp_shard refuses it when an input is sharded */
@@ -190,6 +191,9 @@ double flops_attention(const cost_ctx_t *c);
 double flops_cross_entropy(const cost_ctx_t *c);
 double flops_backward(const cost_ctx_t *c);
 double flops_sum_to(const cost_ctx_t *c);
+double sent_all_to_all(const cost_ctx_t *c);
+double sent_all_reduce(const cost_ctx_t *c);
+double sent_all_gather(const cost_ctx_t *c);
 
 /* Adds a node whose attribute values are given already (op_table[op].n_attrs of them, e.g.
  * copied from another node with the same schema); the values are deep-copied. */

@@ -54,3 +54,28 @@ double flops_backward(const cost_ctx_t *c) {
 double flops_sum_to(const cost_ctx_t *c) {
     return (double)c->in[0].numel;
 }
+
+static double bytes_in(const cost_ctx_t *c) {
+    double bytes = 0;
+    for (int i = 0; i < c->n_in; i++) bytes += (double)c->in[i].numel * (double)c->in[i].esize;
+    return bytes;
+}
+
+static double ranks(const cost_ctx_t *c) {
+    return (double)node_attr_int(c->node, "ranks");
+}
+
+/* every slice but the one a rank keeps */
+double sent_all_to_all(const cost_ctx_t *c) {
+    return bytes_in(c) * (ranks(c) - 1) / ranks(c);
+}
+
+/* a ring: reduce-scatter then all-gather, each moving (P-1)/P of the data */
+double sent_all_reduce(const cost_ctx_t *c) {
+    return 2 * bytes_in(c) * (ranks(c) - 1) / ranks(c);
+}
+
+/* a rank's slice to each of the others */
+double sent_all_gather(const cost_ctx_t *c) {
+    return bytes_in(c) * (ranks(c) - 1);
+}

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "autosp/comm.h"
 #include "autosp/passes.h"
 #include "autosp/runtime.h"
 #include "autosp/train.h"
@@ -21,6 +22,7 @@ typedef struct param_slot {
 
 struct autosp_trainer {
     autosp_train_config_t cfg;
+    const autosp_comm_t *comm; /* NULL: one process */
     autosp_graph_t *joint;
     autosp_executor_t *ex;
     param_slot_t *params;
@@ -134,8 +136,15 @@ static autosp_status_t build(autosp_trainer_t *tr, const autosp_graph_t *forward
     autosp_graph_summary_t sum;
     autosp_status_t st = autosp_graph_verify(forward, AUTOSP_VERIFY_BOUND, err);
     if (st != AUTOSP_OK) return st;
-    if (!(tr->joint = autosp_autodiff(forward, err))) return err->status;
-    if (!(tr->ex = autosp_executor_new(tr->joint, err))) return err->status;
+    autosp_parallel_config_t par = autosp_parallel_config_default();
+    if (tr->comm) {
+        par.sp = autosp_comm_sp_size(tr->comm);
+        par.dp = autosp_comm_dp_size(tr->comm);
+    }
+    tr->joint = par.sp * par.dp > 1 ? autosp_compile_training(forward, &par, err)
+                                    : autosp_autodiff(forward, err);
+    if (!tr->joint) return err->status;
+    if (!(tr->ex = autosp_executor_new_comm(tr->joint, tr->comm, err))) return err->status;
     if ((st = autosp_graph_summarize(tr->joint, &sum, err)) != AUTOSP_OK) return st;
     tr->flops = sum.cost.flops;
     return bind_params(tr, err);
@@ -143,6 +152,12 @@ static autosp_status_t build(autosp_trainer_t *tr, const autosp_graph_t *forward
 
 autosp_trainer_t *autosp_trainer_new(const autosp_graph_t *forward,
                                      const autosp_train_config_t *cfg, autosp_error_t *err) {
+    return autosp_trainer_new_comm(forward, cfg, NULL, err);
+}
+
+autosp_trainer_t *autosp_trainer_new_comm(const autosp_graph_t *forward,
+                                          const autosp_train_config_t *cfg,
+                                          const autosp_comm_t *comm, autosp_error_t *err) {
     autosp_error_t local;
     if (!err) err = &local;
     autosp_trainer_t *tr = mem_calloc(1, sizeof *tr);
@@ -151,6 +166,7 @@ autosp_trainer_t *autosp_trainer_new(const autosp_graph_t *forward,
         return NULL;
     }
     tr->cfg = cfg ? *cfg : autosp_train_config_default();
+    tr->comm = comm;
     if (!(tr->cfg.lr >= 0) || !(tr->cfg.beta1 >= 0 && tr->cfg.beta1 < 1) ||
         !(tr->cfg.beta2 >= 0 && tr->cfg.beta2 < 1) || !(tr->cfg.eps > 0) ||
         !(tr->cfg.grad_clip >= 0) || tr->cfg.warmup_steps < 0 || tr->cfg.total_steps < 1) {
@@ -196,6 +212,48 @@ int64_t autosp_trainer_state_bytes(const autosp_trainer_t *tr) {
 
 const autosp_graph_t *autosp_trainer_graph(const autosp_trainer_t *tr) {
     return tr->joint;
+}
+
+double autosp_trainer_comm_seconds(const autosp_trainer_t *tr) {
+    return autosp_executor_comm_seconds(tr->ex);
+}
+
+/* This rank's part of a whole-batch input: dim 0 split over the data group, the tensor's
+ * split dim (if any) over the sequence group. Walks the local tensor, finds each element's
+ * place in the global one. */
+autosp_status_t autosp_trainer_feed(autosp_trainer_t *tr, const char *name, const void *global,
+                                    autosp_error_t *err) {
+    const autosp_graph_t *g = tr->joint;
+    autosp_tensor_t t = autosp_tensor_find(g, name);
+    if (t < 0 || g->tensors[t].kind != AUTOSP_KIND_INPUT)
+        return set_error(err, AUTOSP_ERR_INVALID, "feed: the graph has no input \"%s\"", name);
+    const tensor_t *x = &g->tensors[t];
+    int64_t local[AUTOSP_MAX_DIMS], numel, offset[AUTOSP_MAX_DIMS] = {0};
+    int64_t whole[AUTOSP_MAX_DIMS];
+    AUTOSP_ASSERT(shape_eval(g, &x->shape, local, &numel) == EVAL_OK);
+    for (int k = 0; k < x->shape.ndim; k++) whole[k] = local[k];
+    if (tr->comm && x->shape.ndim > 0) {
+        whole[0] *= autosp_comm_dp_size(tr->comm);
+        offset[0] = local[0] * autosp_comm_dp_rank(tr->comm);
+        if (x->layout == LAYOUT_SEQ) {
+            int d = x->layout_dim;
+            whole[d] *= autosp_comm_sp_size(tr->comm);
+            offset[d] += local[d] * autosp_comm_sp_rank(tr->comm);
+        }
+    }
+    size_t esize = autosp_dtype_size(x->dtype);
+    char *dst = autosp_executor_data(tr->ex, name);
+    const char *src = global;
+    for (int64_t i = 0; i < numel; i++) {
+        int64_t rem = i, at = 0, stride = 1;
+        for (int k = x->shape.ndim - 1; k >= 0; k--) {
+            at += (rem % local[k] + offset[k]) * stride;
+            rem /= local[k];
+            stride *= whole[k];
+        }
+        memcpy(dst + (size_t)i * esize, src + (size_t)at * esize, esize);
+    }
+    return set_ok(err);
 }
 
 /* ---- the step ---------------------------------------------------------------------------- */

@@ -11,19 +11,26 @@ static const char *prog = "autosp-compile";
 static void usage(FILE *out) {
     fprintf(
         out,
-        "usage: autosp-compile IN.json [-o OUT.json] [--set SYM=VAL]... [--autodiff] [--info]\n"
-        "                      [--dot OUT.dot]\n"
+        "usage: autosp-compile IN.json [-o OUT.json] [--set SYM=VAL]... [--sp P] [--dp D]\n"
+        "                      [--autodiff] [--info] [--dot OUT.dot]\n"
         "\n"
         "Loads and verifies a graph (docs/json-format.md), binds shape symbols, and writes it.\n"
         "\n"
         "  -o, --output OUT.json  write the verified graph (with the bindings) to OUT.json\n"
         "  --set SYM=VAL          bind shape symbol SYM (e.g. --set S=8192); repeatable\n"
+        "  --sp P                 rewrite the single-device graph into the program of one rank\n"
+        "                         of P-way sequence parallelism (Ulysses): sp_shard, ulysses,\n"
+        "                         exact_loss (docs/passes.md)\n"
+        "  --dp D                 and D-way data parallelism (world = D x P ranks)\n"
         "  --autodiff             append the backward graph; the outputs become the loss and\n"
-        "                         \"<param>.grad\" for every parameter\n"
+        "                         \"<param>.grad\" for every parameter (with --sp or --dp, summed\n"
+        "                         over all ranks by grad_sync)\n"
         "  --info                 print nodes by op, parameter count, the FLOPs of one run\n"
-        "                         (forward, or forward and backward after --autodiff) and the\n"
-        "                         bytes of every activation (needs every symbol bound)\n"
-        "  --dot OUT.dot          write a Graphviz view of the graph\n"
+        "                         (forward, or forward and backward after --autodiff), the\n"
+        "                         bytes of every activation and every collective with the\n"
+        "                         bytes each rank sends (needs every symbol bound)\n"
+        "  --dot OUT.dot          write a Graphviz view of the graph (split tensors coloured:\n"
+        "                         green by sequence, purple by heads)\n"
         "  -h, --help             print this help\n"
         "\n"
         "Exit status: 0 ok, 2 bad input or usage, 1 internal error.\n");
@@ -34,6 +41,7 @@ typedef struct options {
     const char *sets[64];
     int n_sets;
     bool info, autodiff;
+    int64_t sp, dp; /* 0: not given */
 } options_t;
 
 static int parse_args(int argc, char **argv, options_t *o) {
@@ -47,6 +55,11 @@ static int parse_args(int argc, char **argv, options_t *o) {
             o->info = true;
         } else if (!strcmp(a, "--autodiff")) {
             o->autodiff = true;
+        } else if (!strcmp(a, "--sp") || !strcmp(a, "--dp")) {
+            if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
+            int64_t *v = !strcmp(a, "--sp") ? &o->sp : &o->dp;
+            if (!cli_parse_int(argv[++i], 1, 1 << 20, v))
+                return cli_usage_error(prog, "%s \"%s\": expected a positive integer", a, argv[i]);
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--dot") ||
                    !strcmp(a, "--set")) {
             if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
@@ -90,12 +103,21 @@ static int bind_symbol(autosp_graph_t *g, const char *set) {
 /* Runs the requested passes in pipeline order; *g is replaced by each pass's result. */
 static int run_passes(const options_t *o, autosp_graph_t **g) {
     autosp_error_t err;
-    if (o->autodiff) {
-        autosp_graph_t *joint = autosp_autodiff(*g, &err);
-        if (!joint) return cli_fail(prog, &err);
-        autosp_graph_free(*g);
-        *g = joint;
+    autosp_graph_t *next = NULL;
+    if (o->sp || o->dp) {
+        autosp_parallel_config_t cfg = autosp_parallel_config_default();
+        cfg.sp = o->sp ? (int)o->sp : 1;
+        cfg.dp = o->dp ? (int)o->dp : 1;
+        next = o->autodiff ? autosp_compile_training(*g, &cfg, &err)
+                           : autosp_parallelize(*g, &cfg, &err);
+    } else if (o->autodiff) {
+        next = autosp_autodiff(*g, &err);
+    } else {
+        return 0;
     }
+    if (!next) return cli_fail(prog, &err);
+    autosp_graph_free(*g);
+    *g = next;
     return 0;
 }
 

@@ -27,6 +27,7 @@ typedef struct autosp_cost {
     double flops;
     double bytes_read;
     double bytes_written;
+    double bytes_sent; /* collectives: bytes this rank sends to others (ring all_reduce) */
 } autosp_cost_t;
 
 /* Cost of one node with the current bindings (error if a symbol it needs is unbound). */
@@ -48,7 +49,8 @@ autosp_status_t autosp_graph_summarize(const autosp_graph_t *g, autosp_graph_sum
                                        autosp_error_t *err);
 
 /* The --info table of autosp-compile: nodes by op, parameter count, FLOPs of one forward,
- * bytes of every activation. Requires every symbol to be bound. */
+ * bytes of every activation and, for a per-rank program, every collective with the bytes each
+ * rank sends. Requires every symbol to be bound. */
 autosp_status_t autosp_graph_print_info(const autosp_graph_t *g, FILE *out, autosp_error_t *err);
 
 #ifdef __cplusplus

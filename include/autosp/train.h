@@ -43,6 +43,14 @@ typedef struct autosp_trainer autosp_trainer_t;
  * trainer builds the joint graph and the executor and keeps its own copies. */
 autosp_trainer_t *autosp_trainer_new(const autosp_graph_t *forward,
                                      const autosp_train_config_t *cfg, autosp_error_t *err);
+/* The same for one rank of a sequence- and data-parallel run (comm: autosp/comm.h; NULL is one
+ * process). forward is the single-device graph with B bound to the per-rank batch and S to the
+ * whole sequence; the trainer compiles it with autosp_compile_training for comm's sp and dp.
+ * Every rank must make the same calls (the step is collective). comm must outlive tr. */
+typedef struct autosp_comm autosp_comm_t;
+autosp_trainer_t *autosp_trainer_new_comm(const autosp_graph_t *forward,
+                                          const autosp_train_config_t *cfg,
+                                          const autosp_comm_t *comm, autosp_error_t *err);
 void autosp_trainer_free(autosp_trainer_t *tr);
 
 /* Initialises every parameter from its graph init spec with a generator seeded by (seed, the
@@ -59,6 +67,14 @@ int64_t autosp_trainer_state_bytes(const autosp_trainer_t *tr);
 /* A tensor of the joint graph (inputs, parameters, "loss", "<param>.grad"); see
  * autosp_executor_data. NULL for an unknown name. */
 void *autosp_trainer_data(autosp_trainer_t *tr, const char *name);
+/* Writes this rank's part of a whole-batch input: `global` holds the input for all ranks, its
+ * dim 0 (the batch) dp times the per-rank batch and its sequence dim all S tokens, laid out as
+ * in the single-device graph (tokens, labels shifted over the whole sequence, global
+ * positions). In one process this is a copy. */
+autosp_status_t autosp_trainer_feed(autosp_trainer_t *tr, const char *name, const void *global,
+                                    autosp_error_t *err);
+/* Seconds inside collectives over all steps so far (0 in one process). */
+double autosp_trainer_comm_seconds(const autosp_trainer_t *tr);
 /* The joint graph (owned by the trainer). */
 const autosp_graph_t *autosp_trainer_graph(const autosp_trainer_t *tr);
 

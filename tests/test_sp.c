@@ -1,0 +1,268 @@
+/* The central test of sequence parallelism: a per-rank program run on sp x dp ranks gives the
+ * single-device loss and gradients, and stays with it over 10 AdamW steps.
+ *
+ * Run under mpirun (-np 2 and -np 4). Every rank also computes the single-device reference
+ * itself (in one process, no communication), so each rank compares its own results. A rank
+ * never asserts alone: the worst error is reduced over the world first, so all ranks pass or
+ * fail together instead of hanging in a collective.
+ *
+ * Tolerance: relative 1e-5 for the loss (before and after the steps), for every gradient (of
+ * its tensor's largest value), and for the parameters after 10 steps measured as the 2-norm
+ * of the difference over the 2-norm of their change. The per-rank program computes the same
+ * f32 values in a different order (weight gradients summed per rank then over ranks, matmuls
+ * on fewer rows), so results differ by rounding: measured 3e-7..6e-7 for gradients, 1e-6..4e-6
+ * for the parameters' 2-norm. Element by element the parameters get a looser bound, 1e-2 of
+ * the tensor's largest change: AdamW divides each gradient by its own running size, so an
+ * element whose gradient is near zero (1e-8) turns the gradient's rounding (1e-9) into a
+ * visible part of its update; the worst element measured is 7e-4. */
+#include <math.h>
+#include <mpi.h>
+#include <string.h>
+
+#include "autosp/comm.h"
+#include <cblas.h>
+
+#include "test_util.h"
+
+static int world_rank, world_size;
+static const float TOLERANCE = 1e-5f, PARAM_MAX_TOLERANCE = 1e-2f;
+enum { STEPS = 10 };
+
+typedef struct sp_case {
+    const char *preset;
+    int sp, dp, batch, seq;
+    bool segments;
+} sp_case_t;
+
+/* The whole batch (dp x batch rows of seq tokens): tokens, labels shifted over the whole
+ * sequence with a few ignored (unevenly: more in the first half), global positions, and for
+ * segment ids three documents of uneven lengths per row. */
+typedef struct batch {
+    int32_t *tokens, *labels, *positions, *segments;
+} batch_t;
+
+static batch_t make_batch(int rows, int seq, int vocab, uint32_t seed) {
+    batch_t b;
+    size_t n = (size_t)rows * (size_t)seq;
+    b.tokens = test_malloc(n * 4), b.labels = test_malloc(n * 4);
+    b.positions = test_malloc(n * 4), b.segments = test_malloc(n * 4);
+    uint32_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        b.tokens[i] = (int32_t)((s >> 8) % (uint32_t)vocab);
+    }
+    for (int r = 0; r < rows; r++)
+        for (int t = 0; t < seq; t++) {
+            size_t i = (size_t)r * (size_t)seq + (size_t)t;
+            int doc = t < seq / 3 + r ? 0 : t < seq - seq / 4 ? 1 : 2;
+            b.segments[i] = doc;
+            b.positions[i] = t;
+            bool last = t == seq - 1;
+            bool ignored = (t < seq / 2 && t % 5 == 1) || (t == seq / 2 + 3);
+            b.labels[i] = last || ignored ? -100 : b.tokens[i + 1];
+        }
+    return b;
+}
+
+static void free_batch(batch_t *b) {
+    test_free(b->tokens), test_free(b->labels), test_free(b->positions), test_free(b->segments);
+}
+
+static autosp_graph_t *model(const sp_case_t *c, int batch) {
+    autosp_model_config_t cfg;
+    assert_true(autosp_model_preset(c->preset, &cfg));
+    cfg.segment_ids = c->segments;
+    autosp_error_t err;
+    autosp_graph_t *g = autosp_model_build(&cfg, c->preset, &err);
+    assert_non_null(g);
+    assert_int_equal(autosp_symbol_bind(g, "B", batch, &err), AUTOSP_OK);
+    assert_int_equal(autosp_symbol_bind(g, "S", c->seq, &err), AUTOSP_OK);
+    return g;
+}
+
+static void feed(autosp_trainer_t *tr, const batch_t *b, bool segments) {
+    autosp_error_t err;
+    const char *names[4] = {"tokens", "labels", "positions", "segment_ids"};
+    const int32_t *data[4] = {b->tokens, b->labels, b->positions, b->segments};
+    for (int k = 0; k < (segments ? 4 : 3); k++)
+        assert_int_equal(autosp_trainer_feed(tr, names[k], data[k], &err), AUTOSP_OK);
+}
+
+static float max_abs_diff(const float *a, const float *b, int64_t n) {
+    float m = 0;
+    for (int64_t i = 0; i < n; i++) m = fabsf(a[i] - b[i]) > m ? fabsf(a[i] - b[i]) : m;
+    return m;
+}
+
+/* ||a - b|| and ||b - base|| (2-norms), for the parameters after the steps */
+static void l2_terms(const float *a, const float *b, const float *base, int64_t n, double *diff,
+                     double *change) {
+    for (int64_t i = 0; i < n; i++) {
+        *diff += (double)(a[i] - b[i]) * (a[i] - b[i]);
+        *change += (double)(b[i] - base[i]) * (b[i] - base[i]);
+    }
+}
+
+static float max_abs(const float *a, int64_t n) {
+    float m = 0;
+    for (int64_t i = 0; i < n; i++) m = fabsf(a[i]) > m ? fabsf(a[i]) : m;
+    return m;
+}
+
+/* The worst, over every parameter of the forward graph (or its gradient, with suffix), of
+ * max |sp - ref| / scale, where a tensor's scale is its own largest value, or, when `base`
+ * is given, its largest change from base (the parameters before the steps). Scales below
+ * 1e-3 of the largest scale of all tensors are raised to it.
+ *
+ * A parameter whose exact gradient is zero has a computed gradient of pure rounding noise:
+ * GPT-2's key bias (softmax ignores a shift of all of a query's scores by q.b). AdamW divides
+ * by the gradient's own size, so noise moves such a parameter by lr per step in a random
+ * direction, differently in two runs; it cannot change the loss. Such parameters (gradient
+ * below 1e-5 of the largest, at the first step) are marked in `noise` and left out of the
+ * parameter comparison; the loss after the steps is still compared. */
+static float compare(autosp_trainer_t *sp, autosp_trainer_t *ref, const autosp_graph_t *fwd,
+                     const char *suffix, float *const *base, bool *noise, char *worst, size_t n,
+                     float *l2_out) {
+    float scale[256], diff[256], top = 0, max = 0;
+    double l2[2] = {0, 0};
+    int count = 0;
+    for (autosp_tensor_t t = 0; t < autosp_graph_num_tensors(fwd); t++) {
+        if (autosp_tensor_kind(fwd, t) != AUTOSP_KIND_PARAM) continue;
+        char name[AUTOSP_MAX_NAME + 8];
+        snprintf(name, sizeof name, "%s%s", autosp_tensor_name(fwd, t), suffix);
+        const float *r = autosp_trainer_data(ref, name), *a = autosp_trainer_data(sp, name);
+        int64_t numel = autosp_tensor_numel(fwd, t);
+        assert_true(count < 256);
+        diff[count] = max_abs_diff(a, r, numel);
+        if (base && !noise[count]) l2_terms(a, r, base[count], numel, &l2[0], &l2[1]);
+        scale[count] = base ? max_abs_diff(r, base[count], numel) : max_abs(r, numel);
+        top = scale[count] > top ? scale[count] : top;
+        count++;
+    }
+    for (int i = 0, k = 0; k < autosp_graph_num_tensors(fwd); k++) {
+        if (autosp_tensor_kind(fwd, k) != AUTOSP_KIND_PARAM) continue;
+        if (!base) noise[i] = scale[i] < 1e-5f * top;
+        if (base && noise[i]) {
+            i++;
+            continue;
+        }
+        float e = diff[i] / (scale[i] > 1e-3f * top ? scale[i] : 1e-3f * top + 1e-30f);
+        if (e > max) snprintf(worst, n, "%s%s", autosp_tensor_name(fwd, k), suffix);
+        max = e > max ? e : max;
+        i++;
+    }
+    if (base) *l2_out = (float)sqrt(l2[0] / l2[1]);
+    return max;
+}
+
+/* Copies of every parameter of the forward graph, in order. */
+static float **snapshot(autosp_trainer_t *tr, const autosp_graph_t *fwd) {
+    float **copies = test_calloc(256, sizeof *copies);
+    int count = 0;
+    for (autosp_tensor_t t = 0; t < autosp_graph_num_tensors(fwd); t++) {
+        if (autosp_tensor_kind(fwd, t) != AUTOSP_KIND_PARAM) continue;
+        size_t bytes = sizeof(float) * (size_t)autosp_tensor_numel(fwd, t);
+        copies[count] = test_malloc(bytes);
+        memcpy(copies[count++], autosp_trainer_data(tr, autosp_tensor_name(fwd, t)), bytes);
+    }
+    return copies;
+}
+
+static void free_snapshot(float **copies) {
+    for (int i = 0; copies[i]; i++) test_free(copies[i]);
+    test_free(copies);
+}
+
+/* Worst over all ranks; every rank gets it. */
+static float world_max(float v) {
+    float out;
+    MPI_Allreduce(&v, &out, 1, MPI_FLOAT, MPI_MAX, MPI_COMM_WORLD);
+    return out;
+}
+
+static void run_case(const sp_case_t *c) {
+    if (c->sp * c->dp != world_size) return;
+    autosp_error_t err;
+    autosp_comm_t *comm = autosp_comm_new(MPI_COMM_WORLD, c->sp, &err);
+    assert_non_null(comm);
+    autosp_graph_t *whole = model(c, c->batch * c->dp), *per_rank = model(c, c->batch);
+    autosp_train_config_t cfg = autosp_train_config_default();
+    cfg.lr = 1e-3f;
+    cfg.total_steps = STEPS;
+    autosp_trainer_t *ref = autosp_trainer_new(whole, &cfg, &err);
+    assert_non_null(ref);
+    autosp_trainer_t *sp = autosp_trainer_new_comm(per_rank, &cfg, comm, &err);
+    if (!sp) fail_msg("%s", err.message);
+    autosp_trainer_init_params(ref, 1234);
+    autosp_trainer_init_params(sp, 1234);
+    batch_t b = make_batch(c->batch * c->dp, c->seq, 256, 77);
+    feed(ref, &b, c->segments);
+    feed(sp, &b, c->segments);
+    float loss_ref, loss_sp;
+    assert_int_equal(autosp_trainer_compute(ref, &loss_ref, &err), AUTOSP_OK);
+    assert_int_equal(autosp_trainer_compute(sp, &loss_sp, &err), AUTOSP_OK);
+    char worst_grad[AUTOSP_MAX_NAME + 8] = "", worst_param[AUTOSP_MAX_NAME + 8] = "";
+    bool noise[256] = {false};
+    float loss_err = world_max(fabsf(loss_sp - loss_ref) / fabsf(loss_ref));
+    float grad_err = world_max(
+        compare(sp, ref, whole, ".grad", NULL, noise, worst_grad, sizeof worst_grad, NULL));
+    float **before = snapshot(ref, whole);
+    for (int s = 0; s < STEPS; s++) {
+        autosp_step_stats_t st;
+        assert_int_equal(autosp_trainer_step(ref, &st, &err), AUTOSP_OK);
+        assert_int_equal(autosp_trainer_step(sp, &st, &err), AUTOSP_OK);
+    }
+    float param_l2;
+    float param_err = world_max(
+        compare(sp, ref, whole, "", before, noise, worst_param, sizeof worst_param, &param_l2));
+    param_l2 = world_max(param_l2);
+    assert_int_equal(autosp_trainer_compute(ref, &loss_ref, &err), AUTOSP_OK);
+    assert_int_equal(autosp_trainer_compute(sp, &loss_sp, &err), AUTOSP_OK);
+    float final_err = world_max(fabsf(loss_sp - loss_ref) / fabsf(loss_ref));
+    if (world_rank == 0)
+        printf("%-14s sp=%d dp=%d%-9s loss rel %.1e, grads rel %.1e (%s); after %d AdamW steps: "
+               "params rel %.1e of their change (%s; 2-norm %.1e), loss rel %.1e\n",
+               c->preset, c->sp, c->dp, c->segments ? " segments" : "", loss_err, grad_err,
+               worst_grad, STEPS, param_err, worst_param, param_l2, final_err);
+    assert_true(loss_err <= TOLERANCE);
+    assert_true(grad_err <= TOLERANCE);
+    assert_true(param_l2 <= TOLERANCE);
+    assert_true(param_err <= PARAM_MAX_TOLERANCE);
+    assert_true(final_err <= TOLERANCE);
+    free_snapshot(before);
+    free_batch(&b);
+    autosp_trainer_free(sp);
+    autosp_trainer_free(ref);
+    autosp_graph_free(whole);
+    autosp_graph_free(per_rank);
+    autosp_comm_free(comm);
+}
+
+#define CASE(name, ...)                                                                            \
+    static void name(void **state) {                                                               \
+        run_case(&(sp_case_t){__VA_ARGS__});                                                       \
+    }
+CASE(llama_sp2, "llama-tiny", .sp = 2, .dp = 1, .batch = 2, .seq = 32)
+CASE(llama_gqa_sp2, "llama-tiny-gqa", .sp = 2, .dp = 1, .batch = 1, .seq = 64)
+CASE(gpt2_sp2_segments, "gpt2-tiny", .sp = 2, .dp = 1, .batch = 2, .seq = 32, .segments = true)
+CASE(llama_dp2, "llama-tiny", .sp = 1, .dp = 2, .batch = 1, .seq = 32)
+CASE(llama_sp4, "llama-tiny", .sp = 4, .dp = 1, .batch = 2, .seq = 32)
+CASE(llama_gqa_sp4, "llama-tiny-gqa", .sp = 4, .dp = 1, .batch = 1, .seq = 64, .segments = true)
+CASE(gpt2_sp4_segments, "gpt2-tiny", .sp = 4, .dp = 1, .batch = 2, .seq = 32, .segments = true)
+CASE(llama_dp2_sp2, "llama-tiny", .sp = 2, .dp = 2, .batch = 1, .seq = 32)
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+    openblas_set_num_threads(1); /* ranks x threads within the cores */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(llama_sp2),         cmocka_unit_test(llama_gqa_sp2),
+        cmocka_unit_test(gpt2_sp2_segments), cmocka_unit_test(llama_dp2),
+        cmocka_unit_test(llama_sp4),         cmocka_unit_test(llama_gqa_sp4),
+        cmocka_unit_test(gpt2_sp4_segments), cmocka_unit_test(llama_dp2_sp2),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    MPI_Finalize();
+    return failed;
+}
