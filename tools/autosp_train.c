@@ -1,5 +1,6 @@
-/* autosp-train: trains a forward graph on a text file in one process (byte-level tokens).
- * The multi-rank trainer (mpirun, --sp) builds on this; see docs/cli.md. */
+/* autosp-train: trains a forward graph on text (byte-level tokens), in one process or on
+ * every rank of `mpirun -np N` with sequence (--sp) and data (--dp) parallelism. Every rank
+ * reads the text and draws the same whole batch; each feeds its own slice. See docs/cli.md. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdio.h>
@@ -9,29 +10,37 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "autosp/comm.h"
 #include "cli.h"
 
 static const char *prog = "autosp-train";
 
 typedef struct options {
     const char *model, *data, *save, *dump;
-    int64_t seq_len, batch, steps, seed, log_every, warmup;
+    int64_t seq_len, batch, steps, seed, log_every, warmup, sp, dp, threads; /* dp 0: N / sp */
     double lr, weight_decay, grad_clip, min_lr_ratio;
     bool init_only;
 } options_t;
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: autosp-train --model GRAPH.json --data TEXT [options]\n"
+            "usage: [mpirun -np N] autosp-train --model GRAPH.json --data TEXT [options]\n"
             "\n"
             "Trains the forward graph GRAPH.json (e.g. examples/llama-tiny.json) on the bytes of\n"
-            "TEXT (byte-level tokens: the model's vocabulary must hold 256 ids).\n"
+            "TEXT (byte-level tokens: the model's vocabulary must hold 256 ids). Under mpirun the\n"
+            "N ranks run the graph compiled for sequence parallelism (Ulysses) over --sp ranks\n"
+            "and data parallelism over N / sp; loss and gradients are those of one process.\n"
             "\n"
             "  --model GRAPH.json     forward graph whose first output is the loss\n"
             "  --data PATH            training text: a file, or a folder whose regular files are\n"
             "                         read in name order (e.g. /usr/share/games/fortunes)\n"
             "  --seq-len S            tokens per sequence (binds symbol S; default 128)\n"
-            "  --batch B              sequences per step (binds symbol B; default 4)\n"
+            "  --batch B              sequences per step per data-parallel rank (binds symbol B;\n"
+            "                         default 4); a step trains on B x dp sequences\n"
+            "  --sp P                 sequence-parallel ranks: each holds S/P tokens of every\n"
+            "                         sequence (default 1; must divide N, S and the heads)\n"
+            "  --dp D                 data-parallel ranks (default N / P; D x P must be N)\n"
+            "  --threads T            kernel threads per rank (default: cores / ranks per node)\n"
             "  --steps K              optimizer steps (default 100)\n"
             "  --lr LR                peak learning rate (default 3e-3)\n"
             "  --warmup N             linear warm-up steps (default 10)\n"
@@ -44,7 +53,9 @@ static void usage(FILE *out) {
             "  --init-only            with --save: write the initial weights and stop\n"
             "  --dump FILE            run one forward and backward on the first batch and write\n"
             "                         tokens, labels, loss, every parameter and its gradient\n"
-            "                         (\"<param>.grad\") to FILE (safetensors), then stop\n"
+            "                         (\"<param>.grad\") to FILE (safetensors), then stop; with\n"
+            "                         --sp or --dp the same file as one process (whole batch,\n"
+            "                         full gradients), written by rank 0\n"
             "  -h, --help             print this help\n"
             "\n"
             "Exit status: 0 ok, 2 bad input or usage, 1 internal error.\n");
@@ -65,6 +76,9 @@ static const flag_t flags[] = {
     {"--dump", 's', OPT(dump), 0, 0},
     {"--seq-len", 'i', OPT(seq_len), 2, 1 << 24},
     {"--batch", 'i', OPT(batch), 1, 1 << 16},
+    {"--sp", 'i', OPT(sp), 1, 1 << 20},
+    {"--dp", 'i', OPT(dp), 1, 1 << 20},
+    {"--threads", 'i', OPT(threads), 1, 1024},
     {"--steps", 'i', OPT(steps), 1, 1e9},
     {"--seed", 'i', OPT(seed), 0, 9e18},
     {"--log-every", 'i', OPT(log_every), 1, 1e9},
@@ -105,6 +119,7 @@ static int set_flag(options_t *o, const flag_t *f, const char *value) {
 static int parse_args(int argc, char **argv, options_t *o) {
     *o = (options_t){.seq_len = 128,
                      .batch = 4,
+                     .sp = 1,
                      .steps = 100,
                      .seed = 1,
                      .log_every = 1,
@@ -188,63 +203,78 @@ static uint64_t mix(uint64_t x) { /* splitmix64's finaliser */
     return x ^ (x >> 31);
 }
 
-/* The graph inputs the trainer fills, found by their roles. */
+/* The graph inputs the trainer fills, found by their roles, and the whole batch of each:
+ * rows = batch x dp sequences of S tokens, which every rank draws alike. */
+enum { FEED_TOKENS, FEED_LABELS, FEED_POSITIONS, FEED_SEGMENTS, FEED_COUNT };
+
 typedef struct feed {
-    int32_t *tokens, *labels, *positions, *segments;
+    const char *name[FEED_COUNT]; /* NULL: the model has no such input */
+    int32_t *whole[FEED_COUNT];
+    int64_t rows, S;
 } feed_t;
 
-static int32_t **feed_slot(feed_t *f, autosp_role_t role) {
+static int feed_slot(autosp_role_t role) {
     switch (role) {
     case AUTOSP_ROLE_TOKENS:
-        return &f->tokens;
+        return FEED_TOKENS;
     case AUTOSP_ROLE_LABELS:
-        return &f->labels;
+        return FEED_LABELS;
     case AUTOSP_ROLE_POSITIONS:
-        return &f->positions;
+        return FEED_POSITIONS;
     case AUTOSP_ROLE_SEGMENT_IDS:
-        return &f->segments;
+        return FEED_SEGMENTS;
     default:
-        return NULL;
+        return -1;
     }
 }
 
-static int find_inputs(autosp_trainer_t *tr, feed_t *f) {
+static int find_inputs(autosp_trainer_t *tr, const options_t *o, feed_t *f) {
     const autosp_graph_t *j = autosp_trainer_graph(tr);
-    *f = (feed_t){0};
+    *f = (feed_t){.rows = o->batch * o->dp, .S = o->seq_len};
     for (autosp_tensor_t t = 0; t < autosp_graph_num_tensors(j); t++) {
         if (autosp_tensor_kind(j, t) != AUTOSP_KIND_INPUT) continue;
-        int32_t **slot = feed_slot(f, autosp_tensor_role(j, t));
-        if (!slot || *slot)
+        int slot = feed_slot(autosp_tensor_role(j, t));
+        if (slot < 0 || f->name[slot])
             return cli_usage_error(prog,
                                    "input \"%s\" has role %s: autosp-train fills one input each of "
                                    "tokens, labels, positions and segment_ids",
                                    autosp_tensor_name(j, t),
                                    autosp_role_name(autosp_tensor_role(j, t)));
-        *slot = autosp_trainer_data(tr, autosp_tensor_name(j, t));
+        f->name[slot] = autosp_tensor_name(j, t);
+        f->whole[slot] = calloc((size_t)(f->rows * f->S), sizeof(int32_t));
+        if (!f->whole[slot]) return cli_usage_error(prog, "out of memory for the batch");
     }
-    if (!f->tokens || !f->labels)
+    if (!f->name[FEED_TOKENS] || !f->name[FEED_LABELS])
         return cli_usage_error(prog, "the model has no input with role %s",
-                               f->tokens ? "labels" : "tokens");
+                               f->name[FEED_TOKENS] ? "labels" : "tokens");
     return 0;
 }
 
-/* Batch `step`: B windows of S+1 bytes at seeded random offsets; labels are the next bytes. */
-static void fill_batch(const feed_t *f, const options_t *o, const unsigned char *text, int64_t size,
-                       int64_t step) {
-    int32_t *tokens = f->tokens, *labels = f->labels, *positions = f->positions;
-    int32_t *segments = f->segments;
-    int64_t S = o->seq_len, windows = size - S;
-    for (int64_t b = 0; b < o->batch; b++) {
+static void free_feed(feed_t *f) {
+    for (int k = 0; k < FEED_COUNT; k++) free(f->whole[k]);
+}
+
+/* Batch `step`: rows windows of S+1 bytes at seeded random offsets; labels are the next bytes
+ * (shifted over the whole sequence, before any rank takes its slice). Then each input gets
+ * this rank's slice. */
+static int fill_batch(autosp_trainer_t *tr, const feed_t *f, const options_t *o,
+                      const unsigned char *text, int64_t size, int64_t step) {
+    int64_t S = f->S, windows = size - S;
+    for (int64_t b = 0; b < f->rows; b++) {
         int64_t start = (int64_t)(mix((uint64_t)o->seed * 0x9E3779B97F4A7C15ull +
-                                      (uint64_t)(step * o->batch + b)) %
+                                      (uint64_t)(step * f->rows + b)) %
                                   (uint64_t)windows);
         for (int64_t s = 0; s < S; s++) {
-            tokens[b * S + s] = text[start + s];
-            labels[b * S + s] = text[start + s + 1];
-            if (positions) positions[b * S + s] = (int32_t)s;
-            if (segments) segments[b * S + s] = 0; /* one document per window */
+            int32_t values[FEED_COUNT] = {text[start + s], text[start + s + 1], (int32_t)s, 0};
+            for (int k = 0; k < FEED_COUNT; k++) /* segments: one document per window */
+                if (f->whole[k]) f->whole[k][b * S + s] = values[k];
         }
     }
+    autosp_error_t err;
+    for (int k = 0; k < FEED_COUNT; k++)
+        if (f->name[k] && autosp_trainer_feed(tr, f->name[k], f->whole[k], &err) != AUTOSP_OK)
+            return cli_fail(prog, &err);
+    return 0;
 }
 
 static double now(void) {
@@ -253,27 +283,40 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Parameters (and with `grads` their gradients, tokens, labels and the loss) as safetensors. */
-static int write_tensors(autosp_trainer_t *tr, const char *path, bool grads) {
+/* Parameters (and with `dump`: the whole batch's inputs, the loss and every gradient) as
+ * safetensors, in an order that does not depend on sp or dp: inputs, parameters, the loss,
+ * then each parameter's gradient. */
+static autosp_st_tensor_t graph_tensor(autosp_trainer_t *tr, autosp_tensor_t t) {
     const autosp_graph_t *j = autosp_trainer_graph(tr);
-    int n = 0, cap = autosp_graph_num_tensors(j);
-    autosp_st_tensor_t *list = calloc((size_t)cap, sizeof *list);
-    if (!list) return 1;
-    bool *output = calloc((size_t)cap, sizeof *output); /* the loss and every gradient */
-    for (int i = 0; output && i < autosp_graph_num_outputs(j); i++)
-        output[autosp_graph_output(j, i)] = true;
-    for (autosp_tensor_t t = 0; output && t < cap; t++) {
-        autosp_kind_t kind = autosp_tensor_kind(j, t);
-        if (kind != AUTOSP_KIND_PARAM && !(grads && (kind == AUTOSP_KIND_INPUT || output[t])))
-            continue;
-        autosp_st_tensor_t *e = &list[n++];
-        e->name = autosp_tensor_name(j, t);
-        e->dtype = autosp_tensor_dtype(j, t);
-        e->ndim = autosp_tensor_ndim(j, t);
-        for (int d = 0; d < e->ndim; d++) e->shape[d] = autosp_tensor_dim(j, t, d);
-        e->data = autosp_trainer_data(tr, e->name);
+    autosp_st_tensor_t e = {.name = autosp_tensor_name(j, t),
+                            .dtype = autosp_tensor_dtype(j, t),
+                            .ndim = autosp_tensor_ndim(j, t)};
+    for (int d = 0; d < e.ndim; d++) e.shape[d] = autosp_tensor_dim(j, t, d);
+    e.data = autosp_trainer_data(tr, e.name);
+    return e;
+}
+
+static int write_tensors(autosp_trainer_t *tr, const feed_t *f, const char *path, bool dump) {
+    const autosp_graph_t *j = autosp_trainer_graph(tr);
+    int n = 0, count = autosp_graph_num_tensors(j);
+    autosp_st_tensor_t *list = calloc((size_t)count + FEED_COUNT, sizeof *list);
+    if (!list) return cli_usage_error(prog, "out of memory");
+    for (int k = 0; dump && k < FEED_COUNT; k++)
+        if (f->name[k])
+            list[n++] = (autosp_st_tensor_t){.name = f->name[k],
+                                             .dtype = AUTOSP_I32,
+                                             .ndim = 2,
+                                             .shape = {f->rows, f->S},
+                                             .data = f->whole[k]};
+    for (autosp_tensor_t t = 0; t < count; t++)
+        if (autosp_tensor_kind(j, t) == AUTOSP_KIND_PARAM) list[n++] = graph_tensor(tr, t);
+    if (dump) list[n++] = graph_tensor(tr, autosp_tensor_find(j, "loss"));
+    for (autosp_tensor_t t = 0; dump && t < count; t++) {
+        if (autosp_tensor_kind(j, t) != AUTOSP_KIND_PARAM) continue;
+        char grad[AUTOSP_MAX_NAME + 8];
+        snprintf(grad, sizeof grad, "%s.grad", autosp_tensor_name(j, t));
+        list[n++] = graph_tensor(tr, autosp_tensor_find(j, grad));
     }
-    free(output);
     autosp_error_t err;
     const char *keys[1] = {"format"}, *values[1] = {"autosp"};
     autosp_status_t st = autosp_safetensors_write(path, list, n, keys, values, 1, &err);
@@ -299,15 +342,15 @@ static int make_folder(const char *dir) {
     }
 }
 
-static int save_weights(autosp_trainer_t *tr, const char *dir) {
+static int save_weights(autosp_trainer_t *tr, const feed_t *f, const char *dir) {
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    int rc = write_tensors(tr, path, false);
+    int rc = write_tensors(tr, f, path, false);
     if (!rc) fprintf(stderr, "%s: wrote %s\n", prog, path);
     return rc;
 }
 
-static autosp_trainer_t *make_trainer(const options_t *o, int *rc) {
+static autosp_trainer_t *make_trainer(const options_t *o, const autosp_comm_t *comm, int *rc) {
     autosp_error_t err;
     autosp_graph_t *g = autosp_graph_load_file(o->model, &err);
     if (!g) {
@@ -324,67 +367,111 @@ static autosp_trainer_t *make_trainer(const options_t *o, int *rc) {
     autosp_trainer_t *tr = NULL;
     if (autosp_symbol_bind(g, "S", o->seq_len, &err) == AUTOSP_OK &&
         autosp_symbol_bind(g, "B", o->batch, &err) == AUTOSP_OK)
-        tr = autosp_trainer_new(g, &cfg, &err);
+        tr = autosp_trainer_new_comm(g, &cfg, comm, &err);
     if (!tr) *rc = cli_fail(prog, &err);
     autosp_graph_free(g);
     if (tr) autosp_trainer_init_params(tr, (uint64_t)o->seed);
     return tr;
 }
 
-static int train(autosp_trainer_t *tr, const feed_t *f, const options_t *o,
+/* One line per logged step, on rank 0: throughput of all ranks together. */
+static int train(autosp_trainer_t *tr, const feed_t *f, const options_t *o, int world, bool print,
                  const unsigned char *text, int64_t size) {
-    double start = now(), last = start, tokens_per_step = (double)(o->batch * o->seq_len);
+    double start = now(), last = start, tokens_per_step = (double)(f->rows * f->S);
+    double comm_last = 0;
     for (int64_t k = 0; k < o->steps; k++) {
-        fill_batch(f, o, text, size, k);
+        int rc = fill_batch(tr, f, o, text, size, k);
+        if (rc) return rc;
         autosp_step_stats_t st;
         autosp_error_t err;
         if (autosp_trainer_step(tr, &st, &err) != AUTOSP_OK) return cli_fail(prog, &err);
         if ((k + 1) % o->log_every && k + 1 != o->steps) continue;
         double t = now(), dt = (t - last) / (double)(k % o->log_every + 1);
+        double comm = autosp_trainer_comm_seconds(tr);
+        double comm_share = (comm - comm_last) / (t - last);
         last = t;
+        comm_last = comm;
         double eta = (t - start) / (double)(k + 1) * (double)(o->steps - k - 1);
-        printf(
-            "step %5lld/%lld | loss %.4f | lr %.2e | grad norm %7.3f | %8.0f tok/s | %6.2f GFLOP/s "
-            "| %7.1f ms | eta %.0f s\n",
-            (long long)k + 1, (long long)o->steps, st.loss, st.lr, st.grad_norm,
-            tokens_per_step / dt, st.flops / dt * 1e-9, dt * 1e3, eta);
+        if (!print) continue;
+        printf("step %5lld/%lld | loss %.4f | lr %.2e | grad norm %7.3f | %8.0f tok/s | %6.2f "
+               "GFLOP/s | %7.1f ms",
+               (long long)k + 1, (long long)o->steps, st.loss, st.lr, st.grad_norm,
+               tokens_per_step / dt, st.flops * world / dt * 1e-9, dt * 1e3);
+        if (world > 1) printf(" | comm %4.1f%%", 100 * comm_share);
+        printf(" | eta %.0f s\n", eta);
         fflush(stdout);
     }
     return 0;
 }
 
-int main(int argc, char **argv) {
-    options_t o;
-    int rc = parse_args(argc, argv, &o);
-    if (rc) return rc < 0 ? 0 : rc;
+/* The groups: --sp divides the world, --dp (if given) is the rest. */
+static autosp_comm_t *make_comm(options_t *o, int world, int *rc) {
+    autosp_error_t err;
+    autosp_comm_t *comm = autosp_comm_new(MPI_COMM_WORLD, (int)o->sp, &err);
+    if (!comm) {
+        *rc = cli_usage_error(prog, "--sp %lld: %s", (long long)o->sp, err.message);
+        return NULL;
+    }
+    if (o->dp && o->dp * o->sp != world) {
+        *rc =
+            cli_usage_error(prog, "--dp %lld x --sp %lld is %lld ranks, but mpirun started %d",
+                            (long long)o->dp, (long long)o->sp, (long long)(o->dp * o->sp), world);
+        autosp_comm_free(comm);
+        return NULL;
+    }
+    o->dp = autosp_comm_dp_size(comm);
+    if (o->threads || world > 1)
+        autosp_set_num_threads(o->threads ? (int)o->threads : autosp_comm_fair_threads(comm));
+    return comm;
+}
+
+static int run(options_t *o, int rank, int world) {
     unsigned char *text = NULL;
     int64_t size = 0;
-    if (o.data && (rc = read_text(o.data, &text, &size))) return rc;
-    if (o.data && size < o.seq_len + 2) {
+    int rc = 0;
+    if (o->data && (rc = read_text(o->data, &text, &size))) return rc;
+    if (o->data && size < o->seq_len + 2) {
         free(text);
         return cli_usage_error(prog,
                                "--data \"%s\" has %lld bytes, expected more than --seq-len + 1",
-                               o.data, (long long)size);
+                               o->data, (long long)size);
     }
-    feed_t feed;
+    feed_t feed = {0};
     autosp_trainer_t *tr = NULL;
-    if (o.save) rc = make_folder(o.save);
-    if (!rc) tr = make_trainer(&o, &rc);
-    if (tr) rc = find_inputs(tr, &feed);
+    autosp_comm_t *comm = make_comm(o, world, &rc);
+    if (!rc && o->save && rank == 0) rc = make_folder(o->save);
+    if (!rc) tr = make_trainer(o, comm, &rc);
+    if (tr) rc = find_inputs(tr, o, &feed);
     if (rc || !tr) {
         /* the message is out */
-    } else if (o.init_only) {
-        rc = save_weights(tr, o.save);
-    } else if (o.dump) {
-        fill_batch(&feed, &o, text, size, 0);
+    } else if (o->init_only) {
+        rc = rank == 0 ? save_weights(tr, &feed, o->save) : 0;
+    } else if (o->dump) {
         autosp_error_t err;
-        rc = autosp_trainer_compute(tr, NULL, &err) == AUTOSP_OK ? write_tensors(tr, o.dump, true)
-                                                                 : cli_fail(prog, &err);
+        rc = fill_batch(tr, &feed, o, text, size, 0);
+        if (!rc && autosp_trainer_compute(tr, NULL, &err) != AUTOSP_OK) rc = cli_fail(prog, &err);
+        if (!rc && rank == 0) rc = write_tensors(tr, &feed, o->dump, true);
     } else {
-        rc = train(tr, &feed, &o, text, size);
-        if (!rc && o.save) rc = save_weights(tr, o.save);
+        rc = train(tr, &feed, o, world, rank == 0, text, size);
+        if (!rc && o->save && rank == 0) rc = save_weights(tr, &feed, o->save);
     }
     autosp_trainer_free(tr);
+    autosp_comm_free(comm);
+    free_feed(&feed);
     free(text);
     return rc;
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    int rank, world;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    /* every rank reads the same flags and data and meets the same errors: rank 0 says them */
+    if (rank != 0 && !freopen("/dev/null", "w", stderr)) return 1;
+    options_t o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc == 0) rc = run(&o, rank, world);
+    MPI_Finalize();
+    return rc < 0 ? 0 : rc;
 }

@@ -47,6 +47,10 @@ autosp_status_t autosp_executor_run(autosp_executor_t *ex, autosp_error_t *err);
 /* Bytes of the arena, as planned; and the highest arena byte any kernel wrote in the runs so
  * far (measured by a guard pattern, so the plan can be compared with what really happens). */
 int64_t autosp_executor_arena_bytes(const autosp_executor_t *ex);
+
+/* Threads of the kernels (OpenBLAS, attention, the optimizer); set before the first run. */
+void autosp_set_num_threads(int n);
+int autosp_num_threads(void);
 /* Seconds spent inside collectives (waiting included) over all runs so far. */
 double autosp_executor_comm_seconds(const autosp_executor_t *ex);
 int64_t autosp_executor_touched_bytes(const autosp_executor_t *ex);

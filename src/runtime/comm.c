@@ -1,4 +1,9 @@
 /* comm.c: sequence groups of sp consecutive ranks, data groups across them. */
+#define _POSIX_C_SOURCE 200809L
+#include <cblas.h>
+#include <unistd.h>
+
+#include "autosp/runtime.h"
 #include "comm.h"
 #include "base.h"
 
@@ -81,4 +86,18 @@ MPI_Comm autosp_comm_world(const autosp_comm_t *c) {
 }
 int autosp_comm_local_size(const autosp_comm_t *c) {
     return c->local_size;
+}
+
+int autosp_comm_fair_threads(const autosp_comm_t *c) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = cores > 0 ? (int)(cores / (c->local_size > 0 ? c->local_size : 1)) : 1;
+    return n < 1 ? 1 : n;
+}
+
+void autosp_set_num_threads(int n) {
+    openblas_set_num_threads(n < 1 ? 1 : n);
+}
+
+int autosp_num_threads(void) {
+    return openblas_get_num_threads();
 }

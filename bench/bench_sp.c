@@ -1,0 +1,315 @@
+/* bench_sp.c: memory and step time of one sequence-parallel run, one row per mpirun.
+ *
+ *     mpirun -np P bench_sp [--header] [--preset NAME] [--seq S] [--steps N] [--warmup W]
+ *
+ * Every rank builds the single-device forward graph (B = 1, S bound), compiles it for sp = P
+ * ranks (autosp_trainer_new_comm), feeds its slice of one whole random sequence, runs W
+ * warm-up steps and times N steps. Rank 0 prints one row, every value the maximum over the
+ * ranks: the planned arena and the bytes the kernels really touched, the plan's split
+ * (parameters, gradients, inputs, activations, workspace; memplan_build on the trainer's
+ * per-rank graph, through the internal header passes/memplan.h), the activations as a share
+ * of the single-device plan (planned in-process, not run) next to 1/P, the median step time
+ * and the share of the timed wall time spent inside collectives. bench/run_sp.sh runs P = 1,
+ * 2, 4 and passes --header to the first.
+ *
+ * A benchmark, not a test: it prints and asserts nothing. Exit 0 ok, 2 bad flags; a library
+ * error aborts the whole job (MPI_Abort), so no rank waits forever in a collective.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <cblas.h>
+#include <mpi.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <autosp/autosp.h>
+#include <autosp/comm.h>
+
+#include "memplan.h"
+
+#define TOKEN_RANGE  256  /* random tokens in [0, 256): every preset's vocabulary is >= 256 */
+#define IGNORE_LABEL -100 /* cross_entropy's ignore_index: the last token predicts nothing */
+#define MAX_STEPS    1000
+
+typedef struct options {
+    const char *preset;
+    int64_t seq;
+    int steps, warmup;
+    int header;
+} options_t;
+
+/* What a row shows; every field is reduced with MPI_MAX over the ranks, so all are doubles. */
+typedef struct row {
+    double arena, touched, params, grads, inputs, acts, workspace;
+    double act_ratio; /* acts / the single-device plan's activations */
+    double step_s, comm_share, comm_s, threads, max_rss;
+} row_t;
+enum { ROW_FIELDS = sizeof(row_t) / sizeof(double) };
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double mib(double bytes) {
+    return bytes / (1024.0 * 1024.0);
+}
+
+static double max_rss_bytes(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+    return (double)ru.ru_maxrss * 1024; /* Linux reports KiB */
+}
+
+static double load_average(void) {
+    FILE *f = fopen("/proc/loadavg", "r");
+    double load = -1;
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1) load = -1;
+        fclose(f);
+    }
+    return load;
+}
+
+/* A library error on one rank would leave the others blocked in the next collective: stop the
+ * whole job instead. */
+static void check(autosp_status_t st, const autosp_error_t *err, const char *what) {
+    if (st == AUTOSP_OK) return;
+    int rank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    fprintf(stderr, "bench_sp: rank %d: %s: %s\n", rank, what, err->message);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
+/* ---- the model and its inputs ------------------------------------------------------------ */
+
+static autosp_graph_t *build_forward(const options_t *o) {
+    autosp_model_config_t mc;
+    autosp_error_t err = {0};
+    if (!autosp_model_preset(o->preset, &mc)) {
+        snprintf(err.message, sizeof err.message, "unknown preset \"%s\"", o->preset);
+        check(AUTOSP_ERR_INVALID, &err, "model");
+    }
+    autosp_graph_t *g = autosp_model_build(&mc, o->preset, &err);
+    check(g ? AUTOSP_OK : err.status, &err, "autosp_model_build");
+    check(autosp_symbol_bind(g, "B", 1, &err), &err, "bind B");
+    check(autosp_symbol_bind(g, "S", o->seq, &err), &err, "bind S");
+    return g;
+}
+
+static uint64_t lcg_next(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return *s >> 33;
+}
+
+/* The whole sequence, identical on every rank (same seed): random tokens, labels = the next
+ * token (the last ignored), global positions. Each rank's trainer takes its own slice. */
+static void feed_sequence(autosp_trainer_t *tr, int64_t seq) {
+    int32_t *buf = malloc(3 * (size_t)seq * sizeof *buf);
+    autosp_error_t err = {0};
+    if (!buf) {
+        snprintf(err.message, sizeof err.message, "out of memory for %lld tokens", (long long)seq);
+        check(AUTOSP_ERR_NOMEM, &err, "inputs");
+    }
+    int32_t *tokens = buf, *labels = buf + seq, *positions = buf + 2 * seq;
+    uint64_t s = 0x5eed;
+    for (int64_t i = 0; i < seq; i++) {
+        tokens[i] = (int32_t)(lcg_next(&s) % TOKEN_RANGE);
+        positions[i] = (int32_t)i;
+    }
+    for (int64_t i = 0; i < seq; i++) labels[i] = i + 1 < seq ? tokens[i + 1] : IGNORE_LABEL;
+    check(autosp_trainer_feed(tr, "tokens", tokens, &err), &err, "feed tokens");
+    check(autosp_trainer_feed(tr, "labels", labels, &err), &err, "feed labels");
+    check(autosp_trainer_feed(tr, "positions", positions, &err), &err, "feed positions");
+    free(buf);
+}
+
+/* ---- the memory plan's split ------------------------------------------------------------- */
+
+/* The executor keeps its plan private, so plan the trainer's graph again: memplan_build is
+ * deterministic, and the row checks that both arenas agree. */
+static void plan_split(const autosp_graph_t *joint, row_t *r) {
+    memplan_t plan;
+    autosp_error_t err = {0};
+    check(memplan_build(joint, &plan, &err), &err, "memplan_build");
+    if ((double)plan.arena_bytes != r->arena)
+        fprintf(stderr, "bench_sp: warning: re-planned arena %lld != the executor's %.0f\n",
+                (long long)plan.arena_bytes, r->arena);
+    r->params = (double)plan.param_bytes;
+    r->grads = (double)plan.output_bytes; /* the gradients, plus 64 bytes for the loss */
+    r->inputs = (double)plan.input_bytes;
+    r->acts = (double)plan.activation_peak;
+    r->workspace = (double)plan.workspace_peak;
+    memplan_free(&plan);
+}
+
+/* The activations of the single-device joint graph at the same B and S: the sp = 1 baseline
+ * of the ratio, planned here so every run is self-contained (nothing is allocated or run). */
+static double single_device_acts(const autosp_graph_t *forward) {
+    autosp_error_t err = {0};
+    autosp_graph_t *joint = autosp_autodiff(forward, &err);
+    check(joint ? AUTOSP_OK : err.status, &err, "autosp_autodiff");
+    memplan_t plan;
+    check(memplan_build(joint, &plan, &err), &err, "memplan_build (single device)");
+    double acts = (double)plan.activation_peak;
+    memplan_free(&plan);
+    autosp_graph_free(joint);
+    return acts;
+}
+
+/* ---- timing ------------------------------------------------------------------------------ */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* warmup untimed steps, then steps timed one by one. The barrier lines the ranks up so the
+ * first timed step does not absorb another rank's late start as collective wait. */
+static void time_steps(autosp_trainer_t *tr, const options_t *o, row_t *r) {
+    autosp_error_t err = {0};
+    autosp_step_stats_t stats;
+    for (int i = 0; i < o->warmup; i++) check(autosp_trainer_step(tr, &stats, &err), &err, "step");
+    MPI_Barrier(MPI_COMM_WORLD);
+    double times[MAX_STEPS], total = 0, comm0 = autosp_trainer_comm_seconds(tr);
+    for (int i = 0; i < o->steps; i++) {
+        double t0 = now_s();
+        check(autosp_trainer_step(tr, &stats, &err), &err, "step");
+        times[i] = now_s() - t0;
+        total += times[i];
+    }
+    r->comm_s = (autosp_trainer_comm_seconds(tr) - comm0) / o->steps;
+    r->comm_share = total > 0 ? r->comm_s * o->steps / total : 0;
+    qsort(times, (size_t)o->steps, sizeof *times, cmp_double);
+    r->step_s =
+        o->steps % 2 ? times[o->steps / 2] : 0.5 * (times[o->steps / 2 - 1] + times[o->steps / 2]);
+}
+
+/* ---- output ------------------------------------------------------------------------------ */
+
+static void print_preamble(const options_t *o) {
+    printf("libautosp %s sequence-parallel benchmark: %s, B=1, S=%lld, f32, AdamW\n",
+           AUTOSP_VERSION_STRING, o->preset, (long long)o->seq);
+    printf("OpenBLAS: %s\n", openblas_get_config());
+    printf("load average (1 min): %.2f on %ld CPUs; %d warm-up + %d timed steps per run\n",
+           load_average(), sysconf(_SC_NPROCESSORS_ONLN), o->warmup, o->steps);
+    printf("every value: max over ranks; act = the plan's activation peak per rank\n\n");
+    printf("%3s %6s %3s %9s %9s %9s %9s %9s %9s %8s %7s %6s %9s %8s %6s %9s\n", "sp", "S", "thr",
+           "arena_MiB", "touch_MiB", "param_MiB", "grad_MiB", "input_MiB", "act_MiB", "ws_MiB",
+           "act/sp1", "1/P", "step_ms", "comm_ms", "comm%", "rss_MiB");
+}
+
+static void print_row(int sp, const options_t *o, const row_t *r) {
+    printf("%3d %6lld %3.0f %9.1f %9.1f %9.1f %9.1f %9.3f %9.1f %8.1f %7.3f %6.3f %9.1f %8.1f "
+           "%6.1f %9.1f\n",
+           sp, (long long)o->seq, r->threads, mib(r->arena), mib(r->touched), mib(r->params),
+           mib(r->grads), mib(r->inputs), mib(r->acts), mib(r->workspace), r->act_ratio, 1.0 / sp,
+           1e3 * r->step_s, 1e3 * r->comm_s, 100.0 * r->comm_share, mib(r->max_rss));
+    if (r->touched > r->arena)
+        printf("    note: touched > planned (%.0f > %.0f bytes): a kernel wrote past its block\n",
+               r->touched, r->arena);
+    fflush(stdout);
+}
+
+/* ---- flags and main ---------------------------------------------------------------------- */
+
+static int parse_int(const char *flag, const char *s, long max, int64_t *out) {
+    char *end;
+    long long v = s ? strtoll(s, &end, 10) : 0;
+    if (!s || *end != '\0' || v < 0 || v > max) {
+        fprintf(stderr, "bench_sp: %s expects an integer in 0..%ld, found \"%s\"\n", flag, max,
+                s ? s : "");
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, options_t *o) {
+    *o = (options_t){.preset = "llama-small", .seq = 2048, .steps = 3, .warmup = 1};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int64_t n = 0;
+        if (strcmp(a, "--header") == 0) {
+            o->header = 1;
+            continue;
+        }
+        if (strcmp(a, "--preset") == 0 && v) {
+            o->preset = v;
+        } else if (strcmp(a, "--seq") == 0) {
+            if (parse_int(a, v, 1 << 24, &n) != 0 || n < 1) return -1;
+            o->seq = n;
+        } else if (strcmp(a, "--steps") == 0) {
+            if (parse_int(a, v, MAX_STEPS, &n) != 0 || n < 1) return -1;
+            o->steps = (int)n;
+        } else if (strcmp(a, "--warmup") == 0) {
+            if (parse_int(a, v, MAX_STEPS, &n) != 0) return -1;
+            o->warmup = (int)n;
+        } else {
+            fprintf(stderr, "usage: mpirun -np P bench_sp [--header] [--preset NAME] [--seq S] "
+                            "[--steps N] [--warmup W]\n"
+                            "  defaults: llama-small, S=2048, 3 timed steps after 1 warm-up\n");
+            return -1;
+        }
+        i++; /* the flag's value */
+    }
+    return 0;
+}
+
+/* Ranks x threads must not exceed the cores, or OpenBLAS threads fight over them. */
+static int set_threads(const autosp_comm_t *comm) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int local = autosp_comm_local_size(comm);
+    int threads = cores > 0 ? (int)(cores / (local > 0 ? local : 1)) : 1;
+    threads = threads < 1 ? 1 : threads;
+    openblas_set_num_threads(threads);
+    return threads;
+}
+
+static void run(const options_t *o, const autosp_comm_t *comm, row_t *r) {
+    autosp_error_t err = {0};
+    r->threads = set_threads(comm);
+    autosp_graph_t *forward = build_forward(o);
+    autosp_train_config_t tc = autosp_train_config_default();
+    autosp_trainer_t *tr = autosp_trainer_new_comm(forward, &tc, comm, &err);
+    check(tr ? AUTOSP_OK : err.status, &err, "autosp_trainer_new_comm");
+    autosp_trainer_init_params(tr, 1234);
+    feed_sequence(tr, o->seq);
+    r->arena = (double)autosp_trainer_arena_bytes(tr);
+    plan_split(autosp_trainer_graph(tr), r);
+    r->act_ratio = r->acts / single_device_acts(forward);
+    time_steps(tr, o, r);
+    r->touched = (double)autosp_trainer_touched_bytes(tr);
+    r->max_rss = max_rss_bytes();
+    autosp_trainer_free(tr);
+    autosp_graph_free(forward);
+}
+
+int main(int argc, char **argv) {
+    MPI_Init(&argc, &argv);
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    options_t o;
+    if (parse_options(argc, argv, &o) != 0) {
+        MPI_Finalize();
+        return 2;
+    }
+    autosp_error_t err = {0};
+    autosp_comm_t *comm = autosp_comm_new(MPI_COMM_WORLD, size, &err); /* sp = every rank */
+    check(comm ? AUTOSP_OK : err.status, &err, "autosp_comm_new");
+    if (rank == 0 && o.header) print_preamble(&o);
+    row_t mine = {0}, worst;
+    run(&o, comm, &mine);
+    MPI_Reduce(&mine, &worst, ROW_FIELDS, MPI_DOUBLE, MPI_MAX, 0, MPI_COMM_WORLD);
+    if (rank == 0) print_row(size, &o, &worst);
+    autosp_comm_free(comm);
+    MPI_Finalize();
+    return 0;
+}
