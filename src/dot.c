@@ -19,6 +19,10 @@ static void write_leaf(const autosp_graph_t *g, int t, FILE *out) {
             input ? autosp_role_name(x->role) : "");
 }
 
+/* Edges carry a per-rank program's layouts: split by sequence green, by heads purple, a
+ * partial sum over ranks orange, whole black. */
+static const char *const layout_colour[] = {"black", "#2e9e44", "#8e44ad", "#e67e22"};
+
 /* Where an edge into a node starts: the producing node, or the leaf's own ellipse. */
 static void write_edge(const autosp_graph_t *g, autosp_tensor_t t, int to, FILE *out) {
     const tensor_t *x = &g->tensors[t];
@@ -27,7 +31,11 @@ static void write_edge(const autosp_graph_t *g, autosp_tensor_t t, int to, FILE 
         fprintf(out, "  n%d -> ", x->producer);
     else
         fprintf(out, "  t%d -> ", (int)t);
-    fprintf(out, "n%d [label=\"%s\"];\n", to, shape_str(g, &x->shape, shape, sizeof shape));
+    fprintf(out, "n%d [label=\"%s\"", to, shape_str(g, &x->shape, shape, sizeof shape));
+    if (x->layout != LAYOUT_FULL)
+        fprintf(out, ", color=\"%s\", fontcolor=\"%s\", penwidth=2",
+                layout_colour[x->layout], layout_colour[x->layout]);
+    fprintf(out, "];\n");
 }
 
 autosp_status_t autosp_graph_write_dot(const autosp_graph_t *g, FILE *out, autosp_error_t *err) {

@@ -62,6 +62,48 @@ contains autodiff "$tmp/stdout" "attention_backward"
 contains autodiff "$tmp/joint.json" "\"blk1.w2.grad\""
 check autodiff_reload 0 "$compile" "$tmp/joint.json"
 
+# sequence parallelism: the per-rank program, its collectives, and every validation error
+check sp 0 "$compile" "$src/examples/llama-tiny.json" --sp 2 --autodiff --set S=64 --info \
+    -o "$tmp/sp2.json" --dot "$tmp/sp2.dot"
+contains sp "$tmp/stdout" "per-rank program: sp = 2, dp = 1 (2 ranks)"
+contains sp "$tmp/stdout" "blk0.attn.qkv_to_heads             all_to_all sp        2  3 x"
+contains sp "$tmp/stdout" "grad_sync.bucket0                  all_reduce world"
+contains sp "$tmp/sp2.json" "\"parallel\": {\"sp\": 2, \"dp\": 1}"
+contains sp "$tmp/sp2.dot" "color=\"#8e44ad\""
+check sp_reload 0 "$compile" "$tmp/sp2.json"
+check sp_gqa_repeat 0 "$compile" "$src/examples/llama-tiny-gqa.json" --sp 4 --set S=64 --info
+contains sp_gqa_repeat "$tmp/stdout" "blk0.k_rope.repeat.heads"
+check sp_heads 2 "$compile" "$src/examples/llama-tiny.json" --sp 3
+contains sp_heads "$tmp/stderr" "ulysses: node \"blk0.attn\" (attention): 4 heads are not divisible by sp = 3"
+check sp_seq 2 "$compile" "$src/examples/llama-tiny.json" --sp 4 --set S=30
+contains sp_seq "$tmp/stderr" "sp_shard: input \"tokens\": the sequence dim 1 is S = 30, not divisible by sp = 4"
+check sp_twice 2 "$compile" "$tmp/sp2.json" --sp 2
+contains sp_twice "$tmp/stderr" "is already a per-rank program (sp = 2, dp = 1)"
+check sp_zero 2 "$compile" "$src/examples/llama-tiny.json" --sp 0
+cat > "$tmp/merge.json" <<'JSON'
+{"format": "autosp-graph", "version": 1, "name": "merge", "symbols": {"B": 1, "S": null},
+ "inputs": [{"name": "tokens", "dtype": "i32", "shape": ["B", "S"], "role": "tokens", "seq_dim": 1}],
+ "params": [{"name": "emb", "dtype": "f32", "shape": [16, 8]}],
+ "nodes": [{"name": "x", "op": "embedding", "inputs": ["tokens", "emb"]},
+           {"name": "flat", "op": "reshape", "inputs": ["x"], "attrs": {"shape": ["B*S", 8]}}],
+ "outputs": ["flat"]}
+JSON
+check sp_no_rule 2 "$compile" "$tmp/merge.json" --sp 2
+contains sp_no_rule "$tmp/stderr" "sp_shard: node \"flat\" (reshape): the sequence dim 1 (S) of input \"x\" does not survive the reshape"
+cat > "$tmp/mlp.json" <<'JSON'
+{"format": "autosp-graph", "version": 1, "name": "mlp", "symbols": {"B": 1, "S": null},
+ "inputs": [{"name": "tokens", "dtype": "i32", "shape": ["B", "S"], "role": "tokens", "seq_dim": 1},
+            {"name": "labels", "dtype": "i32", "shape": ["B", "S"], "role": "labels", "seq_dim": 1}],
+ "params": [{"name": "emb", "dtype": "f32", "shape": [16, 8]}, {"name": "w", "dtype": "f32", "shape": [16, 8]}],
+ "nodes": [{"name": "x", "op": "embedding", "inputs": ["tokens", "emb"]},
+           {"name": "logits", "op": "linear", "inputs": ["x", "w"]},
+           {"name": "loss", "op": "cross_entropy", "inputs": ["logits", "labels"]}],
+ "outputs": ["loss"]}
+JSON
+check sp_no_attention 2 "$compile" "$tmp/mlp.json" --sp 2
+contains sp_no_attention "$tmp/stderr" "ulysses: graph \"mlp\" has no attention on sequence-split inputs"
+check dp_mlp 0 "$compile" "$tmp/mlp.json" --dp 2 --autodiff --set S=8 --info
+contains dp_mlp "$tmp/stdout" "loss.targets                       all_reduce world     2"
 check dot 0 "$compile" "$src/examples/gpt2-tiny.json" --dot "$tmp/g.dot"
 contains dot "$tmp/g.dot" "digraph \"gpt2-tiny\""
 

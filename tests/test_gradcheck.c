@@ -167,6 +167,9 @@ static void test_ops(void **state) {
     int64_t perm[3] = {1, 0, 2};
     finish(g, autosp_transpose(g, P(g, "x", "B,S,6"), perm, 3, "y"), "10,6");
     check(g, "transpose");
+    g = small(); /* GQA's kv heads repeated for more ranks: each copy's gradient is summed */
+    finish(g, autosp_repeat(g, P(g, "x", "B,S,2,3"), 2, 2, "y"), "10,12");
+    check(g, "repeat");
 }
 
 static void attention_case(int hq, int hkv, bool causal, bool segments, const char *what) {
