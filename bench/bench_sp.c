@@ -9,16 +9,18 @@
  * (parameters, gradients, inputs, activations, workspace; memplan_build on the trainer's
  * per-rank graph, through the internal header passes/memplan.h), the activations as a share
  * of the single-device plan (planned in-process, not run) next to 1/P, the median step time
- * and the share of the timed wall time spent inside collectives. bench/run_sp.sh runs P = 1,
- * 2, 4 and passes --header to the first.
+ * and the share of the timed wall time spent inside collectives, with the time inside
+ * MPI_Alltoall and MPI_Allreduce themselves (caught through the MPI profiling interface).
+ * bench/run_sp.sh runs P = 1, 2, 4 and passes --header to the first.
  *
  * A benchmark, not a test: it prints and asserts nothing. Exit 0 ok, 2 bad flags; a library
  * error aborts the whole job (MPI_Abort), so no rank waits forever in a collective.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 
 #include <cblas.h>
 #include <mpi.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +49,8 @@ typedef struct options {
 typedef struct row {
     double arena, touched, params, grads, inputs, acts, workspace;
     double act_ratio; /* acts / the single-device plan's activations */
-    double step_s, comm_share, comm_s, threads, max_rss;
+    double step_s, comm_share, comm_s, a2a_s, allreduce_s, threads, max_rss;
+    double pinned; /* 1: this rank's threads outnumber the CPUs it may run on */
 } row_t;
 enum { ROW_FIELDS = sizeof(row_t) / sizeof(double) };
 
@@ -85,6 +88,32 @@ static void check(autosp_status_t st, const autosp_error_t *err, const char *wha
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     fprintf(stderr, "bench_sp: rank %d: %s: %s\n", rank, what, err->message);
     MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
+/* ---- time inside MPI, by collective ------------------------------------------------------
+ * The executor reports one total per run (autosp_trainer_comm_seconds, packing included). To
+ * see where it goes, the program defines MPI_Alltoall and MPI_Allreduce itself (the MPI
+ * profiling interface): the library's calls land here and go on to PMPI_*. Counted only
+ * while timing, so set-up and the final reduction stay out. */
+
+enum { COLL_A2A, COLL_ALLREDUCE, COLL_KINDS };
+static double coll_seconds[COLL_KINDS];
+static int coll_counting;
+
+int MPI_Alltoall(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf,
+                 int recvcount, MPI_Datatype recvtype, MPI_Comm comm) {
+    double t0 = PMPI_Wtime();
+    int rc = PMPI_Alltoall(sendbuf, sendcount, sendtype, recvbuf, recvcount, recvtype, comm);
+    if (coll_counting) coll_seconds[COLL_A2A] += PMPI_Wtime() - t0;
+    return rc;
+}
+
+int MPI_Allreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype datatype, MPI_Op op,
+                  MPI_Comm comm) {
+    double t0 = PMPI_Wtime();
+    int rc = PMPI_Allreduce(sendbuf, recvbuf, count, datatype, op, comm);
+    if (coll_counting) coll_seconds[COLL_ALLREDUCE] += PMPI_Wtime() - t0;
+    return rc;
 }
 
 /* ---- the model and its inputs ------------------------------------------------------------ */
@@ -178,13 +207,17 @@ static void time_steps(autosp_trainer_t *tr, const options_t *o, row_t *r) {
     for (int i = 0; i < o->warmup; i++) check(autosp_trainer_step(tr, &stats, &err), &err, "step");
     MPI_Barrier(MPI_COMM_WORLD);
     double times[MAX_STEPS], total = 0, comm0 = autosp_trainer_comm_seconds(tr);
+    coll_counting = 1;
     for (int i = 0; i < o->steps; i++) {
         double t0 = now_s();
         check(autosp_trainer_step(tr, &stats, &err), &err, "step");
         times[i] = now_s() - t0;
         total += times[i];
     }
+    coll_counting = 0;
     r->comm_s = (autosp_trainer_comm_seconds(tr) - comm0) / o->steps;
+    r->a2a_s = coll_seconds[COLL_A2A] / o->steps;
+    r->allreduce_s = coll_seconds[COLL_ALLREDUCE] / o->steps;
     r->comm_share = total > 0 ? r->comm_s * o->steps / total : 0;
     qsort(times, (size_t)o->steps, sizeof *times, cmp_double);
     r->step_s =
@@ -199,21 +232,26 @@ static void print_preamble(const options_t *o) {
     printf("OpenBLAS: %s\n", openblas_get_config());
     printf("load average (1 min): %.2f on %ld CPUs; %d warm-up + %d timed steps per run\n",
            load_average(), sysconf(_SC_NPROCESSORS_ONLN), o->warmup, o->steps);
-    printf("every value: max over ranks; act = the plan's activation peak per rank\n\n");
-    printf("%3s %6s %3s %9s %9s %9s %9s %9s %9s %8s %7s %6s %9s %8s %6s %9s\n", "sp", "S", "thr",
-           "arena_MiB", "touch_MiB", "param_MiB", "grad_MiB", "input_MiB", "act_MiB", "ws_MiB",
-           "act/sp1", "1/P", "step_ms", "comm_ms", "comm%", "rss_MiB");
+    printf("every value: max over ranks; act = the plan's activation peak per rank; thr = "
+           "OpenBLAS threads per rank\n\n");
+    printf("%3s %6s %3s %9s %9s %9s %9s %9s %9s %8s %7s %6s %9s %8s %6s %8s %8s %9s\n", "sp", "S",
+           "thr", "arena_MiB", "touch_MiB", "param_MiB", "grad_MiB", "input_MiB", "act_MiB",
+           "ws_MiB", "act/sp1", "1/P", "step_ms", "comm_ms", "comm%", "a2a_ms", "ar_ms", "rss_MiB");
 }
 
 static void print_row(int sp, const options_t *o, const row_t *r) {
     printf("%3d %6lld %3.0f %9.1f %9.1f %9.1f %9.1f %9.3f %9.1f %8.1f %7.3f %6.3f %9.1f %8.1f "
-           "%6.1f %9.1f\n",
+           "%6.1f %8.1f %8.1f %9.1f\n",
            sp, (long long)o->seq, r->threads, mib(r->arena), mib(r->touched), mib(r->params),
            mib(r->grads), mib(r->inputs), mib(r->acts), mib(r->workspace), r->act_ratio, 1.0 / sp,
-           1e3 * r->step_s, 1e3 * r->comm_s, 100.0 * r->comm_share, mib(r->max_rss));
+           1e3 * r->step_s, 1e3 * r->comm_s, 100.0 * r->comm_share, 1e3 * r->a2a_s,
+           1e3 * r->allreduce_s, mib(r->max_rss));
     if (r->touched > r->arena)
         printf("    note: touched > planned (%.0f > %.0f bytes): a kernel wrote past its block\n",
                r->touched, r->arena);
+    if (r->pinned)
+        printf("    note: a rank runs more threads than the CPUs it is bound to (mpirun binds "
+               "by default: pass --bind-to none)\n");
     fflush(stdout);
 }
 
@@ -232,7 +270,7 @@ static int parse_int(const char *flag, const char *s, long max, int64_t *out) {
 }
 
 static int parse_options(int argc, char **argv, options_t *o) {
-    *o = (options_t){.preset = "llama-small", .seq = 2048, .steps = 3, .warmup = 1};
+    *o = (options_t){.preset = "llama-small", .seq = 4096, .steps = 3, .warmup = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t n = 0;
@@ -254,7 +292,7 @@ static int parse_options(int argc, char **argv, options_t *o) {
         } else {
             fprintf(stderr, "usage: mpirun -np P bench_sp [--header] [--preset NAME] [--seq S] "
                             "[--steps N] [--warmup W]\n"
-                            "  defaults: llama-small, S=2048, 3 timed steps after 1 warm-up\n");
+                            "  defaults: llama-small, S=4096, 3 timed steps after 1 warm-up\n");
             return -1;
         }
         i++; /* the flag's value */
@@ -272,9 +310,18 @@ static int set_threads(const autosp_comm_t *comm) {
     return threads;
 }
 
+/* mpirun binds each of up to 2 ranks to one core: then a rank's 2 threads share that core,
+ * and the row would time the binding, not the code. */
+static int pinned_below(int threads) {
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 0;
+    return CPU_COUNT(&set) < threads;
+}
+
 static void run(const options_t *o, const autosp_comm_t *comm, row_t *r) {
     autosp_error_t err = {0};
     r->threads = set_threads(comm);
+    r->pinned = pinned_below((int)r->threads);
     autosp_graph_t *forward = build_forward(o);
     autosp_train_config_t tc = autosp_train_config_default();
     autosp_trainer_t *tr = autosp_trainer_new_comm(forward, &tc, comm, &err);
