@@ -66,7 +66,7 @@ autosp_graph_t *autosp_exact_loss(const autosp_graph_t *g, int dp, autosp_error_
     if (st == AUTOSP_OK) rw.dst->dp = dp;
     for (int i = 0; st == AUTOSP_OK && i < g->n_nodes; i++) {
         const node_t *n = &g->nodes[i];
-        if (n->op == AUTOSP_OP_CROSS_ENTROPY && n->n_in == 3)
+        if (n->op == AUTOSP_OP_CROSS_ENTROPY && n->n_in == 3 && world > 1)
             st = pass_fail(err, PASS, g, i, "already has a normalizer: exact_loss runs once");
         else if (n->op == AUTOSP_OP_CROSS_ENTROPY && world > 1)
             st = rewrite_loss(&rw, i, world);

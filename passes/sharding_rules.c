@@ -102,7 +102,8 @@ autosp_status_t shard_embedding(shard_ctx_t *c) {
     return st != AUTOSP_OK ? st : outputs_at(c, LAYOUT_SEQ, d);
 }
 
-/* a split on a batch dim or its rows (not the contracted dim); b whole. */
+/* a split on a batch dim, or on its rows when a is not transposed (never the contracted dim);
+ * b whole. */
 autosp_status_t shard_matmul(shard_ctx_t *c) {
     int d = split_dim(c, 0), nd = c->in[0]->shape.ndim;
     bool trans_a = node_attr_int(c->node, "trans_a");
@@ -151,7 +152,7 @@ autosp_status_t shard_reshape(shard_ctx_t *c) {
     for (int k = 0; k < d; k++)
         if (!dim_mul(before, x->d[k], &before)) return shard_fail(c, "dims too large");
     for (int e = 0; e < target->ndim; e++) {
-        if (dim_eq(acc, before) && dim_eq(target->d[e], x->d[d])) {
+        if (dim_match(c->src, acc, before) && dim_match(c->src, target->d[e], x->d[d])) {
             if (!dim_scale(target->d[e], 1, c->ranks, &target->d[e]))
                 return shard_fail(c, "dims too large");
             return outputs_at(c, LAYOUT_SEQ, e);

@@ -96,7 +96,9 @@ autosp_graph_t *autosp_sp_shard(const autosp_graph_t *g, int sp, autosp_error_t 
     }
     for (int i = 0; i < g->n_nodes; i++)
         if (op_table[g->nodes[i].op].collective || op_table[g->nodes[i].op].is_backward) {
-            pass_fail(err, PASS, g, i, "sp_shard takes a forward graph without collectives");
+            pass_fail(err, PASS, g, i,
+                      "sp_shard takes a forward graph, without collectives or backward ops "
+                      "(parallelize first, then autodiff)");
             return NULL;
         }
     rewrite_t rw;

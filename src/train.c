@@ -232,9 +232,12 @@ autosp_status_t autosp_trainer_feed(autosp_trainer_t *tr, const char *name, cons
     int64_t whole[AUTOSP_MAX_DIMS];
     AUTOSP_ASSERT(shape_eval(g, &x->shape, local, &numel) == EVAL_OK);
     for (int k = 0; k < x->shape.ndim; k++) whole[k] = local[k];
-    if (tr->comm && x->shape.ndim > 0) {
+    /* dim 0 is the batch unless it is the sequence itself (a (S) input, shared by the batch) */
+    if (tr->comm && x->shape.ndim > 0 && x->seq_dim != 0) {
         whole[0] *= autosp_comm_dp_size(tr->comm);
         offset[0] = local[0] * autosp_comm_dp_rank(tr->comm);
+    }
+    if (tr->comm) {
         if (x->layout == LAYOUT_SEQ) {
             int d = x->layout_dim;
             whole[d] *= autosp_comm_sp_size(tr->comm);

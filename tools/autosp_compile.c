@@ -30,7 +30,8 @@ static void usage(FILE *out) {
         "                         bytes of every activation and every collective with the\n"
         "                         bytes each rank sends (needs every symbol bound)\n"
         "  --dot OUT.dot          write a Graphviz view of the graph (split tensors coloured:\n"
-        "                         green by sequence, purple by heads)\n"
+        "                         green by sequence, purple by heads, orange a\n"
+        "                         partial sum over ranks)\n"
         "  -h, --help             print this help\n"
         "\n"
         "Exit status: 0 ok, 2 bad input or usage, 1 internal error.\n");

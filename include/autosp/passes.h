@@ -35,8 +35,9 @@ autosp_graph_t *autosp_autodiff(const autosp_graph_t *forward, autosp_error_t *e
  * The per-rank graph records sp and dp (autosp_graph_sp/dp, and "parallel" in JSON). Tensor
  * layouts (split by sequence, by heads, partial) are kept in memory for --dot and --info; a
  * graph loaded from JSON has none, so run the passes in one process, from the forward graph.
- * Positions: the positions input holds each token's global position; labels are shifted over
- * the whole sequence before it is split (autosp_trainer_feed does both). */
+ * Positions: the positions input holds each token's global position, and labels are shifted
+ * over the whole sequence before it is split (the caller prepares both; autosp_trainer_feed
+ * then hands each rank its slice). */
 autosp_graph_t *autosp_sp_shard(const autosp_graph_t *forward, int sp, autosp_error_t *err);
 autosp_graph_t *autosp_ulysses(const autosp_graph_t *sharded, autosp_error_t *err);
 autosp_graph_t *autosp_exact_loss(const autosp_graph_t *g, int dp, autosp_error_t *err);
@@ -45,7 +46,8 @@ autosp_graph_t *autosp_grad_sync(const autosp_graph_t *joint, int64_t bucket_byt
 
 typedef struct autosp_parallel_config {
     int sp, dp;           /* world = sp x dp ranks */
-    int64_t bucket_bytes; /* grad_sync: gradient bytes per all_reduce (at most 8 tensors) */
+    int64_t bucket_bytes; /* grad_sync: a bucket closes once it holds this many gradient bytes
+                           * (so it may overshoot by its last tensor) or 8 tensors */
 } autosp_parallel_config_t;
 
 /* sp 1, dp 1, 25 MiB buckets (PyTorch DDP's default) */

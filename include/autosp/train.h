@@ -68,9 +68,10 @@ int64_t autosp_trainer_state_bytes(const autosp_trainer_t *tr);
  * autosp_executor_data. NULL for an unknown name. */
 void *autosp_trainer_data(autosp_trainer_t *tr, const char *name);
 /* Writes this rank's part of a whole-batch input: `global` holds the input for all ranks, its
- * dim 0 (the batch) dp times the per-rank batch and its sequence dim all S tokens, laid out as
- * in the single-device graph (tokens, labels shifted over the whole sequence, global
- * positions). In one process this is a copy. */
+ * dim 0 (the batch, unless dim 0 is the sequence) dp times the per-rank batch and its sequence
+ * dim all S tokens, laid out as in the single-device graph. The caller shifts the labels over
+ * the whole sequence and gives global positions; this only copies the slice. In one process
+ * it is a plain copy. */
 autosp_status_t autosp_trainer_feed(autosp_trainer_t *tr, const char *name, const void *global,
                                     autosp_error_t *err);
 /* Seconds inside collectives over all steps so far (0 in one process). */
