@@ -257,19 +257,26 @@ static void print_row(int sp, const options_t *o, const row_t *r) {
 
 /* ---- flags and main ---------------------------------------------------------------------- */
 
-static int parse_int(const char *flag, const char *s, long max, int64_t *out) {
+static const char USAGE[] =
+    "usage: mpirun -np P bench_sp [--header] [--preset NAME] [--seq S] [--steps N] [--warmup W]\n"
+    "  sp = P (every rank); defaults: llama-small, S=4096, 3 timed steps after 1 warm-up\n";
+
+/* Every rank parses the flags, but only rank 0 should complain: the message goes to why. */
+static int parse_int(const char *flag, const char *s, long min, long max, int64_t *out, char *why,
+                     size_t why_size) {
     char *end;
     long long v = s ? strtoll(s, &end, 10) : 0;
-    if (!s || *end != '\0' || v < 0 || v > max) {
-        fprintf(stderr, "bench_sp: %s expects an integer in 0..%ld, found \"%s\"\n", flag, max,
-                s ? s : "");
+    if (!s || *end != '\0' || v < min || v > max) {
+        snprintf(why, why_size, "bench_sp: %s expects an integer in %ld..%ld, found \"%s\"\n", flag,
+                 min, max, s ? s : "");
         return -1;
     }
     *out = v;
     return 0;
 }
 
-static int parse_options(int argc, char **argv, options_t *o) {
+/* 0 ok, 1 --help, -1 bad flags (why says which). */
+static int parse_options(int argc, char **argv, options_t *o, char *why, size_t why_size) {
     *o = (options_t){.preset = "llama-small", .seq = 4096, .steps = 3, .warmup = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -278,21 +285,20 @@ static int parse_options(int argc, char **argv, options_t *o) {
             o->header = 1;
             continue;
         }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return 1;
         if (strcmp(a, "--preset") == 0 && v) {
             o->preset = v;
         } else if (strcmp(a, "--seq") == 0) {
-            if (parse_int(a, v, 1 << 24, &n) != 0 || n < 1) return -1;
+            if (parse_int(a, v, 1, 1 << 24, &n, why, why_size) != 0) return -1;
             o->seq = n;
         } else if (strcmp(a, "--steps") == 0) {
-            if (parse_int(a, v, MAX_STEPS, &n) != 0 || n < 1) return -1;
+            if (parse_int(a, v, 1, MAX_STEPS, &n, why, why_size) != 0) return -1;
             o->steps = (int)n;
         } else if (strcmp(a, "--warmup") == 0) {
-            if (parse_int(a, v, MAX_STEPS, &n) != 0) return -1;
+            if (parse_int(a, v, 0, MAX_STEPS, &n, why, why_size) != 0) return -1;
             o->warmup = (int)n;
         } else {
-            fprintf(stderr, "usage: mpirun -np P bench_sp [--header] [--preset NAME] [--seq S] "
-                            "[--steps N] [--warmup W]\n"
-                            "  defaults: llama-small, S=4096, 3 timed steps after 1 warm-up\n");
+            snprintf(why, why_size, "bench_sp: unknown argument \"%s\"\n%s", a, USAGE);
             return -1;
         }
         i++; /* the flag's value */
@@ -344,9 +350,12 @@ int main(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     options_t o;
-    if (parse_options(argc, argv, &o) != 0) {
+    char why[512] = "";
+    int parsed = parse_options(argc, argv, &o, why, sizeof why);
+    if (parsed != 0) {
+        if (rank == 0) fputs(parsed > 0 ? USAGE : why, parsed > 0 ? stdout : stderr);
         MPI_Finalize();
-        return 2;
+        return parsed > 0 ? 0 : 2;
     }
     autosp_error_t err = {0};
     autosp_comm_t *comm = autosp_comm_new(MPI_COMM_WORLD, size, &err); /* sp = every rank */
