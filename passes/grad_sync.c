@@ -4,8 +4,9 @@
  * its share of the batch, already divided by the global target count (exact_loss). Summing
  * over the world gives every rank the single-device gradient. Gradients are grouped into
  * buckets in the order the backward finishes them, and each bucket's all_reduce is placed
- * right after the node that finishes its last member, so the exchange of the last layers'
- * gradients can start while earlier layers are still differentiated. */
+ * right after the node that finishes its last member. The runtime's collectives are blocking
+ * today, so this placement does not yet overlap communication with the backward; it is where
+ * a non-blocking all_reduce would start. */
 #include <stdlib.h>
 #include <string.h>
 

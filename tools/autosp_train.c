@@ -40,7 +40,8 @@ static void usage(FILE *out) {
             "  --sp P                 sequence-parallel ranks: each holds S/P tokens of every\n"
             "                         sequence (default 1; must divide N, S and the heads)\n"
             "  --dp D                 data-parallel ranks (default N / P; D x P must be N)\n"
-            "  --threads T            kernel threads per rank (default: cores / ranks per node)\n"
+            "  --threads T            kernel threads per rank (default under mpirun: cores /\n"
+            "                         ranks per node; in one process: OpenBLAS's own default)\n"
             "  --steps K              optimizer steps (default 100)\n"
             "  --lr LR                peak learning rate (default 3e-3)\n"
             "  --warmup N             linear warm-up steps (default 10)\n"
@@ -440,6 +441,8 @@ static int run(options_t *o, int rank, int world) {
     autosp_trainer_t *tr = NULL;
     autosp_comm_t *comm = make_comm(o, world, &rc);
     if (!rc && o->save && rank == 0) rc = make_folder(o->save);
+    /* every rank stops if rank 0 could not make the folder, instead of waiting for it */
+    if (comm) MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
     if (!rc) tr = make_trainer(o, comm, &rc);
     if (tr) rc = find_inputs(tr, o, &feed);
     if (rc || !tr) {

@@ -41,6 +41,10 @@ autosp_comm_t *autosp_comm_new(MPI_Comm world, int sp, autosp_error_t *err) {
     if (code == MPI_SUCCESS) code = MPI_Comm_split(world, rank % sp, rank / sp, &c->dp);
     if (code == MPI_SUCCESS)
         code = MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &c->local);
+    /* errors come back as codes (the kernels turn them into messages), not an abort */
+    MPI_Comm *mine[] = {&c->world, &c->sp, &c->dp, &c->local};
+    for (size_t i = 0; code == MPI_SUCCESS && i < sizeof mine / sizeof mine[0]; i++)
+        code = MPI_Comm_set_errhandler(*mine[i], MPI_ERRORS_RETURN);
     if (code != MPI_SUCCESS) {
         mpi_failed(err, "splitting the world into sequence and data groups", code);
         autosp_comm_free(c);
