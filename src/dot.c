@@ -33,8 +33,8 @@ static void write_edge(const autosp_graph_t *g, autosp_tensor_t t, int to, FILE 
         fprintf(out, "  t%d -> ", (int)t);
     fprintf(out, "n%d [label=\"%s\"", to, shape_str(g, &x->shape, shape, sizeof shape));
     if (x->layout != LAYOUT_FULL)
-        fprintf(out, ", color=\"%s\", fontcolor=\"%s\", penwidth=2",
-                layout_colour[x->layout], layout_colour[x->layout]);
+        fprintf(out, ", color=\"%s\", fontcolor=\"%s\", penwidth=2", layout_colour[x->layout],
+                layout_colour[x->layout]);
     fprintf(out, "];\n");
 }
 

@@ -316,10 +316,9 @@ autosp_status_t run_cross_entropy(const run_ctx_t *r) { /* (logits, labels[, nor
     const cshape_t *l = &r->c->in[0];
     int32_t ignore = (int32_t)node_attr_int(r->c->node, "ignore_index");
     autosp_status_t st = check_ids(r, 1, last_dim(l), ignore);
-    if (st == AUTOSP_OK)
-        F(r->out[0])
-        [0] = cross_entropy_forward_over(CF(r->in[0]), I32(r->in[1]), rows_of(l), last_dim(l),
-                                         ignore, targets(r, 1, 2, ignore));
+    if (st == AUTOSP_OK) F(r->out[0])
+    [0] = cross_entropy_forward_over(CF(r->in[0]), I32(r->in[1]), rows_of(l), last_dim(l), ignore,
+                                     targets(r, 1, 2, ignore));
     return st;
 }
 
