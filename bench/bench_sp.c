@@ -30,6 +30,8 @@
 #include <unistd.h>
 
 #include <autosp/autosp.h>
+
+#include "bench_util.h"
 #include <autosp/comm.h>
 
 #include "memplan.h"
@@ -54,30 +56,8 @@ typedef struct row {
 } row_t;
 enum { ROW_FIELDS = sizeof(row_t) / sizeof(double) };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static double mib(double bytes) {
     return bytes / (1024.0 * 1024.0);
-}
-
-static double max_rss_bytes(void) {
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
-    return (double)ru.ru_maxrss * 1024; /* Linux reports KiB */
-}
-
-static double load_average(void) {
-    FILE *f = fopen("/proc/loadavg", "r");
-    double load = -1;
-    if (f) {
-        if (fscanf(f, "%lf", &load) != 1) load = -1;
-        fclose(f);
-    }
-    return load;
 }
 
 /* A library error on one rank would leave the others blocked in the next collective: stop the
@@ -339,7 +319,7 @@ static void run(const options_t *o, const autosp_comm_t *comm, row_t *r) {
     r->act_ratio = r->acts / single_device_acts(forward);
     time_steps(tr, o, r);
     r->touched = (double)autosp_trainer_touched_bytes(tr);
-    r->max_rss = max_rss_bytes();
+    r->max_rss = (double)max_rss_bytes();
     autosp_trainer_free(tr);
     autosp_graph_free(forward);
 }

@@ -25,6 +25,8 @@
 
 #include <autosp/autosp.h>
 
+#include "bench_util.h"
+
 #define PEAK_N    2048 /* M = N = K of the peak sgemm */
 #define PEAK_RUNS 5
 #define MIN_TIME  2.0 /* seconds of timed steps when --steps is not given */
@@ -54,30 +56,6 @@ typedef struct bench_row {
     double step_s, flops;
     int64_t arena, touched, state, max_rss;
 } bench_row_t;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int64_t max_rss_bytes(void) {
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
-    return (int64_t)ru.ru_maxrss * 1024; /* Linux reports KiB */
-}
-
-/* The 1-minute load average (Linux /proc/loadavg), -1 if unavailable: other processes on the
- * machine show up here, and they make every number noisier. */
-static double load_average(void) {
-    FILE *f = fopen("/proc/loadavg", "r");
-    double load = -1;
-    if (f) {
-        if (fscanf(f, "%lf", &load) != 1) load = -1;
-        fclose(f);
-    }
-    return load;
-}
 
 static double mib(int64_t bytes) {
     return (double)bytes / (1024.0 * 1024.0);

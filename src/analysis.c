@@ -35,16 +35,20 @@ autosp_status_t cost_ctx_init(const autosp_graph_t *g, int node, cost_ctx_t *c,
     return AUTOSP_OK;
 }
 
+int64_t cshape_bytes(const cshape_t *s, int n) {
+    int64_t bytes = 0;
+    for (int i = 0; i < n; i++) bytes += s[i].numel * (int64_t)s[i].esize;
+    return bytes;
+}
+
 autosp_status_t autosp_node_cost(const autosp_graph_t *g, int node, autosp_cost_t *cost,
                                  autosp_error_t *err) {
     cost_ctx_t c;
     *cost = (autosp_cost_t){0};
     autosp_status_t st = cost_ctx_init(g, node, &c, err);
     if (st != AUTOSP_OK) return st;
-    for (int i = 0; i < c.n_in; i++)
-        cost->bytes_read += (double)c.in[i].numel * (double)c.in[i].esize;
-    for (int i = 0; i < c.n_out; i++)
-        cost->bytes_written += (double)c.out[i].numel * (double)c.out[i].esize;
+    cost->bytes_read = (double)cshape_bytes(c.in, c.n_in);
+    cost->bytes_written = (double)cshape_bytes(c.out, c.n_out);
     const op_info_t *info = &op_table[g->nodes[node].op];
     cost->flops = info->flops ? info->flops(&c) : info->flops_per_elem * (double)c.out[0].numel;
     cost->bytes_sent = info->sent ? info->sent(&c) : 0.0;

@@ -247,6 +247,9 @@ int64_t workspace_all_to_all(const cost_ctx_t *c);
 int64_t workspace_all_reduce(const cost_ctx_t *c);
 int64_t workspace_all_gather(const cost_ctx_t *c);
 
+/* Bytes of n concrete tensors together (a node's inputs or outputs). */
+int64_t cshape_bytes(const cshape_t *s, int n);
+
 /* The concrete shapes of node i's inputs and outputs (every symbol bound). */
 autosp_status_t cost_ctx_init(const autosp_graph_t *g, int i, cost_ctx_t *c, autosp_error_t *err);
 int64_t workspace_attention(const cost_ctx_t *c);

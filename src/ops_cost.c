@@ -56,9 +56,7 @@ double flops_sum_to(const cost_ctx_t *c) {
 }
 
 static double bytes_in(const cost_ctx_t *c) {
-    double bytes = 0;
-    for (int i = 0; i < c->n_in; i++) bytes += (double)c->in[i].numel * (double)c->in[i].esize;
-    return bytes;
+    return (double)cshape_bytes(c->in, c->n_in);
 }
 
 static double ranks(const cost_ctx_t *c) {

@@ -60,15 +60,9 @@ static void block_copy(char *tensor, char *block, const cshape_t *s, int axis, i
     }
 }
 
-static int64_t total_bytes(const cshape_t *s, int n) {
-    int64_t bytes = 0;
-    for (int i = 0; i < n; i++) bytes += s[i].numel * (int64_t)s[i].esize;
-    return bytes;
-}
-
 /* Send and receive buffers: every tensor once each. */
 int64_t workspace_all_to_all(const cost_ctx_t *c) {
-    return 2 * total_bytes(c->in, c->n_in);
+    return 2 * cshape_bytes(c->in, c->n_in);
 }
 
 /* Each tensor is split into P slices along split_dim; slice j of every tensor goes to rank j,
@@ -81,7 +75,7 @@ autosp_status_t run_all_to_all(const run_ctx_t *r) {
     const cost_ctx_t *c = r->c;
     int split = (int)node_attr_int(c->node, "split_dim");
     int concat = (int)node_attr_int(c->node, "concat_dim");
-    int64_t per_rank = total_bytes(c->in, c->n_in) / P;
+    int64_t per_rank = cshape_bytes(c->in, c->n_in) / P;
     if (per_rank > INT_MAX) return too_large(r, per_rank);
     char *send = r->workspace, *recv = send + per_rank * P;
     for (int j = 0; j < P; j++) {
@@ -107,7 +101,7 @@ autosp_status_t run_all_to_all(const run_ctx_t *r) {
 
 /* One tensor reduces straight into its output; a bucket is packed into one buffer first. */
 int64_t workspace_all_reduce(const cost_ctx_t *c) {
-    return c->n_in > 1 ? total_bytes(c->in, c->n_in) : 0;
+    return c->n_in > 1 ? cshape_bytes(c->in, c->n_in) : 0;
 }
 
 static autosp_status_t allreduce_floats(const run_ctx_t *r, const float *in, float *out, int64_t n,
@@ -148,7 +142,7 @@ autosp_status_t run_all_reduce(const run_ctx_t *r) {
 
 /* The P slices, as received, before they are placed along dim. */
 int64_t workspace_all_gather(const cost_ctx_t *c) {
-    return total_bytes(c->out, 1);
+    return cshape_bytes(c->out, 1);
 }
 
 autosp_status_t run_all_gather(const run_ctx_t *r) {
@@ -158,7 +152,7 @@ autosp_status_t run_all_gather(const run_ctx_t *r) {
     if (st != AUTOSP_OK) return st;
     const cost_ctx_t *c = r->c;
     int dim = (int)node_attr_int(c->node, "dim");
-    int64_t bytes = total_bytes(c->in, 1);
+    int64_t bytes = cshape_bytes(c->in, 1);
     if (bytes > INT_MAX) return too_large(r, bytes);
     st = mpi_check(
         r, MPI_Allgather(r->in[0], (int)bytes, MPI_BYTE, r->workspace, (int)bytes, MPI_BYTE, comm));

@@ -1,0 +1,35 @@
+/* bench_util.h: what the benchmarks measure besides the library: wall time, peak RSS and the
+ * machine's load. Header-only: each benchmark is one program. */
+#ifndef AUTOSP_BENCH_UTIL_H
+#define AUTOSP_BENCH_UTIL_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static inline double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static inline int64_t max_rss_bytes(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+    return (int64_t)ru.ru_maxrss * 1024; /* Linux reports KiB */
+}
+
+/* The 1-minute load average (Linux /proc/loadavg), -1 if unavailable: other processes on the
+ * machine show up here, and they make every number noisier. */
+static inline double load_average(void) {
+    FILE *f = fopen("/proc/loadavg", "r");
+    double load = -1;
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1) load = -1;
+        fclose(f);
+    }
+    return load;
+}
+
+#endif
