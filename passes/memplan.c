@@ -100,6 +100,8 @@ static autosp_status_t place(const autosp_graph_t *g, memplan_t *p, int *last_us
         if (live > p->peak_live_bytes) p->peak_live_bytes = live;
         if (acts > p->activation_peak) p->activation_peak = acts;
         if (p->ws_bytes[i] > p->workspace_peak) p->workspace_peak = p->ws_bytes[i];
+        if (op_table[n->op].collective && p->ws_bytes[i] > p->comm_peak)
+            p->comm_peak = p->ws_bytes[i];
         if (p->ws_bytes[i]) fit_free(&f, p->ws_offset[i]);
         for (int k = 0; k < n->n_in + n->n_out; k++) {
             autosp_tensor_t t = p->root[k < n->n_in ? n->in[k] : n->out[k - n->n_in]];
@@ -167,4 +169,44 @@ void memplan_print(const autosp_graph_t *g, const memplan_t *p, FILE *out) {
     for (int t = 0; t < g->n_tensors; t++)
         fprintf(out, "  %-32s offset %12" PRId64 "  bytes %12" PRId64 "%s\n", g->tensors[t].name,
                 p->offset[t], p->bytes[t], p->root[t] != t ? "  (view)" : "");
+}
+
+/* ---- the whole rank's memory (autosp/analysis.h) ----------------------------------------- */
+
+autosp_status_t autosp_plan_memory(const autosp_graph_t *step, int zero_stage,
+                                   autosp_memory_plan_t *out, autosp_error_t *err) {
+    memset(out, 0, sizeof *out);
+    if (zero_stage != 0 && zero_stage != 1)
+        return set_error(err, AUTOSP_ERR_INVALID, "ZeRO stage %d: expected 0 or 1", zero_stage);
+    memplan_t p;
+    autosp_status_t st = memplan_build(step, &p, err);
+    if (st != AUTOSP_OK) return st;
+    int64_t world = (int64_t)autosp_graph_sp(step) * autosp_graph_dp(step);
+    int64_t master = 0, optimizer = 0;
+    for (autosp_tensor_t t = 0; t < step->n_tensors; t++) {
+        const tensor_t *x = &step->tensors[t];
+        if (x->kind != AUTOSP_KIND_PARAM) continue;
+        int64_t numel = autosp_tensor_numel(step, t);
+        if (x->dtype != AUTOSP_F32) master += 4 * numel; /* f32 master weights */
+        optimizer += 8 * numel;                          /* AdamW m and v in f32 */
+    }
+    if (zero_stage == 1) { /* each rank keeps its 1/world of the flat state */
+        master = (master + world - 1) / world;
+        optimizer = (optimizer + world - 1) / world;
+    }
+    int64_t loss = step->n_outputs ? p.bytes[p.root[step->outputs[0]]] : 0;
+    *out = (autosp_memory_plan_t){
+        .params = p.param_bytes,
+        .grads = p.output_bytes - loss,
+        .master = master,
+        .optimizer = optimizer,
+        .inputs = p.input_bytes + loss,
+        .activations = p.activation_peak,
+        .comm = p.comm_peak,
+        .workspace = p.workspace_peak,
+        .arena = p.arena_bytes,
+        .total = p.arena_bytes + master + optimizer,
+    };
+    memplan_free(&p);
+    return set_ok(err);
 }

@@ -25,6 +25,7 @@ typedef struct memplan {
     int64_t peak_live_bytes; /* the most bytes live at once (arena_bytes >= this) */
     /* the persistent part, and the most of each kind live at once */
     int64_t input_bytes, param_bytes, output_bytes, activation_peak, workspace_peak;
+    int64_t comm_peak; /* the largest workspace of a collective (its packed message) */
 } memplan_t;
 
 /* Plans g (every symbol bound, verified). Free with memplan_free. */

@@ -3,7 +3,8 @@
 #include "base.h"
 
 autosp_parallel_config_t autosp_parallel_config_default(void) {
-    return (autosp_parallel_config_t){.sp = 1, .dp = 1, .bucket_bytes = 25 << 20};
+    return (autosp_parallel_config_t){
+        .sp = 1, .dp = 1, .bucket_bytes = 25 << 20, .ac = autosp_ac_config_default()};
 }
 
 autosp_graph_t *autosp_parallelize(const autosp_graph_t *forward,
@@ -18,10 +19,19 @@ autosp_graph_t *autosp_parallelize(const autosp_graph_t *forward,
 
 autosp_graph_t *autosp_compile_training(const autosp_graph_t *forward,
                                         const autosp_parallel_config_t *cfg, autosp_error_t *err) {
+    if (cfg->sp * cfg->dp == 1) { /* nothing to split or to sum */
+        autosp_graph_t *joint = autosp_autodiff(forward, err);
+        autosp_graph_t *checkpointed = joint ? autosp_checkpoint(joint, &cfg->ac, err) : NULL;
+        autosp_graph_free(joint);
+        return checkpointed;
+    }
     autosp_graph_t *per_rank = autosp_parallelize(forward, cfg, err);
     autosp_graph_t *joint = per_rank ? autosp_autodiff(per_rank, err) : NULL;
-    autosp_graph_t *synced = joint ? autosp_grad_sync(joint, cfg->bucket_bytes, err) : NULL;
+    autosp_graph_t *checkpointed = joint ? autosp_checkpoint(joint, &cfg->ac, err) : NULL;
+    autosp_graph_t *synced =
+        checkpointed ? autosp_grad_sync(checkpointed, cfg->bucket_bytes, err) : NULL;
     autosp_graph_free(per_rank);
     autosp_graph_free(joint);
+    autosp_graph_free(checkpointed);
     return synced;
 }

@@ -189,3 +189,14 @@ autosp_status_t autosp_graph_print_info(const autosp_graph_t *g, FILE *out, auto
     if (any) print_collectives(g, &s, out);
     return set_ok(err);
 }
+
+autosp_machine_t autosp_machine_default(void) {
+    return (autosp_machine_t){
+        .flops_per_s = 100e9, .mem_bytes_per_s = 10e9, .net_bytes_per_s = 5e9};
+}
+
+double autosp_cost_seconds(const autosp_cost_t *cost, const autosp_machine_t *m) {
+    double compute = cost->flops / m->flops_per_s;
+    double memory = (cost->bytes_read + cost->bytes_written) / m->mem_bytes_per_s;
+    return (compute > memory ? compute : memory) + cost->bytes_sent / m->net_bytes_per_s;
+}

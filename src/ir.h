@@ -10,6 +10,7 @@
 
 #include "autosp/analysis.h"
 #include "autosp/graph.h"
+#include "autosp/passes.h"
 #include "base.h"
 
 typedef struct dim {
@@ -89,6 +90,8 @@ struct autosp_graph {
     name_map_t tensor_names, node_names;
     autosp_error_t error; /* sticky: the first builder error */
     int sp, dp;           /* a per-rank program for sp x dp ranks (0 or 1: one device) */
+    bool checkpointed;    /* the checkpoint pass ran; ac is its report (in memory only) */
+    autosp_ac_report_t ac;
 };
 
 /* ---- dims (dim.c) -------------------------------------------------------------------- */

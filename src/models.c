@@ -43,29 +43,31 @@ static const char *const preset_names[P_COUNT + 1] = {
     [P_COUNT] = NULL,
 };
 
-/* Every preset: norm_eps 1e-5, f32 parameters, no segment ids. */
-#define PRESET(family_, layers, dim_, heads, kv_heads, ffn, vocab, max_seq, theta, tied)           \
+/* Every preset: norm_eps 1e-5, no segment ids. */
+#define PRESET(family_, layers, dim_, heads, kv_heads, ffn, vocab, max_seq, theta, tied, dt)       \
     {                                                                                              \
         .family = AUTOSP_FAMILY_##family_, .n_layers = layers, .dim = dim_, .n_heads = heads,      \
         .n_kv_heads = kv_heads, .ffn_dim = ffn, .vocab_size = vocab, .max_seq_len = max_seq,       \
-        .rope_theta = theta, .norm_eps = 1e-5, .tied_embeddings = tied, .dtype = AUTOSP_F32        \
+        .rope_theta = theta, .norm_eps = 1e-5, .tied_embeddings = tied, .dtype = AUTOSP_##dt       \
     }
 
-/* The tiny and small models use a byte-level vocabulary (256). The Llama 3.x and GPT-2 sizes
- * are the published ones. Llama 3.1 and 3.2 scale rope's frequencies ("rope_scaling": "llama3");
+/* The tiny and small models use a byte-level vocabulary (256) and f32, to run on the CPU. The
+ * Llama 3.x and GPT-2 sizes are the published ones; the Llama 3.x presets are bf16, as they are
+ * trained (they exist to plan GPU runs: autosp-compile --max-seq), GPT-2 124M f32 (the CPU
+ * benchmark trains it). Llama 3.1 and 3.2 scale rope's frequencies ("rope_scaling": "llama3");
  * that is not modelled here (plain rope_theta): it changes rope's constants, not any shape or
  * cost. GPT-2 has no rope (theta 0, unused). */
 /* clang-format off */
 static const autosp_model_config_t presets[P_COUNT] = {
-    /*                          family  L     C   H Hkv    ffn       V  max_seq theta tied */
-    [P_LLAMA_TINY]     = PRESET(LLAMA,  2,   64,  4,  4,   192,    256,    4096, 1e4, false),
-    [P_LLAMA_TINY_GQA] = PRESET(LLAMA,  2,   64,  4,  2,   192,    256,    4096, 1e4, false),
-    [P_LLAMA_SMALL]    = PRESET(LLAMA,  8,  256,  8,  4,   768,    256,   65536, 1e4, false),
-    [P_GPT2_TINY]      = PRESET(GPT2,   2,   64,  4,  4,   256,    256,    2048, 0,   true),
-    [P_LLAMA32_1B]     = PRESET(LLAMA, 16, 2048, 32,  8,  8192, 128256, 131072, 5e5, true),
-    [P_LLAMA31_8B]     = PRESET(LLAMA, 32, 4096, 32,  8, 14336, 128256, 131072, 5e5, false),
-    [P_LLAMA31_70B]    = PRESET(LLAMA, 80, 8192, 64,  8, 28672, 128256, 131072, 5e5, false),
-    [P_GPT2_124M]      = PRESET(GPT2,  12,  768, 12, 12,  3072,  50257,    1024, 0,   true),
+    /*                          family  L     C   H Hkv    ffn       V  max_seq theta tied   dtype */
+    [P_LLAMA_TINY]     = PRESET(LLAMA,  2,   64,  4,  4,   192,    256,    4096, 1e4, false, F32),
+    [P_LLAMA_TINY_GQA] = PRESET(LLAMA,  2,   64,  4,  2,   192,    256,    4096, 1e4, false, F32),
+    [P_LLAMA_SMALL]    = PRESET(LLAMA,  8,  256,  8,  4,   768,    256,   65536, 1e4, false, F32),
+    [P_GPT2_TINY]      = PRESET(GPT2,   2,   64,  4,  4,   256,    256,    2048, 0,   true, F32),
+    [P_LLAMA32_1B]     = PRESET(LLAMA, 16, 2048, 32,  8,  8192, 128256, 131072, 5e5, true, BF16),
+    [P_LLAMA31_8B]     = PRESET(LLAMA, 32, 4096, 32,  8, 14336, 128256, 131072, 5e5, false, BF16),
+    [P_LLAMA31_70B]    = PRESET(LLAMA, 80, 8192, 64,  8, 28672, 128256, 131072, 5e5, false, BF16),
+    [P_GPT2_124M]      = PRESET(GPT2,  12,  768, 12, 12,  3072,  50257,    1024, 0,   true, F32),
 };
 /* clang-format on */
 

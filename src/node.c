@@ -313,6 +313,8 @@ static int clone_into(autosp_graph_t *c, const autosp_graph_t *g) {
     c->error = g->error;
     c->sp = g->sp;
     c->dp = g->dp;
+    c->checkpointed = g->checkpointed;
+    c->ac = g->ac;
     return 0;
 }
 

@@ -1,9 +1,9 @@
 /* op_table.h: one entry per op holds everything the library knows about it.
  *
- * Today an entry has the name, arity, attribute schema, the shape and dtype rule and the cost
- * (FLOPs, bytes read and written as functions of the shapes). The sharding rule, the backward
- * rule and the kernel join the same entry as the passes and the runtime that use them land.
- * Passes ask the table; they never switch on op names they do not own.
+ * An entry has the name, arity, attribute schema, the shape and dtype rule, the cost (FLOPs,
+ * bytes read and written as functions of the shapes), the sharding rule, the backward rule, the
+ * recompute class the checkpointing policies read, and the kernel. Passes ask the table; they
+ * never switch on op names they do not own.
  */
 #ifndef AUTOSP_OP_TABLE_H
 #define AUTOSP_OP_TABLE_H
@@ -82,6 +82,17 @@ typedef struct shard_ctx {
 } shard_ctx_t;
 typedef autosp_status_t (*shard_fn)(shard_ctx_t *c);
 
+/* Which checkpointing policies may recompute a forward op in the backward (passes/checkpoint.c):
+ * every policy may recompute a CHEAP op (elementwise, norms, rope, views; the zero default);
+ * mincut-conservative never recomputes COMPUTE ops (matmuls, embedding, the loss), ATTENTION or
+ * COMM (collectives, priced by the bytes they send); sac recomputes attention only if told to. */
+typedef enum recompute_class {
+    RECOMPUTE_CHEAP,
+    RECOMPUTE_COMPUTE,
+    RECOMPUTE_ATTENTION,
+    RECOMPUTE_COMM,
+} recompute_class_t;
+
 typedef struct op_info {
     const char *name;
     int min_inputs, max_inputs;
@@ -101,6 +112,7 @@ typedef struct op_info {
     /* how a sequence-sharded input shards the outputs (passes/sharding_rules.c); NULL: the op
      * has no rule and sp_shard refuses it when an input is sharded */
     shard_fn shard;
+    recompute_class_t recompute;
     bool view;  /* the output is the input's bytes seen with another shape */
     run_fn run; /* executes the node on the CPU (src/runtime/run_ops.c); NULL: none */
     int64_t (*workspace)(const cost_ctx_t *c); /* scratch bytes the kernel needs; NULL: none */

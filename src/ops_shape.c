@@ -339,7 +339,8 @@ autosp_status_t infer_cross_entropy(infer_ctx_t *c) {
         TRY(need_dim(c, 1, i, l->d[i], "the leading dims of input \"logits\""));
     if (c->n_in == 3) { /* normalizer: a scalar that replaces this rank's count of targets */
         TRY(need_ndim(c, 2, 0, 0));
-        TRY(need_same_dtype(c, 0, 2));
+        if (c->in[2]->dtype != AUTOSP_F32) /* a count, like the f32 loss it divides */
+            return infer_fail_input(c, 2, "has dtype %s, expected f32", dtype_str(c->in[2]->dtype));
     }
     shape_t scalar = {.ndim = 0};
     return set_out(c, &scalar, AUTOSP_F32);

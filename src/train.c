@@ -41,7 +41,8 @@ autosp_train_config_t autosp_train_config_default(void) {
                                    .beta2 = 0.95f,
                                    .eps = 1e-8f,
                                    .weight_decay = 0.1f,
-                                   .grad_clip = 1.0f};
+                                   .grad_clip = 1.0f,
+                                   .ac = autosp_ac_config_default()};
 }
 
 float autosp_train_lr(const autosp_train_config_t *c, int step) {
@@ -137,16 +138,17 @@ static autosp_status_t build(autosp_trainer_t *tr, const autosp_graph_t *forward
     autosp_status_t st = autosp_graph_verify(forward, AUTOSP_VERIFY_BOUND, err);
     if (st != AUTOSP_OK) return st;
     autosp_parallel_config_t par = autosp_parallel_config_default();
+    par.ac = tr->cfg.ac;
     if (tr->comm) {
         par.sp = autosp_comm_sp_size(tr->comm);
         par.dp = autosp_comm_dp_size(tr->comm);
     }
-    tr->joint = par.sp * par.dp > 1 ? autosp_compile_training(forward, &par, err)
-                                    : autosp_autodiff(forward, err);
-    if (!tr->joint) return err->status;
+    if (!(tr->joint = autosp_compile_training(forward, &par, err))) return err->status;
     if (!(tr->ex = autosp_executor_new_comm(tr->joint, tr->comm, err))) return err->status;
     if ((st = autosp_graph_summarize(tr->joint, &sum, err)) != AUTOSP_OK) return st;
-    tr->flops = sum.cost.flops;
+    /* the model's FLOPs: a node the checkpointing runs twice counts once */
+    const autosp_ac_report_t *ac = autosp_graph_checkpoint_report(tr->joint);
+    tr->flops = sum.cost.flops - (ac ? ac->recompute_flops : 0);
     return bind_params(tr, err);
 }
 

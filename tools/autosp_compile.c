@@ -12,7 +12,8 @@ static void usage(FILE *out) {
     fprintf(
         out,
         "usage: autosp-compile IN.json [-o OUT.json] [--set SYM=VAL]... [--sp P] [--dp D]\n"
-        "                      [--autodiff] [--info] [--dot OUT.dot]\n"
+        "                      [--autodiff [--ac POLICY] [--recompute-budget F]] [--info]\n"
+        "                      [--dot OUT.dot] [--zero 0|1] [--max-seq --mem BYTES]\n"
         "\n"
         "Loads and verifies a graph (docs/json-format.md), binds shape symbols, and writes it.\n"
         "\n"
@@ -25,6 +26,10 @@ static void usage(FILE *out) {
         "  --autodiff             append the backward graph; the outputs become the loss and\n"
         "                         \"<param>.grad\" for every parameter (with --sp or --dp, summed\n"
         "                         over all ranks by grad_sync)\n"
+        "  --ac POLICY            activation checkpointing of the joint graph: none, full,\n"
+        "                         mincut-conservative or sac (default sac; docs/checkpointing.md)\n"
+        "  --recompute-budget F   sac: recompute at most F of the step's modelled time\n"
+        "                         (default 0.1)\n"
         "  --info                 print nodes by op, parameter count, the FLOPs of one run\n"
         "                         (forward, or forward and backward after --autodiff), the\n"
         "                         bytes of every activation and every collective with the\n"
@@ -32,6 +37,15 @@ static void usage(FILE *out) {
         "  --dot OUT.dot          write a Graphviz view of the graph (split tensors coloured:\n"
         "                         green by sequence, purple by heads, orange a\n"
         "                         partial sum over ranks)\n"
+        "  --zero 0|1             the memory plan (--info, --max-seq) without or with ZeRO-1\n"
+        "                         (f32 master weights and AdamW state sharded over the world);\n"
+        "                         default 1 when the world has more than one rank\n"
+        "  --max-seq              print, for every policy and every sp (a power of two dividing\n"
+        "                         the world of --sp x --dp ranks; dp = world / sp), the longest\n"
+        "                         S whose training step fits --mem per rank\n"
+        "  --mem BYTES            memory of one rank, e.g. 80GiB (units B KB MB GB KiB MiB GiB)\n"
+        "  --seq-step N           --max-seq: S is a multiple of N (default 1024)\n"
+        "  --seq-limit N          --max-seq: search S up to N (default 16777216)\n"
         "  -h, --help             print this help\n"
         "\n"
         "Exit status: 0 ok, 2 bad input or usage, 1 internal error.\n");
@@ -41,8 +55,10 @@ typedef struct options {
     const char *in, *out, *dot;
     const char *sets[64];
     int n_sets;
-    bool info, autodiff;
-    int64_t sp, dp; /* 0: not given */
+    bool info, autodiff, max_seq;
+    int64_t sp, dp;                         /* 0: not given */
+    int64_t zero, mem, seq_step, seq_limit; /* zero -1: not given */
+    autosp_ac_config_t ac;
 } options_t;
 
 static int parse_args(int argc, char **argv, options_t *o) {
@@ -56,6 +72,24 @@ static int parse_args(int argc, char **argv, options_t *o) {
             o->info = true;
         } else if (!strcmp(a, "--autodiff")) {
             o->autodiff = true;
+        } else if (!strcmp(a, "--max-seq")) {
+            o->max_seq = true;
+        } else if (!strcmp(a, "--ac") || !strcmp(a, "--recompute-budget")) {
+            if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
+            int rc = cli_parse_ac(prog, a, argv[++i], &o->ac);
+            if (rc) return rc;
+        } else if (!strcmp(a, "--mem")) {
+            if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
+            if (!cli_parse_bytes(argv[++i], &o->mem))
+                return cli_usage_error(prog, "--mem \"%s\": expected a size such as 80GiB",
+                                       argv[i]);
+        } else if (!strcmp(a, "--zero") || !strcmp(a, "--seq-step") || !strcmp(a, "--seq-limit")) {
+            if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
+            bool zero = !strcmp(a, "--zero");
+            int64_t *v = zero ? &o->zero : !strcmp(a, "--seq-step") ? &o->seq_step : &o->seq_limit;
+            if (!cli_parse_int(argv[++i], zero ? 0 : 1, zero ? 1 : INT64_MAX / 2, v))
+                return cli_usage_error(prog, "%s \"%s\": expected %s", a, argv[i],
+                                       zero ? "0 or 1" : "a positive integer");
         } else if (!strcmp(a, "--sp") || !strcmp(a, "--dp")) {
             if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
             int64_t *v = !strcmp(a, "--sp") ? &o->sp : &o->dp;
@@ -82,6 +116,9 @@ static int parse_args(int argc, char **argv, options_t *o) {
         }
     }
     if (!o->in) return cli_usage_error(prog, "no input graph given");
+    if (o->max_seq && !o->mem) return cli_usage_error(prog, "--max-seq needs --mem BYTES");
+    if (o->mem && !o->max_seq) return cli_usage_error(prog, "--mem is only used by --max-seq");
+    if (o->zero < 0) o->zero = (o->sp ? o->sp : 1) * (o->dp ? o->dp : 1) > 1;
     return 0;
 }
 
@@ -101,21 +138,107 @@ static int bind_symbol(autosp_graph_t *g, const char *set) {
     return 0;
 }
 
+static autosp_parallel_config_t parallel_config(const options_t *o) {
+    autosp_parallel_config_t cfg = autosp_parallel_config_default();
+    cfg.sp = o->sp ? (int)o->sp : 1;
+    cfg.dp = o->dp ? (int)o->dp : 1;
+    cfg.ac = o->ac;
+    return cfg;
+}
+
+static double gib(int64_t bytes) {
+    return (double)bytes / (1 << 30);
+}
+
+/* --info of a training step: what checkpointing chose and the memory plan of one rank. */
+static int print_step(const options_t *o, const autosp_graph_t *g) {
+    const autosp_ac_report_t *r = autosp_graph_checkpoint_report(g);
+    autosp_memory_plan_t m;
+    autosp_error_t err;
+    if (autosp_plan_memory(g, (int)o->zero, &m, &err) != AUTOSP_OK) return cli_fail(prog, &err);
+    if (r)
+        printf("\ncheckpointing (%s): %d tensors saved for the backward (%.3f GiB); %d nodes "
+               "recomputed, %.4g FLOPs = %.1f%% of the step's, %.1f%% of its modelled time\n",
+               autosp_ac_policy_name(r->policy), r->saved_tensors, gib(r->saved_bytes),
+               r->recomputed_nodes, r->recompute_flops,
+               100 * r->recompute_flops / (r->step_flops > 0 ? r->step_flops : 1),
+               100 * r->recompute_seconds / (r->step_seconds > 0 ? r->step_seconds : 1));
+    printf("\nmemory plan of one rank (ZeRO-%d), GiB:\n"
+           "  parameters %.3f, gradients %.3f, f32 master weights %.3f, AdamW m and v %.3f\n"
+           "  inputs %.3f, activations at most %.3f, collective buffer at most %.3f, "
+           "workspace at most %.3f\n"
+           "  arena %.3f + master + optimizer = total %.3f\n",
+           (int)o->zero, gib(m.params), gib(m.grads), gib(m.master), gib(m.optimizer),
+           gib(m.inputs), gib(m.activations), gib(m.comm), gib(m.workspace), gib(m.arena),
+           gib(m.total));
+    return 0;
+}
+
+static const char *symbol_value(const autosp_graph_t *g, const char *name) {
+    static char text[32];
+    int64_t v = 0;
+    for (int i = 0; i < autosp_graph_num_symbols(g); i++)
+        if (!strcmp(autosp_symbol_name(g, i), name)) v = autosp_symbol_value(g, i);
+    if (v <= 0) return "(unbound)";
+    snprintf(text, sizeof text, "%lld", (long long)v);
+    return text;
+}
+
+/* --max-seq: one row per policy and sp. */
+static int print_max_seq(const options_t *o, const autosp_graph_t *forward) {
+    static const autosp_ac_policy_t policies[] = {AUTOSP_AC_NONE, AUTOSP_AC_MINCUT_CONSERVATIVE,
+                                                  AUTOSP_AC_SAC, AUTOSP_AC_FULL};
+    autosp_seq_query_t q = {.symbol = "S",
+                            .multiple = o->seq_step ? o->seq_step : 1024,
+                            .limit = o->seq_limit ? o->seq_limit : 1 << 24,
+                            .mem_bytes = o->mem,
+                            .zero_stage = (int)o->zero};
+    int world = (int)((o->sp ? o->sp : 1) * (o->dp ? o->dp : 1));
+    printf("longest trainable S of \"%s\": %d ranks of %.2f GiB, ZeRO-%d, batch %s per "
+           "data-parallel rank, S a multiple of %lld\n\n",
+           autosp_graph_name(forward), world, gib(o->mem), (int)o->zero, symbol_value(forward, "B"),
+           (long long)q.multiple);
+    printf("%-20s %4s %4s %10s %11s %11s %11s %10s\n", "policy", "sp", "dp", "max S", "total GiB",
+           "activ. GiB", "saved GiB", "recompute");
+    for (int sp = 1; sp <= world; sp *= 2) {
+        if (world % sp) continue;
+        for (size_t k = 0; k < sizeof policies / sizeof policies[0]; k++) {
+            autosp_parallel_config_t cfg = parallel_config(o);
+            cfg.sp = sp;
+            cfg.dp = world / sp;
+            cfg.ac.policy = policies[k];
+            autosp_seq_answer_t a;
+            autosp_error_t err;
+            if (autosp_max_seq(forward, &cfg, &q, &a, &err) != AUTOSP_OK)
+                return cli_fail(prog, &err);
+            if (a.seq == 0) {
+                printf("%-20s %4d %4d %10s   (not even S = %lld fits)\n",
+                       autosp_ac_policy_name(policies[k]), sp, world / sp, "-",
+                       (long long)q.multiple);
+                continue;
+            }
+            printf("%-20s %4d %4d %10lld %11.2f %11.2f %11.2f %9.1f%%\n",
+                   autosp_ac_policy_name(policies[k]), sp, world / sp, (long long)a.seq,
+                   gib(a.plan.total), gib(a.plan.activations), gib(a.ac.saved_bytes),
+                   100 * a.ac.recompute_seconds / (a.ac.step_seconds > 0 ? a.ac.step_seconds : 1));
+        }
+    }
+    printf("\nrecompute: modelled share of the step's time spent recomputing "
+           "(docs/checkpointing.md)\n");
+    return 0;
+}
+
 /* Runs the requested passes in pipeline order; *g is replaced by each pass's result. */
 static int run_passes(const options_t *o, autosp_graph_t **g) {
     autosp_error_t err;
     autosp_graph_t *next = NULL;
-    if (o->sp || o->dp) {
-        autosp_parallel_config_t cfg = autosp_parallel_config_default();
-        cfg.sp = o->sp ? (int)o->sp : 1;
-        cfg.dp = o->dp ? (int)o->dp : 1;
-        next = o->autodiff ? autosp_compile_training(*g, &cfg, &err)
-                           : autosp_parallelize(*g, &cfg, &err);
-    } else if (o->autodiff) {
-        next = autosp_autodiff(*g, &err);
-    } else {
+    autosp_parallel_config_t cfg = parallel_config(o);
+    if (o->autodiff)
+        next = autosp_compile_training(*g, &cfg, &err);
+    else if (o->sp || o->dp)
+        next = autosp_parallelize(*g, &cfg, &err);
+    else
         return 0;
-    }
     if (!next) return cli_fail(prog, &err);
     autosp_graph_free(*g);
     *g = next;
@@ -128,6 +251,7 @@ static int run(const options_t *o, autosp_graph_t **gp) {
         int rc = bind_symbol(*gp, o->sets[i]);
         if (rc) return rc;
     }
+    if (o->max_seq) return print_max_seq(o, *gp);
     int rc = run_passes(o, gp);
     if (rc) return rc;
     autosp_graph_t *g = *gp;
@@ -143,6 +267,7 @@ static int run(const options_t *o, autosp_graph_t **gp) {
     if (rc) rc = cli_fail(prog, &err);
     if (!rc && o->info && autosp_graph_print_info(g, stdout, &err) != AUTOSP_OK)
         rc = cli_fail(prog, &err);
+    if (!rc && o->info && o->autodiff) rc = print_step(o, g);
     if (!rc && n && cli_write_files(n, paths, (const char *const *)texts, &err) != AUTOSP_OK)
         rc = cli_fail(prog, &err);
     for (int i = 0; i < n; i++) autosp_free(texts[i]);
@@ -150,7 +275,7 @@ static int run(const options_t *o, autosp_graph_t **gp) {
 }
 
 int main(int argc, char **argv) {
-    options_t o = {0};
+    options_t o = {.ac = autosp_ac_config_default(), .zero = -1};
     int rc = parse_args(argc, argv, &o);
     if (rc) return rc < 0 ? 0 : rc;
     autosp_error_t err;

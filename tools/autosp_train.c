@@ -20,51 +20,58 @@ typedef struct options {
     int64_t seq_len, batch, steps, seed, log_every, warmup, sp, dp, threads; /* dp 0: N / sp */
     double lr, weight_decay, grad_clip, min_lr_ratio;
     bool init_only;
+    autosp_ac_config_t ac;
 } options_t;
 
 static void usage(FILE *out) {
-    fprintf(out,
-            "usage: [mpirun -np N] autosp-train --model GRAPH.json --data TEXT [options]\n"
-            "\n"
-            "Trains the forward graph GRAPH.json (e.g. examples/llama-tiny.json) on the bytes of\n"
-            "TEXT (byte-level tokens: the model's vocabulary must hold 256 ids). Under mpirun the\n"
-            "N ranks run the graph compiled for sequence parallelism (Ulysses) over --sp ranks\n"
-            "and data parallelism over N / sp; loss and gradients are those of one process.\n"
-            "\n"
-            "  --model GRAPH.json     forward graph whose first output is the loss\n"
-            "  --data PATH            training text: a file, or a folder whose regular files are\n"
-            "                         read in name order (e.g. /usr/share/games/fortunes)\n"
-            "  --seq-len S            tokens per sequence (binds symbol S; default 128)\n"
-            "  --batch B              sequences per step per data-parallel rank (binds symbol B;\n"
-            "                         default 4); a step trains on B x dp sequences\n"
-            "  --sp P                 sequence-parallel ranks: each holds S/P tokens of every\n"
-            "                         sequence (default 1; must divide N, S and the heads)\n"
-            "  --dp D                 data-parallel ranks (default N / P; D x P must be N)\n"
-            "  --threads T            kernel threads per rank (default under mpirun: cores /\n"
-            "                         ranks per node; in one process: OpenBLAS's own default)\n"
-            "  --steps K              optimizer steps (default 100)\n"
-            "  --lr LR                peak learning rate (default 3e-3)\n"
-            "  --warmup N             linear warm-up steps (default 10)\n"
-            "  --min-lr-ratio R       cosine decay down to LR * R (default 0.1)\n"
-            "  --weight-decay W       AdamW decoupled weight decay on matrices (default 0.1)\n"
-            "  --grad-clip C          clip the global gradient norm to C, 0 = off (default 1)\n"
-            "  --seed N               initialisation and batch sampling seed (default 1)\n"
-            "  --log-every N          print every N steps (default 1)\n"
-            "  --save DIR             write DIR/model.safetensors at the end\n"
-            "  --init-only            with --save: write the initial weights and stop\n"
-            "  --dump FILE            run one forward and backward on the first batch and write\n"
-            "                         tokens, labels, loss, every parameter and its gradient\n"
-            "                         (\"<param>.grad\") to FILE (safetensors), then stop; with\n"
-            "                         --sp or --dp the same file as one process (whole batch,\n"
-            "                         full gradients), written by rank 0\n"
-            "  -h, --help             print this help\n"
-            "\n"
-            "Exit status: 0 ok, 2 bad input or usage, 1 internal error.\n");
+    fprintf(
+        out,
+        "usage: [mpirun -np N] autosp-train --model GRAPH.json --data TEXT [options]\n"
+        "\n"
+        "Trains the forward graph GRAPH.json (e.g. examples/llama-tiny.json) on the bytes of\n"
+        "TEXT (byte-level tokens: the model's vocabulary must hold 256 ids). Under mpirun the\n"
+        "N ranks run the graph compiled for sequence parallelism (Ulysses) over --sp ranks\n"
+        "and data parallelism over N / sp; loss and gradients are those of one process.\n"
+        "\n"
+        "  --model GRAPH.json     forward graph whose first output is the loss\n"
+        "  --data PATH            training text: a file, or a folder whose regular files are\n"
+        "                         read in name order (e.g. /usr/share/games/fortunes)\n"
+        "  --seq-len S            tokens per sequence (binds symbol S; default 128)\n"
+        "  --batch B              sequences per step per data-parallel rank (binds symbol B;\n"
+        "                         default 4); a step trains on B x dp sequences\n"
+        "  --sp P                 sequence-parallel ranks: each holds S/P tokens of every\n"
+        "                         sequence (default 1; must divide N, S and the heads)\n"
+        "  --dp D                 data-parallel ranks (default N / P; D x P must be N)\n"
+        "  --ac POLICY            activation checkpointing: none, full, mincut-conservative or\n"
+        "                         sac (default sac; losses and gradients are bitwise the same\n"
+        "                         under every policy; docs/checkpointing.md)\n"
+        "  --recompute-budget F   sac: recompute at most F of the step's modelled time\n"
+        "                         (default 0.1)\n"
+        "  --threads T            kernel threads per rank (default under mpirun: cores /\n"
+        "                         ranks per node; in one process: OpenBLAS's own default)\n"
+        "  --steps K              optimizer steps (default 100)\n"
+        "  --lr LR                peak learning rate (default 3e-3)\n"
+        "  --warmup N             linear warm-up steps (default 10)\n"
+        "  --min-lr-ratio R       cosine decay down to LR * R (default 0.1)\n"
+        "  --weight-decay W       AdamW decoupled weight decay on matrices (default 0.1)\n"
+        "  --grad-clip C          clip the global gradient norm to C, 0 = off (default 1)\n"
+        "  --seed N               initialisation and batch sampling seed (default 1)\n"
+        "  --log-every N          print every N steps (default 1)\n"
+        "  --save DIR             write DIR/model.safetensors at the end\n"
+        "  --init-only            with --save: write the initial weights and stop\n"
+        "  --dump FILE            run one forward and backward on the first batch and write\n"
+        "                         tokens, labels, loss, every parameter and its gradient\n"
+        "                         (\"<param>.grad\") to FILE (safetensors), then stop; with\n"
+        "                         --sp or --dp the same file as one process (whole batch,\n"
+        "                         full gradients), written by rank 0\n"
+        "  -h, --help             print this help\n"
+        "\n"
+        "Exit status: 0 ok, 2 bad input or usage, 1 internal error.\n");
 }
 
 typedef struct flag {
     const char *name;
-    char kind; /* s string, i integer, d number, b bool */
+    char kind; /* s string, i integer, d number, b bool, a checkpointing */
     size_t offset;
     double lo, hi;
 } flag_t;
@@ -89,6 +96,8 @@ static const flag_t flags[] = {
     {"--grad-clip", 'd', OPT(grad_clip), 0, 1e9},
     {"--min-lr-ratio", 'd', OPT(min_lr_ratio), 0, 1},
     {"--init-only", 'b', OPT(init_only), 0, 0},
+    {"--ac", 'a', OPT(ac), 0, 0},
+    {"--recompute-budget", 'a', OPT(ac), 0, 0},
 };
 
 static int set_flag(options_t *o, const flag_t *f, const char *value) {
@@ -102,6 +111,8 @@ static int set_flag(options_t *o, const flag_t *f, const char *value) {
     case 'b':
         *(bool *)field = true;
         return 0;
+    case 'a':
+        return cli_parse_ac(prog, f->name, value, (autosp_ac_config_t *)field);
     case 'i':
         if (!cli_parse_int(value, (int64_t)f->lo, (int64_t)f->hi, &i))
             return cli_usage_error(prog, "%s \"%s\": expected an integer in %.0f..%.0f", f->name,
@@ -128,7 +139,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
                      .lr = 3e-3,
                      .weight_decay = 0.1,
                      .grad_clip = 1.0,
-                     .min_lr_ratio = 0.1};
+                     .min_lr_ratio = 0.1,
+                     .ac = autosp_ac_config_default()};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
@@ -365,6 +377,7 @@ static autosp_trainer_t *make_trainer(const options_t *o, const autosp_comm_t *c
     cfg.min_lr_ratio = (float)o->min_lr_ratio;
     cfg.weight_decay = (float)o->weight_decay;
     cfg.grad_clip = (float)o->grad_clip;
+    cfg.ac = o->ac;
     autosp_trainer_t *tr = NULL;
     if (autosp_symbol_bind(g, "S", o->seq_len, &err) == AUTOSP_OK &&
         autosp_symbol_bind(g, "B", o->batch, &err) == AUTOSP_OK)

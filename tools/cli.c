@@ -44,6 +44,49 @@ bool cli_parse_double(const char *s, double *out) {
     return true;
 }
 
+bool cli_parse_bytes(const char *s, int64_t *out) {
+    static const struct {
+        const char *suffix;
+        double scale;
+    } units[] = {{"", 1},
+                 {"B", 1},
+                 {"KB", 1e3},
+                 {"MB", 1e6},
+                 {"GB", 1e9},
+                 {"TB", 1e12},
+                 {"KiB", 1024.0},
+                 {"MiB", 1048576.0},
+                 {"GiB", 1073741824.0},
+                 {"TiB", 1099511627776.0}};
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || !(v > 0)) return false;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (!strcmp(end, units[i].suffix) && v * units[i].scale < 9e18) {
+            *out = (int64_t)(v * units[i].scale);
+            return *out > 0;
+        }
+    return false;
+}
+
+int cli_parse_ac(const char *prog, const char *flag, const char *value, autosp_ac_config_t *ac) {
+    autosp_error_t err;
+    if (!strcmp(flag, "--ac")) {
+        if (autosp_ac_policy_parse(value, &ac->policy, &err) != AUTOSP_OK)
+            return cli_usage_error(prog, "--ac: %s", err.message);
+        return 0;
+    }
+    double budget;
+    if (!cli_parse_double(value, &budget) || !(budget >= 0 && budget <= 10))
+        return cli_usage_error(prog,
+                               "--recompute-budget \"%s\": expected a fraction of the step's time "
+                               "between 0 and 10 (0.1 = 10%%)",
+                               value);
+    ac->recompute_budget = budget;
+    return 0;
+}
+
 static bool write_all(int fd, const char *text) {
     size_t left = strlen(text);
     while (left > 0) {

@@ -21,5 +21,9 @@ autosp_status_t cli_write_files(int n, const char *const *paths, const char *con
 bool cli_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out);
 /* A whole decimal number; false otherwise. */
 bool cli_parse_double(const char *s, double *out);
+/* A positive size: a number with an optional unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB). */
+bool cli_parse_bytes(const char *s, int64_t *out);
+/* --ac POLICY or --recompute-budget FRACTION into ac; 0, or the exit code of a usage error. */
+int cli_parse_ac(const char *prog, const char *flag, const char *value, autosp_ac_config_t *ac);
 
 #endif

@@ -6,6 +6,7 @@
 #ifndef AUTOSP_PASSES_H
 #define AUTOSP_PASSES_H
 
+#include "autosp/analysis.h"
 #include "autosp/graph.h"
 
 #ifdef __cplusplus
@@ -44,21 +45,108 @@ autosp_graph_t *autosp_exact_loss(const autosp_graph_t *g, int dp, autosp_error_
 autosp_graph_t *autosp_grad_sync(const autosp_graph_t *joint, int64_t bucket_bytes,
                                  autosp_error_t *err);
 
+/* ---- activation checkpointing --------------------------------------------------------------
+ * Which forward activations the backward reads from memory (saved) and which it recomputes.
+ *
+ *     none                 save everything the backward reads
+ *     full                 save only each layer's input (and what follows the last layer);
+ *                          recompute the rest of the layer, attention included (Megatron's
+ *                          full recomputation)
+ *     mincut-conservative  PyTorch 2.0's rule: the min cut of saved bytes where matmuls,
+ *                          embeddings, the loss, attention and collectives are never recomputed
+ *     sac                  sequence-aware: the min cut of saved bytes over every op but
+ *                          attention, subject to a recompute budget in modelled step time; the
+ *                          cost model (FLOPs and bytes as functions of S, on autosp_machine_t)
+ *                          makes attention dominate at long S, so everything around it becomes
+ *                          cheap to recompute
+ *
+ * Recomputation is written into the graph: each recomputed node gets a copy "<node>.recompute"
+ * placed just before the first backward node that needs it, and the backward reads the copies'
+ * outputs "<tensor>.recompute". The same kernels run on the same inputs, so losses and
+ * gradients are bitwise those of `none`; the memory plan sees the shorter lifetimes.
+ * docs/checkpointing.md derives the cut. */
+typedef enum autosp_ac_policy {
+    AUTOSP_AC_NONE,
+    AUTOSP_AC_FULL,
+    AUTOSP_AC_MINCUT_CONSERVATIVE,
+    AUTOSP_AC_SAC,
+} autosp_ac_policy_t;
+
+typedef struct autosp_ac_config {
+    autosp_ac_policy_t policy;
+    double recompute_budget;  /* sac: extra modelled step time allowed, a fraction (0.10) */
+    bool recompute_attention; /* sac may recompute attention too (default false) */
+    autosp_machine_t machine; /* the cost model's rates */
+} autosp_ac_config_t;
+
+/* sac, budget 0.10, attention kept, autosp_machine_default() */
+autosp_ac_config_t autosp_ac_config_default(void);
+/* "none", "full", "mincut-conservative", "sac" */
+const char *autosp_ac_policy_name(autosp_ac_policy_t policy);
+/* AUTOSP_ERR_INVALID naming the accepted names when `name` is none of them. */
+autosp_status_t autosp_ac_policy_parse(const char *name, autosp_ac_policy_t *policy,
+                                       autosp_error_t *err);
+
+typedef struct autosp_ac_report {
+    autosp_ac_policy_t policy;
+    int saved_tensors;                      /* forward tensors kept until the backward reads them */
+    int64_t saved_bytes;                    /* their bytes (a view counts its source once) */
+    int recomputed_nodes;                   /* forward nodes run again in the backward */
+    double recompute_flops;                 /* FLOPs of those copies */
+    double recompute_seconds, step_seconds; /* modelled; step: the joint graph before */
+    double step_flops;
+} autosp_ac_report_t;
+
+/* Applies cfg's policy to a joint graph (autodiff's output; the loss is output 0) whose symbols
+ * are all bound. Returns a new graph, which records the report. */
+autosp_graph_t *autosp_checkpoint(const autosp_graph_t *joint, const autosp_ac_config_t *cfg,
+                                  autosp_error_t *err);
+/* The report of the checkpoint pass g went through (later passes keep it; it is not saved in
+ * JSON), or NULL. Owned by g. */
+const autosp_ac_report_t *autosp_graph_checkpoint_report(const autosp_graph_t *g);
+
 typedef struct autosp_parallel_config {
-    int sp, dp;           /* world = sp x dp ranks */
-    int64_t bucket_bytes; /* grad_sync: a bucket closes once it holds this many gradient bytes
-                           * (so it may overshoot by its last tensor) or 8 tensors */
+    int sp, dp;            /* world = sp x dp ranks */
+    int64_t bucket_bytes;  /* grad_sync: a bucket closes once it holds this many gradient bytes
+                            * (so it may overshoot by its last tensor) or 8 tensors */
+    autosp_ac_config_t ac; /* autosp_compile_training checkpoints the joint graph with it */
 } autosp_parallel_config_t;
 
-/* sp 1, dp 1, 25 MiB buckets (PyTorch DDP's default) */
+/* sp 1, dp 1, 25 MiB buckets (PyTorch DDP's default), autosp_ac_config_default() */
 autosp_parallel_config_t autosp_parallel_config_default(void);
 
 /* sp_shard, ulysses, exact_loss: the per-rank forward program. */
 autosp_graph_t *autosp_parallelize(const autosp_graph_t *forward,
                                    const autosp_parallel_config_t *cfg, autosp_error_t *err);
-/* autosp_parallelize, autodiff, grad_sync: the per-rank training step (loss and gradients). */
+/* autosp_parallelize, autodiff, checkpoint (cfg->ac), grad_sync: the per-rank training step
+ * (loss and gradients). A world of one rank (sp = dp = 1) skips the parallel passes: autodiff
+ * and checkpoint only. */
 autosp_graph_t *autosp_compile_training(const autosp_graph_t *forward,
                                         const autosp_parallel_config_t *cfg, autosp_error_t *err);
+
+/* ---- planning ------------------------------------------------------------------------------
+ * "How long a context can I train?": the largest S (a multiple of `multiple` and of sp, at most
+ * `limit`) whose step, compiled with cfg (policy, sp, dp) at that S, plans within mem_bytes
+ * per rank (autosp_plan_memory). Each candidate is compiled for real, so checkpointing
+ * decisions that change with S are in the answer; the search doubles then bisects, which
+ * assumes the plan grows with S (every activation of a transformer does). */
+typedef struct autosp_seq_query {
+    const char *symbol; /* the sequence-length symbol, "S" in the bundled models */
+    int64_t multiple;   /* candidates are multiples of this */
+    int64_t limit;      /* the largest candidate */
+    int64_t mem_bytes;  /* one rank's memory */
+    int zero_stage;     /* 0 or 1 (autosp_plan_memory) */
+} autosp_seq_query_t;
+
+typedef struct autosp_seq_answer {
+    int64_t seq;               /* 0: even the smallest candidate does not fit */
+    autosp_memory_plan_t plan; /* at seq */
+    autosp_ac_report_t ac;     /* at seq */
+} autosp_seq_answer_t;
+
+autosp_status_t autosp_max_seq(const autosp_graph_t *forward, const autosp_parallel_config_t *cfg,
+                               const autosp_seq_query_t *query, autosp_seq_answer_t *answer,
+                               autosp_error_t *err);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,7 @@
 #define AUTOSP_TRAIN_H
 
 #include "autosp/graph.h"
+#include "autosp/passes.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -28,6 +29,7 @@ typedef struct autosp_train_config {
     float beta1, beta2, eps;
     float weight_decay; /* decoupled (AdamW); applied to matrices only, not to norms and biases */
     float grad_clip;    /* clip the global gradient norm to this; 0 disables */
+    autosp_ac_config_t ac; /* activation checkpointing of the step (autosp/passes.h) */
 } autosp_train_config_t;
 
 /* lr 3e-4, min_lr_ratio 0.1, warmup 0, total 1000, betas (0.9, 0.95), eps 1e-8, weight decay
@@ -84,7 +86,8 @@ typedef struct autosp_step_stats {
     float loss;      /* before the update */
     float grad_norm; /* global L2 norm before clipping */
     float lr;        /* used for this step */
-    double flops;    /* FLOPs of one run of the joint graph (op-table count) */
+    double flops;    /* the model's FLOPs in one run of the step (op-table count; nodes
+                      * that checkpointing recomputes count once) */
 } autosp_step_stats_t;
 
 /* Forward and backward only: loss and gradients, no update. */
