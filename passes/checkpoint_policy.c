@@ -60,8 +60,15 @@ static autosp_status_t costs(ckpt_t *ck) {
 
 autosp_status_t ckpt_analyse(ckpt_t *ck) {
     const autosp_graph_t *g = ck->g;
-    autosp_status_t st = autosp_graph_verify(g, AUTOSP_VERIFY_BOUND, ck->err);
+    autosp_status_t st = autosp_graph_verify(g, 0, ck->err);
     if (st != AUTOSP_OK) return st;
+    autosp_error_t unbound;
+    bool bound = autosp_graph_verify(g, AUTOSP_VERIFY_BOUND, &unbound) == AUTOSP_OK;
+    if (!bound && ck->cfg->policy != AUTOSP_AC_NONE)
+        return set_error(ck->err, AUTOSP_ERR_INVALID,
+                         "checkpoint: policy %s needs every symbol bound for its cost model: %s "
+                         "(or use policy none)",
+                         autosp_ac_policy_name(ck->cfg->policy), unbound.message);
     int loss_node = g->n_outputs ? g->tensors[g->outputs[0]].producer : -1;
     if (loss_node < 0)
         return pass_fail(ck->err, PASS, g, -1,
@@ -83,7 +90,7 @@ autosp_status_t ckpt_analyse(ckpt_t *ck) {
         }
         for (int k = 0; k < n->n_out; k++) ck->param_dependent[n->out[k]] = dep;
     }
-    return costs(ck);
+    return bound ? costs(ck) : AUTOSP_OK; /* policy none needs no costs */
 }
 
 /* ---- full: the layers' inputs ----------------------------------------------------------- */

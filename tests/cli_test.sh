@@ -62,6 +62,32 @@ contains autodiff "$tmp/stdout" "attention_backward"
 contains autodiff "$tmp/joint.json" "\"blk1.w2.grad\""
 check autodiff_reload 0 "$compile" "$tmp/joint.json"
 
+# activation checkpointing and memory planning
+check ac_info 0 "$compile" "$src/examples/llama-tiny.json" --autodiff --set S=64 --ac full --info
+contains ac_info "$tmp/stdout" "checkpointing (full):"
+contains ac_info "$tmp/stdout" "memory plan of one rank (ZeRO-0)"
+check ac_joint 0 "$compile" "$src/examples/llama-tiny.json" --autodiff --set S=64 -o "$tmp/sac.json"
+contains ac_joint "$tmp/sac.json" ".recompute\""
+check ac_bad 2 "$compile" "$src/examples/llama-tiny.json" --autodiff --set S=64 --ac selective
+contains ac_bad "$tmp/stderr" "--ac: checkpointing policy \"selective\": expected none, full, mincut-conservative or sac"
+check ac_budget_bad 2 "$compile" "$src/examples/llama-tiny.json" --autodiff --set S=64 --recompute-budget -1
+contains ac_budget_bad "$tmp/stderr" "--recompute-budget \"-1\": expected a fraction"
+check ac_unbound 2 "$compile" "$src/examples/llama-tiny.json" --autodiff
+contains ac_unbound "$tmp/stderr" "checkpoint: policy sac needs every symbol bound for its cost model: symbol \"S\" is unbound"
+check ac_none_unbound 0 "$compile" "$src/examples/llama-tiny.json" --autodiff --ac none -o "$tmp/none.json"
+check max_seq_no_mem 2 "$compile" "$src/examples/llama-tiny.json" --max-seq
+contains max_seq_no_mem "$tmp/stderr" "--max-seq needs --mem BYTES"
+check mem_no_max_seq 2 "$compile" "$src/examples/llama-tiny.json" --mem 1GiB
+contains mem_no_max_seq "$tmp/stderr" "--mem is only used by --max-seq"
+check mem_bad 2 "$compile" "$src/examples/llama-tiny.json" --max-seq --mem 12parsecs
+contains mem_bad "$tmp/stderr" "--mem \"12parsecs\": expected a size such as 80GiB"
+check max_seq 0 "$compile" "$src/examples/llama-small.json" --sp 2 --max-seq --mem 256MiB --seq-step 512
+contains max_seq "$tmp/stdout" "2 ranks of 0.25 GiB, ZeRO-1"
+contains max_seq "$tmp/stdout" "mincut-conservative     2    1"
+contains max_seq "$tmp/stdout" "sac                     1    2"
+check max_seq_tiny 0 "$compile" "$src/examples/llama-small.json" --max-seq --mem 1MiB
+contains max_seq_tiny "$tmp/stdout" "(not even S = 1024 fits)"
+
 # sequence parallelism: the per-rank program, its collectives, and every validation error
 check sp 0 "$compile" "$src/examples/llama-tiny.json" --sp 2 --autodiff --set S=64 --info \
     -o "$tmp/sp2.json" --dot "$tmp/sp2.dot"

@@ -14,7 +14,10 @@
  * for the parameters' 2-norm. Element by element the parameters get a looser bound, 1e-2 of
  * the tensor's largest change: AdamW divides each gradient by its own running size, so an
  * element whose gradient is near zero (1e-8) turns the gradient's rounding (1e-9) into a
- * visible part of its update; the worst element measured is 7e-4. */
+ * visible part of its update; the worst element measured is 7e-4.
+ *
+ * Both sides use the default checkpointing (sac); run_policies checks every policy against
+ * none bitwise at sp 2 and 4. */
 #include <math.h>
 #include <mpi.h>
 #include <string.h>
@@ -238,6 +241,69 @@ static void run_case(const sp_case_t *c) {
     autosp_comm_free(comm);
 }
 
+/* Checkpointing at sp > 1: every policy's per-rank step gives bitwise the loss and gradients
+ * of `none` on every rank (the copies rerun the same kernels and collectives on the same
+ * values), also after 3 AdamW steps. */
+static void run_policies(const sp_case_t *c) {
+    if (c->sp * c->dp != world_size) return;
+    static const autosp_ac_policy_t policies[] = {AUTOSP_AC_NONE, AUTOSP_AC_MINCUT_CONSERVATIVE,
+                                                  AUTOSP_AC_SAC, AUTOSP_AC_FULL};
+    autosp_error_t err;
+    autosp_comm_t *comm = autosp_comm_new(MPI_COMM_WORLD, c->sp, &err);
+    assert_non_null(comm);
+    autosp_graph_t *per_rank = model(c, c->batch);
+    batch_t b = make_batch(c->batch * c->dp, c->seq, 256, 91);
+    autosp_trainer_t *tr[4];
+    float loss[4][2];
+    for (int p = 0; p < 4; p++) {
+        autosp_train_config_t cfg = autosp_train_config_default();
+        cfg.ac.policy = policies[p];
+        tr[p] = autosp_trainer_new_comm(per_rank, &cfg, comm, &err);
+        if (!tr[p]) fail_msg("%s", err.message);
+        autosp_trainer_init_params(tr[p], 99);
+        feed(tr[p], &b, c->segments);
+        assert_int_equal(autosp_trainer_compute(tr[p], &loss[p][0], &err), AUTOSP_OK);
+    }
+    int mismatches = 0, recomputed = 0;
+    for (int p = 1; p < 4; p++) {
+        recomputed +=
+            autosp_graph_checkpoint_report(autosp_trainer_graph(tr[p]))->recomputed_nodes > 0;
+        mismatches += memcmp(&loss[p][0], &loss[0][0], sizeof(float)) != 0;
+        const autosp_graph_t *j = autosp_trainer_graph(tr[0]);
+        for (autosp_tensor_t t = 0; t < autosp_graph_num_tensors(j); t++) {
+            if (autosp_tensor_kind(j, t) != AUTOSP_KIND_PARAM) continue;
+            char name[AUTOSP_MAX_NAME + 8];
+            snprintf(name, sizeof name, "%s.grad", autosp_tensor_name(j, t));
+            mismatches += memcmp(autosp_trainer_data(tr[p], name), autosp_trainer_data(tr[0], name),
+                                 sizeof(float) * (size_t)autosp_tensor_numel(j, t)) != 0;
+        }
+    }
+    for (int p = 0; p < 4; p++) {
+        for (int s = 0; s < 3; s++)
+            assert_int_equal(autosp_trainer_step(tr[p], NULL, &err), AUTOSP_OK);
+        assert_int_equal(autosp_trainer_compute(tr[p], &loss[p][1], &err), AUTOSP_OK);
+        mismatches += memcmp(&loss[p][1], &loss[0][1], sizeof(float)) != 0;
+    }
+    mismatches = (int)world_max((float)mismatches);
+    if (world_rank == 0)
+        printf("%-14s sp=%d: none, mincut-conservative, sac, full: %d tensors differ bitwise "
+               "(loss %.7f, after 3 steps %.7f)\n",
+               c->preset, c->sp, mismatches, loss[0][0], loss[0][1]);
+    assert_int_equal(recomputed, 3);
+    assert_int_equal(mismatches, 0);
+    for (int p = 0; p < 4; p++) autosp_trainer_free(tr[p]);
+    free_batch(&b);
+    autosp_graph_free(per_rank);
+    autosp_comm_free(comm);
+}
+
+#define POLICIES(name, ...)                                                                        \
+    static void name(void **state) {                                                               \
+        run_policies(&(sp_case_t){__VA_ARGS__});                                                   \
+    }
+POLICIES(llama_sp2_policies, "llama-tiny", .sp = 2, .dp = 1, .batch = 1, .seq = 64)
+POLICIES(gpt2_sp4_policies, "gpt2-tiny", .sp = 4, .dp = 1, .batch = 1, .seq = 64, .segments = true)
+
 #define CASE(name, ...)                                                                            \
     static void name(void **state) {                                                               \
         run_case(&(sp_case_t){__VA_ARGS__});                                                       \
@@ -257,10 +323,11 @@ int main(int argc, char **argv) {
     MPI_Comm_size(MPI_COMM_WORLD, &world_size);
     openblas_set_num_threads(1); /* ranks x threads within the cores */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(llama_sp2),         cmocka_unit_test(llama_gqa_sp2),
-        cmocka_unit_test(gpt2_sp2_segments), cmocka_unit_test(llama_dp2),
-        cmocka_unit_test(llama_sp4),         cmocka_unit_test(llama_gqa_sp4),
-        cmocka_unit_test(gpt2_sp4_segments), cmocka_unit_test(llama_dp2_sp2),
+        cmocka_unit_test(llama_sp2),          cmocka_unit_test(llama_gqa_sp2),
+        cmocka_unit_test(gpt2_sp2_segments),  cmocka_unit_test(llama_dp2),
+        cmocka_unit_test(llama_sp4),          cmocka_unit_test(llama_gqa_sp4),
+        cmocka_unit_test(gpt2_sp4_segments),  cmocka_unit_test(llama_dp2_sp2),
+        cmocka_unit_test(llama_sp2_policies), cmocka_unit_test(gpt2_sp4_policies),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();

@@ -167,7 +167,7 @@ static int print_step(const options_t *o, const autosp_graph_t *g) {
            "  parameters %.3f, gradients %.3f, f32 master weights %.3f, AdamW m and v %.3f\n"
            "  inputs %.3f, activations at most %.3f, collective buffer at most %.3f, "
            "workspace at most %.3f\n"
-           "  arena %.3f + master + optimizer = total %.3f\n",
+           "  arena %.3f + master + optimizer = total %.6f\n",
            (int)o->zero, gib(m.params), gib(m.grads), gib(m.master), gib(m.optimizer),
            gib(m.inputs), gib(m.activations), gib(m.comm), gib(m.workspace), gib(m.arena),
            gib(m.total));
