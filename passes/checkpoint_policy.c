@@ -170,7 +170,7 @@ static autosp_status_t find_layers(const ckpt_t *ck, int n_fwd, layers_t *l) {
 
 /* ---- the policies ----------------------------------------------------------------------- */
 
-/* full: only the layers' inputs (free) and data values are kept; the head is left alone. */
+/* full: only the layers' inputs (free), data values and the head are kept. */
 static autosp_status_t full_capacities(ckpt_t *ck, const layers_t *l, int n_fwd) {
     const autosp_graph_t *g = ck->g;
     if (l->count == 0 || l->missing)
@@ -186,7 +186,6 @@ static autosp_status_t full_capacities(ckpt_t *ck, const layers_t *l, int n_fwd)
         else if (ck->param_dependent[t] && p >= 0 && p < l->head_from)
             ck->save_cost[t] = MAXFLOW_INF;
     }
-    for (int i = l->head_from; i < n_fwd; i++) ck->banned[i] = true;
     return AUTOSP_OK;
 }
 
@@ -204,13 +203,15 @@ autosp_status_t ckpt_policy(ckpt_t *ck) {
         /* values computed from data alone (masks, target counts) are kept: they do not grow
          * with the model, and recomputing a collective for a few bytes is never worth it.
          * So are the layers' inputs: recomputing one needs the layer before it, and a chain of
-         * copies made in the last layer's backward would hold every layer's input at once. */
+         * copies made in the last layer's backward would hold every layer's input at once.
+         * And the head after the last layer (final norm, logits, loss): the backward starts
+         * with it, so its values are live when the forward ends whether kept or recomputed. */
         bool data = true, layer_input = false;
         for (int k = 0; k < n->n_out; k++) {
             data &= !ck->param_dependent[n->out[k]];
             layer_input |= l.input[n->out[k]];
         }
-        bool banned = data || (layer_input && policy != AUTOSP_AC_FULL);
+        bool banned = data || (layer_input && policy != AUTOSP_AC_FULL) || i >= l.head_from;
         if (policy == AUTOSP_AC_MINCUT_CONSERVATIVE) banned |= cls != RECOMPUTE_CHEAP;
         if (policy == AUTOSP_AC_SAC)
             banned |= cls == RECOMPUTE_ATTENTION && !ck->cfg->recompute_attention;

@@ -12,7 +12,8 @@ static void usage(FILE *out) {
     fprintf(
         out,
         "usage: autosp-compile IN.json [-o OUT.json] [--set SYM=VAL]... [--sp P] [--dp D]\n"
-        "                      [--autodiff [--ac POLICY] [--recompute-budget F]] [--info]\n"
+        "                      [--autodiff [--ac POLICY] [--recompute-budget F] [--machine M]]\n"
+        "                      [--info]\n"
         "                      [--dot OUT.dot] [--zero 0|1] [--max-seq --mem BYTES]\n"
         "\n"
         "Loads and verifies a graph (docs/json-format.md), binds shape symbols, and writes it.\n"
@@ -30,6 +31,9 @@ static void usage(FILE *out) {
         "                         mincut-conservative or sac (default sac; docs/checkpointing.md)\n"
         "  --recompute-budget F   sac: recompute at most F of the step's modelled time\n"
         "                         (default 0.1)\n"
+        "  --machine M            the cost model's machine: cpu (default: 100 GFLOP/s, 10 GB/s\n"
+        "                         memory, 5 GB/s network), h100 (600 TFLOP/s, 3 TB/s, 200 GB/s),\n"
+        "                         or FLOPS,MEM_BYTES,NET_BYTES per second\n"
         "  --info                 print nodes by op, parameter count, the FLOPs of one run\n"
         "                         (forward, or forward and backward after --autodiff), the\n"
         "                         bytes of every activation and every collective with the\n"
@@ -61,6 +65,25 @@ typedef struct options {
     autosp_ac_config_t ac;
 } options_t;
 
+/* cpu, h100 (sustained, not peak: about 60% of the bf16 dense peak, HBM3, NVLink all-to-all),
+ * or three rates. */
+static bool parse_machine(const char *s, autosp_machine_t *m) {
+    if (!strcmp(s, "cpu")) {
+        *m = autosp_machine_default();
+        return true;
+    }
+    if (!strcmp(s, "h100")) {
+        *m = (autosp_machine_t){600e12, 3e12, 200e9};
+        return true;
+    }
+    char extra;
+    double f, b, n;
+    if (sscanf(s, "%lf,%lf,%lf%c", &f, &b, &n, &extra) != 3 || !(f > 0 && b > 0 && n > 0))
+        return false;
+    *m = (autosp_machine_t){f, b, n};
+    return true;
+}
+
 static int parse_args(int argc, char **argv, options_t *o) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -78,6 +101,13 @@ static int parse_args(int argc, char **argv, options_t *o) {
             if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
             int rc = cli_parse_ac(prog, a, argv[++i], &o->ac);
             if (rc) return rc;
+        } else if (!strcmp(a, "--machine")) {
+            if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
+            if (!parse_machine(argv[++i], &o->ac.machine))
+                return cli_usage_error(prog,
+                                       "--machine \"%s\": expected cpu, h100 or three positive "
+                                       "rates FLOPS,MEM_BYTES,NET_BYTES (e.g. 1e14,2e12,1e11)",
+                                       argv[i]);
         } else if (!strcmp(a, "--mem")) {
             if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
             if (!cli_parse_bytes(argv[++i], &o->mem))
