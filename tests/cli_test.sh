@@ -65,7 +65,7 @@ check autodiff_reload 0 "$compile" "$tmp/joint.json"
 # activation checkpointing and memory planning
 check ac_info 0 "$compile" "$src/examples/llama-tiny.json" --autodiff --set S=64 --ac full --info
 contains ac_info "$tmp/stdout" "checkpointing (full):"
-contains ac_info "$tmp/stdout" "memory plan of one rank (ZeRO-0)"
+contains ac_info "$tmp/stdout" "memory plan of one rank (ZeRO-0):"
 check ac_joint 0 "$compile" "$src/examples/llama-tiny.json" --autodiff --set S=64 -o "$tmp/sac.json"
 contains ac_joint "$tmp/sac.json" ".recompute\""
 check ac_bad 2 "$compile" "$src/examples/llama-tiny.json" --autodiff --set S=64 --ac selective

@@ -180,6 +180,19 @@ static double gib(int64_t bytes) {
     return (double)bytes / (1 << 30);
 }
 
+/* "12.35 GiB" or "3.50 MiB"; each call uses the next of a few buffers, so one printf can
+ * take several. */
+static const char *human(int64_t bytes) {
+    static char text[12][32];
+    static int next;
+    char *t = text[next++ % 12];
+    if (bytes >= (int64_t)1 << 30)
+        snprintf(t, sizeof text[0], "%.2f GiB", gib(bytes));
+    else
+        snprintf(t, sizeof text[0], "%.2f MiB", (double)bytes / (1 << 20));
+    return t;
+}
+
 /* --info of a training step: what checkpointing chose and the memory plan of one rank. */
 static int print_step(const options_t *o, const autosp_graph_t *g) {
     const autosp_ac_report_t *r = autosp_graph_checkpoint_report(g);
@@ -187,20 +200,20 @@ static int print_step(const options_t *o, const autosp_graph_t *g) {
     autosp_error_t err;
     if (autosp_plan_memory(g, (int)o->zero, &m, &err) != AUTOSP_OK) return cli_fail(prog, &err);
     if (r)
-        printf("\ncheckpointing (%s): %d tensors saved for the backward (%.3f GiB); %d nodes "
+        printf("\ncheckpointing (%s): %d tensors saved for the backward (%s); %d nodes "
                "recomputed, %.4g FLOPs = %.1f%% of the step's, %.1f%% of its modelled time\n",
-               autosp_ac_policy_name(r->policy), r->saved_tensors, gib(r->saved_bytes),
+               autosp_ac_policy_name(r->policy), r->saved_tensors, human(r->saved_bytes),
                r->recomputed_nodes, r->recompute_flops,
                100 * r->recompute_flops / (r->step_flops > 0 ? r->step_flops : 1),
                100 * r->recompute_seconds / (r->step_seconds > 0 ? r->step_seconds : 1));
-    printf("\nmemory plan of one rank (ZeRO-%d), GiB:\n"
-           "  parameters %.3f, gradients %.3f, f32 master weights %.3f, AdamW m and v %.3f\n"
-           "  inputs %.3f, activations at most %.3f, collective buffer at most %.3f, "
-           "workspace at most %.3f\n"
-           "  arena %.3f + master + optimizer = total %.6f\n",
-           (int)o->zero, gib(m.params), gib(m.grads), gib(m.master), gib(m.optimizer),
-           gib(m.inputs), gib(m.activations), gib(m.comm), gib(m.workspace), gib(m.arena),
-           gib(m.total));
+    printf("\nmemory plan of one rank (ZeRO-%d):\n"
+           "  parameters %s, gradients %s, f32 master weights %s, AdamW m and v %s\n"
+           "  inputs %s, activations at most %s, collective buffer at most %s, workspace at "
+           "most %s\n"
+           "  arena %s + master + optimizer = total %s\n",
+           (int)o->zero, human(m.params), human(m.grads), human(m.master), human(m.optimizer),
+           human(m.inputs), human(m.activations), human(m.comm), human(m.workspace), human(m.arena),
+           human(m.total));
     return 0;
 }
 
