@@ -16,11 +16,10 @@
  * A benchmark, not a test: it prints and asserts nothing. Exit 0 ok, 2 bad flags; a library
  * error aborts the whole job (MPI_Abort), so no rank waits forever in a collective.
  */
-#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#define BENCH_NAME "bench_sp"
+#include "bench_mpi.h" /* first: it defines _GNU_SOURCE */
 
-#include <cblas.h>
 #include <mpi.h>
-#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,13 +31,10 @@
 #include <autosp/autosp.h>
 
 #include "bench_util.h"
-#include <autosp/comm.h>
 
 #include "memplan.h"
 
-#define TOKEN_RANGE  256  /* random tokens in [0, 256): every preset's vocabulary is >= 256 */
-#define IGNORE_LABEL -100 /* cross_entropy's ignore_index: the last token predicts nothing */
-#define MAX_STEPS    1000
+#define MAX_STEPS 1000
 
 typedef struct options {
     const char *preset;
@@ -58,16 +54,6 @@ enum { ROW_FIELDS = sizeof(row_t) / sizeof(double) };
 
 static double mib(double bytes) {
     return bytes / (1024.0 * 1024.0);
-}
-
-/* A library error on one rank would leave the others blocked in the next collective: stop the
- * whole job instead. */
-static void check(autosp_status_t st, const autosp_error_t *err, const char *what) {
-    if (st == AUTOSP_OK) return;
-    int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    fprintf(stderr, "bench_sp: rank %d: %s: %s\n", rank, what, err->message);
-    MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
 /* ---- time inside MPI, by collective ------------------------------------------------------
@@ -97,47 +83,6 @@ int MPI_Allreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype da
 }
 
 /* ---- the model and its inputs ------------------------------------------------------------ */
-
-static autosp_graph_t *build_forward(const options_t *o) {
-    autosp_model_config_t mc;
-    autosp_error_t err = {0};
-    if (!autosp_model_preset(o->preset, &mc)) {
-        snprintf(err.message, sizeof err.message, "unknown preset \"%s\"", o->preset);
-        check(AUTOSP_ERR_INVALID, &err, "model");
-    }
-    autosp_graph_t *g = autosp_model_build(&mc, o->preset, &err);
-    check(g ? AUTOSP_OK : err.status, &err, "autosp_model_build");
-    check(autosp_symbol_bind(g, "B", 1, &err), &err, "bind B");
-    check(autosp_symbol_bind(g, "S", o->seq, &err), &err, "bind S");
-    return g;
-}
-
-static uint64_t lcg_next(uint64_t *s) {
-    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
-    return *s >> 33;
-}
-
-/* The whole sequence, identical on every rank (same seed): random tokens, labels = the next
- * token (the last ignored), global positions. Each rank's trainer takes its own slice. */
-static void feed_sequence(autosp_trainer_t *tr, int64_t seq) {
-    int32_t *buf = malloc(3 * (size_t)seq * sizeof *buf);
-    autosp_error_t err = {0};
-    if (!buf) {
-        snprintf(err.message, sizeof err.message, "out of memory for %lld tokens", (long long)seq);
-        check(AUTOSP_ERR_NOMEM, &err, "inputs");
-    }
-    int32_t *tokens = buf, *labels = buf + seq, *positions = buf + 2 * seq;
-    uint64_t s = 0x5eed;
-    for (int64_t i = 0; i < seq; i++) {
-        tokens[i] = (int32_t)(lcg_next(&s) % TOKEN_RANGE);
-        positions[i] = (int32_t)i;
-    }
-    for (int64_t i = 0; i < seq; i++) labels[i] = i + 1 < seq ? tokens[i + 1] : IGNORE_LABEL;
-    check(autosp_trainer_feed(tr, "tokens", tokens, &err), &err, "feed tokens");
-    check(autosp_trainer_feed(tr, "labels", labels, &err), &err, "feed labels");
-    check(autosp_trainer_feed(tr, "positions", positions, &err), &err, "feed positions");
-    free(buf);
-}
 
 /* ---- the memory plan's split ------------------------------------------------------------- */
 
@@ -174,11 +119,6 @@ static double single_device_acts(const autosp_graph_t *forward) {
 
 /* ---- timing ------------------------------------------------------------------------------ */
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* warmup untimed steps, then steps timed one by one. The barrier lines the ranks up so the
  * first timed step does not absorb another rank's late start as collective wait. */
 static void time_steps(autosp_trainer_t *tr, const options_t *o, row_t *r) {
@@ -199,9 +139,7 @@ static void time_steps(autosp_trainer_t *tr, const options_t *o, row_t *r) {
     r->a2a_s = coll_seconds[COLL_A2A] / o->steps;
     r->allreduce_s = coll_seconds[COLL_ALLREDUCE] / o->steps;
     r->comm_share = total > 0 ? r->comm_s * o->steps / total : 0;
-    qsort(times, (size_t)o->steps, sizeof *times, cmp_double);
-    r->step_s =
-        o->steps % 2 ? times[o->steps / 2] : 0.5 * (times[o->steps / 2 - 1] + times[o->steps / 2]);
+    r->step_s = median(times, o->steps);
 }
 
 /* ---- output ------------------------------------------------------------------------------ */
@@ -241,26 +179,14 @@ static const char USAGE[] =
     "usage: mpirun -np P bench_sp [--header] [--preset NAME] [--seq S] [--steps N] [--warmup W]\n"
     "  sp = P (every rank); defaults: llama-small, S=4096, 3 timed steps after 1 warm-up\n";
 
-/* Every rank parses the flags, but only rank 0 should complain: the message goes to why. */
-static int parse_int(const char *flag, const char *s, long min, long max, int64_t *out, char *why,
-                     size_t why_size) {
-    char *end;
-    long long v = s ? strtoll(s, &end, 10) : 0;
-    if (!s || *end != '\0' || v < min || v > max) {
-        snprintf(why, why_size, "bench_sp: %s expects an integer in %ld..%ld, found \"%s\"\n", flag,
-                 min, max, s ? s : "");
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 /* 0 ok, 1 --help, -1 bad flags (why says which). */
-static int parse_options(int argc, char **argv, options_t *o, char *why, size_t why_size) {
+static int parse_options(int argc, char **argv, void *options, char *why, size_t why_size) {
+    options_t *o = options;
     *o = (options_t){.preset = "llama-small", .seq = 4096, .steps = 3, .warmup = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t n = 0;
+        int timing;
         if (strcmp(a, "--header") == 0) {
             o->header = 1;
             continue;
@@ -271,12 +197,9 @@ static int parse_options(int argc, char **argv, options_t *o, char *why, size_t 
         } else if (strcmp(a, "--seq") == 0) {
             if (parse_int(a, v, 1, 1 << 24, &n, why, why_size) != 0) return -1;
             o->seq = n;
-        } else if (strcmp(a, "--steps") == 0) {
-            if (parse_int(a, v, 1, MAX_STEPS, &n, why, why_size) != 0) return -1;
-            o->steps = (int)n;
-        } else if (strcmp(a, "--warmup") == 0) {
-            if (parse_int(a, v, 0, MAX_STEPS, &n, why, why_size) != 0) return -1;
-            o->warmup = (int)n;
+        } else if ((timing = parse_timing(a, v, MAX_STEPS, &o->steps, &o->warmup, why, why_size)) <=
+                   0) {
+            if (timing < 0) return -1;
         } else {
             snprintf(why, why_size, "bench_sp: unknown argument \"%s\"\n%s", a, USAGE);
             return -1;
@@ -286,30 +209,13 @@ static int parse_options(int argc, char **argv, options_t *o, char *why, size_t 
     return 0;
 }
 
-/* Ranks x threads must not exceed the cores, or OpenBLAS threads fight over them. */
-static int set_threads(const autosp_comm_t *comm) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int local = autosp_comm_local_size(comm);
-    int threads = cores > 0 ? (int)(cores / (local > 0 ? local : 1)) : 1;
-    threads = threads < 1 ? 1 : threads;
-    openblas_set_num_threads(threads);
-    return threads;
-}
-
-/* mpirun binds each of up to 2 ranks to one core: then a rank's 2 threads share that core,
- * and the row would time the binding, not the code. */
-static int pinned_below(int threads) {
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) != 0) return 0;
-    return CPU_COUNT(&set) < threads;
-}
-
 static void run(const options_t *o, const autosp_comm_t *comm, row_t *r) {
     autosp_error_t err = {0};
     r->threads = set_threads(comm);
     r->pinned = pinned_below((int)r->threads);
-    autosp_graph_t *forward = build_forward(o);
+    autosp_graph_t *forward = build_preset(o->preset, o->seq);
     autosp_train_config_t tc = autosp_train_config_default();
+    tc.ac.policy = AUTOSP_AC_NONE; /* what sequence parallelism alone does (bench_ac: the rest) */
     autosp_trainer_t *tr = autosp_trainer_new_comm(forward, &tc, comm, &err);
     check(tr ? AUTOSP_OK : err.status, &err, "autosp_trainer_new_comm");
     autosp_trainer_init_params(tr, 1234);
@@ -325,21 +231,11 @@ static void run(const options_t *o, const autosp_comm_t *comm, row_t *r) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
-    int rank = 0, size = 1;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
     options_t o;
-    char why[512] = "";
-    int parsed = parse_options(argc, argv, &o, why, sizeof why);
-    if (parsed != 0) {
-        if (rank == 0) fputs(parsed > 0 ? USAGE : why, parsed > 0 ? stdout : stderr);
-        MPI_Finalize();
-        return parsed > 0 ? 0 : 2;
-    }
-    autosp_error_t err = {0};
-    autosp_comm_t *comm = autosp_comm_new(MPI_COMM_WORLD, size, &err); /* sp = every rank */
-    check(comm ? AUTOSP_OK : err.status, &err, "autosp_comm_new");
+    int rank = 0, size = 1, exit_code = 0;
+    autosp_comm_t *comm =
+        bench_start(&argc, &argv, parse_options, &o, USAGE, &rank, &size, &exit_code);
+    if (!comm) return exit_code;
     if (rank == 0 && o.header) print_preamble(&o);
     row_t mine = {0}, worst;
     run(&o, comm, &mine);

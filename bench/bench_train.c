@@ -128,6 +128,7 @@ static autosp_status_t run_config(const bench_config_t *bc, int fixed_steps, ben
         (st = autosp_graph_summarize(g, &sum, err)) != AUTOSP_OK)
         goto done;
     autosp_train_config_t tc = autosp_train_config_default();
+    tc.ac.policy = AUTOSP_AC_NONE; /* the kernels' throughput; bench_ac measures checkpointing */
     if (!(tr = autosp_trainer_new(g, &tc, err))) {
         st = err->status;
         goto done;
