@@ -20,8 +20,7 @@
 static const char PASS[] = "checkpoint";
 enum { SOURCE, SINK, FIRST_VERTEX };
 
-static int node_vertex(const ckpt_t *ck, int i) {
-    (void)ck;
+static int node_vertex(int i) {
     return FIRST_VERTEX + i;
 }
 
@@ -40,7 +39,7 @@ static autosp_status_t build_cut(const ckpt_t *ck, maxflow_t *f) {
     for (int i = 0; i < g->n_nodes && ok; i++) {
         if (!ck->forward[i]) continue;
         const node_t *n = &g->nodes[i];
-        int v = node_vertex(ck, i);
+        int v = node_vertex(i);
         /* matmuls with the same input width free the same bytes per second of recompute;
          * a 1% tilt by position orders such ties, so the budget search can take them one at
          * a time instead of all or none */
@@ -68,7 +67,7 @@ static double take_cut(ckpt_t *ck, const maxflow_t *f) {
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         const node_t *n = &g->nodes[i];
         ck->recompute[i] = false;
-        if (!ck->forward[i] || maxflow_source_side(f, node_vertex(ck, i))) continue;
+        if (!ck->forward[i] || maxflow_source_side(f, node_vertex(i))) continue;
         for (int k = 0; k < n->n_out; k++) ck->recompute[i] |= ck->needed[n->out[k]];
         if (!ck->recompute[i]) continue;
         seconds += ck->seconds[i];
