@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -198,6 +199,15 @@ char *autosp_graph_save_string(const autosp_graph_t *g, autosp_error_t *err) {
     return b.data;
 }
 
+/* Fault injection for the tests: with AUTOSP_FAULT_KILL_BEFORE_RENAME set to a suffix, a write
+ * to a path ending in it dies by SIGKILL after the temporary file is complete and synced, just
+ * before the rename: the window a crash during a save would hit. */
+static void kill_if_injected(const char *path) {
+    const char *suffix = getenv("AUTOSP_FAULT_KILL_BEFORE_RENAME");
+    size_t n = suffix ? strlen(suffix) : 0, len = strlen(path);
+    if (n && len >= n && strcmp(path + len - n, suffix) == 0) raise(SIGKILL);
+}
+
 autosp_status_t autosp_write_file_atomic(const char *path, const void *data, size_t size,
                                          autosp_error_t *err) {
     size_t n = strlen(path);
@@ -223,6 +233,7 @@ autosp_status_t autosp_write_file_atomic(const char *path, const void *data, siz
     bool ok = left == 0 && fchmod(fd, 0644) == 0 && fsync(fd) == 0;
     if (!ok && left == 0) saved = errno;
     ok = close(fd) == 0 && ok;
+    kill_if_injected(path);
     if (ok && rename(tmp, path) != 0) {
         saved = errno;
         ok = false;

@@ -3,12 +3,14 @@
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
 
 #include "autosp/comm.h"
 #include "autosp/passes.h"
 #include "autosp/runtime.h"
+#include "autosp/safetensors.h"
 #include "autosp/train.h"
 #include "ir.h"
 
@@ -384,4 +386,107 @@ autosp_status_t autosp_trainer_step(autosp_trainer_t *tr, autosp_step_stats_t *s
             .step = tr->step, .loss = loss, .grad_norm = (float)norm, .lr = lr, .flops = tr->flops};
     tr->step++;
     return set_ok(err);
+}
+
+/* ---- checkpoints -------------------------------------------------------------------------- */
+
+/* Every parameter, then its m and v, as whole f32 tensors (the same on every rank). */
+static autosp_st_tensor_t *state_tensors(const autosp_trainer_t *tr,
+                                         char (*names)[AUTOSP_MAX_NAME + 8], int *n) {
+    const autosp_graph_t *j = tr->joint;
+    autosp_st_tensor_t *list = mem_calloc((size_t)(3 * tr->n_params + 1), sizeof *list);
+    if (!list) return NULL;
+    int p = 0;
+    *n = 0;
+    for (autosp_tensor_t t = 0; t < j->n_tensors; t++) {
+        const tensor_t *x = &j->tensors[t];
+        if (x->kind != AUTOSP_KIND_PARAM) continue;
+        const param_slot_t *s = &tr->params[p];
+        autosp_st_tensor_t base = {.dtype = AUTOSP_F32, .ndim = x->shape.ndim};
+        AUTOSP_ASSERT(shape_eval(j, &x->shape, base.shape, NULL) == EVAL_OK);
+        const float *data[3] = {s->value, s->m, s->v};
+        static const char *const suffix[3] = {"", ".adam_m", ".adam_v"};
+        for (int k = 0; k < 3; k++) {
+            snprintf(names[3 * p + k], sizeof names[0], "%s%s", x->name, suffix[k]);
+            list[*n] = base;
+            list[*n].name = names[3 * p + k];
+            list[(*n)++].data = data[k];
+        }
+        p++;
+    }
+    return list;
+}
+
+autosp_status_t autosp_trainer_save(const autosp_trainer_t *tr, const char *path,
+                                    const char *const *meta_keys, const char *const *meta_values,
+                                    int n_meta, autosp_error_t *err) {
+    enum { OWN = 2, MAX_META = 16 };
+    if (n_meta < 0 || n_meta > MAX_META - OWN)
+        return set_error(err, AUTOSP_ERR_INVALID, "checkpoint: %d metadata entries, at most %d",
+                         n_meta, MAX_META - OWN);
+    char step[32];
+    snprintf(step, sizeof step, "%d", tr->step);
+    const char *keys[MAX_META] = {"format", "step"},
+               *values[MAX_META] = {"autosp-checkpoint", step};
+    for (int i = 0; i < n_meta; i++) keys[OWN + i] = meta_keys[i], values[OWN + i] = meta_values[i];
+    char(*names)[AUTOSP_MAX_NAME + 8] = mem_calloc((size_t)(3 * tr->n_params + 1), sizeof *names);
+    int n = 0;
+    autosp_st_tensor_t *list = names ? state_tensors(tr, names, &n) : NULL;
+    autosp_status_t st =
+        list ? autosp_safetensors_write(path, list, n, keys, values, OWN + n_meta, err)
+             : nomem(err);
+    mem_free(list);
+    mem_free(names);
+    return st;
+}
+
+/* Copies the checkpoint's tensor `name` into dst (n floats), or says what is wrong with it. */
+static autosp_status_t load_tensor(const autosp_safetensors_t *f, const char *path,
+                                   const char *name, float *dst, int64_t n, autosp_error_t *err) {
+    const autosp_st_tensor_t *x = autosp_safetensors_find(f, name);
+    if (!x)
+        return set_error(err, AUTOSP_ERR_INVALID, "checkpoint \"%s\" has no tensor \"%s\"", path,
+                         name);
+    int64_t numel = 1;
+    for (int d = 0; d < x->ndim; d++) numel *= x->shape[d];
+    if (x->dtype != AUTOSP_F32 || numel != n)
+        return set_error(err, AUTOSP_ERR_INVALID,
+                         "checkpoint \"%s\": tensor \"%s\" has %lld %s elements, expected %lld f32",
+                         path, name, (long long)numel, autosp_dtype_name(x->dtype), (long long)n);
+    memcpy(dst, x->data, sizeof(float) * (size_t)n);
+    return AUTOSP_OK;
+}
+
+autosp_status_t autosp_trainer_load(autosp_trainer_t *tr, const char *path, autosp_error_t *err) {
+    autosp_safetensors_t *f = autosp_safetensors_open(path, err);
+    if (!f) return err->status;
+    const char *format = autosp_safetensors_metadata(f, "format");
+    const char *step = autosp_safetensors_metadata(f, "step");
+    char *end = NULL;
+    long s = step ? strtol(step, &end, 10) : -1;
+    autosp_status_t st = AUTOSP_OK;
+    if (!format || strcmp(format, "autosp-checkpoint") != 0 || !step || *end || s < 0)
+        st = set_error(err, AUTOSP_ERR_INVALID,
+                       "\"%s\" is not an autosp checkpoint (metadata \"format\": "
+                       "\"autosp-checkpoint\" and a \"step\" expected)",
+                       path);
+    const autosp_graph_t *j = tr->joint;
+    char name[AUTOSP_MAX_NAME + 8];
+    for (autosp_tensor_t t = 0, p = 0; st == AUTOSP_OK && t < j->n_tensors; t++) {
+        if (j->tensors[t].kind != AUTOSP_KIND_PARAM) continue;
+        param_slot_t *ps = &tr->params[p++];
+        float *dst[3] = {ps->value, ps->m, ps->v};
+        static const char *const suffix[3] = {"", ".adam_m", ".adam_v"};
+        for (int k = 0; k < 3 && st == AUTOSP_OK; k++) {
+            snprintf(name, sizeof name, "%s%s", j->tensors[t].name, suffix[k]);
+            st = load_tensor(f, path, name, dst[k], ps->n, err);
+        }
+    }
+    if (st == AUTOSP_OK) tr->step = (int)s;
+    autosp_safetensors_close(f);
+    return st == AUTOSP_OK ? set_ok(err) : st;
+}
+
+int autosp_trainer_steps_taken(const autosp_trainer_t *tr) {
+    return tr->step;
 }

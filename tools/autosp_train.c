@@ -16,8 +16,9 @@
 static const char *prog = "autosp-train";
 
 typedef struct options {
-    const char *model, *data, *save, *dump;
+    const char *model, *data, *save, *dump, *resume;
     int64_t seq_len, batch, steps, seed, log_every, warmup, sp, dp, threads; /* dp 0: N / sp */
+    int64_t save_every, until;                                               /* 0: never, the end */
     double lr, weight_decay, grad_clip, min_lr_ratio;
     bool init_only;
     autosp_ac_config_t ac;
@@ -82,6 +83,9 @@ static const flag_t flags[] = {
     {"--data", 's', OPT(data), 0, 0},
     {"--save", 's', OPT(save), 0, 0},
     {"--dump", 's', OPT(dump), 0, 0},
+    {"--resume", 's', OPT(resume), 0, 0},
+    {"--save-every", 'i', OPT(save_every), 1, 1e9},
+    {"--until", 'i', OPT(until), 1, 1e9},
     {"--seq-len", 'i', OPT(seq_len), 2, 1 << 24},
     {"--batch", 'i', OPT(batch), 1, 1 << 16},
     {"--sp", 'i', OPT(sp), 1, 1 << 20},
@@ -158,6 +162,10 @@ static int parse_args(int argc, char **argv, options_t *o) {
     if (!o->model) return cli_usage_error(prog, "--model is required");
     if (!o->data && !o->init_only) return cli_usage_error(prog, "--data is required");
     if (o->init_only && !o->save) return cli_usage_error(prog, "--init-only needs --save DIR");
+    if (o->save_every && !o->save) return cli_usage_error(prog, "--save-every needs --save DIR");
+    if (o->until > o->steps)
+        return cli_usage_error(prog, "--until %lld is past --steps %lld", (long long)o->until,
+                               (long long)o->steps);
     return 0;
 }
 
@@ -363,6 +371,62 @@ static int save_weights(autosp_trainer_t *tr, const feed_t *f, const char *dir) 
     return rc;
 }
 
+/* DIR/checkpoint.safetensors with the data position: batches are a function of the seed and
+ * the step, so the step (in the file) and the seed say where the data continues. */
+static int save_checkpoint(autosp_trainer_t *tr, const options_t *o, const char *dir) {
+    char path[4096], seed[32], seq[32];
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+    snprintf(seed, sizeof seed, "%lld", (long long)o->seed);
+    snprintf(seq, sizeof seq, "%lld", (long long)o->seq_len);
+    const char *keys[2] = {"seed", "seq_len"}, *values[2] = {seed, seq};
+    autosp_error_t err;
+    if (autosp_trainer_save(tr, path, keys, values, 2, &err) != AUTOSP_OK)
+        return cli_fail(prog, &err);
+    fprintf(stderr, "%s: wrote %s (step %d)\n", prog, path, autosp_trainer_steps_taken(tr));
+    return 0;
+}
+
+/* Rank 0 writes; every rank learns whether it worked, so none waits in a collective for a
+ * rank that stopped. */
+static int save_everywhere(autosp_trainer_t *tr, const options_t *o, bool root, bool weights,
+                           const feed_t *f) {
+    int rc = 0;
+    if (root) rc = save_checkpoint(tr, o, o->save); /* first: it is what --resume reads */
+    if (root && weights && !rc) rc = save_weights(tr, f, o->save);
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    return rc;
+}
+
+/* --resume DIR: the checkpoint's state, after checking it continues this run's data. */
+static int resume(autosp_trainer_t *tr, const options_t *o) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", o->resume);
+    autosp_error_t err;
+    autosp_safetensors_t *f = autosp_safetensors_open(path, &err);
+    if (!f) return cli_fail(prog, &err);
+    const char *seed = autosp_safetensors_metadata(f, "seed");
+    const char *seq = autosp_safetensors_metadata(f, "seq_len");
+    char mine[32], my_seq[32];
+    snprintf(mine, sizeof mine, "%lld", (long long)o->seed);
+    snprintf(my_seq, sizeof my_seq, "%lld", (long long)o->seq_len);
+    int rc = 0;
+    if (!seed || strcmp(seed, mine) != 0 || !seq || strcmp(seq, my_seq) != 0)
+        rc = cli_usage_error(prog,
+                             "--resume \"%s\": the checkpoint was trained with --seed %s "
+                             "--seq-len %s, this run has --seed %s --seq-len %s (the batches "
+                             "would not continue)",
+                             path, seed ? seed : "?", seq ? seq : "?", mine, my_seq);
+    autosp_safetensors_close(f);
+    if (!rc && autosp_trainer_load(tr, path, &err) != AUTOSP_OK) rc = cli_fail(prog, &err);
+    if (!rc && autosp_trainer_steps_taken(tr) > o->steps)
+        rc = cli_usage_error(prog, "--resume \"%s\" is at step %d, past --steps %lld", path,
+                             autosp_trainer_steps_taken(tr), (long long)o->steps);
+    if (!rc)
+        fprintf(stderr, "%s: resumed from %s at step %d\n", prog, path,
+                autosp_trainer_steps_taken(tr));
+    return rc;
+}
+
 static autosp_trainer_t *make_trainer(const options_t *o, const autosp_comm_t *comm, int *rc) {
     autosp_error_t err;
     autosp_graph_t *g = autosp_graph_load_file(o->model, &err);
@@ -393,19 +457,25 @@ static int train(autosp_trainer_t *tr, const feed_t *f, const options_t *o, int 
                  const unsigned char *text, int64_t size) {
     double start = now(), last = start, tokens_per_step = (double)(f->rows * f->S);
     double comm_last = 0;
-    for (int64_t k = 0; k < o->steps; k++) {
+    int64_t first = autosp_trainer_steps_taken(tr), end = o->until ? o->until : o->steps;
+    int64_t logged = first; /* steps done at the last printed line */
+    for (int64_t k = first; k < end; k++) {
         int rc = fill_batch(tr, f, o, text, size, k);
         if (rc) return rc;
         autosp_step_stats_t st;
         autosp_error_t err;
         if (autosp_trainer_step(tr, &st, &err) != AUTOSP_OK) return cli_fail(prog, &err);
-        if ((k + 1) % o->log_every && k + 1 != o->steps) continue;
-        double t = now(), dt = (t - last) / (double)(k % o->log_every + 1);
+        if (o->save_every && (k + 1) % o->save_every == 0 && k + 1 < end &&
+            (rc = save_everywhere(tr, o, print, false, f)))
+            return rc;
+        if ((k + 1) % o->log_every && k + 1 != end) continue;
+        double t = now(), dt = (t - last) / (double)(k + 1 - logged);
+        logged = k + 1;
         double comm = autosp_trainer_comm_seconds(tr);
         double comm_share = (comm - comm_last) / (t - last);
         last = t;
         comm_last = comm;
-        double eta = (t - start) / (double)(k + 1) * (double)(o->steps - k - 1);
+        double eta = (t - start) / (double)(k + 1 - first) * (double)(end - k - 1);
         if (!print) continue;
         printf("step %5lld/%lld | loss %.4f | lr %.2e | grad norm %7.3f | %8.0f tok/s | %6.2f "
                "GFLOP/s | %7.1f ms",
@@ -468,8 +538,9 @@ static int run(options_t *o, int rank, int world) {
         if (!rc && autosp_trainer_compute(tr, NULL, &err) != AUTOSP_OK) rc = cli_fail(prog, &err);
         if (!rc && rank == 0) rc = write_tensors(tr, &feed, o->dump, true);
     } else {
-        rc = train(tr, &feed, o, world, rank == 0, text, size);
-        if (!rc && o->save && rank == 0) rc = save_weights(tr, &feed, o->save);
+        if (o->resume) rc = resume(tr, o);
+        if (!rc) rc = train(tr, &feed, o, world, rank == 0, text, size);
+        if (!rc && o->save) rc = save_everywhere(tr, o, rank == 0, true, &feed);
     }
     autosp_trainer_free(tr);
     autosp_comm_free(comm);

@@ -81,6 +81,23 @@ double autosp_trainer_comm_seconds(const autosp_trainer_t *tr);
 /* The joint graph (owned by the trainer). */
 const autosp_graph_t *autosp_trainer_graph(const autosp_trainer_t *tr);
 
+/* ---- checkpoints ----
+ * One safetensors file with everything a run needs to continue: every parameter under its
+ * name, AdamW's state as "<param>.adam_m" and "<param>.adam_v" (all f32, whole tensors: the
+ * same on every rank, so a checkpoint resumes at any sp and dp), and metadata "format":
+ * "autosp-checkpoint", "step" (steps taken) plus the caller's entries (at most 14), e.g. the
+ * data position. Written atomically (temporary file, fsync, rename): a crash during the save
+ * leaves the previous file whole. Call it on one rank. */
+autosp_status_t autosp_trainer_save(const autosp_trainer_t *tr, const char *path,
+                                    const char *const *meta_keys, const char *const *meta_values,
+                                    int n_meta, autosp_error_t *err);
+/* Restores parameters, AdamW state and the step count from a file of autosp_trainer_save;
+ * every parameter of the graph must be in it with its element count (the error names the
+ * tensor). The caller reads its own metadata with autosp_safetensors_open. */
+autosp_status_t autosp_trainer_load(autosp_trainer_t *tr, const char *path, autosp_error_t *err);
+/* Optimizer steps taken (the next step's index). */
+int autosp_trainer_steps_taken(const autosp_trainer_t *tr);
+
 typedef struct autosp_step_stats {
     int step;        /* 0-based index of the step just taken */
     float loss;      /* before the update */
