@@ -3,7 +3,8 @@
 # same losses and ends with byte-identical weights and checkpoint as one uninterrupted run; a
 # run killed (SIGKILL) while writing a checkpoint leaves the previous one whole, and resuming
 # from it continues the same loss curve; resuming at sp=2 gives the next loss of the sp=1 run;
-# a checkpoint of another seed is refused.
+# the metrics file has a row per step (a resumed run appends) and loss.svg draws them all; a
+# checkpoint of another seed is refused.
 # usage: resume_test.sh AUTOSP_TRAIN SOURCE_DIR
 set -eu
 train=$1
@@ -52,6 +53,21 @@ sp2 = [l for l in open(sys.argv[2]) if l.startswith('step')]
 key, loss = sp2[0].split('|')[0].strip(), float(sp2[0].split('loss')[1])
 print(f"{key}: sp=1 {full[key]:.4f}, resumed at sp=2 {loss:.4f}")
 sys.exit(0 if key == 'step    11/20' and abs(loss - full[key]) <= 2e-4 else 1)
+PY
+
+# metrics: one JSON object per step, appended by a resumed run, and the loss curve as SVG
+run "$tmp/more" --resume "$tmp/a" --save "$tmp/a" --until 12
+python3 - "$tmp/full" "$tmp/a" <<'PY' || fail "metrics or loss.svg"
+import json, sys, xml.dom.minidom
+for d, n in ((sys.argv[1], 20), (sys.argv[2], 12)):
+    rows = [json.loads(l) for l in open(d + "/metrics.jsonl")]
+    assert [r["step"] for r in rows] == list(range(1, n + 1)), (d, [r["step"] for r in rows])
+    keys = {"loss", "lr", "grad_norm", "tokens_per_s", "gflops", "step_ms", "comm_share", "mem_bytes"}
+    assert all(keys <= set(r) and r["mem_bytes"] > 0 for r in rows), rows[0]
+    svg = xml.dom.minidom.parse(d + "/loss.svg")
+    points = svg.getElementsByTagName("polyline")[0].getAttribute("points").split()
+    assert len(points) == n, (d, len(points))
+print("metrics: 20 and 10 + 2 rows, loss curves of 20 and 12 points")
 PY
 
 # another seed would not continue the batches

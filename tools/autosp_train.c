@@ -12,11 +12,12 @@
 
 #include "autosp/comm.h"
 #include "cli.h"
+#include "metrics.h"
 
 static const char *prog = "autosp-train";
 
 typedef struct options {
-    const char *model, *data, *save, *dump, *resume;
+    const char *model, *data, *save, *dump, *resume, *metrics, *plot;
     int64_t seq_len, batch, steps, seed, log_every, warmup, sp, dp, threads; /* dp 0: N / sp */
     int64_t save_every, until;                                               /* 0: never, the end */
     double lr, weight_decay, grad_clip, min_lr_ratio;
@@ -84,6 +85,8 @@ static const flag_t flags[] = {
     {"--save", 's', OPT(save), 0, 0},
     {"--dump", 's', OPT(dump), 0, 0},
     {"--resume", 's', OPT(resume), 0, 0},
+    {"--metrics", 's', OPT(metrics), 0, 0},
+    {"--plot", 's', OPT(plot), 0, 0},
     {"--save-every", 'i', OPT(save_every), 1, 1e9},
     {"--until", 'i', OPT(until), 1, 1e9},
     {"--seq-len", 'i', OPT(seq_len), 2, 1 << 24},
@@ -163,6 +166,17 @@ static int parse_args(int argc, char **argv, options_t *o) {
     if (!o->data && !o->init_only) return cli_usage_error(prog, "--data is required");
     if (o->init_only && !o->save) return cli_usage_error(prog, "--init-only needs --save DIR");
     if (o->save_every && !o->save) return cli_usage_error(prog, "--save-every needs --save DIR");
+    if (o->plot && !o->metrics && !o->save)
+        return cli_usage_error(prog, "--plot needs --metrics FILE or --save DIR");
+    static char metrics[4096], plot[4096]; /* the defaults beside the checkpoint */
+    if (o->save && !o->metrics && !o->dump && !o->init_only) {
+        snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", o->save);
+        o->metrics = metrics;
+    }
+    if (o->save && !o->plot && o->metrics) {
+        snprintf(plot, sizeof plot, "%s/loss.svg", o->save);
+        o->plot = plot;
+    }
     if (o->until > o->steps)
         return cli_usage_error(prog, "--until %lld is past --steps %lld", (long long)o->until,
                                (long long)o->steps);
@@ -427,6 +441,23 @@ static int resume(autosp_trainer_t *tr, const options_t *o) {
     return rc;
 }
 
+static int open_metrics(const options_t *o, FILE **f) {
+    autosp_error_t err;
+    *f = metrics_open(o->metrics, o->resume != NULL, &err);
+    return *f ? 0 : cli_fail(prog, &err);
+}
+
+static int plot(const options_t *o, autosp_trainer_t *tr) {
+    char title[512];
+    snprintf(title, sizeof title, "%s: training loss (S = %lld, batch %lld per data rank)",
+             autosp_graph_name(autosp_trainer_graph(tr)), (long long)o->seq_len,
+             (long long)o->batch);
+    autosp_error_t err;
+    if (metrics_plot(o->metrics, o->plot, title, &err) != AUTOSP_OK) return cli_fail(prog, &err);
+    fprintf(stderr, "%s: wrote %s\n", prog, o->plot);
+    return 0;
+}
+
 static autosp_trainer_t *make_trainer(const options_t *o, const autosp_comm_t *comm, int *rc) {
     autosp_error_t err;
     autosp_graph_t *g = autosp_graph_load_file(o->model, &err);
@@ -453,8 +484,33 @@ static autosp_trainer_t *make_trainer(const options_t *o, const autosp_comm_t *c
 }
 
 /* One line per logged step, on rank 0: throughput of all ranks together. */
+/* The metrics row of a logged step: rates over the dt seconds per step since the last row. */
+static metric_row_t row_of(autosp_trainer_t *tr, const autosp_step_stats_t *st, int64_t step,
+                           double tokens_per_step, double dt, double comm_share, int world) {
+    return (metric_row_t){.step = step,
+                          .loss = st->loss,
+                          .lr = st->lr,
+                          .grad_norm = st->grad_norm,
+                          .tokens_per_s = tokens_per_step / dt,
+                          .gflops = st->flops * world / dt * 1e-9,
+                          .step_ms = dt * 1e3,
+                          .comm_share = comm_share,
+                          .mem_bytes =
+                              autosp_trainer_touched_bytes(tr) + autosp_trainer_state_bytes(tr)};
+}
+
+static void print_row(const metric_row_t *r, const options_t *o, int world, double eta) {
+    printf("step %5lld/%lld | loss %.4f | lr %.2e | grad norm %7.3f | %8.0f tok/s | %6.2f "
+           "GFLOP/s | %7.1f ms | mem %6.1f MiB",
+           (long long)r->step, (long long)o->steps, r->loss, r->lr, r->grad_norm, r->tokens_per_s,
+           r->gflops, r->step_ms, (double)r->mem_bytes / (1 << 20));
+    if (world > 1) printf(" | comm %4.1f%%", 100 * r->comm_share);
+    printf(" | eta %.0f s\n", eta);
+    fflush(stdout);
+}
+
 static int train(autosp_trainer_t *tr, const feed_t *f, const options_t *o, int world, bool print,
-                 const unsigned char *text, int64_t size) {
+                 const unsigned char *text, int64_t size, FILE *metrics) {
     double start = now(), last = start, tokens_per_step = (double)(f->rows * f->S);
     double comm_last = 0;
     int64_t first = autosp_trainer_steps_taken(tr), end = o->until ? o->until : o->steps;
@@ -477,13 +533,9 @@ static int train(autosp_trainer_t *tr, const feed_t *f, const options_t *o, int 
         comm_last = comm;
         double eta = (t - start) / (double)(k + 1 - first) * (double)(end - k - 1);
         if (!print) continue;
-        printf("step %5lld/%lld | loss %.4f | lr %.2e | grad norm %7.3f | %8.0f tok/s | %6.2f "
-               "GFLOP/s | %7.1f ms",
-               (long long)k + 1, (long long)o->steps, st.loss, st.lr, st.grad_norm,
-               tokens_per_step / dt, st.flops * world / dt * 1e-9, dt * 1e3);
-        if (world > 1) printf(" | comm %4.1f%%", 100 * comm_share);
-        printf(" | eta %.0f s\n", eta);
-        fflush(stdout);
+        metric_row_t row = row_of(tr, &st, k + 1, tokens_per_step, dt, comm_share, world);
+        print_row(&row, o, world, eta);
+        if (metrics) metrics_write(metrics, &row);
     }
     return 0;
 }
@@ -539,8 +591,13 @@ static int run(options_t *o, int rank, int world) {
         if (!rc && rank == 0) rc = write_tensors(tr, &feed, o->dump, true);
     } else {
         if (o->resume) rc = resume(tr, o);
-        if (!rc) rc = train(tr, &feed, o, world, rank == 0, text, size);
+        FILE *metrics = NULL;
+        if (!rc && rank == 0 && o->metrics) rc = open_metrics(o, &metrics);
+        MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (!rc) rc = train(tr, &feed, o, world, rank == 0, text, size, metrics);
+        if (metrics) fclose(metrics);
         if (!rc && o->save) rc = save_everywhere(tr, o, rank == 0, true, &feed);
+        if (!rc && rank == 0 && o->plot) rc = plot(o, tr);
     }
     autosp_trainer_free(tr);
     autosp_comm_free(comm);
