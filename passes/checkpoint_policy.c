@@ -40,11 +40,8 @@ static autosp_status_t allocate(ckpt_t *ck) {
 
 static autosp_status_t costs(ckpt_t *ck) {
     const autosp_graph_t *g = ck->g;
-    for (autosp_tensor_t t = 0; t < g->n_tensors; t++) {
-        int64_t numel = 0;
-        shape_eval(g, &g->tensors[t].shape, NULL, &numel);
-        ck->bytes[t] = numel * (int64_t)autosp_dtype_size(g->tensors[t].dtype);
-    }
+    for (autosp_tensor_t t = 0; t < g->n_tensors; t++) /* bound: numel >= 0 */
+        ck->bytes[t] = autosp_tensor_numel(g, t) * (int64_t)autosp_dtype_size(g->tensors[t].dtype);
     for (int i = 0; i < g->n_nodes; i++) {
         autosp_cost_t c;
         autosp_status_t st = autosp_node_cost(g, i, &c, ck->err);
@@ -60,10 +57,11 @@ static autosp_status_t costs(ckpt_t *ck) {
 
 autosp_status_t ckpt_analyse(ckpt_t *ck) {
     const autosp_graph_t *g = ck->g;
-    autosp_status_t st = autosp_graph_verify(g, 0, ck->err);
-    if (st != AUTOSP_OK) return st;
+    /* one verification when every symbol is bound; a second only to tell why not */
     autosp_error_t unbound;
     bool bound = autosp_graph_verify(g, AUTOSP_VERIFY_BOUND, &unbound) == AUTOSP_OK;
+    autosp_status_t st = bound ? AUTOSP_OK : autosp_graph_verify(g, 0, ck->err);
+    if (st != AUTOSP_OK) return st;
     if (!bound && ck->cfg->policy != AUTOSP_AC_NONE)
         return set_error(ck->err, AUTOSP_ERR_INVALID,
                          "checkpoint: policy %s needs every symbol bound for its cost model: %s "

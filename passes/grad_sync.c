@@ -45,10 +45,8 @@ static int find_grads(const autosp_graph_t *g, grad_t *grads) {
 }
 
 static int64_t bytes_of(const autosp_graph_t *g, autosp_tensor_t t) {
-    int64_t dims[AUTOSP_MAX_DIMS], numel;
-    const tensor_t *x = &g->tensors[t];
-    if (shape_eval(g, &x->shape, dims, &numel) != EVAL_OK) return 0; /* unbound: count only */
-    return numel * (int64_t)autosp_dtype_size(x->dtype);
+    int64_t numel = autosp_tensor_numel(g, t); /* -1 unbound: buckets close by count only */
+    return numel < 0 ? 0 : numel * (int64_t)autosp_dtype_size(g->tensors[t].dtype);
 }
 
 /* One bucket [first, last) of grads: locals renamed "<param>.grad_local", then summed into

@@ -390,6 +390,12 @@ autosp_status_t autosp_trainer_step(autosp_trainer_t *tr, autosp_step_stats_t *s
 
 /* ---- checkpoints -------------------------------------------------------------------------- */
 
+/* A parameter's three arrays in a checkpoint, under "<param><suffix>". */
+static const char *const STATE_SUFFIX[3] = {"", ".adam_m", ".adam_v"};
+static void state_arrays(const param_slot_t *s, float *arrays[3]) {
+    arrays[0] = s->value, arrays[1] = s->m, arrays[2] = s->v;
+}
+
 /* Every parameter, then its m and v, as whole f32 tensors (the same on every rank). */
 static autosp_st_tensor_t *state_tensors(const autosp_trainer_t *tr,
                                          char (*names)[AUTOSP_MAX_NAME + 8], int *n) {
@@ -404,10 +410,10 @@ static autosp_st_tensor_t *state_tensors(const autosp_trainer_t *tr,
         const param_slot_t *s = &tr->params[p];
         autosp_st_tensor_t base = {.dtype = AUTOSP_F32, .ndim = x->shape.ndim};
         AUTOSP_ASSERT(shape_eval(j, &x->shape, base.shape, NULL) == EVAL_OK);
-        const float *data[3] = {s->value, s->m, s->v};
-        static const char *const suffix[3] = {"", ".adam_m", ".adam_v"};
+        float *data[3];
+        state_arrays(s, data);
         for (int k = 0; k < 3; k++) {
-            snprintf(names[3 * p + k], sizeof names[0], "%s%s", x->name, suffix[k]);
+            snprintf(names[3 * p + k], sizeof names[0], "%s%s", x->name, STATE_SUFFIX[k]);
             list[*n] = base;
             list[*n].name = names[3 * p + k];
             list[(*n)++].data = data[k];
@@ -475,10 +481,10 @@ autosp_status_t autosp_trainer_load(autosp_trainer_t *tr, const char *path, auto
     for (autosp_tensor_t t = 0, p = 0; st == AUTOSP_OK && t < j->n_tensors; t++) {
         if (j->tensors[t].kind != AUTOSP_KIND_PARAM) continue;
         param_slot_t *ps = &tr->params[p++];
-        float *dst[3] = {ps->value, ps->m, ps->v};
-        static const char *const suffix[3] = {"", ".adam_m", ".adam_v"};
+        float *dst[3];
+        state_arrays(ps, dst);
         for (int k = 0; k < 3 && st == AUTOSP_OK; k++) {
-            snprintf(name, sizeof name, "%s%s", j->tensors[t].name, suffix[k]);
+            snprintf(name, sizeof name, "%s%s", j->tensors[t].name, STATE_SUFFIX[k]);
             st = load_tensor(f, path, name, dst[k], ps->n, err);
         }
     }

@@ -387,12 +387,22 @@ static int save_weights(autosp_trainer_t *tr, const feed_t *f, const char *dir) 
 
 /* DIR/checkpoint.safetensors with the data position: batches are a function of the seed and
  * the step, so the step (in the file) and the seed say where the data continues. */
+typedef struct data_position {
+    char seed[32], seq_len[32];
+} data_position_t;
+
+static data_position_t data_position(const options_t *o) {
+    data_position_t d;
+    snprintf(d.seed, sizeof d.seed, "%lld", (long long)o->seed);
+    snprintf(d.seq_len, sizeof d.seq_len, "%lld", (long long)o->seq_len);
+    return d;
+}
+
 static int save_checkpoint(autosp_trainer_t *tr, const options_t *o, const char *dir) {
-    char path[4096], seed[32], seq[32];
+    char path[4096];
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
-    snprintf(seed, sizeof seed, "%lld", (long long)o->seed);
-    snprintf(seq, sizeof seq, "%lld", (long long)o->seq_len);
-    const char *keys[2] = {"seed", "seq_len"}, *values[2] = {seed, seq};
+    data_position_t d = data_position(o);
+    const char *keys[2] = {"seed", "seq_len"}, *values[2] = {d.seed, d.seq_len};
     autosp_error_t err;
     if (autosp_trainer_save(tr, path, keys, values, 2, &err) != AUTOSP_OK)
         return cli_fail(prog, &err);
@@ -420,16 +430,14 @@ static int resume(autosp_trainer_t *tr, const options_t *o) {
     if (!f) return cli_fail(prog, &err);
     const char *seed = autosp_safetensors_metadata(f, "seed");
     const char *seq = autosp_safetensors_metadata(f, "seq_len");
-    char mine[32], my_seq[32];
-    snprintf(mine, sizeof mine, "%lld", (long long)o->seed);
-    snprintf(my_seq, sizeof my_seq, "%lld", (long long)o->seq_len);
+    data_position_t mine = data_position(o);
     int rc = 0;
-    if (!seed || strcmp(seed, mine) != 0 || !seq || strcmp(seq, my_seq) != 0)
+    if (!seed || strcmp(seed, mine.seed) != 0 || !seq || strcmp(seq, mine.seq_len) != 0)
         rc = cli_usage_error(prog,
                              "--resume \"%s\": the checkpoint was trained with --seed %s "
                              "--seq-len %s, this run has --seed %s --seq-len %s (the batches "
                              "would not continue)",
-                             path, seed ? seed : "?", seq ? seq : "?", mine, my_seq);
+                             path, seed ? seed : "?", seq ? seq : "?", mine.seed, mine.seq_len);
     autosp_safetensors_close(f);
     if (!rc && autosp_trainer_load(tr, path, &err) != AUTOSP_OK) rc = cli_fail(prog, &err);
     if (!rc && autosp_trainer_steps_taken(tr) > o->steps)
