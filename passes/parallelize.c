@@ -28,10 +28,10 @@ autosp_graph_t *autosp_compile_training(const autosp_graph_t *forward,
     autosp_graph_t *per_rank = autosp_parallelize(forward, cfg, err);
     autosp_graph_t *joint = per_rank ? autosp_autodiff(per_rank, err) : NULL;
     autosp_graph_t *checkpointed = joint ? autosp_checkpoint(joint, &cfg->ac, err) : NULL;
-    autosp_graph_t *synced =
-        checkpointed ? autosp_grad_sync(checkpointed, cfg->bucket_bytes, err) : NULL;
     autosp_graph_free(per_rank);
     autosp_graph_free(joint);
+    if (cfg->zero_stage >= 1 || !checkpointed) return checkpointed; /* the optimizer sums */
+    autosp_graph_t *synced = autosp_grad_sync(checkpointed, cfg->bucket_bytes, err);
     autosp_graph_free(checkpointed);
     return synced;
 }

@@ -4,7 +4,8 @@
 # run killed (SIGKILL) while writing a checkpoint leaves the previous one whole, and resuming
 # from it continues the same loss curve; resuming at sp=2 gives the next loss of the sp=1 run;
 # the metrics file has a row per step (a resumed run appends) and loss.svg draws them all; a
-# checkpoint of another seed is refused.
+# checkpoint of another seed is refused; ZeRO-1 on 2 ranks writes the weights and checkpoint of
+# ZeRO-0.
 # usage: resume_test.sh AUTOSP_TRAIN SOURCE_DIR
 set -eu
 train=$1
@@ -54,6 +55,17 @@ key, loss = sp2[0].split('|')[0].strip(), float(sp2[0].split('loss')[1])
 print(f"{key}: sp=1 {full[key]:.4f}, resumed at sp=2 {loss:.4f}")
 sys.exit(0 if key == 'step    11/20' and abs(loss - full[key]) <= 2e-4 else 1)
 PY
+
+# ZeRO-1 on 2 ranks: the optimizer state split in two, and bitwise the weights and checkpoint of
+# ZeRO-0 (the reduce-scatter adds the same two terms as the all-reduce)
+for z in 0 1; do
+    mpirun --oversubscribe -np 2 "$train" --model "$src/examples/llama-tiny-gqa.json" \
+        --data "$src/README.md" --seq-len 64 --batch 2 --steps 6 --sp 2 --zero $z \
+        --save "$tmp/zero$z" >/dev/null 2>"$tmp/stderr" || fail "--zero $z: $(cat "$tmp/stderr")"
+done
+cmp -s "$tmp/zero0/model.safetensors" "$tmp/zero1/model.safetensors" || fail "ZeRO-1 weights differ"
+cmp -s "$tmp/zero0/checkpoint.safetensors" "$tmp/zero1/checkpoint.safetensors" ||
+    fail "ZeRO-1 checkpoint differs"
 
 # metrics: one JSON object per step, appended by a resumed run, and the loss curve as SVG
 run "$tmp/more" --resume "$tmp/a" --save "$tmp/a" --until 12

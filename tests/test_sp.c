@@ -21,6 +21,7 @@
 #include <math.h>
 #include <mpi.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "autosp/comm.h"
 #include <cblas.h>
@@ -297,6 +298,114 @@ static void run_policies(const sp_case_t *c) {
     autosp_comm_free(comm);
 }
 
+/* How far b's parameters are from a's, relative to how far a's moved from `before`
+ * (2-norms over the parameters not marked as noise, see compare), and how many parameter
+ * tensors differ at all. */
+static double param_distance(autosp_trainer_t *a, autosp_trainer_t *b, const autosp_graph_t *fwd,
+                             float *const *before, const bool *noise, int *differ) {
+    double l2[2] = {0, 0};
+    int count = 0;
+    for (autosp_tensor_t t = 0; t < autosp_graph_num_tensors(fwd); t++) {
+        if (autosp_tensor_kind(fwd, t) != AUTOSP_KIND_PARAM) continue;
+        const char *name = autosp_tensor_name(fwd, t);
+        const float *x = autosp_trainer_data(a, name), *y = autosp_trainer_data(b, name);
+        int64_t n = autosp_tensor_numel(fwd, t);
+        if (!noise[count]) l2_terms(y, x, before[count], n, &l2[0], &l2[1]);
+        count++;
+        *differ += memcmp(x, y, sizeof(float) * (size_t)n) != 0;
+    }
+    return sqrt(l2[0] / l2[1]);
+}
+
+static autosp_trainer_t *zero_trainer(const autosp_graph_t *per_rank, autosp_comm_t *comm,
+                                      int stage) {
+    autosp_error_t err;
+    autosp_train_config_t cfg = autosp_train_config_default();
+    cfg.lr = 1e-2f, cfg.grad_clip = 0.5f, cfg.zero_stage = stage; /* clipping at every step */
+    autosp_trainer_t *tr = autosp_trainer_new_comm(per_rank, &cfg, comm, &err);
+    if (!tr) fail_msg("%s", err.message);
+    autosp_trainer_init_params(tr, 7);
+    return tr;
+}
+
+/* ZeRO-1 against ZeRO-0 on the same ranks: each rank keeps 1/world of AdamW's state, and the
+ * parameters after STEPS clipped steps are the same. With 2 ranks the reduce-scatter adds the
+ * same two terms as the all-reduce, so bitwise; with 4 Open MPI adds them in another order,
+ * so within run_case's 2-norm tolerance (measured 1e-6), rounding-noise parameters aside. Then a
+ * checkpoint written under ZeRO-1 (state gathered to rank 0) is resumed by a ZeRO-0 trainer: the
+ * next step agrees the same way. */
+static void run_zero(const sp_case_t *c) {
+    if (c->sp * c->dp != world_size) return;
+    autosp_error_t err;
+    autosp_comm_t *comm = autosp_comm_new(MPI_COMM_WORLD, c->sp, &err);
+    assert_non_null(comm);
+    autosp_graph_t *per_rank = model(c, c->batch);
+    batch_t b = make_batch(c->batch * c->dp, c->seq, 256, 5);
+    autosp_trainer_t *tr[2] = {zero_trainer(per_rank, comm, 0), zero_trainer(per_rank, comm, 1)};
+    float **before = snapshot(tr[0], per_rank);
+    bool noise[256];
+    char worst[AUTOSP_MAX_NAME + 8];
+    feed(tr[0], &b, c->segments);
+    assert_int_equal(autosp_trainer_compute(tr[0], NULL, &err), AUTOSP_OK);
+    compare(tr[0], tr[0], per_rank, ".grad", NULL, noise, worst, sizeof worst, NULL);
+    for (int s = 0; s < STEPS; s++)
+        for (int z = 0; z < 2; z++) {
+            feed(tr[z], &b, c->segments);
+            autosp_step_stats_t st;
+            assert_int_equal(autosp_trainer_step(tr[z], &st, &err), AUTOSP_OK);
+            assert_true(st.grad_norm > 0.5f);
+        }
+    long long state[2] = {autosp_trainer_state_bytes(tr[0]), autosp_trainer_state_bytes(tr[1])};
+    MPI_Allreduce(MPI_IN_PLACE, &state[1], 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+    int differ = 0;
+    float distance =
+        world_max((float)param_distance(tr[0], tr[1], per_rank, before, noise, &differ));
+
+    char path[64];
+    int id = (int)getpid();
+    MPI_Bcast(&id, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    snprintf(path, sizeof path, "/tmp/autosp-test-zero-%d.safetensors", id);
+    assert_int_equal(autosp_trainer_save(tr[1], path, NULL, NULL, 0, &err), AUTOSP_OK);
+    autosp_trainer_t *resumed = zero_trainer(per_rank, comm, 0);
+    assert_int_equal(autosp_trainer_load(resumed, path, &err), AUTOSP_OK);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (world_rank == 0) remove(path);
+    float **saved = snapshot(tr[1], per_rank);
+    for (autosp_trainer_t *t = tr[1];; t = resumed) {
+        feed(t, &b, c->segments);
+        assert_int_equal(autosp_trainer_step(t, NULL, &err), AUTOSP_OK);
+        if (t == resumed) break;
+    }
+    int differ_resumed = 0;
+    float resumed_distance =
+        world_max((float)param_distance(tr[1], resumed, per_rank, saved, noise, &differ_resumed));
+    differ = (int)world_max((float)(differ + differ_resumed));
+    if (world_rank == 0)
+        printf("%-14s sp=%d dp=%d: ZeRO-1 state %lld B over %d ranks (ZeRO-0: %lld B each); "
+               "parameters after %d steps %.2e, after a resume %.2e; %d tensors differ\n",
+               c->preset, c->sp, c->dp, state[1], world_size, state[0], STEPS, distance,
+               resumed_distance, differ);
+    assert_true(state[1] == state[0]); /* the world holds one copy of the state */
+    if (world_size == 2) assert_int_equal(differ, 0);
+    assert_true(distance <= TOLERANCE && resumed_distance <= TOLERANCE);
+    for (int z = 0; z < 2; z++) autosp_trainer_free(tr[z]);
+    autosp_trainer_free(resumed);
+    free_snapshot(before);
+    free_snapshot(saved);
+    free_batch(&b);
+    autosp_graph_free(per_rank);
+    autosp_comm_free(comm);
+}
+
+#define ZERO(name, ...)                                                                            \
+    static void name(void **state) {                                                               \
+        run_zero(&(sp_case_t){__VA_ARGS__});                                                       \
+    }
+ZERO(llama_sp2_zero, "llama-tiny", .sp = 2, .dp = 1, .batch = 2, .seq = 32)
+ZERO(llama_dp2_zero, "llama-tiny", .sp = 1, .dp = 2, .batch = 1, .seq = 32)
+ZERO(llama_dp2_sp2_zero, "llama-tiny", .sp = 2, .dp = 2, .batch = 1, .seq = 32)
+ZERO(gpt2_sp4_zero, "gpt2-tiny", .sp = 4, .dp = 1, .batch = 1, .seq = 32, .segments = true)
+
 #define POLICIES(name, ...)                                                                        \
     static void name(void **state) {                                                               \
         run_policies(&(sp_case_t){__VA_ARGS__});                                                   \
@@ -328,6 +437,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(llama_sp4),          cmocka_unit_test(llama_gqa_sp4),
         cmocka_unit_test(gpt2_sp4_segments),  cmocka_unit_test(llama_dp2_sp2),
         cmocka_unit_test(llama_sp2_policies), cmocka_unit_test(gpt2_sp4_policies),
+        cmocka_unit_test(llama_sp2_zero),     cmocka_unit_test(llama_dp2_zero),
+        cmocka_unit_test(llama_dp2_sp2_zero), cmocka_unit_test(gpt2_sp4_zero),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();

@@ -20,6 +20,7 @@ typedef struct options {
     const char *model, *data, *save, *dump, *resume, *metrics, *plot;
     int64_t seq_len, batch, steps, seed, log_every, warmup, sp, dp, threads; /* dp 0: N / sp */
     int64_t save_every, until;                                               /* 0: never, the end */
+    int64_t zero;
     double lr, weight_decay, grad_clip, min_lr_ratio;
     bool init_only;
     autosp_ac_config_t ac;
@@ -49,6 +50,9 @@ static void usage(FILE *out) {
         "                         under every policy; docs/checkpointing.md)\n"
         "  --recompute-budget F   sac: recompute at most F of the step's modelled time\n"
         "                         (default 0.1)\n"
+        "  --zero 0|1             1: ZeRO-1, AdamW's state sharded over the N ranks (gradients\n"
+        "                         reduce-scattered, parameters all-gathered); same results\n"
+        "                         (default 0)\n"
         "  --threads T            kernel threads per rank (default under mpirun: cores /\n"
         "                         ranks per node; in one process: OpenBLAS's own default)\n"
         "  --steps K              optimizer steps (default 100)\n"
@@ -89,6 +93,7 @@ static const flag_t flags[] = {
     {"--plot", 's', OPT(plot), 0, 0},
     {"--save-every", 'i', OPT(save_every), 1, 1e9},
     {"--until", 'i', OPT(until), 1, 1e9},
+    {"--zero", 'i', OPT(zero), 0, 1},
     {"--seq-len", 'i', OPT(seq_len), 2, 1 << 24},
     {"--batch", 'i', OPT(batch), 1, 1 << 16},
     {"--sp", 'i', OPT(sp), 1, 1 << 20},
@@ -398,7 +403,8 @@ static data_position_t data_position(const options_t *o) {
     return d;
 }
 
-static int save_checkpoint(autosp_trainer_t *tr, const options_t *o, const char *dir) {
+/* Every rank calls it (ZeRO-1 gathers the optimizer state); rank 0 writes. */
+static int save_checkpoint(autosp_trainer_t *tr, const options_t *o, const char *dir, bool root) {
     char path[4096];
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
     data_position_t d = data_position(o);
@@ -406,16 +412,16 @@ static int save_checkpoint(autosp_trainer_t *tr, const options_t *o, const char 
     autosp_error_t err;
     if (autosp_trainer_save(tr, path, keys, values, 2, &err) != AUTOSP_OK)
         return cli_fail(prog, &err);
-    fprintf(stderr, "%s: wrote %s (step %d)\n", prog, path, autosp_trainer_steps_taken(tr));
+    if (root)
+        fprintf(stderr, "%s: wrote %s (step %d)\n", prog, path, autosp_trainer_steps_taken(tr));
     return 0;
 }
 
-/* Rank 0 writes; every rank learns whether it worked, so none waits in a collective for a
- * rank that stopped. */
+/* The checkpoint first (it is what --resume reads), then the weights; every rank learns
+ * whether it worked, so none waits in a collective for a rank that stopped. */
 static int save_everywhere(autosp_trainer_t *tr, const options_t *o, bool root, bool weights,
                            const feed_t *f) {
-    int rc = 0;
-    if (root) rc = save_checkpoint(tr, o, o->save); /* first: it is what --resume reads */
+    int rc = save_checkpoint(tr, o, o->save, root);
     if (root && weights && !rc) rc = save_weights(tr, f, o->save);
     MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
     return rc;
@@ -481,6 +487,7 @@ static autosp_trainer_t *make_trainer(const options_t *o, const autosp_comm_t *c
     cfg.weight_decay = (float)o->weight_decay;
     cfg.grad_clip = (float)o->grad_clip;
     cfg.ac = o->ac;
+    cfg.zero_stage = o->dump ? 0 : (int)o->zero; /* a dump wants whole gradients */
     autosp_trainer_t *tr = NULL;
     if (autosp_symbol_bind(g, "S", o->seq_len, &err) == AUTOSP_OK &&
         autosp_symbol_bind(g, "B", o->batch, &err) == AUTOSP_OK)

@@ -110,9 +110,12 @@ typedef struct autosp_parallel_config {
     int64_t bucket_bytes;  /* grad_sync: a bucket closes once it holds this many gradient bytes
                             * (so it may overshoot by its last tensor) or 8 tensors */
     autosp_ac_config_t ac; /* autosp_compile_training checkpoints the joint graph with it */
+    int zero_stage;        /* 0: grad_sync all-reduces every gradient in the graph; 1 (ZeRO-1):
+                            * no grad_sync, each rank's "<param>.grad" stays its own term and the
+                            * optimizer reduce-scatters them (autosp/train.h) */
 } autosp_parallel_config_t;
 
-/* sp 1, dp 1, 25 MiB buckets (PyTorch DDP's default), autosp_ac_config_default() */
+/* sp 1, dp 1, 25 MiB buckets (PyTorch DDP's default), autosp_ac_config_default(), ZeRO 0 */
 autosp_parallel_config_t autosp_parallel_config_default(void);
 
 /* sp_shard, ulysses, exact_loss: the per-rank forward program. */

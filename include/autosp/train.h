@@ -30,10 +30,14 @@ typedef struct autosp_train_config {
     float weight_decay; /* decoupled (AdamW); applied to matrices only, not to norms and biases */
     float grad_clip;    /* clip the global gradient norm to this; 0 disables */
     autosp_ac_config_t ac; /* activation checkpointing of the step (autosp/passes.h) */
+    int zero_stage; /* 1 (ZeRO-1): each of the world's ranks keeps AdamW's m and v for 1/world
+                     * of every parameter; gradients are reduce-scattered instead of all-reduced
+                     * and the updated chunks all-gathered. The same results as 0 (summed in
+                     * the same pairs at 2 ranks: bitwise). Ignored in one process. */
 } autosp_train_config_t;
 
 /* lr 3e-4, min_lr_ratio 0.1, warmup 0, total 1000, betas (0.9, 0.95), eps 1e-8, weight decay
- * 0.1, grad clip 1.0 */
+ * 0.1, grad clip 1.0, ZeRO stage 0 */
 autosp_train_config_t autosp_train_config_default(void);
 
 /* The learning rate of step t (0-based) under cfg's warm-up and cosine schedule. */
@@ -61,7 +65,8 @@ void autosp_trainer_free(autosp_trainer_t *tr);
 void autosp_trainer_init_params(autosp_trainer_t *tr, uint64_t seed);
 
 /* The executor's arena: planned bytes, and the highest byte the runs so far wrote. The
- * optimizer state (2 floats per parameter) is allocated beside it: autosp_trainer_state_bytes. */
+ * optimizer state (2 floats per parameter, per owned element under ZeRO-1) is allocated beside
+ * it: autosp_trainer_state_bytes. */
 int64_t autosp_trainer_arena_bytes(const autosp_trainer_t *tr);
 int64_t autosp_trainer_touched_bytes(const autosp_trainer_t *tr);
 int64_t autosp_trainer_state_bytes(const autosp_trainer_t *tr);
@@ -76,7 +81,8 @@ void *autosp_trainer_data(autosp_trainer_t *tr, const char *name);
  * it is a plain copy. */
 autosp_status_t autosp_trainer_feed(autosp_trainer_t *tr, const char *name, const void *global,
                                     autosp_error_t *err);
-/* Seconds inside collectives over all steps so far (0 in one process). */
+/* Seconds inside collectives (the graph's and ZeRO-1's) over all steps so far (0 in one
+ * process). */
 double autosp_trainer_comm_seconds(const autosp_trainer_t *tr);
 /* The joint graph (owned by the trainer). */
 const autosp_graph_t *autosp_trainer_graph(const autosp_trainer_t *tr);
@@ -87,11 +93,14 @@ const autosp_graph_t *autosp_trainer_graph(const autosp_trainer_t *tr);
  * same on every rank, so a checkpoint resumes at any sp and dp), and metadata "format":
  * "autosp-checkpoint", "step" (steps taken) plus the caller's entries (at most 14), e.g. the
  * data position. Written atomically (temporary file, fsync, rename): a crash during the save
- * leaves the previous file whole. Call it on one rank. */
+ * leaves the previous file whole. In one process it just writes; a trainer made with a comm
+ * needs every rank to call it (ZeRO-1 gathers m and v to rank 0 first): world rank 0 writes and
+ * every rank returns its outcome. */
 autosp_status_t autosp_trainer_save(const autosp_trainer_t *tr, const char *path,
                                     const char *const *meta_keys, const char *const *meta_values,
                                     int n_meta, autosp_error_t *err);
-/* Restores parameters, AdamW state and the step count from a file of autosp_trainer_save;
+/* Restores parameters, AdamW state (under ZeRO-1, this rank's chunks) and the step count from
+ * a file of autosp_trainer_save, read by every rank that calls it;
  * every parameter of the graph must be in it with its element count (the error names the
  * tensor). The caller reads its own metadata with autosp_safetensors_open. */
 autosp_status_t autosp_trainer_load(autosp_trainer_t *tr, const char *path, autosp_error_t *err);
@@ -107,7 +116,8 @@ typedef struct autosp_step_stats {
                       * that checkpointing recomputes count once) */
 } autosp_step_stats_t;
 
-/* Forward and backward only: loss and gradients, no update. */
+/* Forward and backward only: loss and gradients, no update. Under ZeRO-1 each rank's
+ * "<param>.grad" holds the summed gradient only in the chunk it owns. */
 autosp_status_t autosp_trainer_compute(autosp_trainer_t *tr, float *loss, autosp_error_t *err);
 /* One training step: compute, clip the global gradient norm, AdamW update. */
 autosp_status_t autosp_trainer_step(autosp_trainer_t *tr, autosp_step_stats_t *stats,
