@@ -1,6 +1,7 @@
 #!/bin/sh
 # The graphs in examples/ are exactly what autosp-model generates (regenerate them with
-# `autosp-model PRESET -o examples/PRESET.json` after changing the model builder).
+# `autosp-model PRESET -o examples/PRESET.json` after changing the model builder; llama-tiny-docs
+# is llama-tiny with --segment-ids).
 # usage: examples_test.sh AUTOSP_MODEL EXAMPLES_DIR
 set -u
 model=$1 dir=$2
@@ -15,5 +16,13 @@ for preset in llama-tiny llama-tiny-gqa llama-small gpt2-tiny llama3.2-1b llama3
         failures=$((failures + 1))
     fi
 done
+# the document-masked llama-tiny of the README's main command
+if "$model" llama-tiny --segment-ids --name llama-tiny-docs -o "$tmp/docs.json" &&
+    cmp -s "$tmp/docs.json" "$dir/llama-tiny-docs.json"; then
+    passed=$((passed + 1))
+else
+    echo "FAIL llama-tiny-docs: examples/llama-tiny-docs.json differs from autosp-model llama-tiny --segment-ids --name llama-tiny-docs"
+    failures=$((failures + 1))
+fi
 echo "examples: $passed passed, $failures failed"
 [ "$failures" -eq 0 ]

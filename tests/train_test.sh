@@ -1,6 +1,7 @@
 #!/bin/sh
 # autosp-train end to end: llama-tiny learns real English text (Debian's fortunes), a dump
-# matches an independent NumPy forward, weights load in an independent reader, bad flags fail.
+# matches an independent NumPy forward, weights load in an independent reader, a DeepSpeed
+# config applies (flags override it), bad flags and unreadable or malformed data fail clearly.
 # usage: train_test.sh AUTOSP_TRAIN SOURCE_DIR
 set -u
 train=$1 src=$2
@@ -46,18 +47,59 @@ else
     bad "init-only weights: $(cat "$tmp/err" "$tmp/st" 2>/dev/null | head -5)"
 fi
 
-# Bad input: a clear message and exit 2.
-for args in "--model $src/examples/llama-tiny.json" \
-    "--model $src/examples/llama-tiny.json --data $tmp/missing.txt" \
-    "--model $src/examples/llama-tiny.json --data $text --lr fast" \
-    "--model $src/tests/bad/cycle.json --data $text" \
-    "--model $src/examples/llama-tiny.json --data $text --save /dev/null/run" \
-    "--frobnicate"; do
+# A DeepSpeed config: its settings apply, and flags override them.
+cat >"$tmp/ds.json" <<'JSON'
+{"train_micro_batch_size_per_gpu": 2, "gradient_clipping": 0.5, "steps_per_print": 1,
+ "optimizer": {"type": "AdamW", "params": {"lr": 0.002, "betas": [0.9, 0.99], "eps": 1e-8,
+                                           "weight_decay": 0.01}},
+ "scheduler": {"type": "WarmupCosineLR",
+               "params": {"total_num_steps": 3, "warmup_num_steps": 1, "warmup_type": "linear",
+                          "cos_min_ratio": 0.5}},
+ "compile": {"passes": ["autosp"]}, "wall_clock_breakdown": false}
+JSON
+if "$train" --model "$src/examples/llama-tiny.json" --data "$text" --seq-len 32 \
+    --config "$tmp/ds.json" >"$tmp/log" 2>"$tmp/err" && [ "$(grep -c '^step' "$tmp/log")" -eq 3 ] &&
+    grep -q "^step     1/3 .* lr 2.00e-03" "$tmp/log" && grep -q "^step     3/3 .* lr 1.50e-03" "$tmp/log" &&
+    "$train" --model "$src/examples/llama-tiny.json" --data "$text" --seq-len 32 \
+        --config "$tmp/ds.json" --steps 2 --log-every 2 >"$tmp/log2" 2>>"$tmp/err" &&
+    [ "$(grep -c '^step' "$tmp/log2")" -eq 1 ] && grep -q "^step     2/2" "$tmp/log2"; then
+    ok
+else
+    bad "--config: $(cat "$tmp/log" "$tmp/err")"
+fi
+
+# Bad input: exit 2 and a message that names what is wrong.
+printf '{"zero_optimization": {"stage": 3}}' >"$tmp/zero3.json"
+printf '{"train_batch_size": 64, "train_micro_batch_size_per_gpu": 4}' >"$tmp/batch.json"
+printf 'short' >"$tmp/short.txt"
+printf '\001\000\054\001\002\000' >"$tmp/ids.bin" # ids 1, 300, 2
+m="--model $src/examples/llama-tiny.json"
+while IFS='|' read -r args want; do
     # shellcheck disable=SC2086
     "$train" $args >/dev/null 2>"$tmp/err"
     rc=$?
-    if [ $rc -eq 2 ] && [ -s "$tmp/err" ]; then ok; else bad "'$args' exited $rc: $(cat "$tmp/err")"; fi
-done
+    if [ $rc -eq 2 ] && grep -qF -- "$want" "$tmp/err"; then ok; else bad "'$args' exited $rc: $(cat "$tmp/err")"; fi
+done <<EOF_CASES
+$m|--data (or --task passkey) is required
+$m --data $tmp/missing.txt|cannot open --data "$tmp/missing.txt"
+$m --data $tmp/short.txt|has 5 tokens, expected more than --seq-len + 1
+$m --data $tmp/ids.bin --seq-len 2|holds token id 300, but the model's vocabulary is 256
+$m --data $tmp/ids.bin --data-format u32|do not hold whole 4-byte ids
+$m --data $text --data-format utf8|--data-format "utf8": expected auto, text, u16 or u32
+$m --data $text --lr fast|--lr "fast": expected a number
+$m --data $text --zero 2|--zero "2": expected an integer in 0..1
+$m --data $text --mem-limit lots|--mem-limit "lots": expected a size
+$m --data $text --mem-limit 1MiB|--mem-limit 1.0 MiB: a rank needs
+$m --data $text --task copy|--task "copy": expected passkey
+$m --data $text --task passkey|--task passkey makes its own rows: drop --data
+$m --data $text --eval-every 5|--eval-rows and --eval-every need --task passkey
+$m --data $text --config $tmp/nowhere.json|nowhere.json
+$m --data $text --config $tmp/zero3.json|zero_optimization.stage
+$m --data $text --config $tmp/batch.json|train_batch_size 64, but the micro batch 4 x dp 1 is 4
+--model $src/tests/bad/cycle.json --data $text|cycle
+$m --data $text --save /dev/null/run|cannot create
+--frobnicate|unknown option "--frobnicate"
+EOF_CASES
 
 echo "train: $passed passed, $failures failed"
 [ "$failures" -eq 0 ]

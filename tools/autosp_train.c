@@ -12,58 +12,90 @@
 
 #include "autosp/comm.h"
 #include "cli.h"
+#include "data.h"
+#include "ds_config.h"
 #include "metrics.h"
 
 static const char *prog = "autosp-train";
 
 typedef struct options {
-    const char *model, *data, *save, *dump, *resume, *metrics, *plot;
+    const char *model, *data, *save, *dump, *resume, *metrics, *plot, *config, *task;
     int64_t seq_len, batch, steps, seed, log_every, warmup, sp, dp, threads; /* dp 0: N / sp */
     int64_t save_every, until;                                               /* 0: never, the end */
-    int64_t zero;
-    double lr, weight_decay, grad_clip, min_lr_ratio;
+    int64_t zero, eot, eval_rows, eval_every;                                /* eot -1: none */
+    int64_t mem_limit, train_batch; /* 0: no limit, not given (--config) */
+    double lr, weight_decay, grad_clip, min_lr_ratio, beta1, beta2, eps;
     bool init_only;
+    data_format_t format;
     autosp_ac_config_t ac;
 } options_t;
 
 static void usage(FILE *out) {
     fprintf(
         out,
-        "usage: [mpirun -np N] autosp-train --model GRAPH.json --data TEXT [options]\n"
+        "usage: [mpirun -np N] autosp-train --model GRAPH.json (--data PATH | --task passkey)\n"
+        "                                   [options]\n"
         "\n"
-        "Trains the forward graph GRAPH.json (e.g. examples/llama-tiny.json) on the bytes of\n"
-        "TEXT (byte-level tokens: the model's vocabulary must hold 256 ids). Under mpirun the\n"
+        "Trains the forward graph GRAPH.json (e.g. examples/llama-tiny.json). Under mpirun the\n"
         "N ranks run the graph compiled for sequence parallelism (Ulysses) over --sp ranks\n"
         "and data parallelism over N / sp; loss and gradients are those of one process.\n"
         "\n"
+        "Model and data:\n"
         "  --model GRAPH.json     forward graph whose first output is the loss\n"
-        "  --data PATH            training text: a file, or a folder whose regular files are\n"
-        "                         read in name order (e.g. /usr/share/games/fortunes)\n"
+        "  --data PATH            a text file, a folder of them (read in name order, e.g.\n"
+        "                         /usr/share/games/fortunes), or a token stream (.bin)\n"
+        "  --data-format F        auto (default: .bin is a token stream, llm.c's header\n"
+        "                         detected), text (byte-level: one id per byte), u16 or u32\n"
+        "                         (raw little-endian ids)\n"
+        "  --eot ID               token streams: ID ends a document (default: none)\n"
+        "  --task passkey         train on the synthetic pass-key task instead of --data and\n"
+        "                         report retrieval accuracy (docs/cli.md)\n"
+        "  --eval-rows N          pass-key rows per evaluation (default 64)\n"
+        "  --eval-every K         also evaluate every K steps (default: at the end only)\n"
         "  --seq-len S            tokens per sequence (binds symbol S; default 128)\n"
         "  --batch B              sequences per step per data-parallel rank (binds symbol B;\n"
         "                         default 4); a step trains on B x dp sequences\n"
+        "\n"
+        "Parallelism and memory:\n"
         "  --sp P                 sequence-parallel ranks: each holds S/P tokens of every\n"
         "                         sequence (default 1; must divide N, S and the heads)\n"
         "  --dp D                 data-parallel ranks (default N / P; D x P must be N)\n"
+        "  --zero 0|1             1: ZeRO-1, AdamW's state sharded over the N ranks (gradients\n"
+        "                         reduce-scattered, parameters all-gathered); same results\n"
+        "                         (default 0)\n"
         "  --ac POLICY            activation checkpointing: none, full, mincut-conservative or\n"
         "                         sac (default sac; losses and gradients are bitwise the same\n"
         "                         under every policy; docs/checkpointing.md)\n"
         "  --recompute-budget F   sac: recompute at most F of the step's modelled time\n"
         "                         (default 0.1)\n"
-        "  --zero 0|1             1: ZeRO-1, AdamW's state sharded over the N ranks (gradients\n"
-        "                         reduce-scattered, parameters all-gathered); same results\n"
-        "                         (default 0)\n"
+        "  --mem-limit BYTES      refuse to train if a rank needs more (arena + AdamW state;\n"
+        "                         e.g. 64MiB)\n"
         "  --threads T            kernel threads per rank (default under mpirun: cores /\n"
         "                         ranks per node; in one process: OpenBLAS's own default)\n"
+        "\n"
+        "Optimisation:\n"
+        "  --config FILE          a DeepSpeed config (ds_config.json): batch, sp, ZeRO stage,\n"
+        "                         clipping, AdamW and scheduler settings; flags override it\n"
         "  --steps K              optimizer steps (default 100)\n"
         "  --lr LR                peak learning rate (default 3e-3)\n"
         "  --warmup N             linear warm-up steps (default 10)\n"
         "  --min-lr-ratio R       cosine decay down to LR * R (default 0.1)\n"
+        "  --beta1 B, --beta2 B   AdamW's moment decays (default 0.9, 0.95)\n"
+        "  --eps E                AdamW's epsilon (default 1e-8)\n"
         "  --weight-decay W       AdamW decoupled weight decay on matrices (default 0.1)\n"
         "  --grad-clip C          clip the global gradient norm to C, 0 = off (default 1)\n"
-        "  --seed N               initialisation and batch sampling seed (default 1)\n"
+        "  --seed N               initialisation and data order seed (default 1)\n"
+        "\n"
+        "Output:\n"
         "  --log-every N          print every N steps (default 1)\n"
-        "  --save DIR             write DIR/model.safetensors at the end\n"
+        "  --save DIR             write DIR/checkpoint.safetensors (resumable) and\n"
+        "                         DIR/model.safetensors at the end\n"
+        "  --save-every K         with --save: also write the checkpoint every K steps\n"
+        "  --until K              stop after step K (the schedule still spans --steps)\n"
+        "  --resume DIR           continue from DIR/checkpoint.safetensors\n"
+        "  --metrics FILE         one JSON object per logged step (default with --save:\n"
+        "                         DIR/metrics.jsonl; a resumed run appends)\n"
+        "  --plot FILE.svg        the loss curve at the end (default with --save: DIR/loss.svg)\n"
         "  --init-only            with --save: write the initial weights and stop\n"
         "  --dump FILE            run one forward and backward on the first batch and write\n"
         "                         tokens, labels, loss, every parameter and its gradient\n"
@@ -77,7 +109,7 @@ static void usage(FILE *out) {
 
 typedef struct flag {
     const char *name;
-    char kind; /* s string, i integer, d number, b bool, a checkpointing */
+    char kind; /* s string, i integer, d number, b bool, a checkpointing, f format, m bytes */
     size_t offset;
     double lo, hi;
 } flag_t;
@@ -94,6 +126,16 @@ static const flag_t flags[] = {
     {"--save-every", 'i', OPT(save_every), 1, 1e9},
     {"--until", 'i', OPT(until), 1, 1e9},
     {"--zero", 'i', OPT(zero), 0, 1},
+    {"--config", 's', OPT(config), 0, 0},
+    {"--task", 's', OPT(task), 0, 0},
+    {"--data-format", 'f', OPT(format), 0, 0},
+    {"--eot", 'i', OPT(eot), 0, 4294967295.0},
+    {"--eval-rows", 'i', OPT(eval_rows), 1, 1 << 20},
+    {"--eval-every", 'i', OPT(eval_every), 1, 1e9},
+    {"--mem-limit", 'm', OPT(mem_limit), 0, 0},
+    {"--beta1", 'd', OPT(beta1), 0, 0.999999},
+    {"--beta2", 'd', OPT(beta2), 0, 0.999999},
+    {"--eps", 'd', OPT(eps), 1e-30, 1},
     {"--seq-len", 'i', OPT(seq_len), 2, 1 << 24},
     {"--batch", 'i', OPT(batch), 1, 1 << 16},
     {"--sp", 'i', OPT(sp), 1, 1 << 20},
@@ -125,6 +167,16 @@ static int set_flag(options_t *o, const flag_t *f, const char *value) {
         return 0;
     case 'a':
         return cli_parse_ac(prog, f->name, value, (autosp_ac_config_t *)field);
+    case 'f':
+        if (!data_format_parse(value, (data_format_t *)field))
+            return cli_usage_error(prog, "%s \"%s\": expected auto, text, u16 or u32", f->name,
+                                   value);
+        return 0;
+    case 'm':
+        if (!cli_parse_bytes(value, (int64_t *)field))
+            return cli_usage_error(prog, "%s \"%s\": expected a size such as 512MiB", f->name,
+                                   value);
+        return 0;
     case 'i':
         if (!cli_parse_int(value, (int64_t)f->lo, (int64_t)f->hi, &i))
             return cli_usage_error(prog, "%s \"%s\": expected an integer in %.0f..%.0f", f->name,
@@ -140,6 +192,29 @@ static int set_flag(options_t *o, const flag_t *f, const char *value) {
     }
 }
 
+/* A DeepSpeed config's settings, as if given before every flag. */
+static int apply_config(const char *path, options_t *o) {
+    ds_config_t c;
+    int rc = ds_config_load(prog, path, &c);
+    if (rc) return rc;
+    if (c.has_micro_batch) o->batch = c.micro_batch;
+    if (c.has_train_batch) o->train_batch = c.train_batch; /* checked once dp is known */
+    if (c.has_sp) o->sp = c.sp;
+    if (c.has_zero) o->zero = c.zero_stage;
+    if (c.has_grad_clip) o->grad_clip = c.grad_clip;
+    if (c.has_lr) o->lr = c.lr;
+    if (c.has_betas) o->beta1 = c.beta1, o->beta2 = c.beta2;
+    if (c.has_eps) o->eps = c.eps;
+    if (c.has_weight_decay) o->weight_decay = c.weight_decay;
+    if (c.has_warmup) o->warmup = c.warmup_steps;
+    if (c.has_total_steps) o->steps = c.total_steps;
+    if (c.has_min_lr_ratio) o->min_lr_ratio = c.min_lr_ratio;
+    if (c.has_log_every) o->log_every = c.log_every;
+    return 0;
+}
+
+static int check_args(options_t *o);
+
 static int parse_args(int argc, char **argv, options_t *o) {
     *o = (options_t){.seq_len = 128,
                      .batch = 4,
@@ -152,12 +227,24 @@ static int parse_args(int argc, char **argv, options_t *o) {
                      .weight_decay = 0.1,
                      .grad_clip = 1.0,
                      .min_lr_ratio = 0.1,
+                     .beta1 = 0.9,
+                     .beta2 = 0.95,
+                     .eps = 1e-8,
+                     .eot = -1,
+                     .eval_rows = 64,
                      .ac = autosp_ac_config_default()};
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i++) /* the config first: flags override it */
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return -1;
+        } else if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+            o->config = argv[++i];
         }
+    if (o->config) {
+        int rc = apply_config(o->config, o);
+        if (rc) return rc;
+    }
+    for (int i = 1; i < argc; i++) {
         const flag_t *f = NULL;
         for (size_t k = 0; k < sizeof flags / sizeof *flags; k++)
             if (!strcmp(argv[i], flags[k].name)) f = &flags[k];
@@ -167,8 +254,23 @@ static int parse_args(int argc, char **argv, options_t *o) {
         int rc = set_flag(o, f, f->kind == 'b' ? NULL : argv[++i]);
         if (rc) return rc;
     }
+    return check_args(o);
+}
+
+/* What no single flag can check alone. */
+static int check_args(options_t *o) {
+    bool passkey = o->task && !strcmp(o->task, "passkey");
     if (!o->model) return cli_usage_error(prog, "--model is required");
-    if (!o->data && !o->init_only) return cli_usage_error(prog, "--data is required");
+    if (o->task && !passkey)
+        return cli_usage_error(prog, "--task \"%s\": expected passkey", o->task);
+    if (passkey && o->data)
+        return cli_usage_error(prog, "--task passkey makes its own rows: drop --data");
+    if (passkey && o->seq_len < PASSKEY_MIN_SEQ)
+        return cli_usage_error(prog, "--task passkey needs --seq-len %d or more", PASSKEY_MIN_SEQ);
+    if (!passkey && (o->eval_every || o->eval_rows != 64))
+        return cli_usage_error(prog, "--eval-rows and --eval-every need --task passkey");
+    if (!o->data && !o->init_only && !passkey)
+        return cli_usage_error(prog, "--data (or --task passkey) is required");
     if (o->init_only && !o->save) return cli_usage_error(prog, "--init-only needs --save DIR");
     if (o->save_every && !o->save) return cli_usage_error(prog, "--save-every needs --save DIR");
     if (o->plot && !o->metrics && !o->save)
@@ -186,61 +288,6 @@ static int parse_args(int argc, char **argv, options_t *o) {
         return cli_usage_error(prog, "--until %lld is past --steps %lld", (long long)o->until,
                                (long long)o->steps);
     return 0;
-}
-
-/* Appends the bytes of one file to *data (every byte is a token id). */
-static int append_file(const char *path, unsigned char **data, int64_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return cli_usage_error(prog, "cannot open --data \"%s\": %s", path, strerror(errno));
-    struct stat st;
-    unsigned char *grown = NULL;
-    if (fstat(fileno(f), &st) == 0)
-        grown = realloc(*data, (size_t)(*size + (int64_t)st.st_size + 1));
-    if (!grown) {
-        fclose(f);
-        return cli_usage_error(prog, "cannot read --data \"%s\"", path);
-    }
-    *data = grown;
-    *size += (int64_t)fread(*data + *size, 1, (size_t)st.st_size, f);
-    fclose(f);
-    return 0;
-}
-
-static int by_name(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* A file, or every regular file of a folder in name order (skipping symbolic links and the
- * .dat index files of a fortune folder such as /usr/share/games/fortunes). */
-static int read_text(const char *path, unsigned char **data, int64_t *size) {
-    struct stat st;
-    *data = NULL;
-    *size = 0;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return append_file(path, data, size);
-    DIR *d = opendir(path);
-    char *names[4096];
-    int n = 0, rc = 0;
-    for (struct dirent *e; d && (e = readdir(d)) && n < 4096;) {
-        char full[4096];
-        size_t len = strlen(e->d_name);
-        snprintf(full, sizeof full, "%s/%s", path, e->d_name);
-        if (lstat(full, &st) == 0 && S_ISREG(st.st_mode) &&
-            !(len > 4 && !strcmp(e->d_name + len - 4, ".dat")))
-            names[n++] = strdup(full);
-    }
-    if (d) closedir(d);
-    qsort(names, (size_t)n, sizeof *names, by_name);
-    for (int i = 0; i < n; i++) {
-        if (!rc) rc = append_file(names[i], data, size);
-        free(names[i]);
-    }
-    return rc;
-}
-
-static uint64_t mix(uint64_t x) { /* splitmix64's finaliser */
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
 }
 
 /* The graph inputs the trainer fills, found by their roles, and the whole batch of each:
@@ -294,27 +341,47 @@ static void free_feed(feed_t *f) {
     for (int k = 0; k < FEED_COUNT; k++) free(f->whole[k]);
 }
 
-/* Batch `step`: rows windows of S+1 bytes at seeded random offsets; labels are the next bytes
- * (shifted over the whole sequence, before any rank takes its slice). Then each input gets
- * this rank's slice. */
-static int fill_batch(autosp_trainer_t *tr, const feed_t *f, const options_t *o,
-                      const unsigned char *text, int64_t size, int64_t step) {
-    int64_t S = f->S, windows = size - S;
-    for (int64_t b = 0; b < f->rows; b++) {
-        int64_t start = (int64_t)(mix((uint64_t)o->seed * 0x9E3779B97F4A7C15ull +
-                                      (uint64_t)(step * f->rows + b)) %
-                                  (uint64_t)windows);
-        for (int64_t s = 0; s < S; s++) {
-            int32_t values[FEED_COUNT] = {text[start + s], text[start + s + 1], (int32_t)s, 0};
-            for (int k = 0; k < FEED_COUNT; k++) /* segments: one document per window */
-                if (f->whole[k]) f->whole[k][b * S + s] = values[k];
-        }
-    }
+/* Where rows come from: the windows of a corpus in the sampler's order, or the pass-key task
+ * (eval rows from another seed than training rows). */
+typedef struct source {
+    corpus_t corpus;
+    sampler_t sampler;
+    bool passkey, documents; /* documents: the model has segment ids */
+} source_t;
+
+static const uint64_t EVAL_SEED = 0xE7A1u; /* mixed into --seed for held-out pass-key rows */
+
+/* Row `index` of training (or of the eval) into row b of the whole batch; returns the
+ * pass-key statement's position (0 for a corpus). */
+static int64_t make_row(source_t *src, const feed_t *f, const options_t *o, int64_t index,
+                        int64_t b, bool eval) {
+    row_t r;
+    int32_t *const *w = f->whole;
+    int64_t at = b * f->S;
+    r.tokens = w[FEED_TOKENS] + at, r.labels = w[FEED_LABELS] + at;
+    r.positions = w[FEED_POSITIONS] ? w[FEED_POSITIONS] + at : NULL;
+    r.segments = w[FEED_SEGMENTS] ? w[FEED_SEGMENTS] + at : NULL;
+    if (src->passkey)
+        return passkey_row((uint64_t)o->seed ^ (eval ? EVAL_SEED : 0), index, f->S, &r);
+    corpus_row(&src->corpus, sampler_window(&src->sampler, index), f->S, src->documents, &r);
+    return 0;
+}
+
+/* Each input of the whole batch, this rank's slice of it. */
+static int feed_all(autosp_trainer_t *tr, const feed_t *f) {
     autosp_error_t err;
     for (int k = 0; k < FEED_COUNT; k++)
         if (f->name[k] && autosp_trainer_feed(tr, f->name[k], f->whole[k], &err) != AUTOSP_OK)
             return cli_fail(prog, &err);
     return 0;
+}
+
+/* Batch `step`: rows step x rows .. of the source. Labels are shifted over the whole sequence
+ * before any rank takes its slice. */
+static int fill_batch(autosp_trainer_t *tr, const feed_t *f, const options_t *o, source_t *src,
+                      int64_t step) {
+    for (int64_t b = 0; b < f->rows; b++) make_row(src, f, o, step * f->rows + b, b, false);
+    return feed_all(tr, f);
 }
 
 static double now(void) {
@@ -472,14 +539,55 @@ static int plot(const options_t *o, autosp_trainer_t *tr) {
     return 0;
 }
 
-static autosp_trainer_t *make_trainer(const options_t *o, const autosp_comm_t *comm, int *rc) {
+/* The logits: the first input of the node that makes the loss (graph output 0). */
+static autosp_tensor_t logits_of(const autosp_graph_t *g) {
+    int node =
+        autosp_graph_num_outputs(g) > 0 ? autosp_tensor_producer(g, autosp_graph_output(g, 0)) : -1;
+    return node < 0 ? AUTOSP_NO_TENSOR : autosp_node_input(g, node, 0);
+}
+
+/* The step's memory per rank against --mem-limit: the arena holds parameters, gradients,
+ * activations and buffers, and AdamW's state is beside it. */
+static int check_memory(autosp_trainer_t *tr, const options_t *o) {
+    int64_t arena = autosp_trainer_arena_bytes(tr), state = autosp_trainer_state_bytes(tr);
+    if (!o->mem_limit || arena + state <= o->mem_limit) return 0;
+    return cli_usage_error(prog,
+                           "--mem-limit %.1f MiB: a rank needs %.1f MiB (arena %.1f MiB + AdamW "
+                           "state %.1f MiB) at --seq-len %lld --sp %lld --ac %s; more --sp "
+                           "ranks or another --ac need less",
+                           (double)o->mem_limit / (1 << 20), (double)(arena + state) / (1 << 20),
+                           (double)arena / (1 << 20), (double)state / (1 << 20),
+                           (long long)o->seq_len, (long long)o->sp,
+                           autosp_ac_policy_name(o->ac.policy));
+}
+
+/* logits (with --task passkey): the name of the logits tensor, which is made a graph output so
+ * that the eval can read it after a step. */
+static autosp_trainer_t *make_trainer(const options_t *o, const autosp_comm_t *comm, char *logits,
+                                      int64_t *vocab, int *rc) {
     autosp_error_t err;
     autosp_graph_t *g = autosp_graph_load_file(o->model, &err);
     if (!g) {
         *rc = cli_fail(prog, &err);
         return NULL;
     }
+    autosp_tensor_t out = logits_of(g); /* its last dim is the vocabulary */
+    *vocab =
+        out == AUTOSP_NO_TENSOR ? -1 : autosp_tensor_dim(g, out, autosp_tensor_ndim(g, out) - 1);
+    if (logits) {
+        autosp_tensor_t t = logits_of(g);
+        if (t == AUTOSP_NO_TENSOR || autosp_output(g, t) != AUTOSP_OK) {
+            *rc = cli_usage_error(prog,
+                                  "--task passkey: \"%s\" has no loss node to read "
+                                  "logits from",
+                                  o->model);
+            autosp_graph_free(g);
+            return NULL;
+        }
+        snprintf(logits, AUTOSP_MAX_NAME, "%s", autosp_tensor_name(g, t));
+    }
     autosp_train_config_t cfg = autosp_train_config_default();
+    cfg.beta1 = (float)o->beta1, cfg.beta2 = (float)o->beta2, cfg.eps = (float)o->eps;
     cfg.lr = (float)o->lr;
     cfg.warmup_steps = (int)(o->warmup < o->steps ? o->warmup : o->steps - 1);
     cfg.total_steps = (int)o->steps;
@@ -494,6 +602,10 @@ static autosp_trainer_t *make_trainer(const options_t *o, const autosp_comm_t *c
         tr = autosp_trainer_new_comm(g, &cfg, comm, &err);
     if (!tr) *rc = cli_fail(prog, &err);
     autosp_graph_free(g);
+    if (tr && (*rc = check_memory(tr, o))) {
+        autosp_trainer_free(tr);
+        return NULL;
+    }
     if (tr) autosp_trainer_init_params(tr, (uint64_t)o->seed);
     return tr;
 }
@@ -524,14 +636,94 @@ static void print_row(const metric_row_t *r, const options_t *o, int world, doub
     fflush(stdout);
 }
 
+/* ---- the pass-key eval ----------------------------------------------------------------------- */
+
+typedef struct eval_ctx {
+    const autosp_comm_t *comm;
+    const char *logits;
+    source_t *src;
+} eval_ctx_t;
+
+/* Index of the largest of n floats. */
+static int64_t argmax(const float *x, int64_t n) {
+    int64_t best = 0;
+    for (int64_t v = 1; v < n; v++) best = x[v] > x[best] ? v : best;
+    return best;
+}
+
+/* Wrong answer digits of each row of the batch that this rank's logits cover, added to
+ * wrong[0 .. rows): this rank holds dp_rank's B rows and sp_rank's S/sp positions. */
+static void count_wrong(autosp_trainer_t *tr, const feed_t *f, const options_t *o,
+                        const eval_ctx_t *e, int *wrong) {
+    const autosp_graph_t *j = autosp_trainer_graph(tr);
+    autosp_tensor_t t = autosp_tensor_find(j, e->logits);
+    int64_t V = autosp_tensor_dim(j, t, autosp_tensor_ndim(j, t) - 1);
+    int sp = e->comm ? autosp_comm_sp_size(e->comm) : 1;
+    int sp_rank = e->comm ? autosp_comm_sp_rank(e->comm) : 0;
+    int dp_rank = e->comm ? autosp_comm_dp_rank(e->comm) : 0;
+    int64_t local_S = f->S / sp;
+    const float *x = autosp_trainer_data(tr, e->logits);
+    for (int64_t b = 0; b < o->batch; b++) {
+        int64_t row = dp_rank * o->batch + b;
+        for (int64_t p = passkey_answer_start(f->S); p < f->S - 1; p++) {
+            if (p / local_S != sp_rank) continue;
+            const float *at = x + (b * local_S + p % local_S) * V;
+            wrong[row] += argmax(at, V) != f->whole[FEED_LABELS][row * f->S + p];
+        }
+    }
+}
+
+/* --eval-rows held-out pass-key rows, in batches of the training shape. A row is retrieved
+ * when the argmax of the logits is the right digit at all five answer positions (given the
+ * true digits before it: exactly when greedy decoding would write the key). Counted by the
+ * part of the sequence (the sp rank's shard, or half of it in one process) that held the
+ * statement: the question is always in the last one. */
+static int eval_passkey(autosp_trainer_t *tr, const feed_t *f, const options_t *o,
+                        const eval_ctx_t *e, int64_t step, bool print) {
+    enum { MAX_PARTS = 64 };
+    int64_t batches = (o->eval_rows + f->rows - 1) / f->rows, n = batches * f->rows;
+    int sp = e->comm ? autosp_comm_sp_size(e->comm) : 1, parts = sp > 1 ? sp : 2;
+    int *wrong = calloc((size_t)n, sizeof *wrong), *part = calloc((size_t)n, sizeof *part);
+    int rc = wrong && part ? 0 : cli_usage_error(prog, "out of memory for the eval");
+    for (int64_t k = 0; k < batches && !rc; k++) {
+        for (int64_t b = 0; b < f->rows; b++)
+            part[k * f->rows + b] =
+                (int)(make_row(e->src, f, o, k * f->rows + b, b, true) * parts / f->S);
+        autosp_error_t err;
+        if (!(rc = feed_all(tr, f)) && autosp_trainer_compute(tr, NULL, &err) != AUTOSP_OK)
+            rc = cli_fail(prog, &err);
+        if (!rc) count_wrong(tr, f, o, e, wrong + k * f->rows);
+    }
+    if (!rc && e->comm)
+        MPI_Allreduce(MPI_IN_PLACE, wrong, (int)n, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    int right[MAX_PARTS] = {0}, total[MAX_PARTS] = {0}, all = 0;
+    for (int64_t r = 0; r < o->eval_rows && !rc; r++) {
+        total[part[r] % MAX_PARTS]++;
+        right[part[r] % MAX_PARTS] += wrong[r] == 0;
+        all += wrong[r] == 0;
+    }
+    if (!rc && print) {
+        printf("eval  %5lld/%lld | pass-key retrieval %d/%lld (%.1f%%) | key in part",
+               (long long)step, (long long)o->steps, all, (long long)o->eval_rows,
+               100.0 * all / (double)o->eval_rows);
+        for (int p = 0; p < parts && p < MAX_PARTS; p++)
+            printf(" %d/%d: %d/%d%s", p + 1, parts, right[p], total[p], p + 1 < parts ? "," : "");
+        printf(" of the sequence\n");
+        fflush(stdout);
+    }
+    free(wrong);
+    free(part);
+    return rc;
+}
+
 static int train(autosp_trainer_t *tr, const feed_t *f, const options_t *o, int world, bool print,
-                 const unsigned char *text, int64_t size, FILE *metrics) {
+                 const eval_ctx_t *e, FILE *metrics) {
     double start = now(), last = start, tokens_per_step = (double)(f->rows * f->S);
     double comm_last = 0;
     int64_t first = autosp_trainer_steps_taken(tr), end = o->until ? o->until : o->steps;
     int64_t logged = first; /* steps done at the last printed line */
     for (int64_t k = first; k < end; k++) {
-        int rc = fill_batch(tr, f, o, text, size, k);
+        int rc = fill_batch(tr, f, o, e->src, k);
         if (rc) return rc;
         autosp_step_stats_t st;
         autosp_error_t err;
@@ -539,18 +731,25 @@ static int train(autosp_trainer_t *tr, const feed_t *f, const options_t *o, int 
         if (o->save_every && (k + 1) % o->save_every == 0 && k + 1 < end &&
             (rc = save_everywhere(tr, o, print, false, f)))
             return rc;
-        if ((k + 1) % o->log_every && k + 1 != end) continue;
-        double t = now(), dt = (t - last) / (double)(k + 1 - logged);
-        logged = k + 1;
-        double comm = autosp_trainer_comm_seconds(tr);
-        double comm_share = (comm - comm_last) / (t - last);
-        last = t;
-        comm_last = comm;
-        double eta = (t - start) / (double)(k + 1 - first) * (double)(end - k - 1);
-        if (!print) continue;
-        metric_row_t row = row_of(tr, &st, k + 1, tokens_per_step, dt, comm_share, world);
-        print_row(&row, o, world, eta);
-        if (metrics) metrics_write(metrics, &row);
+        if ((k + 1) % o->log_every == 0 || k + 1 == end) {
+            double t = now(), dt = (t - last) / (double)(k + 1 - logged);
+            logged = k + 1;
+            double comm = autosp_trainer_comm_seconds(tr);
+            double comm_share = (comm - comm_last) / (t - last);
+            last = t;
+            comm_last = comm;
+            double eta = (t - start) / (double)(k + 1 - first) * (double)(end - k - 1);
+            metric_row_t row = row_of(tr, &st, k + 1, tokens_per_step, dt, comm_share, world);
+            if (print) print_row(&row, o, world, eta);
+            if (metrics) metrics_write(metrics, &row);
+        }
+        if (e->logits && o->eval_every && (k + 1) % o->eval_every == 0 && k + 1 < end) {
+            double t = now(), comm = autosp_trainer_comm_seconds(tr);
+            if ((rc = eval_passkey(tr, f, o, e, k + 1, print))) return rc;
+            double pause = now() - t; /* the eval is not training time */
+            start += pause, last += pause;
+            comm_last += autosp_trainer_comm_seconds(tr) - comm;
+        }
     }
     return 0;
 }
@@ -576,48 +775,103 @@ static autosp_comm_t *make_comm(options_t *o, int world, int *rc) {
     return comm;
 }
 
-static int run(options_t *o, int rank, int world) {
-    unsigned char *text = NULL;
-    int64_t size = 0;
-    int rc = 0;
-    if (o->data && (rc = read_text(o->data, &text, &size))) return rc;
-    if (o->data && size < o->seq_len + 2) {
-        free(text);
+/* The rows' source: the pass-key task, or --data's corpus, checked against the model. */
+static int open_source(const options_t *o, source_t *src) {
+    *src = (source_t){.passkey = o->task != NULL};
+    if (src->passkey || !o->data) return 0;
+    int rc = corpus_open(prog, o->data, o->format, o->eot, &src->corpus);
+    int64_t windows = rc ? 0 : corpus_windows(&src->corpus, o->seq_len);
+    if (!rc && windows < 1)
+        rc =
+            cli_usage_error(prog, "--data \"%s\" has %lld tokens, expected more than --seq-len + 1",
+                            o->data, (long long)src->corpus.n);
+    if (!rc && sampler_init(&src->sampler, windows, (uint64_t)o->seed))
+        rc = cli_usage_error(prog, "out of memory for the sampler");
+    return rc;
+}
+
+static void close_source(source_t *src) {
+    corpus_close(&src->corpus);
+    sampler_free(&src->sampler);
+}
+
+/* The model's view of the source: segment ids (a document mask) if it has them, and a
+ * vocabulary that holds every id of the data. */
+static int check_source(const feed_t *f, const options_t *o, source_t *src, int64_t vocab,
+                        bool root) {
+    int64_t largest = src->passkey ? 255 : src->corpus.max_token;
+    src->documents = f->name[FEED_SEGMENTS] != NULL;
+    if (vocab >= 0 && largest >= vocab)
         return cli_usage_error(prog,
-                               "--data \"%s\" has %lld bytes, expected more than --seq-len + 1",
-                               o->data, (long long)size);
-    }
+                               "%s%s%s holds token id %lld, but the model's vocabulary is %lld "
+                               "(ids 0..%lld)",
+                               src->passkey ? "--task passkey" : "--data \"",
+                               src->passkey ? "" : o->data, src->passkey ? "" : "\"",
+                               (long long)largest, (long long)vocab, (long long)vocab - 1);
+    if (root && !src->passkey && !src->documents && src->corpus.n_docs > 1)
+        fprintf(stderr,
+                "%s: warning: the model has no segment_ids input, so attention crosses the %lld "
+                "document boundaries of --data (autosp-model --segment-ids adds one)\n",
+                prog, (long long)src->corpus.n_docs - 1);
+    return 0;
+}
+
+/* --config's train_batch_size, once dp is known. */
+static int check_train_batch(const options_t *o) {
+    if (!o->train_batch || o->train_batch == o->batch * o->dp) return 0;
+    return cli_usage_error(prog,
+                           "--config \"%s\": train_batch_size %lld, but the micro batch %lld x "
+                           "dp %lld is %lld (gradient accumulation is not supported)",
+                           o->config, (long long)o->train_batch, (long long)o->batch,
+                           (long long)o->dp, (long long)(o->batch * o->dp));
+}
+
+static int train_and_save(autosp_trainer_t *tr, const feed_t *f, options_t *o, int rank, int world,
+                          const eval_ctx_t *e) {
+    int rc = o->resume ? resume(tr, o) : 0;
+    FILE *metrics = NULL;
+    if (!rc && rank == 0 && o->metrics) rc = open_metrics(o, &metrics);
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (!rc) rc = train(tr, f, o, world, rank == 0, e, metrics);
+    if (metrics) fclose(metrics);
+    if (!rc && e->logits) rc = eval_passkey(tr, f, o, e, autosp_trainer_steps_taken(tr), rank == 0);
+    if (!rc && o->save) rc = save_everywhere(tr, o, rank == 0, true, f);
+    if (!rc && rank == 0 && o->plot) rc = plot(o, tr);
+    return rc;
+}
+
+static int run(options_t *o, int rank, int world) {
+    source_t src;
+    int rc = open_source(o, &src);
     feed_t feed = {0};
     autosp_trainer_t *tr = NULL;
-    autosp_comm_t *comm = make_comm(o, world, &rc);
+    char logits[AUTOSP_MAX_NAME];
+    int64_t vocab = -1;
+    autosp_comm_t *comm = rc ? NULL : make_comm(o, world, &rc);
+    if (!rc) rc = check_train_batch(o);
     if (!rc && o->save && rank == 0) rc = make_folder(o->save);
     /* every rank stops if rank 0 could not make the folder, instead of waiting for it */
     if (comm) MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
-    if (!rc) tr = make_trainer(o, comm, &rc);
+    if (!rc) tr = make_trainer(o, comm, src.passkey ? logits : NULL, &vocab, &rc);
     if (tr) rc = find_inputs(tr, o, &feed);
+    if (!rc && tr && !o->init_only) rc = check_source(&feed, o, &src, vocab, rank == 0);
+    eval_ctx_t e = {.comm = comm, .logits = src.passkey ? logits : NULL, .src = &src};
     if (rc || !tr) {
         /* the message is out */
     } else if (o->init_only) {
         rc = rank == 0 ? save_weights(tr, &feed, o->save) : 0;
     } else if (o->dump) {
         autosp_error_t err;
-        rc = fill_batch(tr, &feed, o, text, size, 0);
+        rc = fill_batch(tr, &feed, o, &src, 0);
         if (!rc && autosp_trainer_compute(tr, NULL, &err) != AUTOSP_OK) rc = cli_fail(prog, &err);
         if (!rc && rank == 0) rc = write_tensors(tr, &feed, o->dump, true);
     } else {
-        if (o->resume) rc = resume(tr, o);
-        FILE *metrics = NULL;
-        if (!rc && rank == 0 && o->metrics) rc = open_metrics(o, &metrics);
-        MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
-        if (!rc) rc = train(tr, &feed, o, world, rank == 0, text, size, metrics);
-        if (metrics) fclose(metrics);
-        if (!rc && o->save) rc = save_everywhere(tr, o, rank == 0, true, &feed);
-        if (!rc && rank == 0 && o->plot) rc = plot(o, tr);
+        rc = train_and_save(tr, &feed, o, rank, world, &e);
     }
     autosp_trainer_free(tr);
     autosp_comm_free(comm);
     free_feed(&feed);
-    free(text);
+    close_source(&src);
     return rc;
 }
 
