@@ -176,7 +176,8 @@ static autosp_status_t differentiate(autodiff_t *ad) {
     autosp_status_t st = seed(ad, loss);
     for (int i = n_fwd_nodes - 1; st == AUTOSP_OK && i >= 0; i--) st = backward_node(ad, i);
     if (st != AUTOSP_OK) return st;
-    g->n_outputs = 1; /* the loss, then the gradients */
+    /* the loss and any other forward outputs (kept as they are: not differentiated), then the
+     * gradients */
     return output_param_grads(ad);
 }
 

@@ -59,6 +59,23 @@ static void test_tied_embedding_sums_two_contributions(void **state) {
     autosp_graph_free(g);
 }
 
+/* A forward output other than the loss (the logits, for an eval) stays an output of the joint
+ * graph, after the loss and before the gradients, so the memory plan keeps it. */
+static void test_other_forward_outputs_stay(void **state) {
+    autosp_model_config_t cfg;
+    assert_true(autosp_model_preset("llama-tiny", &cfg));
+    autosp_graph_t *g = autosp_model_build(&cfg, "t", NULL);
+    autosp_tensor_t logits = autosp_tensor_find(g, "logits");
+    assert_int_equal(autosp_output(g, logits), AUTOSP_OK);
+    autosp_graph_t *j = autosp_autodiff(g, NULL);
+    assert_non_null(j);
+    assert_string_equal(autosp_tensor_name(j, autosp_graph_output(j, 0)), "loss");
+    assert_string_equal(autosp_tensor_name(j, autosp_graph_output(j, 1)), "logits");
+    assert_string_equal(autosp_tensor_name(j, autosp_graph_output(j, 2)), "tok_emb.grad");
+    autosp_graph_free(j);
+    autosp_graph_free(g);
+}
+
 static void test_errors(void **state) {
     autosp_graph_t *g = new_graph();
     autosp_output(g, autosp_silu(g, in_f32(g, "x", "B,S"), "y"));
@@ -82,6 +99,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_joint_graph_of_every_tiny_model),
         cmocka_unit_test(test_tied_embedding_sums_two_contributions),
+        cmocka_unit_test(test_other_forward_outputs_stay),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,8 +14,9 @@ extern "C" {
 #endif
 
 /* autodiff: appends the backward graph to a forward graph whose first output is a scalar loss
- * (a joint graph, as AOTAutograd makes). The result's outputs are the loss and then, for every
- * parameter in order, its gradient, named "<param>.grad". Each op's backward rule comes from
+ * (a joint graph, as AOTAutograd makes). The result's outputs are the loss, the forward's other
+ * outputs (kept, not differentiated), and then, for every parameter in order, its gradient,
+ * named "<param>.grad". Each op's backward rule comes from
  * its op-table entry; attention nodes gain their log-sum-exp output (the backward reads it). */
 autosp_graph_t *autosp_autodiff(const autosp_graph_t *forward, autosp_error_t *err);
 
