@@ -674,10 +674,10 @@ static void count_wrong(autosp_trainer_t *tr, const feed_t *f, const options_t *
 }
 
 /* --eval-rows held-out pass-key rows, in batches of the training shape. A row is retrieved
- * when the argmax of the logits is the right digit at all five answer positions (given the
- * true digits before it: exactly when greedy decoding would write the key). Counted by the
- * part of the sequence (the sp rank's shard, or half of it in one process) that held the
- * statement: the question is always in the last one. */
+ * when the argmax of the logits is the right digit at all PASSKEY_DIGITS answer positions (given
+ * the true digits before it: exactly when greedy decoding would write the key). Counted by the part
+ * of the sequence (the sp rank's shard, or half of it in one process) that held the statement: the
+ * question is always in the last one. */
 static int eval_passkey(autosp_trainer_t *tr, const feed_t *f, const options_t *o,
                         const eval_ctx_t *e, int64_t step, bool print) {
     enum { MAX_PARTS = 64 };

@@ -293,7 +293,7 @@ int64_t passkey_answer_start(int64_t S) {
     return S - 1 - PASSKEY_DIGITS;
 }
 
-/* Five distinct digits: an answer digit then names its successor without ambiguity. */
+/* Distinct digits: an answer digit then names its successor without ambiguity. */
 static void draw_key(uint64_t *state, char key[PASSKEY_DIGITS]) {
     char pool[10] = {'0', '1', '2', '3', '4', '5', '6', '7', '8', '9'};
     for (int k = 0; k < PASSKEY_DIGITS; k++) {
@@ -304,17 +304,24 @@ static void draw_key(uint64_t *state, char key[PASSKEY_DIGITS]) {
     }
 }
 
+/* The filler is the classic pass-key one (Mohtashami and Jaggi, 2023): one sentence over and
+ * over, from a random phase. Random letters learn too, but the noise they add to every
+ * attention output grows with S and so does the training it takes (see data.h). */
 int64_t passkey_row(uint64_t seed, int64_t i, int64_t S, row_t *out) {
-    static const char STATEMENT[] = "key=", FILLER[] = "abcdefghijklmnopqrstuvwxyz     ";
+    static const char STATEMENT[] = "key=",
+                      FILLER[] = "The grass is green. The sky is blue. The sun is yellow. "
+                                 "Here we go. There and back again. ";
     enum { MARK = sizeof STATEMENT - 1, SAID = MARK + PASSKEY_DIGITS + 1 };
+    enum { PERIOD = sizeof FILLER - 1 };
     uint64_t state = hash2(seed, (uint64_t)i);
     char key[PASSKEY_DIGITS];
     draw_key(&state, key);
-    int64_t question = S - MARK - PASSKEY_DIGITS; /* "key=DDDDD" ends the row */
+    int64_t question = S - MARK - PASSKEY_DIGITS; /* "key=D..D" ends the row */
     int64_t at = (int64_t)(mix(++state) % (uint64_t)(question - SAID + 1));
+    int64_t phase = (int64_t)(mix(++state) % PERIOD);
     char *text = malloc((size_t)S + 1);
     if (!text) abort(); /* S bytes: the batch itself is larger */
-    for (int64_t s = 0; s < S; s++) text[s] = FILLER[mix(++state) % (sizeof FILLER - 1)];
+    for (int64_t s = 0; s < S; s++) text[s] = FILLER[(s + phase) % PERIOD];
     memcpy(text + at, STATEMENT, MARK);
     memcpy(text + at + MARK, key, PASSKEY_DIGITS);
     text[at + SAID - 1] = ' ';

@@ -61,11 +61,18 @@ int64_t sampler_window(sampler_t *s, int64_t i);
 void sampler_free(sampler_t *s);
 
 /* ---- the pass-key task ----------------------------------------------------------------
- * Byte tokens. A row is random lowercase filler; somewhere in it (uniformly, anywhere before
- * the question) the statement "key=DDDDD " with five distinct digits, and at the very end the
- * question "key=" followed by the same digits. Only the five answer digits have labels, so
- * the loss is the retrieval alone. Row i of a seed is always the same row. */
-enum { PASSKEY_DIGITS = 5, PASSKEY_MIN_SEQ = 32 };
+ * Byte tokens. A row is filler, one sentence repeated ("The grass is green. The sky is
+ * blue. ..."); somewhere in it (uniformly, anywhere before the question) the statement
+ * "key=DDDDDDDDDD " with all ten digits in a random order, and at the very end the question
+ * "key=" followed by the same digits. Only the ten answer digits have labels, so the loss is
+ * the retrieval alone. Row i of a seed is always the same row.
+ * Why ten digits and this filler: llama-tiny (2 layers) retrieves with an induction circuit,
+ * and the steps before it forms grow with S. Five digits gave half the training signal and a
+ * shortcut (attend to any digit: the last answer digit follows from the others) that stalled
+ * it at higher learning rates. Random letters as filler add noise to every attention output
+ * that grows with S: at S = 512 they took ~2000 steps of 16 rows to start retrieving, the
+ * sentence ~900 (at S = 256 both ~550). */
+enum { PASSKEY_DIGITS = 10, PASSKEY_MIN_SEQ = 32 };
 
 /* Writes row i; returns the position of the statement's first digit. */
 int64_t passkey_row(uint64_t seed, int64_t i, int64_t S, row_t *out);
