@@ -226,7 +226,7 @@ static void passkey_rows(void **state) {
         bool used[10] = {false};
         for (int k = 0; k < PASSKEY_DIGITS; k++) {
             int d = tok[at + k] - '0';
-            assert_true(d >= 0 && d < 10 && !used[d]); /* five distinct digits */
+            assert_true(d >= 0 && d < 10 && !used[d]); /* distinct digits */
             used[d] = true;
             assert_int_equal(tok[answer + 1 + k], tok[at + k]); /* asked back at the end */
             assert_int_equal(lab[answer + k], tok[at + k]);
