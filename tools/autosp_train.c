@@ -575,8 +575,7 @@ static autosp_trainer_t *make_trainer(const options_t *o, const autosp_comm_t *c
     *vocab =
         out == AUTOSP_NO_TENSOR ? -1 : autosp_tensor_dim(g, out, autosp_tensor_ndim(g, out) - 1);
     if (logits) {
-        autosp_tensor_t t = logits_of(g);
-        if (t == AUTOSP_NO_TENSOR || autosp_output(g, t) != AUTOSP_OK) {
+        if (out == AUTOSP_NO_TENSOR || autosp_output(g, out) != AUTOSP_OK) {
             *rc = cli_usage_error(prog,
                                   "--task passkey: \"%s\" has no loss node to read "
                                   "logits from",
@@ -584,7 +583,7 @@ static autosp_trainer_t *make_trainer(const options_t *o, const autosp_comm_t *c
             autosp_graph_free(g);
             return NULL;
         }
-        snprintf(logits, AUTOSP_MAX_NAME, "%s", autosp_tensor_name(g, t));
+        snprintf(logits, AUTOSP_MAX_NAME, "%s", autosp_tensor_name(g, out));
     }
     autosp_train_config_t cfg = autosp_train_config_default();
     cfg.beta1 = (float)o->beta1, cfg.beta2 = (float)o->beta2, cfg.eps = (float)o->eps;

@@ -108,6 +108,10 @@ static int read_folder(const char *prog, const char *path, corpus_t *c, int64_t 
     return n ? rc : cli_usage_error(prog, "--data \"%s\": the folder has no regular files", path);
 }
 
+static uint32_t le32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
 static int64_t token_at(const corpus_t *c, int64_t i) {
     const unsigned char *p = c->tokens + i * c->width;
     switch (c->width) {
@@ -116,8 +120,7 @@ static int64_t token_at(const corpus_t *c, int64_t i) {
     case 2:
         return p[0] | p[1] << 8;
     default:
-        return (int64_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                         (uint32_t)p[3] << 24);
+        return le32(p);
     }
 }
 
@@ -126,12 +129,9 @@ static int64_t token_at(const corpus_t *c, int64_t i) {
  * header. */
 static int llmc_width(const unsigned char *bytes, size_t size, int64_t *count) {
     if (size < 1024) return 0;
-    uint32_t h[3];
-    for (int k = 0; k < 3; k++)
-        h[k] = (uint32_t)bytes[4 * k] | (uint32_t)bytes[4 * k + 1] << 8 |
-               (uint32_t)bytes[4 * k + 2] << 16 | (uint32_t)bytes[4 * k + 3] << 24;
-    *count = h[2];
-    return h[0] == 20240520u ? 2 : h[0] == 20240801u ? 4 : 0;
+    uint32_t magic = le32(bytes);
+    *count = le32(bytes + 8);
+    return magic == 20240520u ? 2 : magic == 20240801u ? 4 : 0;
 }
 
 static int map_file(const char *prog, const char *path, corpus_t *c) {
