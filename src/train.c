@@ -1,11 +1,9 @@
 /* train.c: parameter initialisation, global-norm clipping and AdamW with a cosine schedule,
  * around the executor of a joint graph. */
 #define _POSIX_C_SOURCE 200809L
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
-#include <pthread.h>
 #include <string.h>
 
 #include "autosp/comm.h"
@@ -14,6 +12,7 @@
 #include "autosp/safetensors.h"
 #include "autosp/train.h"
 #include "ir.h"
+#include "kernels/parallel.h"
 
 static const double PI = 3.14159265358979323846;
 
@@ -373,10 +372,8 @@ autosp_status_t autosp_trainer_compute(autosp_trainer_t *tr, float *loss, autosp
     return st;
 }
 
-/* The optimizer's passes over every parameter are memory-bound: they run on as many threads as
- * OpenBLAS uses, each on a contiguous share of the flat list of parameter elements. */
-enum { MAX_THREADS = 64 };
-
+/* The optimizer's passes over every parameter are memory-bound: they run on the library's
+ * thread pool, each share a contiguous range of the flat list of parameter elements. */
 typedef struct share {
     autosp_trainer_t *tr;
     int64_t begin, end; /* element range over all owned elements, in order */
@@ -385,8 +382,9 @@ typedef struct share {
     void (*work)(struct share *s, param_slot_t *p, int64_t from, int64_t to);
 } share_t;
 
-static void *run_share(void *arg) {
-    share_t *s = arg;
+static void run_share(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    share_t *s = (share_t *)ctx + task;
     int64_t base = 0;
     for (int p = 0; p < s->tr->n_params; p++) {
         param_slot_t *slot = &s->tr->params[p];
@@ -395,36 +393,24 @@ static void *run_share(void *arg) {
         if (from < to) s->work(s, slot, from, to);
         base += slot->own;
     }
-    return NULL;
 }
 
 /* Runs work over every parameter element; returns the sum of the shares' sum_sq. */
 static double parallel_params(autosp_trainer_t *tr, share_t proto) {
     int64_t total = 0;
     for (int p = 0; p < tr->n_params; p++) total += tr->params[p].own;
-    int n = openblas_get_num_threads();
-    n = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : n;
-    if (total < 1 << 16) n = 1; /* not worth a thread */
-    share_t shares[MAX_THREADS];
-    pthread_t threads[MAX_THREADS];
-    bool started[MAX_THREADS] = {false};
+    int n = total < 1 << 16 ? 1 : par_threads(); /* a small model is not worth a thread */
+    share_t shares[PAR_MAX_THREADS];
     for (int i = 0; i < n; i++) {
         shares[i] = proto;
         shares[i].tr = tr;
         shares[i].begin = total * i / n;
         shares[i].end = total * (i + 1) / n;
         shares[i].sum_sq = 0;
-        if (i > 0) started[i] = pthread_create(&threads[i], NULL, run_share, &shares[i]) == 0;
     }
-    run_share(&shares[0]);
-    double sum = shares[0].sum_sq;
-    for (int i = 1; i < n; i++) {
-        if (started[i])
-            pthread_join(threads[i], NULL);
-        else
-            run_share(&shares[i]); /* no thread to be had: do it here */
-        sum += shares[i].sum_sq;
-    }
+    par_run(n, n, run_share, shares);
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += shares[i].sum_sq;
     return sum;
 }
 

@@ -399,7 +399,7 @@ static const op_def_t op_embedding = {.name = "embedding",
 static const op_def_t op_linear = {.name = "linear",
                                    .dim_names = {"rows", "K", "N"},
                                    .in_names = {"x", "weight", "bias"},
-                                   .in_accumulates = {false, true, true},
+                                   .in_accumulates = {false, false, false}, /* overwrites */
                                    .fd_h = H_LINEAR,
                                    .sizes = sizes_linear,
                                    .forward = linear_fwd,

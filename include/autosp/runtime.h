@@ -48,7 +48,10 @@ autosp_status_t autosp_executor_run(autosp_executor_t *ex, autosp_error_t *err);
  * far (measured by a guard pattern, so the plan can be compared with what really happens). */
 int64_t autosp_executor_arena_bytes(const autosp_executor_t *ex);
 
-/* Threads of the kernels (OpenBLAS, attention, the optimizer); set before the first run. */
+/* Threads of the library's kernels (its thread pool: the split sgemm calls, attention, the
+ * row-wise kernels, the optimizer; OpenBLAS itself runs on one thread inside a step). Until
+ * this is called, the count follows OpenBLAS's (OPENBLAS_NUM_THREADS, else one per CPU).
+ * Also sets OpenBLAS's count, for the caller's own BLAS calls. */
 void autosp_set_num_threads(int n);
 int autosp_num_threads(void);
 /* Seconds spent inside collectives (waiting included) over all runs so far. */

@@ -17,8 +17,6 @@
  * branch-free polynomial, not a libm call. */
 #include <cblas.h>
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +26,7 @@
 #include "base.h"
 #include "fastmath.h"
 #include "kernels.h"
+#include "parallel.h"
 
 #define BR       64  /* query rows per tile */
 #define BC       128 /* keys per tile */
@@ -70,57 +69,28 @@ size_t attention_backward_workspace(const attention_dims_t *d) {
     return WS_ALIGN + sizeof(float) * BWD_SLICE * (size_t)thread_capacity(d);
 }
 
-/* ---- running work items on several threads --------------------------------------------------
- * Items 0..n-1 are handed out one at a time through an atomic counter; each thread has its own
- * scratch slice. An item's arithmetic does not depend on which thread runs it, so the results
- * do not depend on the thread count. */
+/* ---- running work items on the pool -------------------------------------------------------
+ * An item's arithmetic does not depend on which thread runs it, so the results do not depend on
+ * the thread count; each thread has its own scratch slice of the workspace. */
 
-typedef struct pool pool_t;
-typedef void (*item_fn)(const pool_t *pl, int64_t item, float *ws);
-struct pool {
+typedef void (*item_fn)(const void *args, int64_t item, float *ws);
+typedef struct items {
     item_fn fn;
     const void *args;
-    int64_t n;
-    atomic_int_fast64_t next;
-};
-typedef struct worker {
-    pool_t *pl;
     float *ws;
-} worker_t;
+    size_t slice;
+} items_t;
 
-static void *run_worker(void *arg) {
-    worker_t *w = arg;
-    for (;;) {
-        const int64_t item = atomic_fetch_add(&w->pl->next, 1);
-        if (item >= w->pl->n) break;
-        w->pl->fn(w->pl, item, w->ws);
-    }
-    return NULL;
+static void run_item(void *ctx, int64_t item, int thread) {
+    const items_t *it = ctx;
+    it->fn(it->args, item, it->ws + it->slice * (size_t)thread);
 }
 
-/* fn(item) for item < n, on up to the thread count of d; ws holds slices of `slice` floats. */
+/* fn(item) for item < n, on at most the thread capacity of d; ws holds slices of `slice` floats */
 static void run_items(item_fn fn, const void *args, int64_t n, const attention_dims_t *d, float *ws,
                       size_t slice) {
-    int T = openblas_get_num_threads();
-    const int cap = thread_capacity(d);
-    T = T < 1 ? 1 : T > cap ? cap : T;
-    if (T > n) T = n < 1 ? 1 : (int)n;
-    pool_t pl = {.fn = fn, .args = args, .n = n};
-    atomic_init(&pl.next, 0);
-    worker_t workers[AUTOSP_ATTENTION_MAX_THREADS];
-    pthread_t threads[AUTOSP_ATTENTION_MAX_THREADS];
-    bool started[AUTOSP_ATTENTION_MAX_THREADS] = {false};
-    for (int t = 0; t < T; t++) {
-        workers[t] = (worker_t){.pl = &pl, .ws = ws + slice * (size_t)t};
-        if (t > 0) started[t] = pthread_create(&threads[t], NULL, run_worker, &workers[t]) == 0;
-    }
-    run_worker(&workers[0]);
-    for (int t = 1; t < T; t++) {
-        if (started[t])
-            pthread_join(threads[t], NULL);
-        else
-            run_worker(&workers[t]); /* no thread to be had: do its share here (none is left) */
-    }
+    items_t it = {.fn = fn, .args = args, .ws = ws, .slice = slice};
+    par_run(n, thread_capacity(d), run_item, &it);
 }
 
 /* ---- one (batch, query head): where its rows live -------------------------------------- */
@@ -312,8 +282,8 @@ typedef struct fwd_args {
 } fwd_args_t;
 
 /* item = b * Hq + h: every query tile of one (batch, query head) */
-static void forward_item(const pool_t *pl, int64_t item, float *ws) {
-    const fwd_args_t *a = pl->args;
+static void forward_item(const void *args, int64_t item, float *ws) {
+    const fwd_args_t *a = args;
     const attention_dims_t *d = a->d;
     const int64_t b = item / d->Hq, h = item % d->Hq;
     head_t hd = head_at(d, b, h, a->q, a->k, a->v, a->seg);
@@ -407,8 +377,8 @@ typedef struct bwd_args {
 
 /* item = b * Hkv + hk: every query head of one GQA group, in increasing order (the order in
  * which dk and dv of kv head hk accumulate is the same as on one thread) */
-static void backward_item(const pool_t *pl, int64_t item, float *ws) {
-    const bwd_args_t *a = pl->args;
+static void backward_item(const void *args, int64_t item, float *ws) {
+    const bwd_args_t *a = args;
     const attention_dims_t *d = a->d;
     const int64_t b = item / d->Hkv, hk = item % d->Hkv, group = d->Hq / d->Hkv;
     for (int64_t h = hk * group; h < (hk + 1) * group; h++) {

@@ -6,8 +6,8 @@
  *    C channels, V vocabulary; `rows` is the product of all leading dims.
  *  - Backward kernels take the forward's inputs (not saved intermediates, unless named, like
  *    attention's lse) and recompute what is cheap. Gradients of parameters (dweight, dbias)
- *    are ACCUMULATED (+=) so that a parameter used twice sums its gradients; gradients of
- *    activations (dx, ...) are OVERWRITTEN.
+ *    are ACCUMULATED (+=), except linear's (see there), so that a kernel can serve a parameter
+ *    used twice; gradients of activations (dx, ...) are OVERWRITTEN.
  *  - No kernel allocates: scratch memory comes from the caller (see the *_workspace functions),
  *    and the memory plan sizes it before the step loop.
  *  - Each optimised kernel has a naive reference in ref.c, used only by the tests.
@@ -28,8 +28,10 @@ void embedding_backward(float *dweight, const int32_t *ids, const float *dout, i
 /* ---- linear: x (rows,K), weight (N,K), bias (N) or NULL -> out (rows,N) ---------------- */
 void linear_forward(float *out, const float *x, const float *weight, const float *bias,
                     int64_t rows, int64_t K, int64_t N);
-/* dx (rows,K) = dout @ weight; dweight (N,K) += dout^T @ x; dbias (N) += colsum(dout).
- * Any of dx, dweight, dbias may be NULL (not needed). */
+/* dx (rows,K) = dout @ weight; dweight (N,K) = dout^T @ x; dbias (N) = colsum(dout).
+ * Any of dx, dweight, dbias may be NULL (not needed). The one parameter-gradient kernel that
+ * overwrites: dweight is one sgemm with beta = 0, where zeroing it first and accumulating
+ * would add a pass over the largest tensors of the step. */
 void linear_backward(float *dx, float *dweight, float *dbias, const float *dout, const float *x,
                      const float *weight, int64_t rows, int64_t K, int64_t N);
 
@@ -115,9 +117,9 @@ typedef struct attention_dims {
     float scale; /* usually 1/sqrt(D) */
     /* Thread capacity: the workspace holds one scratch slice per thread for this many threads
      * (<= 0 counts as 1, above AUTOSP_ATTENTION_MAX_THREADS as that). The kernels run on
-     * min(threads, openblas_get_num_threads(), number of (batch, head) pairs) threads, the
+     * min(threads, par_threads(), number of (batch, head) pairs) threads of the pool, the
      * calling thread included; so the same `threads` must be given to the workspace functions
-     * and to the kernel call, and OpenBLAS's thread count may change in between without
+     * and to the kernel call, and the thread count may change in between without
      * overflowing the workspace. The results are bitwise identical for every thread count. */
     int threads;
 } attention_dims_t;

@@ -5,17 +5,66 @@
 #include <cblas.h>
 
 #include "kernels.h"
+#include "parallel.h"
 
 static inline int ld(int64_t n) {
     return n > 1 ? (int)n : 1; /* BLAS wants leading dims >= 1 even for empty operands */
 }
 
 /* C (M,N) = op(A) @ op(B) + beta * C, where op(A) is (M,K), stored (M,K), or (K,M) if ta;
- * op(B) is (K,N), stored (K,N), or (N,K) if tb. All row-major and contiguous. */
+ * op(B) is (K,N), stored (K,N), or (N,K) if tb. All row-major and contiguous.
+ * On the pool: C is cut into one block of columns per thread (of rows when M > N: each thread
+ * packs the whole other operand, so the larger dimension is the one to cut), and each block is
+ * one single-threaded sgemm. A block of C gets the same arithmetic as in one call. */
+typedef struct gemm_job {
+    bool ta, tb, by_rows;
+    int64_t M, N, K, chunk;
+    const float *A, *B;
+    float beta, *C;
+} gemm_job_t;
+
+static void gemm_call(const gemm_job_t *j, int64_t m0, int64_t M, int64_t n0, int64_t N) {
+    const int64_t lda = ld(j->ta ? j->M : j->K), ldb = ld(j->tb ? j->K : j->N), ldc = ld(j->N);
+    const float *A = j->A + (j->ta ? m0 : m0 * lda), *B = j->B + (j->tb ? n0 * ldb : n0);
+    cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
+                (int)M, (int)N, (int)j->K, 1.0f, A, (int)lda, B, (int)ldb, j->beta,
+                j->C + m0 * ldc + n0, (int)ldc);
+}
+
+static void gemm_block(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    const gemm_job_t *j = ctx;
+    const int64_t dim = j->by_rows ? j->M : j->N, lo = task * j->chunk;
+    const int64_t n = dim - lo < j->chunk ? dim - lo : j->chunk;
+    if (j->by_rows)
+        gemm_call(j, lo, n, 0, j->N);
+    else
+        gemm_call(j, 0, j->M, lo, n);
+}
+
+enum { GEMM_ALIGN = 16, GEMM_MIN_FLOPS = 1 << 20 }; /* block edge; below that, one call */
+
 static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B,
                  float beta, float *C) {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (int)M, (int)N, (int)K, 1.0f, A, ld(ta ? M : K), B, ld(tb ? K : N), beta, C, ld(N));
+    gemm_job_t j = {.ta = ta,
+                    .tb = tb,
+                    .by_rows = M > N,
+                    .M = M,
+                    .N = N,
+                    .K = K,
+                    .A = A,
+                    .B = B,
+                    .beta = beta,
+                    .C = C};
+    const int64_t dim = j.by_rows ? M : N, T = par_threads();
+    j.chunk = (dim + T - 1) / T;
+    j.chunk = (j.chunk + GEMM_ALIGN - 1) / GEMM_ALIGN * GEMM_ALIGN;
+    const int64_t blocks = j.chunk > 0 ? (dim + j.chunk - 1) / j.chunk : 0;
+    if (blocks <= 1 || 2 * M * N * K < GEMM_MIN_FLOPS) {
+        gemm_call(&j, 0, M, 0, N);
+        return;
+    }
+    par_run(blocks, (int)blocks, gemm_block, &j);
 }
 
 // x (rows,K), weight (N,K), bias (N) or NULL -> out (rows,N) = x @ weight^T + bias
@@ -30,12 +79,15 @@ void linear_forward(float *out, const float *x, const float *weight, const float
 }
 
 // dout (rows,N), x (rows,K), weight (N,K) -> dx (rows,K) = dout @ weight,
-// dweight (N,K) += dout^T @ x, dbias (N) += colsum(dout); any may be NULL
+// dweight (N,K) = dout^T @ x, dbias (N) = colsum(dout); any may be NULL
 void linear_backward(float *dx, float *dweight, float *dbias, const float *dout, const float *x,
                      const float *weight, int64_t rows, int64_t K, int64_t N) {
     if (dx) gemm(false, false, rows, K, N, dout, weight, 0.0f, dx);
-    if (dweight) gemm(true, false, N, K, rows, dout, x, 1.0f, dweight);
-    if (dbias) sum_rows_accumulate(dbias, dout, rows, N);
+    if (dweight) gemm(true, false, N, K, rows, dout, x, 0.0f, dweight);
+    if (dbias) {
+        for (int64_t n = 0; n < N; n++) dbias[n] = 0.0f;
+        sum_rows_accumulate(dbias, dout, rows, N);
+    }
 }
 
 /* The batch loop of matmul, shared by the forward and the backward: the element strides of a,

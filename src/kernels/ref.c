@@ -44,13 +44,13 @@ void ref_linear_backward(float *dx, float *dweight, float *dbias, const float *d
         for (int64_t k = 0; k < K; k++) {
             double acc = 0.0;
             for (int64_t r = 0; r < rows; r++) acc += (double)dout[r * N + n] * x[r * K + k];
-            dweight[n * K + k] += (float)acc;
+            dweight[n * K + k] = (float)acc;
         }
     }
     for (int64_t n = 0; n < N && dbias; n++) {
         double acc = 0.0;
         for (int64_t r = 0; r < rows; r++) acc += dout[r * N + n];
-        dbias[n] += (float)acc;
+        dbias[n] = (float)acc;
     }
 }
 

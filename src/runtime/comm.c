@@ -6,6 +6,7 @@
 #include "autosp/runtime.h"
 #include "comm.h"
 #include "base.h"
+#include "kernels/parallel.h"
 
 static autosp_status_t mpi_failed(autosp_error_t *err, const char *what, int code) {
     char text[MPI_MAX_ERROR_STRING];
@@ -99,9 +100,10 @@ int autosp_comm_fair_threads(const autosp_comm_t *c) {
 }
 
 void autosp_set_num_threads(int n) {
-    openblas_set_num_threads(n < 1 ? 1 : n);
+    par_set_threads(n < 1 ? 1 : n);
+    openblas_set_num_threads(n < 1 ? 1 : n); /* for BLAS calls outside the library's steps */
 }
 
 int autosp_num_threads(void) {
-    return openblas_get_num_threads();
+    return par_threads();
 }

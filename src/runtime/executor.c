@@ -5,6 +5,7 @@
 #include "autosp/runtime.h"
 #include "comm.h"
 #include "memplan.h"
+#include "kernels/parallel.h"
 
 struct autosp_executor {
     autosp_graph_t *g;
@@ -106,7 +107,7 @@ void *autosp_executor_data(autosp_executor_t *ex, const char *name) {
     return t < 0 ? NULL : ex->arena + ex->plan.offset[t];
 }
 
-autosp_status_t autosp_executor_run(autosp_executor_t *ex, autosp_error_t *err) {
+static autosp_status_t run_nodes(autosp_executor_t *ex, autosp_error_t *err) {
     const autosp_graph_t *g = ex->g;
     for (int i = 0; i < g->n_nodes; i++) {
         const node_t *n = &g->nodes[i];
@@ -121,6 +122,15 @@ autosp_status_t autosp_executor_run(autosp_executor_t *ex, autosp_error_t *err) 
         if (st != AUTOSP_OK) return st;
     }
     return set_ok(err);
+}
+
+/* One parallel region for the whole run: OpenBLAS stays single-threaded throughout, so its
+ * threads do not wake and spin between the kernels (kernels/parallel.h). */
+autosp_status_t autosp_executor_run(autosp_executor_t *ex, autosp_error_t *err) {
+    par_begin();
+    autosp_status_t st = run_nodes(ex, err);
+    par_end();
+    return st;
 }
 
 double autosp_executor_comm_seconds(const autosp_executor_t *ex) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../kernels/kernels.h"
+#include "../kernels/parallel.h"
 #include "op_table.h"
 
 #define F(p)   ((float *)(p))
@@ -90,8 +91,6 @@ autosp_status_t run_linear(const run_ctx_t *r) {
 
 autosp_status_t run_linear_backward(const run_ctx_t *r) { /* (dout, x, w[, b]) -> dx, dw[, db] */
     const cshape_t *x = &r->c->in[1], *w = &r->c->in[2];
-    zero(r->out[1], &r->c->out[1]);
-    if (r->c->n_out == 3) zero(r->out[2], &r->c->out[2]);
     linear_backward(F(r->out[0]), F(r->out[1]), r->c->n_out == 3 ? F(r->out[2]) : NULL,
                     CF(r->in[0]), CF(r->in[1]), CF(r->in[2]), rows_of(x), w->d[1], w->d[0]);
     return AUTOSP_OK;
@@ -109,15 +108,38 @@ static int64_t broadcast_index(int64_t i, const cshape_t *big, const cshape_t *s
     return j;
 }
 
-static autosp_status_t run_binary(const run_ctx_t *r, bool multiply) {
-    const cshape_t *a = &r->c->in[0], *b = &r->c->in[1];
-    const float *x = CF(r->in[0]), *y = CF(r->in[1]);
-    float *out = F(r->out[0]);
-    bool same = a->numel == b->numel;
-    for (int64_t i = 0; i < a->numel; i++) {
-        float v = y[same ? i : broadcast_index(i, a, b)];
-        out[i] = multiply ? x[i] * v : x[i] + v;
+typedef struct binary_job {
+    const cshape_t *a, *b;
+    const float *x, *y;
+    float *out;
+    bool multiply;
+} binary_job_t;
+
+static void binary_range(void *ctx, int64_t lo, int64_t hi) {
+    const binary_job_t *j = ctx;
+    const float *x = j->x, *y = j->y;
+    float *out = j->out;
+    if (j->a->numel == j->b->numel) { /* the common case, kept simple enough to vectorise */
+        if (j->multiply)
+            for (int64_t i = lo; i < hi; i++) out[i] = x[i] * y[i];
+        else
+            for (int64_t i = lo; i < hi; i++) out[i] = x[i] + y[i];
+        return;
     }
+    for (int64_t i = lo; i < hi; i++) {
+        float v = y[broadcast_index(i, j->a, j->b)];
+        out[i] = j->multiply ? x[i] * v : x[i] + v;
+    }
+}
+
+static autosp_status_t run_binary(const run_ctx_t *r, bool multiply) {
+    binary_job_t j = {.a = &r->c->in[0],
+                      .b = &r->c->in[1],
+                      .x = CF(r->in[0]),
+                      .y = CF(r->in[1]),
+                      .out = F(r->out[0]),
+                      .multiply = multiply};
+    par_for(j.a->numel, 1 << 14, binary_range, &j);
     return AUTOSP_OK;
 }
 autosp_status_t run_add(const run_ctx_t *r) {
