@@ -266,6 +266,7 @@ int64_t cshape_bytes(const cshape_t *s, int n);
 autosp_status_t cost_ctx_init(const autosp_graph_t *g, int i, cost_ctx_t *c, autosp_error_t *err);
 int64_t workspace_attention(const cost_ctx_t *c);
 int64_t workspace_attention_backward(const cost_ctx_t *c);
+int64_t workspace_norm_backward(const cost_ctx_t *c);
 
 /* Runs op's shape rule on node n of g (inputs already set), filling the output shapes. */
 autosp_status_t op_infer(const autosp_graph_t *g, const node_t *n, shape_t *shapes,

@@ -194,8 +194,11 @@ static void rmsnorm_fwd(impl_t impl, const test_case_t *c, const call_t *k) {
 }
 
 static void rmsnorm_bwd(impl_t impl, const test_case_t *c, const call_t *k) {
+    void *ws = malloc(norm_backward_workspace(c->d[0]) + 1);
+    assert_non_null(ws);
     CALL(impl, rmsnorm_backward, k->din[0], k->din[1], k->dout, k->in[0], k->in[1], c->d[0],
-         c->d[1], NORM_EPS);
+         c->d[1], NORM_EPS, ws);
+    free(ws);
 }
 
 static void layernorm_fwd(impl_t impl, const test_case_t *c, const call_t *k) {
@@ -203,8 +206,11 @@ static void layernorm_fwd(impl_t impl, const test_case_t *c, const call_t *k) {
 }
 
 static void layernorm_bwd(impl_t impl, const test_case_t *c, const call_t *k) {
+    void *ws = malloc(norm_backward_workspace(c->d[0]) + 1);
+    assert_non_null(ws);
     CALL(impl, layernorm_backward, k->din[0], k->din[1], k->din[2], k->dout, k->in[0], k->in[1],
-         c->d[0], c->d[1], NORM_EPS);
+         c->d[0], c->d[1], NORM_EPS, ws);
+    free(ws);
 }
 
 static void softmax_fwd(impl_t impl, const test_case_t *c, const call_t *k) {

@@ -129,7 +129,7 @@ static void fill(float *x, int64_t n, unsigned seed) {
     }
 }
 
-enum { ROWS = 96, C = 200, V = 1500, N_OUT = 300 };
+enum { ROWS = 256, C = 512, V = 1500, N_OUT = 300 }; /* large enough to split */
 
 /* Everything but the sgemm products is bitwise independent of the thread count. The products
  * are not: each thread's block is its own sgemm call, and OpenBLAS picks kernels (its
@@ -137,7 +137,7 @@ enum { ROWS = 96, C = 200, V = 1500, N_OUT = 300 };
  * of a sum, as OpenBLAS's own threading does. Those are compared within float rounding. */
 typedef struct results {
     float gelu[ROWS * C], dgelu[ROWS * C], swiglu[ROWS * C], dgate[ROWS * C], dup[ROWS * C];
-    float db[N_OUT];
+    float db[N_OUT], ln[ROWS * C], dln[ROWS * C], dgamma[C], dbeta[C];
     float logits_grad[ROWS * V];
     float loss;
     float lin[ROWS * N_OUT], dx[ROWS * C], dw[N_OUT * C]; /* sgemm: last, see above */
@@ -161,6 +161,10 @@ static void run_kernels(results_t *r, int threads) {
     swiglu_backward(r->dgate, r->dup, r->gelu, x, y, ROWS * C);
     linear_forward(r->lin, x, w, bias, ROWS, C, N_OUT);
     linear_backward(r->dx, r->dw, r->db, dout, x, w, ROWS, C, N_OUT);
+    static double stats[2 * ROWS];
+    layernorm_forward(r->ln, x, y, y + C, ROWS, C, 1e-5f);
+    memset(r->dgamma, 0, sizeof r->dgamma), memset(r->dbeta, 0, sizeof r->dbeta);
+    layernorm_backward(r->dln, r->dgamma, r->dbeta, r->gelu, x, y, ROWS, C, 1e-5f, stats);
     r->loss = cross_entropy_forward(logits, labels, ROWS, V, -100);
     cross_entropy_backward(r->logits_grad, logits, labels, ROWS, V, -100, 1.0f);
     par_set_threads(0);

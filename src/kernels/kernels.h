@@ -61,12 +61,15 @@ void swiglu_backward(float *dgate, float *dup, const float *dout, const float *g
 /* ---- normalisation over the last dim: x (rows,C), weight and bias (C) ---------------------- */
 void rmsnorm_forward(float *out, const float *x, const float *weight, int64_t rows, int64_t C,
                      float eps);
+/* The backwards need norm_backward_workspace(rows) bytes of scratch (8-byte aligned), and dx
+ * must not alias dout or x: dweight and dbias are summed after dx is written. */
+size_t norm_backward_workspace(int64_t rows);
 void rmsnorm_backward(float *dx, float *dweight, const float *dout, const float *x,
-                      const float *weight, int64_t rows, int64_t C, float eps);
+                      const float *weight, int64_t rows, int64_t C, float eps, void *workspace);
 void layernorm_forward(float *out, const float *x, const float *weight, const float *bias,
                        int64_t rows, int64_t C, float eps);
 void layernorm_backward(float *dx, float *dweight, float *dbias, const float *dout, const float *x,
-                        const float *weight, int64_t rows, int64_t C, float eps);
+                        const float *weight, int64_t rows, int64_t C, float eps, void *workspace);
 
 /* ---- softmax over the last dim: x (rows,C) ------------------------------------------------- */
 void softmax_forward(float *out, const float *x, int64_t rows, int64_t C);

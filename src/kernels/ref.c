@@ -176,7 +176,9 @@ void ref_rmsnorm_forward(float *out, const float *x, const float *weight, int64_
 /* y_c = x_c w_c s with s = (mean(x^2) + eps)^(-1/2), ds/dx_j = -s^3 x_j / C, so
  * dx_j = dout_j w_j s - s^3 x_j / C * sum_c dout_c w_c x_c; dweight_c += dout_c x_c s. */
 void ref_rmsnorm_backward(float *dx, float *dweight, const float *dout, const float *x,
-                          const float *weight, int64_t rows, int64_t C, float eps) {
+                          const float *weight, int64_t rows, int64_t C, float eps,
+                          void *workspace) {
+    (void)workspace;
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * C, *dr = dout + r * C;
         double ss = 0.0, dwx = 0.0;
@@ -211,8 +213,9 @@ void ref_layernorm_forward(float *out, const float *x, const float *weight, cons
 /* With xhat = (x - mean) rstd and g = dout * w:
  * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)); dweight += dout xhat; dbias += dout. */
 void ref_layernorm_backward(float *dx, float *dweight, float *dbias, const float *dout,
-                            const float *x, const float *weight, int64_t rows, int64_t C,
-                            float eps) {
+                            const float *x, const float *weight, int64_t rows, int64_t C, float eps,
+                            void *workspace) {
+    (void)workspace;
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * C, *dr = dout + r * C;
         double mean = 0.0, var = 0.0, g_mean = 0.0, gx_mean = 0.0;

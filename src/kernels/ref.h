@@ -27,13 +27,14 @@ void ref_swiglu_backward(float *dgate, float *dup, const float *dout, const floa
                          const float *up, int64_t n);
 void ref_rmsnorm_forward(float *out, const float *x, const float *weight, int64_t rows, int64_t C,
                          float eps);
+/* workspace: unused, there to match the fast kernel's arguments */
 void ref_rmsnorm_backward(float *dx, float *dweight, const float *dout, const float *x,
-                          const float *weight, int64_t rows, int64_t C, float eps);
+                          const float *weight, int64_t rows, int64_t C, float eps, void *workspace);
 void ref_layernorm_forward(float *out, const float *x, const float *weight, const float *bias,
                            int64_t rows, int64_t C, float eps);
 void ref_layernorm_backward(float *dx, float *dweight, float *dbias, const float *dout,
-                            const float *x, const float *weight, int64_t rows, int64_t C,
-                            float eps);
+                            const float *x, const float *weight, int64_t rows, int64_t C, float eps,
+                            void *workspace);
 void ref_softmax_forward(float *out, const float *x, int64_t rows, int64_t C);
 void ref_softmax_backward(float *dx, const float *dout, const float *y, int64_t rows, int64_t C);
 void ref_rope_forward(float *out, const float *x, const int32_t *positions, int64_t B, int64_t S,

@@ -18,8 +18,12 @@ static int64_t last_dim(const cshape_t *s) {
 static int64_t rows_of(const cshape_t *s) {
     return s->numel / (last_dim(s) ? last_dim(s) : 1);
 }
+static void zero_range(void *ctx, int64_t lo, int64_t hi) {
+    memset((char *)ctx + lo, 0, (size_t)(hi - lo));
+}
+/* on the pool: the embedding's gradient is a V x C table (154 MB for GPT-2) */
 static void zero(void *p, const cshape_t *s) {
-    memset(p, 0, (size_t)s->numel * s->esize);
+    par_for(s->numel * s->esize, 1 << 20, zero_range, p);
 }
 
 static const int64_t NO_EXCEPTION = INT64_MIN; /* below every int32: no id is excused */
@@ -206,11 +210,16 @@ autosp_status_t run_rmsnorm(const run_ctx_t *r) {
     return AUTOSP_OK;
 }
 
+/* each row's mean and rstd, between the backward's two passes */
+int64_t workspace_norm_backward(const cost_ctx_t *c) {
+    return (int64_t)norm_backward_workspace(rows_of(&c->in[1]));
+}
+
 autosp_status_t run_rmsnorm_backward(const run_ctx_t *r) { /* (dout, x, w) -> dx, dw */
     const cshape_t *x = &r->c->in[1];
     zero(r->out[1], &r->c->out[1]);
     rmsnorm_backward(F(r->out[0]), F(r->out[1]), CF(r->in[0]), CF(r->in[1]), CF(r->in[2]),
-                     rows_of(x), last_dim(x), eps_of(r));
+                     rows_of(x), last_dim(x), eps_of(r), r->workspace);
     return AUTOSP_OK;
 }
 
@@ -226,7 +235,7 @@ autosp_status_t run_layernorm_backward(const run_ctx_t *r) { /* (dout, x, w, b) 
     zero(r->out[1], &r->c->out[1]);
     zero(r->out[2], &r->c->out[2]);
     layernorm_backward(F(r->out[0]), F(r->out[1]), F(r->out[2]), CF(r->in[0]), CF(r->in[1]),
-                       CF(r->in[2]), rows_of(x), last_dim(x), eps_of(r));
+                       CF(r->in[2]), rows_of(x), last_dim(x), eps_of(r), r->workspace);
     return AUTOSP_OK;
 }
 
