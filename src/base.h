@@ -20,6 +20,20 @@
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* A hot loop over floats, compiled also for AVX-512 and AVX2, the loader picking one for the
+ * CPU (GCC's target_clones, through an ifunc): the library stays portable (no -march) and the
+ * baseline's 4-wide SSE2 does not bound the exp- and double-heavy loops. Feature names, not
+ * "arch=": gcc 12 tells CPU models by their ids and fell back to SSE2 on the Xeon of our
+ * benchmarks. Every clone computes the same bits: in ISO C mode gcc does not contract
+ * a * b + c into an FMA, and without -ffast-math it vectorises only reductions whose lanes
+ * the code spells out. AUTOSP_NO_VECTOR_CLONES turns it off. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) &&       \
+    !defined(AUTOSP_NO_VECTOR_CLONES)
+#define VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
 /* Through the hooks of autosp_allocator_set. */
 void *mem_alloc(size_t size);
 void *mem_calloc(size_t n, size_t size); /* zeroed; NULL on overflow */

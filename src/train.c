@@ -417,7 +417,7 @@ static double parallel_params(autosp_trainer_t *tr, share_t proto) {
 /* Squares summed in double, 8 lanes: a float's square is exact in double, so the sum barely
  * depends on how the elements are split (over threads, or over ranks under ZeRO-1), and the
  * float norm of a sharded run comes out equal to the unsharded one. */
-static void sum_squares(share_t *s, param_slot_t *p, int64_t from, int64_t to) {
+VECTOR_CLONES static void sum_squares(share_t *s, param_slot_t *p, int64_t from, int64_t to) {
     const float *grad = p->grad + p->lo;
     double lane[8] = {0};
     int64_t i = from;
@@ -428,7 +428,7 @@ static void sum_squares(share_t *s, param_slot_t *p, int64_t from, int64_t to) {
 }
 
 /* AdamW (Loshchilov & Hutter): decoupled weight decay, bias-corrected moments. */
-static void adamw_share(share_t *s, param_slot_t *p, int64_t from, int64_t to) {
+VECTOR_CLONES static void adamw_share(share_t *s, param_slot_t *p, int64_t from, int64_t to) {
     const autosp_train_config_t *c = &s->tr->cfg;
     float t = (float)(s->tr->step + 1), lr = s->lr, g_scale = s->grad_scale;
     float bc1 = 1.0f - powf(c->beta1, t), bc2 = 1.0f - powf(c->beta2, t);

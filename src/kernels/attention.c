@@ -190,7 +190,7 @@ static void scores_tile(float *s, const head_t *hd, int64_t i0, int64_t nq, int6
 #define VW 16
 
 /* max(init, x[0..n)) */
-static float row_max(const float *x, int64_t n, float init) {
+VECTOR_CLONES static float row_max(const float *x, int64_t n, float init) {
     float acc[VW];
     for (int u = 0; u < VW; u++) acc[u] = init;
     int64_t c = 0;
@@ -203,7 +203,7 @@ static float row_max(const float *x, int64_t n, float init) {
 }
 
 /* x[c] = exp(x[c] - sub) for c < n, in place; returns the sum. sub is finite. */
-static float row_exp_sum(float *x, int64_t n, float sub) {
+VECTOR_CLONES static float row_exp_sum(float *x, int64_t n, float sub) {
     float acc[VW] = {0};
     int64_t c = 0;
     for (; c + VW <= n; c += VW)
@@ -319,7 +319,8 @@ static void probs_tile(float *s, const float *lse, int64_t nq, int64_t nk) {
 }
 
 /* ds (nq,nk) holds dP in, dS = P (dP - delta) out (in place) */
-static void dscores_tile(float *ds, const float *p, const float *delta, int64_t nq, int64_t nk) {
+VECTOR_CLONES static void dscores_tile(float *ds, const float *p, const float *delta, int64_t nq,
+                                       int64_t nk) {
     for (int64_t r = 0; r < nq; r++)
         for (int64_t c = 0; c < nk; c++)
             ds[r * BC + c] = p[r * BC + c] * (ds[r * BC + c] - delta[r]);

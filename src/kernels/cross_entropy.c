@@ -4,6 +4,7 @@
  * double: V is large (32k-256k) and the loss is a mean over many rows. */
 #include <math.h>
 
+#include "base.h"
 #include "fastmath.h"
 #include "kernels.h"
 #include "parallel.h"
@@ -11,7 +12,7 @@
 /* One row of logits (V): its max and sum(exp(x - max)), so that logsumexp = max + log(sum).
  * Serves the forward and the backward; reads the row only, so the backward can overwrite it
  * afterwards. */
-static void row_max_sumexp(const float *x, int64_t V, float *max, double *sum) {
+VECTOR_CLONES static void row_max_sumexp(const float *x, int64_t V, float *max, double *sum) {
     float lane[16];
     for (int k = 0; k < 16; k++) lane[k] = -INFINITY;
     int64_t v = 0;
@@ -94,7 +95,7 @@ void cross_entropy_backward(float *dlogits, const float *logits, const int32_t *
                                 (double)count_targets(labels, rows, ignore_index));
 }
 
-static void ce_backward_rows(void *ctx, int64_t lo, int64_t hi) {
+VECTOR_CLONES static void ce_backward_rows(void *ctx, int64_t lo, int64_t hi) {
     const ce_job_t *j = ctx;
     const int64_t V = j->V;
     for (int64_t r = lo; r < hi; r++) {

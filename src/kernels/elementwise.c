@@ -1,6 +1,7 @@
 /* elementwise.c: activations, forward next to backward. All shapes are (n) -> (n); every
  * output element depends only on the input elements at the same index, so out may equal an
  * input and dx may equal dout. */
+#include "base.h"
 #include "fastmath.h"
 #include "kernels.h"
 #include "parallel.h"
@@ -28,7 +29,7 @@ typedef struct ew {
     const float *x, *y, *z;
 } ew_t;
 
-static void silu_fwd_range(void *ctx, int64_t lo, int64_t hi) {
+VECTOR_CLONES static void silu_fwd_range(void *ctx, int64_t lo, int64_t hi) {
     const ew_t *a = ctx; /* locals: a store through a->out could alias *a */
     float *out = a->out;
     const float *x = a->x;
@@ -40,7 +41,7 @@ void silu_forward(float *out, const float *x, int64_t n) {
     par_for(n, EW_GRAIN, silu_fwd_range, &(ew_t){.out = out, .x = x});
 }
 
-static void silu_bwd_range(void *ctx, int64_t lo, int64_t hi) {
+VECTOR_CLONES static void silu_bwd_range(void *ctx, int64_t lo, int64_t hi) {
     const ew_t *a = ctx; /* locals: a store through a->out could alias *a */
     float *out = a->out;
     const float *x = a->x, *y = a->y;
@@ -56,7 +57,7 @@ void silu_backward(float *dx, const float *dout, const float *x, int64_t n) {
 #define GELU_SQRT_2_OVER_PI 0.7978845608028654f
 #define GELU_CUBE           0.044715f
 
-static void gelu_fwd_range(void *ctx, int64_t lo, int64_t hi) {
+VECTOR_CLONES static void gelu_fwd_range(void *ctx, int64_t lo, int64_t hi) {
     const ew_t *a = ctx; /* locals: a store through a->out could alias *a */
     float *out = a->out;
     const float *x = a->x;
@@ -91,7 +92,7 @@ void gelu_backward(float *dx, const float *dout, const float *x, int64_t n) {
     par_for(n, EW_GRAIN, gelu_bwd_range, &(ew_t){.out = dx, .x = x, .y = dout});
 }
 
-static void swiglu_fwd_range(void *ctx, int64_t lo, int64_t hi) {
+VECTOR_CLONES static void swiglu_fwd_range(void *ctx, int64_t lo, int64_t hi) {
     const ew_t *a = ctx; /* locals: a store through a->out could alias *a */
     float *out = a->out;
     const float *x = a->x, *y = a->y;
@@ -103,7 +104,7 @@ void swiglu_forward(float *out, const float *gate, const float *up, int64_t n) {
     par_for(n, EW_GRAIN, swiglu_fwd_range, &(ew_t){.out = out, .x = gate, .y = up});
 }
 
-static void swiglu_bwd_range(void *ctx, int64_t lo, int64_t hi) {
+VECTOR_CLONES static void swiglu_bwd_range(void *ctx, int64_t lo, int64_t hi) {
     const ew_t *a = ctx; /* locals: a store through a->out could alias *a */
     float *out = a->out, *out2 = a->out2;
     const float *x = a->x, *y = a->y, *z = a->z;

@@ -119,7 +119,7 @@ typedef struct binary_job {
     bool multiply;
 } binary_job_t;
 
-static void binary_range(void *ctx, int64_t lo, int64_t hi) {
+VECTOR_CLONES static void binary_range(void *ctx, int64_t lo, int64_t hi) {
     const binary_job_t *j = ctx;
     const float *x = j->x, *y = j->y;
     float *out = j->out;
