@@ -1,8 +1,12 @@
 /* base.c: allocation hooks, the arena and error records. */
+#define _DEFAULT_SOURCE /* madvise */
 #include "base.h"
 
 #include <stdint.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 static void *default_malloc(void *ctx, size_t size) {
     (void)ctx;
@@ -35,6 +39,18 @@ void *mem_calloc(size_t n, size_t size) {
     void *p = mem_alloc(n * size);
     if (p) memset(p, 0, n * size);
     return p;
+}
+
+enum { HUGE_PAGE = 2 << 20 };
+
+void *mem_alloc_huge(size_t size, void **raw) {
+    if (size > SIZE_MAX - HUGE_PAGE || !(*raw = mem_alloc(size + HUGE_PAGE))) return NULL;
+    uintptr_t start = ((uintptr_t)*raw + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+#ifdef MADV_HUGEPAGE
+    if (size >= HUGE_PAGE) /* whole huge pages inside the buffer; a refusal only costs speed */
+        (void)madvise((void *)start, size / HUGE_PAGE * HUGE_PAGE, MADV_HUGEPAGE);
+#endif
+    return (void *)start;
 }
 
 void *mem_realloc(void *ptr, size_t size) {

@@ -31,7 +31,8 @@ struct autosp_trainer {
     autosp_executor_t *ex;
     param_slot_t *params;
     int n_params;
-    float *state; /* m and v of every parameter (its owned part), one block */
+    float *state;      /* m and v of every parameter (its owned part), one block */
+    void *state_block; /* what mem_free takes */
     int step;
     double flops;
     /* ZeRO-1: optimizer state sharded over every rank of comm's world */
@@ -157,8 +158,10 @@ static autosp_status_t bind_params(autosp_trainer_t *tr, autosp_error_t *err) {
         owned += tr->params[p].own;
         largest = tr->params[p].own > largest ? tr->params[p].own : largest;
     }
-    tr->state = mem_calloc((size_t)(2 * owned + 1), sizeof(float));
+    const size_t state_bytes = sizeof(float) * (size_t)(2 * owned + 1);
+    tr->state = mem_alloc_huge(state_bytes, &tr->state_block);
     if (!tr->state) return nomem(err);
+    memset(tr->state, 0, state_bytes);
     float *next = tr->state;
     for (int p = 0; p < tr->n_params; p++) {
         tr->params[p].m = next;
@@ -239,7 +242,7 @@ void autosp_trainer_free(autosp_trainer_t *tr) {
     autosp_executor_free(tr->ex);
     autosp_graph_free(tr->joint);
     mem_free(tr->params);
-    mem_free(tr->state);
+    mem_free(tr->state_block);
     mem_free(tr->counts);
     mem_free(tr->displs);
     mem_free(tr->chunk);

@@ -11,6 +11,7 @@ struct autosp_executor {
     autosp_graph_t *g;
     memplan_t plan;
     unsigned char *arena;
+    void *arena_block;  /* what mem_free takes */
     cost_ctx_t *shapes; /* per node, concrete shapes, computed once */
     const autosp_comm_t *comm;
     double comm_seconds; /* inside collectives, over all runs */
@@ -60,7 +61,7 @@ static autosp_status_t prepare(autosp_executor_t *ex, autosp_error_t *err) {
     if (st == AUTOSP_OK) st = memplan_build(ex->g, &ex->plan, err);
     if (st != AUTOSP_OK) return st;
     ex->shapes = mem_calloc((size_t)ex->g->n_nodes + 1, sizeof *ex->shapes);
-    ex->arena = mem_alloc((size_t)ex->plan.arena_bytes + MEMPLAN_ALIGN);
+    ex->arena = mem_alloc_huge((size_t)ex->plan.arena_bytes + MEMPLAN_ALIGN, &ex->arena_block);
     if (!ex->shapes || !ex->arena)
         return set_error(err, AUTOSP_ERR_NOMEM,
                          "out of memory: the memory plan of graph \"%s\" needs an arena of %lld "
@@ -96,7 +97,7 @@ autosp_executor_t *autosp_executor_new_comm(const autosp_graph_t *g, const autos
 void autosp_executor_free(autosp_executor_t *ex) {
     if (!ex) return;
     memplan_free(&ex->plan);
-    mem_free(ex->arena);
+    mem_free(ex->arena_block);
     mem_free(ex->shapes);
     autosp_graph_free(ex->g);
     mem_free(ex);
