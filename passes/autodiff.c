@@ -9,6 +9,8 @@
 #include "autodiff.h"
 #include "autosp/passes.h"
 
+static autosp_status_t total_grad(autodiff_t *ad, autosp_tensor_t t, autosp_tensor_t *out);
+
 typedef struct contribution {
     autosp_tensor_t t;
     struct contribution *next;
@@ -32,6 +34,15 @@ autosp_status_t grad_give(grad_ctx_t *c, int k, autosp_tensor_t t) {
     n->next = c->ad->grads[x];
     c->ad->grads[x] = n;
     return AUTOSP_OK;
+}
+
+autosp_status_t grad_take(grad_ctx_t *c, int k, autosp_tensor_t *sum) {
+    autosp_tensor_t x = c->node.in[k];
+    *sum = AUTOSP_NO_TENSOR;
+    if (!c->needs[k] || !c->ad->grads[x]) return AUTOSP_OK;
+    autosp_status_t st = total_grad(c->ad, x, sum);
+    c->ad->grads[x] = NULL;
+    return st;
 }
 
 /* Output names of an emitted node: the node's name for one output, else "<fwd>.d<input>" after
@@ -68,6 +79,8 @@ static autosp_status_t total_grad(autodiff_t *ad, autosp_tensor_t t, autosp_tens
     for (int i = 1; (c = c->next) != NULL; i++) {
         char name[AUTOSP_MAX_NAME + 32];
         snprintf(name, sizeof name, "%s.grad_sum%d", ad->g->tensors[t].name, i);
+        while (autosp_tensor_find(ad->g, name) >= 0) /* a rule summed some before (grad_take) */
+            snprintf(name, sizeof name, "%s.grad_sum%d", ad->g->tensors[t].name, ++i);
         autosp_tensor_t in[2] = {*out, c->t};
         const char *names[1] = {name};
         autosp_status_t st =

@@ -23,5 +23,9 @@ autosp_status_t grad_emit(grad_ctx_t *c, autosp_op_t op, const char *suffix,
                           autosp_tensor_t *out);
 /* Contributes t to the gradient of forward input k (summed with other contributions). */
 autosp_status_t grad_give(grad_ctx_t *c, int k, autosp_tensor_t t);
+/* Takes back what forward input k was given so far, summed (NO_TENSOR if nothing), for a rule
+ * that folds it into the gradient it emits; the rule then gives the result. The nodes after
+ * this one in the forward were processed already, so only earlier ones can add more. */
+autosp_status_t grad_take(grad_ctx_t *c, int k, autosp_tensor_t *sum);
 
 #endif

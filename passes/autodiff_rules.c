@@ -42,6 +42,20 @@ autosp_status_t grad_with_backward_op(grad_ctx_t *c) {
     return emit_backward_op(c, c->node.in);
 }
 
+/* An embedding whose table already has a gradient (a tied lm head's, whose node comes later
+ * in the forward) adds its rows into it: index_add, which the memory plan runs in place, in
+ * place of a zeroed V x C scatter plus an add of two V x C tables (GPT-2 124M: 0.6 GB less
+ * memory traffic a step). */
+autosp_status_t grad_embedding(grad_ctx_t *c) {
+    autosp_tensor_t base;
+    autosp_status_t st = grad_take(c, 1, &base);
+    if (st != AUTOSP_OK) return st;
+    if (base == AUTOSP_NO_TENSOR) return grad_with_backward_op(c);
+    autosp_tensor_t in[3] = {base, c->node.in[0], c->dout[0]}, out;
+    st = grad_emit(c, AUTOSP_OP_INDEX_ADD, "grad", in, 3, 1, NULL, &out);
+    return st == AUTOSP_OK ? grad_give(c, 1, out) : st;
+}
+
 /* softmax's backward reads its output y in place of its input x */
 autosp_status_t grad_softmax(grad_ctx_t *c) {
     return emit_backward_op(c, c->node.out);

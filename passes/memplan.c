@@ -48,7 +48,33 @@ int64_t node_workspace_bytes(const autosp_graph_t *g, int i) {
     return align_up(info->workspace(&c));
 }
 
-/* Sizes, view roots, persistence and last uses. */
+static void find_last_uses(const autosp_graph_t *g, const memplan_t *p, int *last_use) {
+    for (int t = 0; t < g->n_tensors; t++) last_use[t] = g->tensors[t].producer;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++) last_use[p->root[g->nodes[i].in[k]]] = i;
+}
+
+/* An in-place op's output takes its input's buffer when the input dies there and is as large.
+ * A persistent output (a parameter's gradient) lends its own buffer to the input instead: the
+ * input's producer then writes straight into it. */
+static void share_in_place(const autosp_graph_t *g, memplan_t *p, const int *last_use,
+                           const bool *persistent) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        const node_t *n = &g->nodes[i];
+        if (!op_table[n->op].in_place) continue;
+        autosp_tensor_t u = p->root[n->in[0]], t = n->out[0];
+        if (persistent[u] || last_use[u] != i || p->bytes[u] != p->bytes[t] || p->root[t] != t)
+            continue;
+        if (!persistent[t]) {
+            p->root[t] = u, p->bytes[t] = 0;
+            continue;
+        }
+        for (autosp_tensor_t x = 0; x < g->n_tensors; x++)
+            if (p->root[x] == u) p->root[x] = t;
+    }
+}
+
+/* Sizes, view and in-place roots, persistence and last uses. */
 static void plan_lifetimes(const autosp_graph_t *g, memplan_t *p, int *last_use, bool *persistent) {
     for (int t = 0; t < g->n_tensors; t++) {
         int64_t numel = 0;
@@ -56,7 +82,6 @@ static void plan_lifetimes(const autosp_graph_t *g, memplan_t *p, int *last_use,
         p->root[t] = t;
         p->bytes[t] = align_up(numel * (int64_t)autosp_dtype_size(g->tensors[t].dtype));
         persistent[t] = g->tensors[t].kind != AUTOSP_KIND_VALUE;
-        last_use[t] = g->tensors[t].producer;
     }
     for (int i = 0; i < g->n_nodes; i++) {
         const node_t *n = &g->nodes[i];
@@ -64,9 +89,11 @@ static void plan_lifetimes(const autosp_graph_t *g, memplan_t *p, int *last_use,
             p->root[n->out[0]] = p->root[n->in[0]];
             p->bytes[n->out[0]] = 0;
         }
-        for (int k = 0; k < n->n_in; k++) last_use[p->root[n->in[k]]] = i;
     }
     for (int o = 0; o < g->n_outputs; o++) persistent[p->root[g->outputs[o]]] = true;
+    find_last_uses(g, p, last_use);
+    share_in_place(g, p, last_use, persistent);
+    find_last_uses(g, p, last_use);
 }
 
 static autosp_status_t place(const autosp_graph_t *g, memplan_t *p, int *last_use,

@@ -113,7 +113,10 @@ typedef struct op_info {
      * has no rule and sp_shard refuses it when an input is sharded */
     shard_fn shard;
     recompute_class_t recompute;
-    bool view;  /* the output is the input's bytes seen with another shape */
+    bool view; /* the output is the input's bytes seen with another shape */
+    /* output 0 may take input 0's buffer when input 0 dies at this node (passes/memplan.c);
+     * the kernel then finds out == in[0] and must work in place */
+    bool in_place;
     run_fn run; /* executes the node on the CPU (src/runtime/run_ops.c); NULL: none */
     int64_t (*workspace)(const cost_ctx_t *c); /* scratch bytes the kernel needs; NULL: none */
     /* Backward ops take (dout, extras..., the forward op's inputs...) and share the forward
@@ -169,6 +172,7 @@ autosp_status_t infer_target_count(infer_ctx_t *c);
 autosp_status_t infer_repeat(infer_ctx_t *c);
 autosp_status_t infer_fill(infer_ctx_t *c);
 autosp_status_t infer_sum_to(infer_ctx_t *c);
+autosp_status_t infer_index_add(infer_ctx_t *c);
 autosp_status_t infer_backward(infer_ctx_t *c);
 
 /* Backward rules (passes/autodiff_rules.c). */
@@ -176,6 +180,7 @@ autosp_status_t infer_backward(infer_ctx_t *c);
  * every input gradient at once. */
 autosp_status_t grad_with_backward_op(grad_ctx_t *c);
 autosp_status_t grad_softmax(grad_ctx_t *c);
+autosp_status_t grad_embedding(grad_ctx_t *c);
 autosp_status_t grad_add(grad_ctx_t *c);
 autosp_status_t grad_mul(grad_ctx_t *c);
 autosp_status_t grad_scale(grad_ctx_t *c);
@@ -203,6 +208,7 @@ double flops_attention(const cost_ctx_t *c);
 double flops_cross_entropy(const cost_ctx_t *c);
 double flops_backward(const cost_ctx_t *c);
 double flops_sum_to(const cost_ctx_t *c);
+double flops_index_add(const cost_ctx_t *c);
 double sent_all_to_all(const cost_ctx_t *c);
 double sent_all_reduce(const cost_ctx_t *c);
 double sent_all_gather(const cost_ctx_t *c);
@@ -244,6 +250,7 @@ autosp_status_t run_silu_backward(const run_ctx_t *r);
 autosp_status_t run_softmax(const run_ctx_t *r);
 autosp_status_t run_softmax_backward(const run_ctx_t *r);
 autosp_status_t run_sum_to(const run_ctx_t *r);
+autosp_status_t run_index_add(const run_ctx_t *r);
 autosp_status_t run_swiglu(const run_ctx_t *r);
 autosp_status_t run_swiglu_backward(const run_ctx_t *r);
 autosp_status_t run_transpose(const run_ctx_t *r);

@@ -50,6 +50,11 @@ double flops_backward(const cost_ctx_t *c) {
     return (info->forward_op == AUTOSP_OP_ATTENTION ? 2.5 : 2.0) * forward;
 }
 
+/* one add per element of src */
+double flops_index_add(const cost_ctx_t *c) {
+    return (double)c->in[2].numel;
+}
+
 /* one add per element of the (larger) input */
 double flops_sum_to(const cost_ctx_t *c) {
     return (double)c->in[0].numel;

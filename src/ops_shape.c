@@ -460,6 +460,21 @@ autosp_status_t infer_sum_to(infer_ctx_t *c) {
     return set_out(c, like, c->in[1]->dtype);
 }
 
+/* base (V,C), ids (...) int, src (...,C) -> (V,C): base with src's rows added at ids (what an
+ * embedding's backward adds to a gradient the weight already has, autodiff_rules.c) */
+autosp_status_t infer_index_add(infer_ctx_t *c) {
+    TRY(need_float(c, 0));
+    TRY(need_ndim(c, 0, 2, 2));
+    TRY(need_int(c, 1));
+    TRY(need_ndim(c, 1, 0, AUTOSP_MAX_DIMS - 1));
+    TRY(need_same_dtype(c, 0, 2));
+    const shape_t *ids = &c->in[1]->shape;
+    TRY(need_ndim(c, 2, ids->ndim + 1, ids->ndim + 1));
+    for (int i = 0; i < ids->ndim; i++) TRY(need_dim(c, 2, i, ids->d[i], "the dim of \"ids\""));
+    TRY(need_dim(c, 2, ids->ndim, c->in[0]->shape.d[1], "C, the row length of \"base\""));
+    return set_out(c, &c->in[0]->shape, c->in[0]->dtype);
+}
+
 /* Backward ops: (dout, extras..., forward inputs...). The forward op's own rule checks the
  * forward inputs; dout and the extras must be what the forward produced; output i is the
  * gradient of input grad_of[i] and has its shape. */

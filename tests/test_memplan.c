@@ -14,8 +14,8 @@ static autosp_graph_t *joint(const char *preset, int64_t S) {
 }
 
 /* No two blocks live at the same time overlap: replay the plan and check every pair. */
-static void test_no_overlap(void **state) {
-    autosp_graph_t *j = joint("llama-tiny", 32);
+static void check_no_overlap(const char *preset) {
+    autosp_graph_t *j = joint(preset, 32);
     memplan_t p;
     assert_int_equal(memplan_build(j, &p, NULL), AUTOSP_OK);
     int n = autosp_graph_num_tensors(j), nodes = autosp_graph_num_nodes(j);
@@ -54,6 +54,56 @@ static void test_no_overlap(void **state) {
     assert_true(p.param_bytes > 0 && p.output_bytes >= p.param_bytes); /* loss + one grad each */
     memplan_free(&p);
     autosp_graph_free(j);
+}
+
+static void test_no_overlap(void **state) {
+    check_no_overlap("llama-tiny");
+    check_no_overlap("gpt2-tiny"); /* tied embeddings: an in-place index_add */
+}
+
+/* index_add may work in place (op_table in_place). Into a persistent output: the tied lm
+ * head's weight gradient is written straight into wte.grad. Into a value: the output takes
+ * the dying input's block, and the executor skips the copy. */
+static void test_in_place(void **state) {
+    autosp_graph_t *j = joint("gpt2-tiny", 32);
+    memplan_t p;
+    assert_int_equal(memplan_build(j, &p, NULL), AUTOSP_OK);
+    autosp_tensor_t head = autosp_tensor_find(j, "logits.dweight");
+    autosp_tensor_t grad = autosp_tensor_find(j, "wte.grad");
+    assert_int_equal(p.root[head], grad);
+    assert_int_equal(p.offset[head], p.offset[grad]);
+    memplan_free(&p);
+    autosp_graph_free(j);
+
+    autosp_graph_t *g = autosp_graph_new("in_place");
+    autosp_tensor_t x = autosp_input(g, "x", AUTOSP_F32, "4,3", AUTOSP_ROLE_OTHER, -1);
+    autosp_tensor_t in[3] = {autosp_scale(g, x, 2.0, "base"),
+                             autosp_input(g, "ids", AUTOSP_I32, "2", AUTOSP_ROLE_OTHER, -1),
+                             autosp_input(g, "src", AUTOSP_F32, "2,3", AUTOSP_ROLE_OTHER, -1)};
+    autosp_tensor_t acc;
+    autosp_error_t err = {0};
+    if (autosp_node_add(g, AUTOSP_OP_INDEX_ADD, "acc", in, 3, NULL, 1, NULL, 0, &acc) != AUTOSP_OK)
+        fail_msg("%s", autosp_graph_status(g, &err) ? err.message : "?");
+    assert_int_equal(autosp_output(g, autosp_scale(g, acc, 1.0, "y")), AUTOSP_OK);
+    assert_int_equal(memplan_build(g, &p, NULL), AUTOSP_OK);
+    assert_int_equal(p.offset[acc], p.offset[in[0]]);
+    memplan_free(&p);
+    autosp_executor_t *ex = autosp_executor_new(g, &err);
+    if (!ex) fail_msg("%s", err.message);
+    float *xv = autosp_executor_data(ex, "x"), *src = autosp_executor_data(ex, "src");
+    int32_t *ids = autosp_executor_data(ex, "ids");
+    for (int i = 0; i < 12; i++) xv[i] = (float)i;
+    for (int i = 0; i < 6; i++) src[i] = 100.0f * (float)(i + 1);
+    ids[0] = 3, ids[1] = 3; /* one row twice */
+    assert_int_equal(autosp_executor_run(ex, &err), AUTOSP_OK);
+    const float *y = autosp_executor_data(ex, "y");
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 3; c++) {
+            float want = 2.0f * (float)(r * 3 + c) + (r == 3 ? 100.0f * (float)(c + 1 + c + 4) : 0);
+            assert_float_equal(y[r * 3 + c], want, 0.0f);
+        }
+    autosp_executor_free(ex);
+    autosp_graph_free(g);
 }
 
 /* Reuse matters: the arena is well below the sum of all tensors (0.49 of it today; the bound
@@ -141,6 +191,7 @@ static void test_step_loop_does_not_allocate(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_overlap),
+        cmocka_unit_test(test_in_place),
         cmocka_unit_test(test_reuse_and_growth),
         cmocka_unit_test(test_measured_matches_plan),
         cmocka_unit_test(test_step_loop_does_not_allocate),

@@ -344,6 +344,21 @@ static void test_fill_and_sum_to(void **state) {
                              "[S,32]: dim 1 is 32, expected 64");
 }
 
+static void test_index_add(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t x[3] = {in_f32(g, "base", "256,64"), in_i32(g, "ids", "B,S"),
+                            in_f32(g, "src", "B,S,64")};
+    ok(g, bwd(g, AUTOSP_OP_INDEX_ADD, "acc", x, 3, 1, NULL, 0, NULL), "256,64", F32);
+    autosp_graph_free(g);
+
+    g = new_graph();
+    autosp_tensor_t y[3] = {in_f32(g, "base", "256,64"), in_i32(g, "ids", "B,S"),
+                            in_f32(g, "src", "B,S,32")};
+    bwd(g, AUTOSP_OP_INDEX_ADD, "acc", y, 3, 1, NULL, 0, NULL);
+    assert_error_and_free(g, "node \"acc\" (index_add): input \"src\" (tensor \"src\") has shape "
+                             "[B,S,32]: dim 2 is 32, expected 64 (C, the row length of \"base\")");
+}
+
 static void test_backward_ops(void **state) {
     autosp_graph_t *g = new_graph();
     autosp_tensor_t x = in_f32(g, "x", "B,S,64"), w = in_f32(g, "w", "128,64");
@@ -445,6 +460,7 @@ int main(void) {
         cmocka_unit_test(test_cross_entropy),
         cmocka_unit_test(test_collectives),
         cmocka_unit_test(test_fill_and_sum_to),
+        cmocka_unit_test(test_index_add),
         cmocka_unit_test(test_backward_ops),
         cmocka_unit_test(test_every_op_has_a_shape_test),
     };

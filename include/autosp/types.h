@@ -84,6 +84,7 @@ typedef enum autosp_op {
     AUTOSP_OP_ATTENTION_BACKWARD,
     AUTOSP_OP_CROSS_ENTROPY_BACKWARD,
     AUTOSP_OP_REPEAT_BACKWARD,
+    AUTOSP_OP_INDEX_ADD, /* base + rows of src added at ids: a tied embedding's gradient */
     AUTOSP_OP_COUNT
 } autosp_op_t;
 

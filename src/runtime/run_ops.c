@@ -52,6 +52,30 @@ autosp_status_t run_embedding(const run_ctx_t *r) {
     return st;
 }
 
+typedef struct copy_job {
+    char *dst;
+    const char *src;
+} copy_job_t;
+
+static void copy_range(void *ctx, int64_t lo, int64_t hi) {
+    const copy_job_t *j = ctx;
+    memcpy(j->dst + lo, j->src + lo, (size_t)(hi - lo));
+}
+
+/* (base, ids, src): out = base, then src's rows added at ids. The memory plan usually gives out
+ * base's buffer (op_table in_place), and then there is nothing to copy. */
+autosp_status_t run_index_add(const run_ctx_t *r) {
+    const cshape_t *base = &r->c->in[0];
+    autosp_status_t st = check_ids(r, 1, base->d[0], NO_EXCEPTION);
+    if (st != AUTOSP_OK) return st;
+    if (r->out[0] != r->in[0]) {
+        copy_job_t j = {.dst = r->out[0], .src = r->in[0]};
+        par_for(base->numel * base->esize, 1 << 20, copy_range, &j);
+    }
+    embedding_backward(F(r->out[0]), I32(r->in[1]), CF(r->in[2]), r->c->in[1].numel, base->d[1]);
+    return AUTOSP_OK;
+}
+
 autosp_status_t run_embedding_backward(const run_ctx_t *r) { /* (dout, ids, weight) */
     zero(r->out[0], &r->c->out[0]);
     embedding_backward(F(r->out[0]), I32(r->in[1]), CF(r->in[0]), r->c->in[1].numel,
