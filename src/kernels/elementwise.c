@@ -73,7 +73,7 @@ void gelu_forward(float *out, const float *x, int64_t n) {
     par_for(n, EW_GRAIN, gelu_fwd_range, &(ew_t){.out = out, .x = x});
 }
 
-static void gelu_bwd_range(void *ctx, int64_t lo, int64_t hi) {
+VECTOR_CLONES_AVX2 static void gelu_bwd_range(void *ctx, int64_t lo, int64_t hi) {
     const ew_t *a = ctx; /* locals: a store through a->out could alias *a */
     float *out = a->out;
     const float *x = a->x, *y = a->y;

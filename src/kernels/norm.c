@@ -13,6 +13,7 @@
  * kernel that is a small fraction of a step. */
 #include <math.h>
 
+#include "base.h"
 #include "kernels.h"
 #include "parallel.h"
 
@@ -48,7 +49,7 @@ static int64_t grain_rows(int64_t C) {
     return C > 0 ? NORM_GRAIN / C + 1 : 1;
 }
 
-static void norm_forward_rows(void *ctx, int64_t lo, int64_t hi) {
+VECTOR_CLONES_AVX2 static void norm_forward_rows(void *ctx, int64_t lo, int64_t hi) {
     const norm_job_t *j = ctx;
     const int64_t C = j->C;
     for (int64_t r = lo; r < hi; r++) {
@@ -79,7 +80,7 @@ static void norm_forward(float *out, const float *x, const float *weight, const 
 
 /* dnorm = dout * weight;
  * dx = rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm))   (no mean(dnorm) for rmsnorm) */
-static void norm_backward_rows(void *ctx, int64_t lo, int64_t hi) {
+VECTOR_CLONES_AVX2 static void norm_backward_rows(void *ctx, int64_t lo, int64_t hi) {
     const norm_job_t *j = ctx;
     const int64_t C = j->C;
     for (int64_t r = lo; r < hi; r++) {
@@ -106,7 +107,7 @@ static void norm_backward_rows(void *ctx, int64_t lo, int64_t hi) {
 }
 
 /* dweight += dout * norm; dbias += dout, over columns [lo, hi) */
-static void norm_backward_columns(void *ctx, int64_t lo, int64_t hi) {
+VECTOR_CLONES_AVX2 static void norm_backward_columns(void *ctx, int64_t lo, int64_t hi) {
     const norm_job_t *j = ctx;
     const int64_t C = j->C;
     for (int64_t r = 0; r < j->rows; r++) {
