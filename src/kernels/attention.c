@@ -167,11 +167,21 @@ static tile_vis_t tile_visibility(const head_t *hd, int64_t i0, int64_t nq, int6
     return vis;
 }
 
-/* s (nq,nk) stride BC: hidden scores become -inf. */
+/* s (nq,nk) stride BC: hidden scores become -inf. The causal mask hides a suffix of each row,
+ * filled without a test per score; segment ids are checked per score in the rest. */
 static void mask_tile(float *s, const head_t *hd, int64_t i0, int64_t nq, int64_t j0, int64_t nk) {
-    for (int64_t r = 0; r < nq; r++)
-        for (int64_t c = 0; c < nk; c++)
-            if (!visible(hd, i0 + r, j0 + c)) s[r * BC + c] = -INFINITY;
+    for (int64_t r = 0; r < nq; r++) {
+        float *sr = s + r * BC;
+        int64_t seen = nk; /* keys [0, seen) of the tile are not after query i0 + r */
+        if (hd->causal) {
+            seen = i0 + r - j0 + 1;
+            seen = seen < 0 ? 0 : seen > nk ? nk : seen;
+            for (int64_t c = seen; c < nk; c++) sr[c] = -INFINITY;
+        }
+        if (hd->seg)
+            for (int64_t c = 0; c < seen; c++)
+                if (!visible(hd, i0 + r, j0 + c)) sr[c] = -INFINITY;
+    }
 }
 
 /* s (nq,nk) stride BC = scale * q[i0..] k[j0..]^T, the hidden entries -inf */

@@ -197,10 +197,16 @@ void softmax_backward(float *dx, const float *dout, const float *y, int64_t rows
     }
 }
 
-// x (rows,C) -> out (C) += sum over rows of x
-void sum_rows_accumulate(float *out, const float *x, int64_t rows, int64_t C) {
-    for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * C;
-        for (int64_t i = 0; i < C; i++) out[i] += xr[i];
+static void sum_rows_columns(void *ctx, int64_t lo, int64_t hi) {
+    const norm_job_t *j = ctx; /* out: dbias, x: dout */
+    for (int64_t r = 0; r < j->rows; r++) {
+        const float *xr = j->dout + r * j->C;
+        for (int64_t i = lo; i < hi; i++) j->dbias[i] += xr[i];
     }
+}
+
+// x (rows,C) -> out (C) += sum over rows of x; threads split the columns, each summed in order
+void sum_rows_accumulate(float *out, const float *x, int64_t rows, int64_t C) {
+    norm_job_t j = {.dbias = out, .dout = x, .rows = rows, .C = C};
+    par_for(C, rows > 0 ? NORM_GRAIN / rows + 1 : C, sum_rows_columns, &j);
 }
