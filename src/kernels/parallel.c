@@ -37,6 +37,9 @@ static struct {
           .done = PTHREAD_COND_INITIALIZER};
 
 static _Thread_local bool in_task; /* a nested call runs inline */
+/* The generation when each worker was started: its first job is the next one, never a job
+ * that ended before it existed (which would make it check in twice for the next). */
+static unsigned first_generation[PAR_MAX_THREADS];
 
 static atomic_int fixed_threads; /* 0: follow OpenBLAS */
 static pthread_mutex_t region_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -87,7 +90,7 @@ static void run_tasks(int thread) {
 
 static void *worker_main(void *arg) {
     const int id = (int)(intptr_t)arg;
-    unsigned seen = 0;
+    unsigned seen = first_generation[id];
     for (;;) {
         unsigned gen = atomic_load(&pool.generation);
         for (int i = 0; i < SPIN && gen == seen; i++) {
@@ -120,6 +123,7 @@ static int ensure_workers(int n) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        first_generation[pool.started + 1] = atomic_load(&pool.generation);
         int rc = pthread_create(&t, &attr, worker_main, (void *)(intptr_t)(pool.started + 1));
         pthread_attr_destroy(&attr);
         if (rc != 0) break;
