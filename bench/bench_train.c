@@ -174,8 +174,12 @@ static void print_header(void) {
            "optst_MiB", "maxrss_MiB");
 }
 
+static double row_gflops(const bench_row_t *r) {
+    return r->flops / r->step_s / 1e9;
+}
+
 static void print_row(const bench_row_t *r, double peak) {
-    double gflops = r->flops / r->step_s / 1e9;
+    double gflops = row_gflops(r);
     printf("%-12s %2lld %6lld %10lld %5d %10.1f %10.0f %8.2f %6.1f %10.1f %10.1f %10.1f %10.1f\n",
            r->cfg->preset, (long long)r->cfg->B, (long long)r->cfg->S, (long long)r->params,
            r->steps, 1e3 * r->step_s, (double)(r->cfg->B * r->cfg->S) / r->step_s, gflops,
@@ -184,8 +188,6 @@ static void print_row(const bench_row_t *r, double peak) {
     fflush(stdout);
 }
 
-/* The planned arena per token of llama-tiny across S: roughly constant when attention's
- * memory is O(S) (the S x S score matrix is never planned). */
 /* A noisy neighbour during the first measurement understates the peak and flatters every
  * ratio; the ratios are restated against the higher of a measurement at each end. */
 static void print_peak_recap(const bench_row_t *rows, int n, double peak_start, double peak_end) {
@@ -195,9 +197,11 @@ static void print_peak_recap(const bench_row_t *rows, int n, double peak_start, 
            peak);
     for (int i = 0; i < n; i++)
         printf("  %-12s B=%lld S=%-6lld %5.1f%%\n", rows[i].cfg->preset, (long long)rows[i].cfg->B,
-               (long long)rows[i].cfg->S, 100.0 * rows[i].flops / rows[i].step_s / 1e9 / peak);
+               (long long)rows[i].cfg->S, 100.0 * row_gflops(&rows[i]) / peak);
 }
 
+/* The planned arena per token of llama-tiny across S: roughly constant when attention's
+ * memory is O(S) (the S x S score matrix is never planned). */
 static void print_linearity_note(const bench_row_t *rows, int n) {
     printf("\nPlanned arena per token, llama-tiny (constant => activation memory O(S), no S x S "
            "scores):\n");
