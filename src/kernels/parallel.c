@@ -136,15 +136,8 @@ static void run_inline(int64_t n_tasks, par_task_fn fn, void *ctx) {
     for (int64_t t = 0; t < n_tasks; t++) fn(ctx, t, 0);
 }
 
-void par_run(int64_t n_tasks, int max_threads, par_task_fn fn, void *ctx) {
-    int T = par_threads();
-    T = T < max_threads ? T : max_threads;
-    T = (int64_t)T < n_tasks ? T : (int)n_tasks;
-    if (T <= 1 || in_task || pthread_mutex_trylock(&pool.busy) != 0) {
-        run_inline(n_tasks, fn, ctx);
-        return;
-    }
-    par_begin();
+/* The tasks on T threads, the caller included; the caller holds pool.busy. */
+static void run_on_pool(int T, int64_t n_tasks, par_task_fn fn, void *ctx) {
     const int available = ensure_workers(T);
     T = T < available ? T : available;
     pool.fn = fn, pool.ctx = ctx, pool.n_tasks = n_tasks, pool.active = T;
@@ -160,8 +153,26 @@ void par_run(int64_t n_tasks, int max_threads, par_task_fn fn, void *ctx) {
     pthread_mutex_lock(&pool.lock);
     while (atomic_load(&pool.pending) > 0) pthread_cond_wait(&pool.done, &pool.lock);
     pthread_mutex_unlock(&pool.lock);
+}
+
+void par_run(int64_t n_tasks, int max_threads, par_task_fn fn, void *ctx) {
+    if (in_task) { /* the outer call's region is open */
+        run_inline(n_tasks, fn, ctx);
+        return;
+    }
+    int T = par_threads();
+    T = T < max_threads ? T : max_threads;
+    T = (int64_t)T < n_tasks ? T : (int)n_tasks;
+    /* A region on one thread too: a task's sgemm calls must not get OpenBLAS's threads there
+     * and not here (OpenBLAS's Haswell and Zen kernels round differently when threaded). */
+    par_begin();
+    if (T > 1 && pthread_mutex_trylock(&pool.busy) == 0) {
+        run_on_pool(T, n_tasks, fn, ctx);
+        pthread_mutex_unlock(&pool.busy);
+    } else {
+        run_inline(n_tasks, fn, ctx);
+    }
     par_end();
-    pthread_mutex_unlock(&pool.busy);
 }
 
 typedef struct range_job {
