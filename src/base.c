@@ -1,9 +1,10 @@
-/* base.c: allocation hooks, the arena and error records. */
+/* base.c: allocation hooks, the arena, error records and the clock. */
 #define _DEFAULT_SOURCE /* madvise */
 #include "base.h"
 
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #ifdef __linux__
 #include <sys/mman.h>
 #endif
@@ -184,4 +185,10 @@ int autosp_status_exit_code(autosp_status_t status) {
         return 1;
     }
     return 1;
+}
+
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

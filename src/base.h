@@ -71,4 +71,7 @@ autosp_status_t set_verror(autosp_error_t *err, autosp_status_t status, const ch
 autosp_status_t set_ok(autosp_error_t *err);
 autosp_status_t nomem(autosp_error_t *err);
 
+/* A monotonic clock, for durations. */
+double now_seconds(void);
+
 #endif

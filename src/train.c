@@ -41,6 +41,9 @@ struct autosp_trainer {
     int *counts, *displs; /* one parameter's chunk per rank */
     float *chunk;         /* reduce-scatter's receive buffer: the largest owned chunk */
     double optimizer_comm_seconds;
+    bool profiling;
+    int profiled_steps;
+    double profiled_seconds;
 };
 
 autosp_train_config_t autosp_train_config_default(void) {
@@ -463,8 +466,8 @@ static void adamw_update(autosp_trainer_t *tr, float lr, float grad_scale) {
     parallel_params(tr, (share_t){.work = adamw_share, .lr = lr, .grad_scale = grad_scale});
 }
 
-autosp_status_t autosp_trainer_step(autosp_trainer_t *tr, autosp_step_stats_t *stats,
-                                    autosp_error_t *err) {
+static autosp_status_t train_step(autosp_trainer_t *tr, autosp_step_stats_t *stats,
+                                  autosp_error_t *err) {
     float loss;
     autosp_status_t st = autosp_trainer_compute(tr, &loss, err);
     if (st != AUTOSP_OK) return st;
@@ -485,6 +488,28 @@ autosp_status_t autosp_trainer_step(autosp_trainer_t *tr, autosp_step_stats_t *s
             .step = tr->step, .loss = loss, .grad_norm = (float)norm, .lr = lr, .flops = tr->flops};
     tr->step++;
     return set_ok(err);
+}
+
+autosp_status_t autosp_trainer_step(autosp_trainer_t *tr, autosp_step_stats_t *stats,
+                                    autosp_error_t *err) {
+    if (!tr->profiling) return train_step(tr, stats, err);
+    autosp_executor_set_profiling(tr->ex, true);
+    double start = now_seconds();
+    autosp_status_t st = train_step(tr, stats, err);
+    tr->profiled_seconds += now_seconds() - start;
+    tr->profiled_steps++;
+    autosp_executor_set_profiling(tr->ex, false);
+    return st;
+}
+
+void autosp_trainer_set_profiling(autosp_trainer_t *tr, bool on) {
+    tr->profiling = on;
+}
+
+void autosp_trainer_profile(const autosp_trainer_t *tr, autosp_profile_t *out) {
+    autosp_executor_profile(tr->ex, out);
+    out->steps = tr->profiled_steps;
+    out->step_seconds = tr->profiled_seconds;
 }
 
 /* ---- checkpoints -------------------------------------------------------------------------- */

@@ -7,16 +7,6 @@ static const autosp_ac_policy_t POLICIES[] = {AUTOSP_AC_NONE, AUTOSP_AC_MINCUT_C
                                               AUTOSP_AC_SAC, AUTOSP_AC_FULL};
 enum { N_POLICIES = sizeof POLICIES / sizeof POLICIES[0] };
 
-static autosp_graph_t *forward(const char *preset, int64_t B, int64_t S) {
-    autosp_model_config_t cfg;
-    assert_true(autosp_model_preset(preset, &cfg));
-    autosp_graph_t *g = autosp_model_build(&cfg, preset, NULL);
-    assert_non_null(g);
-    assert_int_equal(autosp_symbol_bind(g, "B", B, NULL), AUTOSP_OK);
-    assert_int_equal(autosp_symbol_bind(g, "S", S, NULL), AUTOSP_OK);
-    return g;
-}
-
 static autosp_graph_t *step(const autosp_graph_t *fwd, autosp_ac_policy_t policy, double budget,
                             int sp) {
     autosp_parallel_config_t cfg = autosp_parallel_config_default();
@@ -58,38 +48,16 @@ static void test_maxflow(void **state) {
 
 /* ---- same numbers under every policy ------------------------------------------------------ */
 
-static autosp_trainer_t *trainer(const autosp_graph_t *fwd, autosp_ac_policy_t policy) {
-    autosp_train_config_t cfg = autosp_train_config_default();
-    cfg.ac.policy = policy;
-    autosp_error_t err;
-    autosp_trainer_t *tr = autosp_trainer_new(fwd, &cfg, &err);
-    if (!tr) fail_msg("%s: %s", autosp_ac_policy_name(policy), err.message);
-    autosp_trainer_init_params(tr, 7);
-    const autosp_graph_t *j = autosp_trainer_graph(tr);
-    for (autosp_tensor_t t = 0; t < autosp_graph_num_tensors(j); t++) {
-        if (autosp_tensor_kind(j, t) != AUTOSP_KIND_INPUT) continue;
-        int32_t *x = autosp_trainer_data(tr, autosp_tensor_name(j, t));
-        int64_t n = autosp_tensor_numel(j, t), S = autosp_tensor_dim(j, t, 1);
-        bool positions = autosp_tensor_role(j, t) == AUTOSP_ROLE_POSITIONS;
-        bool segments = autosp_tensor_role(j, t) == AUTOSP_ROLE_SEGMENT_IDS;
-        for (int64_t i = 0; i < n; i++)
-            x[i] = positions  ? (int32_t)(i % S)
-                   : segments ? (int32_t)((i % S) / 20)
-                              : (int32_t)((i * 37 + 11) % 256);
-    }
-    return tr;
-}
-
 /* Loss and every gradient of one step, bitwise, for each policy against none; and the
  * policies really recompute (else this test could not fail). */
 static void check_bitwise(const char *preset) {
-    autosp_graph_t *fwd = forward(preset, 2, 64);
-    autosp_trainer_t *ref = trainer(fwd, AUTOSP_AC_NONE);
+    autosp_graph_t *fwd = preset_graph(preset, 2, 64);
+    autosp_trainer_t *ref = filled_trainer(fwd, AUTOSP_AC_NONE);
     float ref_loss;
     assert_int_equal(autosp_trainer_compute(ref, &ref_loss, NULL), AUTOSP_OK);
     const autosp_graph_t *jr = autosp_trainer_graph(ref);
     for (int p = 1; p < N_POLICIES; p++) {
-        autosp_trainer_t *tr = trainer(fwd, POLICIES[p]);
+        autosp_trainer_t *tr = filled_trainer(fwd, POLICIES[p]);
         float loss;
         assert_int_equal(autosp_trainer_compute(tr, &loss, NULL), AUTOSP_OK);
         const autosp_ac_report_t *r = autosp_graph_checkpoint_report(autosp_trainer_graph(tr));
@@ -144,7 +112,7 @@ static void test_peak_order(void **state) {
                  {"llama-small", 4096, 1, true},    {"llama-small", 4096, 2, true},
                  {"llama-tiny", 4096, 1, false},    {"gpt2-tiny", 512, 1, false}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        autosp_graph_t *fwd = forward(cases[c].preset, 1, cases[c].S);
+        autosp_graph_t *fwd = preset_graph(cases[c].preset, 1, cases[c].S);
         int64_t total[N_POLICIES];
         for (int p = 0; p < N_POLICIES; p++) {
             autosp_graph_t *s = step(fwd, POLICIES[p], -1, cases[c].sp);
@@ -166,9 +134,9 @@ static void test_peak_order(void **state) {
 
 /* Under every policy the executor stays inside its plan and reaches within 5% of its end. */
 static void test_measured_matches_plan(void **state) {
-    autosp_graph_t *fwd = forward("llama-tiny-gqa", 1, 256);
+    autosp_graph_t *fwd = preset_graph("llama-tiny-gqa", 1, 256);
     for (int p = 0; p < N_POLICIES; p++) {
-        autosp_trainer_t *tr = trainer(fwd, POLICIES[p]);
+        autosp_trainer_t *tr = filled_trainer(fwd, POLICIES[p]);
         assert_int_equal(autosp_trainer_compute(tr, NULL, NULL), AUTOSP_OK);
         int64_t planned = autosp_trainer_arena_bytes(tr),
                 touched = autosp_trainer_touched_bytes(tr);
@@ -186,7 +154,7 @@ static void test_measured_matches_plan(void **state) {
 /* sac keeps within its budget, never copies attention unless allowed, and recomputes a larger
  * share of the layers at long S, where attention dominates the step. */
 static void test_sac_budget_and_sequence(void **state) {
-    autosp_graph_t *fwd = forward("llama-small", 1, 4096);
+    autosp_graph_t *fwd = preset_graph("llama-small", 1, 4096);
     double budgets[] = {0, 0.02, 0.1};
     int64_t saved_prev = INT64_MAX;
     for (size_t b = 0; b < sizeof budgets / sizeof budgets[0]; b++) {
@@ -205,7 +173,7 @@ static void test_sac_budget_and_sequence(void **state) {
     double share[2];
     int64_t seqs[2] = {256, 8192};
     for (int k = 0; k < 2; k++) {
-        fwd = forward("llama-small", 1, seqs[k]);
+        fwd = preset_graph("llama-small", 1, seqs[k]);
         autosp_graph_t *none = step(fwd, AUTOSP_AC_NONE, -1, 1),
                        *sac = step(fwd, AUTOSP_AC_SAC, -1, 1);
         share[k] = (double)autosp_graph_checkpoint_report(sac)->saved_bytes /
@@ -221,7 +189,7 @@ static void test_sac_budget_and_sequence(void **state) {
 
 /* Each copy comes after the loss and before the first node that reads it. */
 static void test_copies_placed_in_backward(void **state) {
-    autosp_graph_t *fwd = forward("llama-tiny", 1, 64);
+    autosp_graph_t *fwd = preset_graph("llama-tiny", 1, 64);
     autosp_graph_t *s = step(fwd, AUTOSP_AC_FULL, -1, 1);
     int loss_node = autosp_tensor_producer(s, autosp_graph_output(s, 0)), copies = 0;
     for (int i = 0; i < autosp_graph_num_nodes(s); i++) {

@@ -67,4 +67,43 @@ static inline char *read_text(const char *path) {
     return buf;
 }
 
+/* A preset's forward graph with B and S bound. */
+static inline autosp_graph_t *preset_graph(const char *preset, int64_t B, int64_t S) {
+    autosp_model_config_t cfg;
+    assert_true(autosp_model_preset(preset, &cfg));
+    autosp_graph_t *g = autosp_model_build(&cfg, preset, NULL);
+    assert_non_null(g);
+    assert_int_equal(autosp_symbol_bind(g, "B", B, NULL), AUTOSP_OK);
+    assert_int_equal(autosp_symbol_bind(g, "S", S, NULL), AUTOSP_OK);
+    return g;
+}
+
+/* Input t of j (int32): positions 0..S-1, documents of 20 tokens, or token ids below 256. */
+static inline void fill_input(const autosp_graph_t *j, autosp_tensor_t t, int32_t *x) {
+    int64_t n = autosp_tensor_numel(j, t), S = autosp_tensor_dim(j, t, 1);
+    bool positions = autosp_tensor_role(j, t) == AUTOSP_ROLE_POSITIONS;
+    bool segments = autosp_tensor_role(j, t) == AUTOSP_ROLE_SEGMENT_IDS;
+    for (int64_t i = 0; i < n; i++)
+        x[i] = positions  ? (int32_t)(i % S)
+               : segments ? (int32_t)((i % S) / 20)
+                          : (int32_t)((i * 37 + 11) % 256);
+}
+
+/* A trainer of fwd under a checkpointing policy, parameters from seed 7, every input filled. */
+static inline autosp_trainer_t *filled_trainer(const autosp_graph_t *fwd,
+                                               autosp_ac_policy_t policy) {
+    autosp_train_config_t cfg = autosp_train_config_default();
+    cfg.ac.policy = policy;
+    autosp_error_t err;
+    autosp_trainer_t *tr = autosp_trainer_new(fwd, &cfg, &err);
+    if (!tr) fail_msg("%s: %s", autosp_ac_policy_name(policy), err.message);
+    autosp_trainer_init_params(tr, 7);
+    const autosp_graph_t *j = autosp_trainer_graph(tr);
+    for (autosp_tensor_t t = 0; t < autosp_graph_num_tensors(j); t++) {
+        if (autosp_tensor_kind(j, t) == AUTOSP_KIND_INPUT)
+            fill_input(j, t, autosp_trainer_data(tr, autosp_tensor_name(j, t)));
+    }
+    return tr;
+}
+
 #endif

@@ -68,6 +68,16 @@ else
     bad "--config: $(cat "$tmp/log" "$tmp/err")"
 fi
 
+# --profile: the ops of steps 2..3 by time, what the step spent outside the graph, the step.
+if "$train" --model "$src/examples/llama-tiny.json" --data "$text" --seq-len 32 --steps 3 \
+    --profile >"$tmp/log" 2>"$tmp/err" && grep -q "^profile of steps 2\.\.3 on rank 0" "$tmp/log" &&
+    grep -q "^linear_backward  *15 " "$tmp/log" && grep -q "^outside the graph  " "$tmp/log" &&
+    awk '$1 == "step" && $2 > 0 && $3 == "100.0%" { found = 1 } END { exit !found }' "$tmp/log"; then
+    ok
+else
+    bad "--profile: $(cat "$tmp/log" "$tmp/err")"
+fi
+
 # Bad input: exit 2 and a message that names what is wrong.
 printf '{"zero_optimization": {"stage": 3}}' >"$tmp/zero3.json"
 printf '{"train_batch_size": 64, "train_micro_batch_size_per_gpu": 4}' >"$tmp/batch.json"

@@ -25,7 +25,7 @@ typedef struct options {
     int64_t zero, eot, eval_rows, eval_every;                                /* eot -1: none */
     int64_t mem_limit, train_batch; /* 0: no limit, not given (--config) */
     double lr, weight_decay, grad_clip, min_lr_ratio, beta1, beta2, eps;
-    bool init_only;
+    bool init_only, profile;
     data_format_t format;
     autosp_ac_config_t ac;
 } options_t;
@@ -96,6 +96,9 @@ static void usage(FILE *out) {
         "  --metrics FILE         one JSON object per logged step (default with --save:\n"
         "                         DIR/metrics.jsonl; a resumed run appends)\n"
         "  --plot FILE.svg        the loss curve at the end (default with --save: DIR/loss.svg)\n"
+        "  --profile              at the end, where a step's time went: per op its ms per\n"
+        "                         step, share and GFLOP/s (rank 0's; without the first step,\n"
+        "                         which faults the memory in, unless it is the only one)\n"
         "  --init-only            with --save: write the initial weights and stop\n"
         "  --dump FILE            run one forward and backward on the first batch and write\n"
         "                         tokens, labels, loss, every parameter and its gradient\n"
@@ -150,6 +153,7 @@ static const flag_t flags[] = {
     {"--grad-clip", 'd', OPT(grad_clip), 0, 1e9},
     {"--min-lr-ratio", 'd', OPT(min_lr_ratio), 0, 1},
     {"--init-only", 'b', OPT(init_only), 0, 0},
+    {"--profile", 'b', OPT(profile), 0, 0},
     {"--ac", 'a', OPT(ac), 0, 0},
     {"--recompute-budget", 'a', OPT(ac), 0, 0},
 };
@@ -715,6 +719,34 @@ static int eval_passkey(autosp_trainer_t *tr, const feed_t *f, const options_t *
     return rc;
 }
 
+/* --profile: the ops by time, then what the step spent outside the graph. */
+static void print_profile(const autosp_trainer_t *tr, int64_t first_step) {
+    autosp_profile_t p;
+    autosp_trainer_profile(tr, &p);
+    if (p.steps == 0) return;
+    const int64_t last = first_step + p.steps;
+    double graph = 0, flops = 0;
+    printf("\nprofile of steps %lld..%lld on rank 0, %d threads: %.1f ms per step\n",
+           (long long)(last - p.steps + 1), (long long)last, autosp_num_threads(),
+           1e3 * p.step_seconds / p.steps);
+    printf("%-22s %6s %10s %7s %9s\n", "op", "nodes", "ms/step", "share", "GFLOP/s");
+    for (int i = 0; i < p.n_ops; i++) {
+        const autosp_op_profile_t *r = &p.ops[i];
+        graph += r->seconds, flops += r->flops;
+        printf("%-22s %6d %10.2f %6.1f%%", autosp_op_name(r->op), r->nodes,
+               1e3 * r->seconds / p.steps, 100 * r->seconds / p.step_seconds);
+        if (r->flops > 0 && r->seconds > 0) printf(" %9.2f", 1e-9 * r->flops / r->seconds);
+        printf("\n");
+    }
+    const double outside = p.step_seconds - graph;
+    printf("%-22s %6s %10.2f %6.1f%%\n", "outside the graph", "", 1e3 * outside / p.steps,
+           100 * outside / p.step_seconds);
+    printf("(outside the graph: gradient norm, clipping, AdamW, ZeRO-1's collectives)\n");
+    printf("%-22s %6s %10.2f %6.1f%% %9.2f\n", "step", "", 1e3 * p.step_seconds / p.steps, 100.0,
+           1e-9 * flops / p.step_seconds);
+    fflush(stdout);
+}
+
 static int train(autosp_trainer_t *tr, const feed_t *f, const options_t *o, int world, bool print,
                  const eval_ctx_t *e, FILE *metrics) {
     double start = now(), last = start, tokens_per_step = (double)(f->rows * f->S);
@@ -726,6 +758,8 @@ static int train(autosp_trainer_t *tr, const feed_t *f, const options_t *o, int 
         if (rc) return rc;
         autosp_step_stats_t st;
         autosp_error_t err;
+        /* the first step faults the arena in: profiled only if it is the only one */
+        if (o->profile && (k > first || end - first == 1)) autosp_trainer_set_profiling(tr, true);
         if (autosp_trainer_step(tr, &st, &err) != AUTOSP_OK) return cli_fail(prog, &err);
         if (o->save_every && (k + 1) % o->save_every == 0 && k + 1 < end &&
             (rc = save_everywhere(tr, o, print, false, f)))
@@ -750,6 +784,7 @@ static int train(autosp_trainer_t *tr, const feed_t *f, const options_t *o, int 
             comm_last += autosp_trainer_comm_seconds(tr) - comm;
         }
     }
+    if (print && o->profile) print_profile(tr, end - 1 == first ? first : first + 1);
     return 0;
 }
 

@@ -58,6 +58,28 @@ int autosp_num_threads(void);
 double autosp_executor_comm_seconds(const autosp_executor_t *ex);
 int64_t autosp_executor_touched_bytes(const autosp_executor_t *ex);
 
+/* Where the time of a run goes, by op (autosp-train --profile prints it). */
+typedef struct autosp_op_profile {
+    autosp_op_t op;
+    int nodes;      /* nodes of this op in the graph */
+    double seconds; /* wall time of those nodes, summed over the profiled runs */
+    double flops;   /* their op-table FLOPs, summed over the profiled runs */
+} autosp_op_profile_t;
+
+typedef struct autosp_profile {
+    int runs;            /* profiled executor runs */
+    int steps;           /* profiled training steps (autosp_trainer_profile; 0 from the executor) */
+    double step_seconds; /* wall time of those steps: their runs and their updates */
+    int n_ops;
+    autosp_op_profile_t ops[AUTOSP_OP_COUNT]; /* the ops that ran, most time first */
+} autosp_profile_t;
+
+/* While profiling is on, each run adds every node's wall time to the totals (two clock reads
+ * per node). Off by default; turning it off pauses, turning it on again goes on adding. */
+void autosp_executor_set_profiling(autosp_executor_t *ex, bool on);
+/* The totals so far; out is the caller's. */
+void autosp_executor_profile(const autosp_executor_t *ex, autosp_profile_t *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,7 @@
 
 #include "autosp/graph.h"
 #include "autosp/passes.h"
+#include "autosp/runtime.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -86,6 +87,14 @@ autosp_status_t autosp_trainer_feed(autosp_trainer_t *tr, const char *name, cons
 double autosp_trainer_comm_seconds(const autosp_trainer_t *tr);
 /* The joint graph (owned by the trainer). */
 const autosp_graph_t *autosp_trainer_graph(const autosp_trainer_t *tr);
+
+/* While on, each autosp_trainer_step adds its wall time and its run's per-node times to the
+ * totals (autosp_trainer_compute alone, as in an eval, is not profiled). Off by default;
+ * turning it off pauses. The time a step spends outside the graph (the gradient norm,
+ * clipping, AdamW, ZeRO-1's collectives) is step_seconds minus the ops' seconds. */
+void autosp_trainer_set_profiling(autosp_trainer_t *tr, bool on);
+/* The totals so far; out is the caller's. */
+void autosp_trainer_profile(const autosp_trainer_t *tr, autosp_profile_t *out);
 
 /* ---- checkpoints ----
  * One safetensors file with everything a run needs to continue: every parameter under its

@@ -15,6 +15,9 @@ struct autosp_executor {
     cost_ctx_t *shapes; /* per node, concrete shapes, computed once */
     const autosp_comm_t *comm;
     double comm_seconds; /* inside collectives, over all runs */
+    bool profiling;
+    int profiled_runs;
+    double *node_seconds; /* per node, over the profiled runs */
 };
 
 enum { GUARD = 0xA5 };
@@ -61,8 +64,9 @@ static autosp_status_t prepare(autosp_executor_t *ex, autosp_error_t *err) {
     if (st == AUTOSP_OK) st = memplan_build(ex->g, &ex->plan, err);
     if (st != AUTOSP_OK) return st;
     ex->shapes = mem_calloc((size_t)ex->g->n_nodes + 1, sizeof *ex->shapes);
+    ex->node_seconds = mem_calloc((size_t)ex->g->n_nodes + 1, sizeof *ex->node_seconds);
     ex->arena = mem_alloc_huge((size_t)ex->plan.arena_bytes + MEMPLAN_ALIGN, &ex->arena_block);
-    if (!ex->shapes || !ex->arena)
+    if (!ex->shapes || !ex->node_seconds || !ex->arena)
         return set_error(err, AUTOSP_ERR_NOMEM,
                          "out of memory: the memory plan of graph \"%s\" needs an arena of %lld "
                          "bytes (%.1f GiB)",
@@ -99,6 +103,7 @@ void autosp_executor_free(autosp_executor_t *ex) {
     memplan_free(&ex->plan);
     mem_free(ex->arena_block);
     mem_free(ex->shapes);
+    mem_free(ex->node_seconds);
     autosp_graph_free(ex->g);
     mem_free(ex);
 }
@@ -108,20 +113,28 @@ void *autosp_executor_data(autosp_executor_t *ex, const char *name) {
     return t < 0 ? NULL : ex->arena + ex->plan.offset[t];
 }
 
-static autosp_status_t run_nodes(autosp_executor_t *ex, autosp_error_t *err) {
+static autosp_status_t run_node(autosp_executor_t *ex, int i, autosp_error_t *err) {
     const autosp_graph_t *g = ex->g;
-    for (int i = 0; i < g->n_nodes; i++) {
-        const node_t *n = &g->nodes[i];
-        run_ctx_t r = {.g = g, .node_index = i, .c = &ex->shapes[i], .comm = ex->comm, .err = err};
-        for (int k = 0; k < n->n_in; k++) r.in[k] = ex->arena + ex->plan.offset[n->in[k]];
-        for (int k = 0; k < n->n_out; k++) r.out[k] = ex->arena + ex->plan.offset[n->out[k]];
-        if (ex->plan.ws_offset[i] >= 0) r.workspace = ex->arena + ex->plan.ws_offset[i];
-        bool collective = op_table[n->op].collective;
-        double start = collective ? MPI_Wtime() : 0.0;
-        autosp_status_t st = op_table[n->op].run(&r);
-        if (collective) ex->comm_seconds += MPI_Wtime() - start;
+    const node_t *n = &g->nodes[i];
+    run_ctx_t r = {.g = g, .node_index = i, .c = &ex->shapes[i], .comm = ex->comm, .err = err};
+    for (int k = 0; k < n->n_in; k++) r.in[k] = ex->arena + ex->plan.offset[n->in[k]];
+    for (int k = 0; k < n->n_out; k++) r.out[k] = ex->arena + ex->plan.offset[n->out[k]];
+    if (ex->plan.ws_offset[i] >= 0) r.workspace = ex->arena + ex->plan.ws_offset[i];
+    bool collective = op_table[n->op].collective;
+    double start = collective ? MPI_Wtime() : 0.0;
+    autosp_status_t st = op_table[n->op].run(&r);
+    if (collective) ex->comm_seconds += MPI_Wtime() - start;
+    return st;
+}
+
+static autosp_status_t run_nodes(autosp_executor_t *ex, autosp_error_t *err) {
+    for (int i = 0; i < ex->g->n_nodes; i++) {
+        double start = ex->profiling ? now_seconds() : 0.0;
+        autosp_status_t st = run_node(ex, i, err);
+        if (ex->profiling) ex->node_seconds[i] += now_seconds() - start;
         if (st != AUTOSP_OK) return st;
     }
+    if (ex->profiling) ex->profiled_runs++;
     return set_ok(err);
 }
 
@@ -146,4 +159,33 @@ int64_t autosp_executor_touched_bytes(const autosp_executor_t *ex) {
     int64_t end = ex->plan.arena_bytes + MEMPLAN_ALIGN;
     while (end > 0 && ex->arena[end - 1] == GUARD) end--;
     return end;
+}
+
+void autosp_executor_set_profiling(autosp_executor_t *ex, bool on) {
+    ex->profiling = on;
+}
+
+static int by_seconds_descending(const void *a, const void *b) {
+    const autosp_op_profile_t *x = a, *y = b;
+    if (x->seconds != y->seconds) return x->seconds < y->seconds ? 1 : -1;
+    return (x->op > y->op) - (x->op < y->op);
+}
+
+void autosp_executor_profile(const autosp_executor_t *ex, autosp_profile_t *out) {
+    autosp_op_profile_t by_op[AUTOSP_OP_COUNT] = {0};
+    for (int i = 0; i < ex->g->n_nodes; i++) {
+        autosp_op_profile_t *row = &by_op[ex->g->nodes[i].op];
+        autosp_cost_t cost;
+        autosp_node_cost(ex->g, i, &cost, NULL); /* cannot fail: prepare bound every shape */
+        row->nodes++;
+        row->seconds += ex->node_seconds[i];
+        row->flops += cost.flops * ex->profiled_runs;
+    }
+    *out = (autosp_profile_t){.runs = ex->profiled_runs};
+    for (int op = 0; op < AUTOSP_OP_COUNT; op++) {
+        if (!by_op[op].nodes) continue;
+        by_op[op].op = (autosp_op_t)op;
+        out->ops[out->n_ops++] = by_op[op];
+    }
+    qsort(out->ops, (size_t)out->n_ops, sizeof out->ops[0], by_seconds_descending);
 }
