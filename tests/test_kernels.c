@@ -479,6 +479,7 @@ static const test_case_t cases[] = {
     T(rope, 0,         2, 3, 4,   8),
     T(rope, F_INVERSE, 2, 3, 4,   8),
     T(rope, 0,         1, 5, 3, 128),
+    T(rope, F_INVERSE, 1, 3, 2, 260), /* 130 pairs: frequencies in blocks of 64, 64 and 2 */
     /*                 rows     V */
     T(cross_entropy, 0,   1,    1),
     T(cross_entropy, 0,   1,    7),

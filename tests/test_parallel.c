@@ -156,7 +156,7 @@ enum { ROWS = 256, C = 512, V = 1500, N_OUT = 300 }; /* large enough to split */
 typedef struct results {
     float gelu[ROWS * C], dgelu[ROWS * C], swiglu[ROWS * C], dgate[ROWS * C], dup[ROWS * C];
     float db[N_OUT], ln[ROWS * C], dln[ROWS * C], dgamma[C], dbeta[C];
-    float logits_grad[ROWS * V];
+    float logits_grad[ROWS * V], rope[ROWS * C];
     float loss;
     float lin[ROWS * N_OUT], dx[ROWS * C], dw[N_OUT * C]; /* sgemm: last, see above */
 } results_t;
@@ -168,10 +168,11 @@ static void assert_close(const float *a, const float *b, int64_t n) {
 static void run_kernels(results_t *r, int threads) {
     static float x[ROWS * C], y[ROWS * C], w[N_OUT * C], bias[N_OUT], dout[ROWS * N_OUT];
     static float logits[ROWS * V];
-    static int32_t labels[ROWS];
+    static int32_t labels[ROWS], positions[ROWS];
     fill(x, ROWS * C, 1), fill(y, ROWS * C, 2), fill(w, N_OUT * C, 3), fill(bias, N_OUT, 4);
     fill(dout, ROWS * N_OUT, 5), fill(logits, ROWS * V, 6);
     for (int i = 0; i < ROWS; i++) labels[i] = i % 7 == 0 ? -100 : (i * 37) % V;
+    for (int i = 0; i < ROWS; i++) positions[i] = i * 391; /* long-context angles */
     par_set_threads(threads);
     gelu_forward(r->gelu, x, ROWS * C);
     gelu_backward(r->dgelu, y, x, ROWS * C);
@@ -185,6 +186,7 @@ static void run_kernels(results_t *r, int threads) {
     layernorm_backward(r->dln, r->dgamma, r->dbeta, r->gelu, x, y, ROWS, C, 1e-5f, stats);
     r->loss = cross_entropy_forward(logits, labels, ROWS, V, -100);
     cross_entropy_backward(r->logits_grad, logits, labels, ROWS, V, -100, 1.0f);
+    rope_forward(r->rope, x, positions, 2, ROWS / 2, 4, C / 4, 10000.0f, false); /* D = 128 */
     par_set_threads(0);
 }
 

@@ -1,31 +1,76 @@
 /* rope.c: rotary position embedding, rotate-half pairing. Its backward is itself with
  * inverse = !inverse (a rotation's transpose is the rotation by the opposite angle). */
+#define _GNU_SOURCE /* sincos */
 #include <math.h>
 
 #include "kernels.h"
+#include "parallel.h"
+
+enum {
+    ROPE_BLOCK = 64,      /* pair indices whose frequencies and angles are held at once */
+    ROPE_GRAIN = 1 << 14, /* elements per range on the pool */
+};
+
+typedef struct rope_job {
+    float *out;
+    const float *x;
+    const int32_t *positions;
+    int64_t H, D;
+    double theta;
+    bool inverse;
+} rope_job_t;
+
+/* Rows (b, s) in [r0, r1), pair indices [i0, i0 + n): the angles of a row once, then every
+ * head's pairs in a loop over contiguous floats that gcc vectorises. */
+static void rope_block(const rope_job_t *j, int64_t r0, int64_t r1, int64_t i0, int64_t n) {
+    const int64_t half = j->D / 2;
+    double inv_freq[ROPE_BLOCK];
+    for (int64_t k = 0; k < n; k++)
+        inv_freq[k] = pow(j->theta, -2.0 * (double)(i0 + k) / (double)j->D);
+    for (int64_t r = r0; r < r1; r++) {
+        const double p = (double)j->positions[r];
+        float c[ROPE_BLOCK], s[ROPE_BLOCK];
+        for (int64_t k = 0; k < n; k++) {
+            double sd, cd;
+            sincos(p * inv_freq[k], &sd, &cd);
+            c[k] = (float)cd;
+            s[k] = j->inverse ? -(float)sd : (float)sd;
+        }
+        for (int64_t h = 0; h < j->H; h++) {
+            const float *x1 = j->x + (r * j->H + h) * j->D + i0, *x2 = x1 + half;
+            float *o1 = j->out + (r * j->H + h) * j->D + i0, *o2 = o1 + half;
+            for (int64_t k = 0; k < n; k++) {
+                const float a = x1[k], b = x2[k];
+                o1[k] = a * c[k] - b * s[k];
+                o2[k] = a * s[k] + b * c[k];
+            }
+        }
+    }
+}
+
+static void rope_rows(void *ctx, int64_t r0, int64_t r1) {
+    const rope_job_t *j = ctx;
+    for (int64_t i0 = 0; i0 < j->D / 2; i0 += ROPE_BLOCK) {
+        const int64_t n = j->D / 2 - i0 < ROPE_BLOCK ? j->D / 2 - i0 : ROPE_BLOCK;
+        rope_block(j, r0, r1, i0, n);
+    }
+}
 
 /* x (B,S,H,D), positions (B,S) int32 -> out (B,S,H,D). For each pair (i, i + D/2), i < D/2:
  *   out[i]       = x[i] cos(a) - x[i + D/2] sin(a)
  *   out[i + D/2] = x[i] sin(a) + x[i + D/2] cos(a),   a = p * theta^(-2i/D) (negated if inverse)
- * The angle is computed once per (position, i) and reused for all H heads, so it costs nothing
+ * The angle is computed once per (position, i) and reused for all H heads, so it costs little
  * to do it in double: a float angle loses precision at long positions (ulp(1e5) ~ 0.008 rad).
  * Each pair is read before it is written, so out may equal x. */
 void rope_forward(float *out, const float *x, const int32_t *positions, int64_t B, int64_t S,
                   int64_t H, int64_t D, float theta, bool inverse) {
-    int64_t half = D / 2;
-    for (int64_t bs = 0; bs < B * S; bs++) {
-        double p = (double)positions[bs];
-        const float *xbs = x + bs * H * D;
-        float *outbs = out + bs * H * D;
-        for (int64_t i = 0; i < half; i++) {
-            double angle = p * pow((double)theta, -2.0 * (double)i / (double)D);
-            float c = (float)cos(angle);
-            float s = inverse ? -(float)sin(angle) : (float)sin(angle);
-            for (int64_t h = 0; h < H; h++) {
-                float x1 = xbs[h * D + i], x2 = xbs[h * D + i + half];
-                outbs[h * D + i] = x1 * c - x2 * s;
-                outbs[h * D + i + half] = x1 * s + x2 * c;
-            }
-        }
-    }
+    rope_job_t j = {.out = out,
+                    .x = x,
+                    .positions = positions,
+                    .H = H,
+                    .D = D,
+                    .theta = (double)theta,
+                    .inverse = inverse};
+    const int64_t row = H * D > 0 ? H * D : 1;
+    par_for(B * S, ROPE_GRAIN / row + 1, rope_rows, &j);
 }
