@@ -50,7 +50,7 @@ autosp_status_t autosp_node_cost(const autosp_graph_t *g, int node, autosp_cost_
     cost->bytes_read = (double)cshape_bytes(c.in, c.n_in);
     cost->bytes_written = (double)cshape_bytes(c.out, c.n_out);
     const op_info_t *info = &op_table[g->nodes[node].op];
-    cost->flops = info->flops ? info->flops(&c) : info->flops_per_elem * (double)c.out[0].numel;
+    cost->flops = op_flops(g->nodes[node].op, &c);
     cost->bytes_sent = info->sent ? info->sent(&c) : 0.0;
     return set_ok(err);
 }

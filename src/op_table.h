@@ -202,6 +202,9 @@ autosp_status_t shard_transpose(shard_ctx_t *c);
 autosp_status_t shard_cross_entropy(shard_ctx_t *c);
 autosp_status_t shard_target_count(shard_ctx_t *c);
 
+/* FLOPs of one run of op on the shapes c: the entry's flops() if set, else flops_per_elem x
+ * elements of the first output. */
+double op_flops(autosp_op_t op, const cost_ctx_t *c);
 double flops_matmul(const cost_ctx_t *c);
 double flops_linear(const cost_ctx_t *c);
 double flops_attention(const cost_ctx_t *c);

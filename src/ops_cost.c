@@ -37,16 +37,20 @@ double flops_cross_entropy(const cost_ctx_t *c) {
     return 4.0 * (double)c->in[0].numel;
 }
 
+double op_flops(autosp_op_t op, const cost_ctx_t *c) {
+    const op_info_t *info = &op_table[op];
+    return info->flops ? info->flops(c) : info->flops_per_elem * (double)c->out[0].numel;
+}
+
 /* A backward op costs a multiple of its forward: 2x (the two products of a matmul's backward
  * for one of the forward, and about the same for elementwise ops), attention 2.5x (five
  * S x S products instead of two, as FlashAttention-2 counts). */
 double flops_backward(const cost_ctx_t *c) {
     const op_info_t *info = &op_table[c->node->op];
-    const op_info_t *fwd = &op_table[info->forward_op];
     cost_ctx_t f = {.node = c->node, .n_in = c->n_in - info->fwd_first, .n_out = 1};
     for (int i = 0; i < f.n_in; i++) f.in[i] = c->in[info->fwd_first + i];
     f.out[0] = c->in[0];
-    double forward = fwd->flops ? fwd->flops(&f) : fwd->flops_per_elem * (double)f.out[0].numel;
+    double forward = op_flops(info->forward_op, &f);
     return (info->forward_op == AUTOSP_OP_ATTENTION ? 2.5 : 2.0) * forward;
 }
 

@@ -719,16 +719,16 @@ static int eval_passkey(autosp_trainer_t *tr, const feed_t *f, const options_t *
     return rc;
 }
 
-/* --profile: the ops by time, then what the step spent outside the graph. */
-static void print_profile(const autosp_trainer_t *tr, int64_t first_step) {
+/* --profile: the ops by time, then what the step spent outside the graph. The profiled steps
+ * are the last ones taken. */
+static void print_profile(const autosp_trainer_t *tr) {
     autosp_profile_t p;
     autosp_trainer_profile(tr, &p);
     if (p.steps == 0) return;
-    const int64_t last = first_step + p.steps;
+    const int last = autosp_trainer_steps_taken(tr);
     double graph = 0, flops = 0;
-    printf("\nprofile of steps %lld..%lld on rank 0, %d threads: %.1f ms per step\n",
-           (long long)(last - p.steps + 1), (long long)last, autosp_num_threads(),
-           1e3 * p.step_seconds / p.steps);
+    printf("\nprofile of steps %d..%d on rank 0, %d threads: %.1f ms per step\n",
+           last - p.steps + 1, last, autosp_num_threads(), 1e3 * p.step_seconds / p.steps);
     printf("%-22s %6s %10s %7s %9s\n", "op", "nodes", "ms/step", "share", "GFLOP/s");
     for (int i = 0; i < p.n_ops; i++) {
         const autosp_op_profile_t *r = &p.ops[i];
@@ -784,7 +784,7 @@ static int train(autosp_trainer_t *tr, const feed_t *f, const options_t *o, int 
             comm_last += autosp_trainer_comm_seconds(tr) - comm;
         }
     }
-    if (print && o->profile) print_profile(tr, end - 1 == first ? first : first + 1);
+    if (print && o->profile) print_profile(tr);
     return 0;
 }
 

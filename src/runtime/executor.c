@@ -174,12 +174,11 @@ static int by_seconds_descending(const void *a, const void *b) {
 void autosp_executor_profile(const autosp_executor_t *ex, autosp_profile_t *out) {
     autosp_op_profile_t by_op[AUTOSP_OP_COUNT] = {0};
     for (int i = 0; i < ex->g->n_nodes; i++) {
-        autosp_op_profile_t *row = &by_op[ex->g->nodes[i].op];
-        autosp_cost_t cost;
-        autosp_node_cost(ex->g, i, &cost, NULL); /* cannot fail: prepare bound every shape */
+        const autosp_op_t op = ex->g->nodes[i].op;
+        autosp_op_profile_t *row = &by_op[op];
         row->nodes++;
         row->seconds += ex->node_seconds[i];
-        row->flops += cost.flops * ex->profiled_runs;
+        row->flops += op_flops(op, &ex->shapes[i]) * ex->profiled_runs;
     }
     *out = (autosp_profile_t){.runs = ex->profiled_runs};
     for (int op = 0; op < AUTOSP_OP_COUNT; op++) {
