@@ -7,7 +7,7 @@
  * warm-up steps and times N steps. Rank 0 prints one row, every value the maximum over the
  * ranks: the planned arena and the bytes the kernels really touched, the plan's split
  * (parameters, gradients, inputs, activations, workspace; memplan_build on the trainer's
- * per-rank graph, through the internal header passes/memplan.h), the activations as a share
+ * per-rank graph, through the internal header src/plan/memplan.h), the activations as a share
  * of the single-device plan (planned in-process, not run) next to 1/P, the median step time
  * and the share of the timed wall time spent inside collectives, with the time inside
  * MPI_Alltoall and MPI_Allreduce themselves (caught through the MPI profiling interface).
@@ -32,7 +32,7 @@
 
 #include "bench_util.h"
 
-#include "memplan.h"
+#include "plan/memplan.h"
 
 #define MAX_STEPS 1000
 

@@ -2,7 +2,7 @@
 #ifndef AUTOSP_PASSES_AUTODIFF_H
 #define AUTOSP_PASSES_AUTODIFF_H
 
-#include "op_table.h"
+#include "ir/op_table.h"
 
 typedef struct autodiff autodiff_t;
 

@@ -14,7 +14,7 @@
 
 #include "autosp/passes.h"
 #include "checkpoint.h"
-#include "maxflow.h"
+#include "base/maxflow.h"
 #include "rewrite.h"
 
 static const char PASS[] = "checkpoint";

@@ -5,7 +5,7 @@
 #define AUTOSP_PASSES_CHECKPOINT_H
 
 #include "autosp/passes.h"
-#include "op_table.h"
+#include "ir/op_table.h"
 
 typedef struct ckpt {
     const autosp_graph_t *g;

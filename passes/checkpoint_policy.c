@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "checkpoint.h"
-#include "maxflow.h"
+#include "base/maxflow.h"
 #include "rewrite.h"
 
 static const char PASS[] = "checkpoint";

@@ -1,6 +1,6 @@
 /* parallelize.c: the SP passes in their order (see autosp/passes.h). */
 #include "autosp/passes.h"
-#include "base.h"
+#include "base/base.h"
 
 autosp_parallel_config_t autosp_parallel_config_default(void) {
     return (autosp_parallel_config_t){

@@ -9,7 +9,7 @@
 #ifndef AUTOSP_PASSES_REWRITE_H
 #define AUTOSP_PASSES_REWRITE_H
 
-#include "op_table.h"
+#include "ir/op_table.h"
 
 typedef struct rewrite {
     const autosp_graph_t *src;

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """An independent safetensors reader: numpy and the standard library only, sharing no code with
-src/safetensors.c, so that tests can check the files the C writer makes.
+src/io/safetensors.c, so that tests can check the files the C writer makes.
 
     python3 tests/safetensors_numpy.py FILE
 

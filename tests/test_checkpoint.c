@@ -1,7 +1,7 @@
 /* Activation checkpointing: the min cut itself, bitwise-equal results under every policy, the
  * planned peaks' order, the plan against what the executor touches, the budget, and errors. */
 #include "test_util.h"
-#include "maxflow.h"
+#include "base/maxflow.h"
 
 static const autosp_ac_policy_t POLICIES[] = {AUTOSP_AC_NONE, AUTOSP_AC_MINCUT_CONSERVATIVE,
                                               AUTOSP_AC_SAC, AUTOSP_AC_FULL};

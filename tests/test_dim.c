@@ -1,6 +1,6 @@
 /* Symbolic dims: parsing, printing, products, division and evaluation. */
 #include "test_util.h"
-#include "ir.h"
+#include "ir/ir.h"
 
 static void roundtrip(autosp_graph_t *g, const char *text, const char *expect) {
     shape_t s;

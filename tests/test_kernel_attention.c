@@ -1,4 +1,4 @@
-/* Flash attention (src/kernels/attention.c) against the naive reference (ref_attention.c), and
+/* Flash attention (src/backends/cpu/attention.c) against the naive reference (ref_attention.c), and
  * the reference backward against finite differences of the reference forward.
  *
  * Every buffer handed to the fast kernels is malloc'd at its exact size (the workspace too, at
@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
-#include "ref.h"
+#include "backends/cpu/kernels.h"
+#include "ref/ref.h"
 
 /* ---- deterministic inputs ------------------------------------------------------------------ */
 

@@ -31,8 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels.h"
-#include "ref.h"
+#include "backends/cpu/kernels.h"
+#include "ref/ref.h"
 
 #define NMSE_MAX   1e-10
 #define FD_REL_MAX 1e-2

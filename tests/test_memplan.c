@@ -1,6 +1,6 @@
 /* The memory plan against what the executor really touches, and its basic invariants. */
 #include "test_util.h"
-#include "memplan.h"
+#include "plan/memplan.h"
 
 static autosp_graph_t *joint(const char *preset, int64_t S) {
     autosp_model_config_t cfg;

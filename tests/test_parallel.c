@@ -1,4 +1,4 @@
-/* test_parallel.c: the thread pool (src/kernels/parallel.c) and the promise the kernels make on
+/* test_parallel.c: the thread pool (src/backends/cpu/parallel.c) and the promise the kernels make on
  * it: every task runs exactly once, nested calls run inline, OpenBLAS gets its thread count back
  * after a region, and the kernels that run on the pool give the same results at 1, 2, 3 and 4
  * threads (bitwise, but for the sgemm products). */
@@ -13,8 +13,8 @@
 #include <cblas.h>
 #include <cmocka.h>
 
-#include "kernels.h"
-#include "parallel.h"
+#include "backends/cpu/kernels.h"
+#include "backends/cpu/parallel.h"
 
 enum { N_TASKS = 1000 };
 

@@ -29,7 +29,7 @@
  * descending dtype size (I64, then F32 and I32, then BF16 and F16), as the reference writer does.
  *
  * Byte order: the data is little-endian and is used in place, so the library builds only for
- * little-endian hosts (a compile-time check in src/safetensors.c).
+ * little-endian hosts (a compile-time check in src/io/safetensors.c).
  *
  * Typical use:
  *     autosp_error_t err;

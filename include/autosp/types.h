@@ -45,7 +45,7 @@ typedef enum autosp_init {
     AUTOSP_INIT_COUNT
 } autosp_init_t;
 
-/* The op enum. Every op has exactly one entry in the op table (src/op_table.c). */
+/* The op enum. Every op has exactly one entry in the op table (src/ir/op_table.c). */
 typedef enum autosp_op {
     AUTOSP_OP_EMBEDDING,
     AUTOSP_OP_MATMUL,

@@ -4,9 +4,9 @@
 #include <unistd.h>
 
 #include "autosp/runtime.h"
-#include "comm.h"
-#include "base.h"
-#include "kernels/parallel.h"
+#include "runtime/comm.h"
+#include "base/base.h"
+#include "backends/cpu/parallel.h"
 
 static autosp_status_t mpi_failed(autosp_error_t *err, const char *what, int code) {
     char text[MPI_MAX_ERROR_STRING];

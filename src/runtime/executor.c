@@ -3,9 +3,9 @@
 #include <string.h>
 
 #include "autosp/runtime.h"
-#include "comm.h"
-#include "memplan.h"
-#include "kernels/parallel.h"
+#include "runtime/comm.h"
+#include "plan/memplan.h"
+#include "backends/cpu/parallel.h"
 
 struct autosp_executor {
     autosp_graph_t *g;

@@ -1,0 +1,164 @@
+/* collectives.c: all_to_all, all_reduce and all_gather on Open MPI.
+ *
+ * A node may carry several tensors (Q, K and V; a bucket of gradients): they travel in one
+ * message, packed into the node's workspace (planned by memplan, like any kernel's scratch),
+ * so the step still allocates nothing. Tensors are dense row-major; a slice along one dim is
+ * copied as `outer` runs of `len x inner` bytes. */
+#include <limits.h>
+#include <string.h>
+
+#include "runtime/comm.h"
+#include "ir/op_table.h"
+
+/* The group a node names, checked against its "ranks" attribute. */
+static autosp_status_t group_of(const run_ctx_t *r, MPI_Comm *out, int *size) {
+    char label[AUTOSP_MAX_NAME + 32];
+    const node_t *n = r->c->node;
+    if (!r->comm)
+        return set_error(r->err, AUTOSP_ERR_INVALID,
+                         "%s needs the MPI runtime (an executor made with "
+                         "autosp_executor_new_comm)",
+                         node_label(r->g, r->node_index, label, sizeof label));
+    const char *group = node_attr_str(n, "group");
+    const struct autosp_comm *c = r->comm;
+    *out = strcmp(group, "sp") == 0 ? c->sp : strcmp(group, "dp") == 0 ? c->dp : c->world;
+    MPI_Comm_size(*out, size);
+    if (*size == node_attr_int(n, "ranks")) return AUTOSP_OK;
+    return set_error(r->err, AUTOSP_ERR_INVALID,
+                     "%s: group \"%s\" has %d ranks in this run, expected ranks=%lld",
+                     node_label(r->g, r->node_index, label, sizeof label), group, *size,
+                     (long long)node_attr_int(n, "ranks"));
+}
+
+static autosp_status_t mpi_check(const run_ctx_t *r, int code) {
+    if (code == MPI_SUCCESS) return AUTOSP_OK;
+    char text[MPI_MAX_ERROR_STRING], label[AUTOSP_MAX_NAME + 32];
+    int len = 0;
+    MPI_Error_string(code, text, &len);
+    return set_error(r->err, AUTOSP_ERR_INTERNAL, "%s: MPI failed: %s",
+                     node_label(r->g, r->node_index, label, sizeof label), text);
+}
+
+static autosp_status_t too_large(const run_ctx_t *r, int64_t bytes) {
+    char label[AUTOSP_MAX_NAME + 32];
+    return set_error(r->err, AUTOSP_ERR_LIMIT,
+                     "%s: %lld bytes per rank in one message, more than MPI's int count allows",
+                     node_label(r->g, r->node_index, label, sizeof label), (long long)bytes);
+}
+
+/* Between a dense tensor (dims d) and a contiguous block holding indices [lo, lo + len) of
+ * dim axis: to_block copies tensor -> block, else block -> tensor. */
+static void block_copy(char *tensor, char *block, const cshape_t *s, int axis, int64_t lo,
+                       int64_t len, bool to_block) {
+    int64_t outer = 1, inner = (int64_t)s->esize;
+    for (int k = 0; k < axis; k++) outer *= s->d[k];
+    for (int k = axis + 1; k < s->ndim; k++) inner *= s->d[k];
+    size_t run = (size_t)(len * inner);
+    for (int64_t o = 0; o < outer; o++) {
+        char *t = tensor + (o * s->d[axis] + lo) * inner, *b = block + o * len * inner;
+        memcpy(to_block ? b : t, to_block ? t : b, run);
+    }
+}
+
+/* Send and receive buffers: every tensor once each. */
+int64_t workspace_all_to_all(const cost_ctx_t *c) {
+    return 2 * cshape_bytes(c->in, c->n_in);
+}
+
+/* Each tensor is split into P slices along split_dim; slice j of every tensor goes to rank j,
+ * packed in input order; what rank i sends lands at slice i along concat_dim. */
+autosp_status_t run_all_to_all(const run_ctx_t *r) {
+    MPI_Comm comm;
+    int P;
+    autosp_status_t st = group_of(r, &comm, &P);
+    if (st != AUTOSP_OK) return st;
+    const cost_ctx_t *c = r->c;
+    int split = (int)node_attr_int(c->node, "split_dim");
+    int concat = (int)node_attr_int(c->node, "concat_dim");
+    int64_t per_rank = cshape_bytes(c->in, c->n_in) / P;
+    if (per_rank > INT_MAX) return too_large(r, per_rank);
+    char *send = r->workspace, *recv = send + per_rank * P;
+    for (int j = 0; j < P; j++) {
+        char *at = send + j * per_rank;
+        for (int i = 0; i < c->n_in; i++) {
+            int64_t len = c->in[i].d[split] / P;
+            block_copy(r->in[i], at, &c->in[i], split, j * len, len, true);
+            at += c->in[i].numel / P * (int64_t)c->in[i].esize;
+        }
+    }
+    st = mpi_check(
+        r, MPI_Alltoall(send, (int)per_rank, MPI_BYTE, recv, (int)per_rank, MPI_BYTE, comm));
+    for (int j = 0; j < P && st == AUTOSP_OK; j++) {
+        char *at = recv + j * per_rank;
+        for (int i = 0; i < c->n_in; i++) {
+            int64_t len = c->in[i].d[concat];
+            block_copy(r->out[i], at, &c->out[i], concat, j * len, len, false);
+            at += c->in[i].numel / P * (int64_t)c->in[i].esize;
+        }
+    }
+    return st;
+}
+
+/* One tensor reduces straight into its output; a bucket is packed into one buffer first. */
+int64_t workspace_all_reduce(const cost_ctx_t *c) {
+    return c->n_in > 1 ? cshape_bytes(c->in, c->n_in) : 0;
+}
+
+static autosp_status_t allreduce_floats(const run_ctx_t *r, const float *in, float *out, int64_t n,
+                                        MPI_Comm comm) {
+    const int64_t chunk = INT_MAX / 2;
+    autosp_status_t st = AUTOSP_OK;
+    for (int64_t at = 0; at < n && st == AUTOSP_OK; at += chunk) {
+        int count = (int)(n - at < chunk ? n - at : chunk);
+        st = mpi_check(r, MPI_Allreduce(in ? in + at : MPI_IN_PLACE, out + at, count, MPI_FLOAT,
+                                        MPI_SUM, comm));
+    }
+    return st;
+}
+
+autosp_status_t run_all_reduce(const run_ctx_t *r) {
+    MPI_Comm comm;
+    int P;
+    autosp_status_t st = group_of(r, &comm, &P);
+    if (st != AUTOSP_OK) return st;
+    const cost_ctx_t *c = r->c;
+    bool mean = strcmp(node_attr_str(c->node, "op"), "mean") == 0;
+    if (c->n_in == 1) {
+        st = allreduce_floats(r, r->in[0], r->out[0], c->in[0].numel, comm);
+        for (int64_t k = 0; mean && k < c->in[0].numel; k++) ((float *)r->out[0])[k] /= (float)P;
+        return st;
+    }
+    float *buf = r->workspace, *at = buf;
+    for (int i = 0; i < c->n_in; i++, at += c->in[i - 1].numel)
+        memcpy(at, r->in[i], (size_t)c->in[i].numel * sizeof(float));
+    st = allreduce_floats(r, NULL, buf, at - buf, comm);
+    at = buf;
+    for (int i = 0; i < c->n_in && st == AUTOSP_OK; i++, at += c->in[i - 1].numel) {
+        float *out = r->out[i];
+        for (int64_t k = 0; k < c->in[i].numel; k++) out[k] = mean ? at[k] / (float)P : at[k];
+    }
+    return st;
+}
+
+/* The P slices, as received, before they are placed along dim. */
+int64_t workspace_all_gather(const cost_ctx_t *c) {
+    return cshape_bytes(c->out, 1);
+}
+
+autosp_status_t run_all_gather(const run_ctx_t *r) {
+    MPI_Comm comm;
+    int P;
+    autosp_status_t st = group_of(r, &comm, &P);
+    if (st != AUTOSP_OK) return st;
+    const cost_ctx_t *c = r->c;
+    int dim = (int)node_attr_int(c->node, "dim");
+    int64_t bytes = cshape_bytes(c->in, 1);
+    if (bytes > INT_MAX) return too_large(r, bytes);
+    st = mpi_check(
+        r, MPI_Allgather(r->in[0], (int)bytes, MPI_BYTE, r->workspace, (int)bytes, MPI_BYTE, comm));
+    int64_t len = c->in[0].d[dim];
+    for (int j = 0; j < P && st == AUTOSP_OK; j++)
+        block_copy(r->out[0], (char *)r->workspace + j * bytes, &c->out[0], dim, j * len, len,
+                   false);
+    return st;
+}

@@ -1,0 +1,88 @@
+/* ops_cost.c: FLOP counts of the ops whose cost is not "k FLOPs per output element".
+ *
+ * A multiply-add counts 2 FLOPs. Attention counts its two matmuls only (QK^T and PV), over
+ * the (query, key) pairs the mask lets through, as FlashAttention reports it; the softmax on
+ * those pairs is a few percent more and is not counted.
+ */
+#include "ir/op_table.h"
+
+static int64_t last(const cshape_t *s) {
+    return s->ndim ? s->d[s->ndim - 1] : 1;
+}
+
+/* a (...,M,K) @ b (...,K,N): 2 M N K per batch entry */
+double flops_matmul(const cost_ctx_t *c) {
+    const cshape_t *a = &c->in[0];
+    int64_t k = node_attr_int(c->node, "trans_a") ? a->d[a->ndim - 2] : a->d[a->ndim - 1];
+    return 2.0 * (double)c->out[0].numel * (double)k;
+}
+
+/* x (...,K) @ w^T (K,N) + b: 2 K per output, plus one add per output with a bias */
+double flops_linear(const cost_ctx_t *c) {
+    double f = 2.0 * (double)c->out[0].numel * (double)last(&c->in[0]);
+    return c->n_in == 3 ? f + (double)c->out[0].numel : f;
+}
+
+/* q (B,S,Hq,D), k (B,Skv,Hkv,D): 4 D FLOPs per attended (query, key) pair and query head */
+double flops_attention(const cost_ctx_t *c) {
+    const cshape_t *q = &c->in[0];
+    double b = (double)q->d[0], s = (double)q->d[1], h = (double)q->d[2], d = (double)q->d[3];
+    double skv = (double)c->in[1].d[1];
+    double pairs = node_attr_int(c->node, "causal") ? s * (s + 1) / 2 : s * skv;
+    return 4.0 * b * h * d * pairs;
+}
+
+/* logits (...,V): max, subtract, exp, sum per logit, then one gather and log per row */
+double flops_cross_entropy(const cost_ctx_t *c) {
+    return 4.0 * (double)c->in[0].numel;
+}
+
+double op_flops(autosp_op_t op, const cost_ctx_t *c) {
+    const op_info_t *info = &op_table[op];
+    return info->flops ? info->flops(c) : info->flops_per_elem * (double)c->out[0].numel;
+}
+
+/* A backward op costs a multiple of its forward: 2x (the two products of a matmul's backward
+ * for one of the forward, and about the same for elementwise ops), attention 2.5x (five
+ * S x S products instead of two, as FlashAttention-2 counts). */
+double flops_backward(const cost_ctx_t *c) {
+    const op_info_t *info = &op_table[c->node->op];
+    cost_ctx_t f = {.node = c->node, .n_in = c->n_in - info->fwd_first, .n_out = 1};
+    for (int i = 0; i < f.n_in; i++) f.in[i] = c->in[info->fwd_first + i];
+    f.out[0] = c->in[0];
+    double forward = op_flops(info->forward_op, &f);
+    return (info->forward_op == AUTOSP_OP_ATTENTION ? 2.5 : 2.0) * forward;
+}
+
+/* one add per element of src */
+double flops_index_add(const cost_ctx_t *c) {
+    return (double)c->in[2].numel;
+}
+
+/* one add per element of the (larger) input */
+double flops_sum_to(const cost_ctx_t *c) {
+    return (double)c->in[0].numel;
+}
+
+static double bytes_in(const cost_ctx_t *c) {
+    return (double)cshape_bytes(c->in, c->n_in);
+}
+
+static double ranks(const cost_ctx_t *c) {
+    return (double)node_attr_int(c->node, "ranks");
+}
+
+/* every slice but the one a rank keeps */
+double sent_all_to_all(const cost_ctx_t *c) {
+    return bytes_in(c) * (ranks(c) - 1) / ranks(c);
+}
+
+/* a ring: reduce-scatter then all-gather, each moving (P-1)/P of the data */
+double sent_all_reduce(const cost_ctx_t *c) {
+    return 2 * bytes_in(c) * (ranks(c) - 1) / ranks(c);
+}
+
+/* a rank's slice to each of the others */
+double sent_all_gather(const cost_ctx_t *c) {
+    return bytes_in(c) * (ranks(c) - 1);
+}

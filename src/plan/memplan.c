@@ -1,0 +1,239 @@
+/* memplan.c: liveness and first-fit offsets in one arena (see memplan.h). */
+#include <inttypes.h>
+#include <string.h>
+
+#include "plan/memplan.h"
+
+typedef struct block {
+    int64_t off, size;
+} block_t;
+
+/* Live blocks sorted by offset above `base`; first fit into the lowest gap. */
+typedef struct fit {
+    block_t *b;
+    int n, cap;
+    int64_t base, high;
+} fit_t;
+
+static int64_t align_up(int64_t n) {
+    return (n + MEMPLAN_ALIGN - 1) / MEMPLAN_ALIGN * MEMPLAN_ALIGN;
+}
+
+static int fit_alloc(fit_t *f, int64_t size, int64_t *off) {
+    if (mem_grow((void **)&f->b, &f->cap, f->n + 1, sizeof *f->b)) return -1;
+    int64_t cur = f->base;
+    int i = 0;
+    while (i < f->n && f->b[i].off - cur < size) cur = f->b[i].off + f->b[i].size, i++;
+    memmove(&f->b[i + 1], &f->b[i], sizeof *f->b * (size_t)(f->n - i));
+    f->b[i] = (block_t){cur, size};
+    f->n++;
+    if (cur + size > f->high) f->high = cur + size;
+    *off = cur;
+    return 0;
+}
+
+static void fit_free(fit_t *f, int64_t off) {
+    int i = 0;
+    while (i < f->n && f->b[i].off != off) i++;
+    AUTOSP_ASSERT(i < f->n);
+    memmove(&f->b[i], &f->b[i + 1], sizeof *f->b * (size_t)(f->n - i - 1));
+    f->n--;
+}
+
+int64_t node_workspace_bytes(const autosp_graph_t *g, int i) {
+    const op_info_t *info = &op_table[g->nodes[i].op];
+    if (!info->workspace) return 0;
+    cost_ctx_t c;
+    AUTOSP_ASSERT(cost_ctx_init(g, i, &c, NULL) == AUTOSP_OK);
+    return align_up(info->workspace(&c));
+}
+
+static void find_last_uses(const autosp_graph_t *g, const memplan_t *p, int *last_use) {
+    for (int t = 0; t < g->n_tensors; t++) last_use[t] = g->tensors[t].producer;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++) last_use[p->root[g->nodes[i].in[k]]] = i;
+}
+
+/* An in-place op's output takes its input's buffer when the input dies there and is as large.
+ * A persistent output (a parameter's gradient) lends its own buffer to the input instead: the
+ * input's producer then writes straight into it. */
+static void share_in_place(const autosp_graph_t *g, memplan_t *p, const int *last_use,
+                           const bool *persistent) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        const node_t *n = &g->nodes[i];
+        if (!op_table[n->op].in_place) continue;
+        autosp_tensor_t u = p->root[n->in[0]], t = n->out[0];
+        if (persistent[u] || last_use[u] != i || p->bytes[u] != p->bytes[t] || p->root[t] != t)
+            continue;
+        if (!persistent[t]) {
+            p->root[t] = u, p->bytes[t] = 0;
+            continue;
+        }
+        for (autosp_tensor_t x = 0; x < g->n_tensors; x++)
+            if (p->root[x] == u) p->root[x] = t;
+    }
+}
+
+/* Sizes, view and in-place roots, persistence and last uses. */
+static void plan_lifetimes(const autosp_graph_t *g, memplan_t *p, int *last_use, bool *persistent) {
+    for (int t = 0; t < g->n_tensors; t++) {
+        int64_t numel = 0;
+        shape_eval(g, &g->tensors[t].shape, NULL, &numel);
+        p->root[t] = t;
+        p->bytes[t] = align_up(numel * (int64_t)autosp_dtype_size(g->tensors[t].dtype));
+        persistent[t] = g->tensors[t].kind != AUTOSP_KIND_VALUE;
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        const node_t *n = &g->nodes[i];
+        if (op_table[n->op].view) {
+            p->root[n->out[0]] = p->root[n->in[0]];
+            p->bytes[n->out[0]] = 0;
+        }
+    }
+    for (int o = 0; o < g->n_outputs; o++) persistent[p->root[g->outputs[o]]] = true;
+    find_last_uses(g, p, last_use);
+    share_in_place(g, p, last_use, persistent);
+    find_last_uses(g, p, last_use);
+}
+
+static autosp_status_t place(const autosp_graph_t *g, memplan_t *p, int *last_use,
+                             const bool *persistent, autosp_error_t *err) {
+    fit_t f = {0};
+    int64_t persistent_bytes = 0, live = 0, acts = 0;
+    for (int t = 0; t < g->n_tensors; t++) /* the persistent region comes first */
+        if (persistent[t] && p->root[t] == t) {
+            p->offset[t] = persistent_bytes;
+            persistent_bytes += p->bytes[t];
+            const tensor_t *x = &g->tensors[t];
+            if (x->kind == AUTOSP_KIND_INPUT)
+                p->input_bytes += p->bytes[t];
+            else if (x->kind == AUTOSP_KIND_PARAM)
+                p->param_bytes += p->bytes[t];
+            else
+                p->output_bytes += p->bytes[t];
+        }
+    f.base = f.high = persistent_bytes;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const node_t *n = &g->nodes[i];
+        for (int k = 0; k < n->n_out; k++) {
+            autosp_tensor_t t = n->out[k];
+            if (p->root[t] != t || persistent[t]) continue;
+            if (fit_alloc(&f, p->bytes[t], &p->offset[t])) goto oom;
+            acts += p->bytes[t];
+        }
+        p->ws_bytes[i] = node_workspace_bytes(g, i);
+        if (p->ws_bytes[i] && fit_alloc(&f, p->ws_bytes[i], &p->ws_offset[i])) goto oom;
+        live = persistent_bytes + acts + p->ws_bytes[i];
+        if (live > p->peak_live_bytes) p->peak_live_bytes = live;
+        if (acts > p->activation_peak) p->activation_peak = acts;
+        if (p->ws_bytes[i] > p->workspace_peak) p->workspace_peak = p->ws_bytes[i];
+        if (op_table[n->op].collective && p->ws_bytes[i] > p->comm_peak)
+            p->comm_peak = p->ws_bytes[i];
+        if (p->ws_bytes[i]) fit_free(&f, p->ws_offset[i]);
+        for (int k = 0; k < n->n_in + n->n_out; k++) {
+            autosp_tensor_t t = p->root[k < n->n_in ? n->in[k] : n->out[k - n->n_in]];
+            if (persistent[t] || last_use[t] != i || p->offset[t] < 0) continue;
+            fit_free(&f, p->offset[t]);
+            acts -= p->bytes[t];
+            last_use[t] = -2; /* freed once even if this node reads it twice */
+        }
+    }
+    for (int t = 0; t < g->n_tensors; t++)
+        if (p->root[t] != t) p->offset[t] = p->offset[p->root[t]];
+    p->arena_bytes = f.high;
+    mem_free(f.b);
+    return AUTOSP_OK;
+oom:
+    mem_free(f.b);
+    return nomem(err);
+}
+
+autosp_status_t memplan_build(const autosp_graph_t *g, memplan_t *p, autosp_error_t *err) {
+    memset(p, 0, sizeof *p);
+    autosp_status_t st = autosp_graph_verify(g, AUTOSP_VERIFY_BOUND, err);
+    if (st != AUTOSP_OK) return st;
+    p->n_tensors = g->n_tensors;
+    p->n_nodes = g->n_nodes;
+    size_t nt = (size_t)g->n_tensors + 1, nn = (size_t)g->n_nodes + 1;
+    p->offset = mem_calloc(nt, sizeof *p->offset);
+    p->bytes = mem_calloc(nt, sizeof *p->bytes);
+    p->root = mem_calloc(nt, sizeof *p->root);
+    p->ws_offset = mem_calloc(nn, sizeof *p->ws_offset);
+    p->ws_bytes = mem_calloc(nn, sizeof *p->ws_bytes);
+    int *last_use = mem_calloc(nt, sizeof *last_use);
+    bool *persistent = mem_calloc(nt, sizeof *persistent);
+    if (!p->offset || !p->bytes || !p->root || !p->ws_offset || !p->ws_bytes || !last_use ||
+        !persistent) {
+        st = nomem(err);
+    } else {
+        for (size_t t = 0; t < nt; t++) p->offset[t] = -1;
+        for (size_t i = 0; i < nn; i++) p->ws_offset[i] = -1;
+        plan_lifetimes(g, p, last_use, persistent);
+        st = place(g, p, last_use, persistent, err);
+    }
+    mem_free(last_use);
+    mem_free(persistent);
+    if (st != AUTOSP_OK) memplan_free(p);
+    return st;
+}
+
+void memplan_free(memplan_t *p) {
+    mem_free(p->offset);
+    mem_free(p->bytes);
+    mem_free(p->root);
+    mem_free(p->ws_offset);
+    mem_free(p->ws_bytes);
+    memset(p, 0, sizeof *p);
+}
+
+void memplan_print(const autosp_graph_t *g, const memplan_t *p, FILE *out) {
+    fprintf(out, "memory plan: arena %" PRId64 " bytes, peak live %" PRId64 " bytes\n",
+            p->arena_bytes, p->peak_live_bytes);
+    fprintf(out,
+            "  inputs %" PRId64 ", parameters %" PRId64 ", outputs (loss, gradients) %" PRId64
+            ", activations at most %" PRId64 ", workspace at most %" PRId64 "\n",
+            p->input_bytes, p->param_bytes, p->output_bytes, p->activation_peak, p->workspace_peak);
+    for (int t = 0; t < g->n_tensors; t++)
+        fprintf(out, "  %-32s offset %12" PRId64 "  bytes %12" PRId64 "%s\n", g->tensors[t].name,
+                p->offset[t], p->bytes[t], p->root[t] != t ? "  (view)" : "");
+}
+
+/* ---- the whole rank's memory (autosp/analysis.h) ----------------------------------------- */
+
+autosp_status_t autosp_plan_memory(const autosp_graph_t *step, int zero_stage,
+                                   autosp_memory_plan_t *out, autosp_error_t *err) {
+    memset(out, 0, sizeof *out);
+    if (zero_stage != 0 && zero_stage != 1)
+        return set_error(err, AUTOSP_ERR_INVALID, "ZeRO stage %d: expected 0 or 1", zero_stage);
+    memplan_t p;
+    autosp_status_t st = memplan_build(step, &p, err);
+    if (st != AUTOSP_OK) return st;
+    int64_t world = (int64_t)autosp_graph_sp(step) * autosp_graph_dp(step);
+    int64_t master = 0, optimizer = 0;
+    for (autosp_tensor_t t = 0; t < step->n_tensors; t++) {
+        const tensor_t *x = &step->tensors[t];
+        if (x->kind != AUTOSP_KIND_PARAM) continue;
+        int64_t numel = autosp_tensor_numel(step, t);
+        if (x->dtype != AUTOSP_F32) master += 4 * numel; /* f32 master weights */
+        optimizer += 8 * numel;                          /* AdamW m and v in f32 */
+    }
+    if (zero_stage == 1) { /* each rank keeps its 1/world of the flat state */
+        master = (master + world - 1) / world;
+        optimizer = (optimizer + world - 1) / world;
+    }
+    int64_t loss = step->n_outputs ? p.bytes[p.root[step->outputs[0]]] : 0;
+    *out = (autosp_memory_plan_t){
+        .params = p.param_bytes,
+        .grads = p.output_bytes - loss,
+        .master = master,
+        .optimizer = optimizer,
+        .inputs = p.input_bytes + loss,
+        .activations = p.activation_peak,
+        .comm = p.comm_peak,
+        .workspace = p.workspace_peak,
+        .arena = p.arena_bytes,
+        .total = p.arena_bytes + master + optimizer,
+    };
+    memplan_free(&p);
+    return set_ok(err);
+}

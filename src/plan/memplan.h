@@ -1,0 +1,39 @@
+/* memplan.h: static memory plan of a graph with every symbol bound.
+ *
+ * Every tensor gets a byte offset in one arena, decided before anything runs: inputs,
+ * parameters and graph outputs live for the whole run (they are read and written by the
+ * caller); every other value lives from the node that produces it to its last consumer, and
+ * first-fit reuses the space of dead values. A view (reshape) shares its source's bytes.
+ * Nodes that need scratch (attention) get a workspace block for the duration of the node.
+ * The plan is data: print it, test it, compare it with what the executor touches. */
+#ifndef AUTOSP_PASSES_MEMPLAN_H
+#define AUTOSP_PASSES_MEMPLAN_H
+
+#include "ir/op_table.h"
+
+enum { MEMPLAN_ALIGN = 64 };
+
+typedef struct memplan {
+    int n_tensors, n_nodes;
+    int64_t *offset; /* per tensor: byte offset in the arena */
+    int64_t *bytes;  /* per tensor: its size (views: 0, they own nothing) */
+    autosp_tensor_t
+        *root; /* per tensor: the tensor that owns its bytes (itself, or a view's source) */
+    int64_t *ws_offset;      /* per node: its workspace's offset (-1: none) */
+    int64_t *ws_bytes;       /* per node */
+    int64_t arena_bytes;     /* size of the arena: the highest end of any block */
+    int64_t peak_live_bytes; /* the most bytes live at once (arena_bytes >= this) */
+    /* the persistent part, and the most of each kind live at once */
+    int64_t input_bytes, param_bytes, output_bytes, activation_peak, workspace_peak;
+    int64_t comm_peak; /* the largest workspace of a collective (its packed message) */
+} memplan_t;
+
+/* Plans g (every symbol bound, verified). Free with memplan_free. */
+autosp_status_t memplan_build(const autosp_graph_t *g, memplan_t *plan, autosp_error_t *err);
+void memplan_free(memplan_t *plan);
+void memplan_print(const autosp_graph_t *g, const memplan_t *plan, FILE *out);
+
+/* Workspace bytes node i needs (0 for most ops), from its op's table entry. */
+int64_t node_workspace_bytes(const autosp_graph_t *g, int i);
+
+#endif

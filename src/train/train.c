@@ -1,0 +1,676 @@
+/* train.c: parameter initialisation, global-norm clipping and AdamW with a cosine schedule,
+ * around the executor of a joint graph. */
+#define _POSIX_C_SOURCE 200809L
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autosp/comm.h"
+#include "autosp/passes.h"
+#include "autosp/runtime.h"
+#include "autosp/safetensors.h"
+#include "autosp/train.h"
+#include "ir/ir.h"
+#include "backends/cpu/parallel.h"
+
+static const double PI = 3.14159265358979323846;
+
+/* A parameter and the part of it this rank's optimizer owns: all of it, or under ZeRO-1 the
+ * elements [lo, lo + own), whose m and v are all this rank keeps. */
+typedef struct param_slot {
+    float *value, *grad, *m, *v; /* value and grad live in the executor's arena; m, v: own */
+    int64_t n, lo, own;
+    bool decay;
+} param_slot_t;
+
+struct autosp_trainer {
+    autosp_train_config_t cfg;
+    const autosp_comm_t *comm; /* NULL: one process */
+    autosp_graph_t *joint;
+    autosp_executor_t *ex;
+    param_slot_t *params;
+    int n_params;
+    float *state;      /* m and v of every parameter (its owned part), one block */
+    void *state_block; /* what mem_free takes */
+    int step;
+    double flops;
+    /* ZeRO-1: optimizer state sharded over every rank of comm's world */
+    bool sharded;
+    MPI_Comm world;
+    int *counts, *displs; /* one parameter's chunk per rank */
+    float *chunk;         /* reduce-scatter's receive buffer: the largest owned chunk */
+    double optimizer_comm_seconds;
+    bool profiling;
+    int profiled_steps;
+    double profiled_seconds;
+};
+
+autosp_train_config_t autosp_train_config_default(void) {
+    return (autosp_train_config_t){.lr = 3e-4f,
+                                   .min_lr_ratio = 0.1f,
+                                   .warmup_steps = 0,
+                                   .total_steps = 1000,
+                                   .beta1 = 0.9f,
+                                   .beta2 = 0.95f,
+                                   .eps = 1e-8f,
+                                   .weight_decay = 0.1f,
+                                   .grad_clip = 1.0f,
+                                   .ac = autosp_ac_config_default(),
+                                   .zero_stage = 0};
+}
+
+float autosp_train_lr(const autosp_train_config_t *c, int step) {
+    if (step < c->warmup_steps) return c->lr * (float)(step + 1) / (float)c->warmup_steps;
+    int span = c->total_steps - c->warmup_steps;
+    double progress = span > 0 ? (double)(step - c->warmup_steps) / span : 1.0;
+    if (progress > 1) progress = 1;
+    double min_lr = c->lr * c->min_lr_ratio;
+    return (float)(min_lr + 0.5 * (c->lr - min_lr) * (1 + cos(PI * progress)));
+}
+
+/* ---- initialisation: splitmix64 seeded per parameter, Box-Muller normals ---------------- */
+
+static uint64_t splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static double uniform01(uint64_t *s) { /* in (0, 1] */
+    return ((double)(splitmix(s) >> 11) + 1.0) / 9007199254740992.0;
+}
+
+static uint64_t name_seed(uint64_t seed, const char *name) {
+    uint64_t h = 1469598103934665603ull ^ seed; /* FNV-1a over the name, keyed by the seed */
+    while (*name) h = (h ^ (unsigned char)*name++) * 1099511628211ull;
+    return h;
+}
+
+static void init_param(float *w, int64_t n, const tensor_t *t, uint64_t seed) {
+    uint64_t s = name_seed(seed, t->name);
+    for (int64_t i = 0; i < n; i += 2) {
+        double r = sqrt(-2.0 * log(uniform01(&s))), a = 2 * PI * uniform01(&s);
+        double z[2] = {r * cos(a), r * sin(a)};
+        for (int k = 0; k < 2 && i + k < n; k++)
+            w[i + k] = t->init == AUTOSP_INIT_NORMAL ? (float)(t->init_std * z[k])
+                       : t->init == AUTOSP_INIT_ONES ? 1.0f
+                                                     : 0.0f;
+    }
+}
+
+void autosp_trainer_init_params(autosp_trainer_t *tr, uint64_t seed) {
+    for (autosp_tensor_t t = 0; t < tr->joint->n_tensors; t++) {
+        const tensor_t *x = &tr->joint->tensors[t];
+        if (x->kind != AUTOSP_KIND_PARAM) continue;
+        init_param(autosp_executor_data(tr->ex, x->name), autosp_tensor_numel(tr->joint, t), x,
+                   seed);
+    }
+    for (int p = 0; p < tr->n_params; p++) {
+        memset(tr->params[p].m, 0, sizeof(float) * (size_t)tr->params[p].own);
+        memset(tr->params[p].v, 0, sizeof(float) * (size_t)tr->params[p].own);
+    }
+    tr->step = 0;
+}
+
+/* ---- construction ----------------------------------------------------------------------- */
+
+/* Rank r of `ranks` owns elements [n r / ranks, n (r + 1) / ranks) of every parameter. */
+static int64_t chunk_start(int64_t n, int r, int ranks) {
+    return n * r / ranks;
+}
+
+/* The parameters in graph order, with the part each rank's optimizer owns. */
+static autosp_status_t find_params(autosp_trainer_t *tr, autosp_error_t *err) {
+    const autosp_graph_t *j = tr->joint;
+    int rank = 0, ranks = 1;
+    if (tr->sharded) MPI_Comm_rank(tr->world, &rank), MPI_Comm_size(tr->world, &ranks);
+    for (autosp_tensor_t t = 0; t < j->n_tensors; t++)
+        tr->n_params += j->tensors[t].kind == AUTOSP_KIND_PARAM;
+    tr->params = mem_calloc((size_t)tr->n_params + 1, sizeof *tr->params);
+    if (!tr->params) return nomem(err);
+    for (autosp_tensor_t t = 0, p = 0; t < j->n_tensors; t++) {
+        const tensor_t *x = &j->tensors[t];
+        if (x->kind != AUTOSP_KIND_PARAM) continue;
+        char grad[AUTOSP_MAX_NAME + 8];
+        snprintf(grad, sizeof grad, "%s.grad", x->name);
+        param_slot_t *s = &tr->params[p++];
+        s->n = autosp_tensor_numel(j, t);
+        s->lo = chunk_start(s->n, rank, ranks);
+        s->own = chunk_start(s->n, rank + 1, ranks) - s->lo;
+        s->value = autosp_executor_data(tr->ex, x->name);
+        s->grad = autosp_executor_data(tr->ex, grad);
+        s->decay = x->shape.ndim >= 2;
+        AUTOSP_ASSERT(s->grad);
+        if (tr->sharded && s->n > INT_MAX)
+            return set_error(err, AUTOSP_ERR_LIMIT,
+                             "ZeRO-1: parameter \"%s\" has %lld elements, more than MPI's int "
+                             "count allows",
+                             x->name, (long long)s->n);
+    }
+    return AUTOSP_OK;
+}
+
+/* AdamW's m and v for the owned parts, and ZeRO-1's per-rank counts and receive buffer. */
+static autosp_status_t bind_params(autosp_trainer_t *tr, autosp_error_t *err) {
+    autosp_status_t st = find_params(tr, err);
+    if (st != AUTOSP_OK) return st;
+    int64_t owned = 0, largest = 0;
+    for (int p = 0; p < tr->n_params; p++) {
+        owned += tr->params[p].own;
+        largest = tr->params[p].own > largest ? tr->params[p].own : largest;
+    }
+    const size_t state_bytes = sizeof(float) * (size_t)(2 * owned + 1);
+    tr->state = mem_alloc_huge(state_bytes, &tr->state_block);
+    if (!tr->state) return nomem(err);
+    memset(tr->state, 0, state_bytes);
+    float *next = tr->state;
+    for (int p = 0; p < tr->n_params; p++) {
+        tr->params[p].m = next;
+        tr->params[p].v = next + tr->params[p].own;
+        next += 2 * tr->params[p].own;
+    }
+    if (!tr->sharded) return AUTOSP_OK;
+    int ranks;
+    MPI_Comm_size(tr->world, &ranks);
+    tr->counts = mem_calloc((size_t)ranks, sizeof(int));
+    tr->displs = mem_calloc((size_t)ranks, sizeof(int));
+    tr->chunk = mem_calloc((size_t)largest + 1, sizeof(float));
+    return tr->counts && tr->displs && tr->chunk ? AUTOSP_OK : nomem(err);
+}
+
+static autosp_status_t build(autosp_trainer_t *tr, const autosp_graph_t *forward,
+                             autosp_error_t *err) {
+    autosp_graph_summary_t sum;
+    autosp_status_t st = autosp_graph_verify(forward, AUTOSP_VERIFY_BOUND, err);
+    if (st != AUTOSP_OK) return st;
+    autosp_parallel_config_t par = autosp_parallel_config_default();
+    par.ac = tr->cfg.ac;
+    if (tr->comm) {
+        par.sp = autosp_comm_sp_size(tr->comm);
+        par.dp = autosp_comm_dp_size(tr->comm);
+        tr->world = autosp_comm_world(tr->comm);
+        tr->sharded = tr->cfg.zero_stage == 1 && autosp_comm_size(tr->comm) > 1;
+        par.zero_stage = tr->sharded;
+    }
+    if (!(tr->joint = autosp_compile_training(forward, &par, err))) return err->status;
+    if (!(tr->ex = autosp_executor_new_comm(tr->joint, tr->comm, err))) return err->status;
+    if ((st = autosp_graph_summarize(tr->joint, &sum, err)) != AUTOSP_OK) return st;
+    /* the model's FLOPs: a node the checkpointing runs twice counts once */
+    const autosp_ac_report_t *ac = autosp_graph_checkpoint_report(tr->joint);
+    tr->flops = sum.cost.flops - (ac ? ac->recompute_flops : 0);
+    return bind_params(tr, err);
+}
+
+autosp_trainer_t *autosp_trainer_new(const autosp_graph_t *forward,
+                                     const autosp_train_config_t *cfg, autosp_error_t *err) {
+    return autosp_trainer_new_comm(forward, cfg, NULL, err);
+}
+
+autosp_trainer_t *autosp_trainer_new_comm(const autosp_graph_t *forward,
+                                          const autosp_train_config_t *cfg,
+                                          const autosp_comm_t *comm, autosp_error_t *err) {
+    autosp_error_t local;
+    if (!err) err = &local;
+    autosp_trainer_t *tr = mem_calloc(1, sizeof *tr);
+    if (!tr) {
+        nomem(err);
+        return NULL;
+    }
+    tr->cfg = cfg ? *cfg : autosp_train_config_default();
+    tr->comm = comm;
+    if (!(tr->cfg.lr >= 0) || !(tr->cfg.beta1 >= 0 && tr->cfg.beta1 < 1) ||
+        !(tr->cfg.beta2 >= 0 && tr->cfg.beta2 < 1) || !(tr->cfg.eps > 0) ||
+        !(tr->cfg.grad_clip >= 0) || tr->cfg.warmup_steps < 0 || tr->cfg.total_steps < 1 ||
+        tr->cfg.zero_stage < 0 || tr->cfg.zero_stage > 1) {
+        set_error(err, AUTOSP_ERR_INVALID,
+                  "train config: lr %g, betas (%g, %g), eps %g, grad_clip %g, warmup %d, total "
+                  "%d, zero_stage %d: expected lr >= 0, betas in [0,1), eps > 0, clip >= 0, "
+                  "total >= 1, zero_stage 0 or 1",
+                  tr->cfg.lr, tr->cfg.beta1, tr->cfg.beta2, tr->cfg.eps, tr->cfg.grad_clip,
+                  tr->cfg.warmup_steps, tr->cfg.total_steps, tr->cfg.zero_stage);
+        mem_free(tr);
+        return NULL;
+    }
+    if (build(tr, forward, err) != AUTOSP_OK) {
+        autosp_trainer_free(tr);
+        return NULL;
+    }
+    return tr;
+}
+
+void autosp_trainer_free(autosp_trainer_t *tr) {
+    if (!tr) return;
+    autosp_executor_free(tr->ex);
+    autosp_graph_free(tr->joint);
+    mem_free(tr->params);
+    mem_free(tr->state_block);
+    mem_free(tr->counts);
+    mem_free(tr->displs);
+    mem_free(tr->chunk);
+    mem_free(tr);
+}
+
+void *autosp_trainer_data(autosp_trainer_t *tr, const char *name) {
+    return autosp_executor_data(tr->ex, name);
+}
+
+int64_t autosp_trainer_arena_bytes(const autosp_trainer_t *tr) {
+    return autosp_executor_arena_bytes(tr->ex);
+}
+int64_t autosp_trainer_touched_bytes(const autosp_trainer_t *tr) {
+    return autosp_executor_touched_bytes(tr->ex);
+}
+int64_t autosp_trainer_state_bytes(const autosp_trainer_t *tr) {
+    int64_t n = 0;
+    for (int p = 0; p < tr->n_params; p++) n += tr->params[p].own;
+    return 2 * n * (int64_t)sizeof(float);
+}
+
+const autosp_graph_t *autosp_trainer_graph(const autosp_trainer_t *tr) {
+    return tr->joint;
+}
+
+double autosp_trainer_comm_seconds(const autosp_trainer_t *tr) {
+    return autosp_executor_comm_seconds(tr->ex) + tr->optimizer_comm_seconds;
+}
+
+/* This rank's part of a whole-batch input: dim 0 split over the data group, the tensor's
+ * split dim (if any) over the sequence group. Walks the local tensor, finds each element's
+ * place in the global one. */
+autosp_status_t autosp_trainer_feed(autosp_trainer_t *tr, const char *name, const void *global,
+                                    autosp_error_t *err) {
+    const autosp_graph_t *g = tr->joint;
+    autosp_tensor_t t = autosp_tensor_find(g, name);
+    if (t < 0 || g->tensors[t].kind != AUTOSP_KIND_INPUT)
+        return set_error(err, AUTOSP_ERR_INVALID, "feed: the graph has no input \"%s\"", name);
+    const tensor_t *x = &g->tensors[t];
+    int64_t local[AUTOSP_MAX_DIMS], numel, offset[AUTOSP_MAX_DIMS] = {0};
+    int64_t whole[AUTOSP_MAX_DIMS];
+    AUTOSP_ASSERT(shape_eval(g, &x->shape, local, &numel) == EVAL_OK);
+    for (int k = 0; k < x->shape.ndim; k++) whole[k] = local[k];
+    /* dim 0 is the batch unless it is the sequence itself (a (S) input, shared by the batch) */
+    if (tr->comm && x->shape.ndim > 0 && x->seq_dim != 0) {
+        whole[0] *= autosp_comm_dp_size(tr->comm);
+        offset[0] = local[0] * autosp_comm_dp_rank(tr->comm);
+    }
+    if (tr->comm) {
+        if (x->layout == LAYOUT_SEQ) {
+            int d = x->layout_dim;
+            whole[d] *= autosp_comm_sp_size(tr->comm);
+            offset[d] += local[d] * autosp_comm_sp_rank(tr->comm);
+        }
+    }
+    size_t esize = autosp_dtype_size(x->dtype);
+    char *dst = autosp_executor_data(tr->ex, name);
+    const char *src = global;
+    for (int64_t i = 0; i < numel; i++) {
+        int64_t rem = i, at = 0, stride = 1;
+        for (int k = x->shape.ndim - 1; k >= 0; k--) {
+            at += (rem % local[k] + offset[k]) * stride;
+            rem /= local[k];
+            stride *= whole[k];
+        }
+        memcpy(dst + (size_t)i * esize, src + (size_t)at * esize, esize);
+    }
+    return set_ok(err);
+}
+
+/* ---- the step ---------------------------------------------------------------------------- */
+
+/* ---- ZeRO-1: the optimizer's collectives over the world --------------------------------- */
+
+static autosp_status_t mpi_status(int code, const char *what, autosp_error_t *err) {
+    if (code == MPI_SUCCESS) return AUTOSP_OK;
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(code, text, &len);
+    return set_error(err, AUTOSP_ERR_INTERNAL, "ZeRO-1 %s: MPI failed: %s", what, text);
+}
+
+/* Every rank's chunk of parameter s: counts and displacements for the v-collectives. */
+static void chunk_layout(autosp_trainer_t *tr, const param_slot_t *s) {
+    int ranks;
+    MPI_Comm_size(tr->world, &ranks);
+    for (int r = 0; r < ranks; r++) {
+        tr->displs[r] = (int)chunk_start(s->n, r, ranks);
+        tr->counts[r] = (int)(chunk_start(s->n, r + 1, ranks) - tr->displs[r]);
+    }
+}
+
+/* Each gradient summed over the world into the owner's chunk only (the rest of "<param>.grad"
+ * stays this rank's own term): half the traffic of an all-reduce. */
+static autosp_status_t reduce_scatter_grads(autosp_trainer_t *tr, autosp_error_t *err) {
+    double start = MPI_Wtime();
+    autosp_status_t st = AUTOSP_OK;
+    for (int p = 0; p < tr->n_params && st == AUTOSP_OK; p++) {
+        param_slot_t *s = &tr->params[p];
+        chunk_layout(tr, s);
+        st = mpi_status(
+            MPI_Reduce_scatter(s->grad, tr->chunk, tr->counts, MPI_FLOAT, MPI_SUM, tr->world),
+            "reduce-scatter of the gradients", err);
+        memcpy(s->grad + s->lo, tr->chunk, sizeof(float) * (size_t)s->own);
+    }
+    tr->optimizer_comm_seconds += MPI_Wtime() - start;
+    return st;
+}
+
+/* After each rank updated its chunks: every parameter whole again on every rank. */
+static autosp_status_t all_gather_params(autosp_trainer_t *tr, autosp_error_t *err) {
+    double start = MPI_Wtime();
+    autosp_status_t st = AUTOSP_OK;
+    for (int p = 0; p < tr->n_params && st == AUTOSP_OK; p++) {
+        param_slot_t *s = &tr->params[p];
+        chunk_layout(tr, s);
+        st = mpi_status(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, s->value, tr->counts,
+                                       tr->displs, MPI_FLOAT, tr->world),
+                        "all-gather of the parameters", err);
+    }
+    tr->optimizer_comm_seconds += MPI_Wtime() - start;
+    return st;
+}
+
+autosp_status_t autosp_trainer_compute(autosp_trainer_t *tr, float *loss, autosp_error_t *err) {
+    autosp_status_t st = autosp_executor_run(tr->ex, err);
+    if (st == AUTOSP_OK && tr->sharded) st = reduce_scatter_grads(tr, err);
+    if (st == AUTOSP_OK && loss) *loss = *(float *)autosp_executor_data(tr->ex, "loss");
+    return st;
+}
+
+/* The optimizer's passes over every parameter are memory-bound: they run on the library's
+ * thread pool, each share a contiguous range of the flat list of parameter elements. */
+typedef struct share {
+    autosp_trainer_t *tr;
+    int64_t begin, end; /* element range over all owned elements, in order */
+    float lr, grad_scale;
+    double sum_sq;
+    void (*work)(struct share *s, param_slot_t *p, int64_t from, int64_t to);
+} share_t;
+
+static void run_share(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    share_t *s = (share_t *)ctx + task;
+    int64_t base = 0;
+    for (int p = 0; p < s->tr->n_params; p++) {
+        param_slot_t *slot = &s->tr->params[p];
+        int64_t from = s->begin > base ? s->begin - base : 0;
+        int64_t to = s->end - base < slot->own ? s->end - base : slot->own;
+        if (from < to) s->work(s, slot, from, to);
+        base += slot->own;
+    }
+}
+
+/* Runs work over every parameter element; returns the sum of the shares' sum_sq. */
+static double parallel_params(autosp_trainer_t *tr, share_t proto) {
+    int64_t total = 0;
+    for (int p = 0; p < tr->n_params; p++) total += tr->params[p].own;
+    int n = total < 1 << 16 ? 1 : par_threads(); /* a small model is not worth a thread */
+    share_t shares[PAR_MAX_THREADS];
+    for (int i = 0; i < n; i++) {
+        shares[i] = proto;
+        shares[i].tr = tr;
+        shares[i].begin = total * i / n;
+        shares[i].end = total * (i + 1) / n;
+        shares[i].sum_sq = 0;
+    }
+    par_run(n, n, run_share, shares);
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += shares[i].sum_sq;
+    return sum;
+}
+
+/* Squares summed in double, 8 lanes: a float's square is exact in double, so the sum barely
+ * depends on how the elements are split (over threads, or over ranks under ZeRO-1), and the
+ * float norm of a sharded run comes out equal to the unsharded one. */
+VECTOR_CLONES static void sum_squares(share_t *s, param_slot_t *p, int64_t from, int64_t to) {
+    const float *grad = p->grad + p->lo;
+    double lane[8] = {0};
+    int64_t i = from;
+    for (; i + 8 <= to; i += 8)
+        for (int k = 0; k < 8; k++) lane[k] += (double)grad[i + k] * grad[i + k];
+    for (; i < to; i++) lane[0] += (double)grad[i] * grad[i];
+    for (int k = 0; k < 8; k++) s->sum_sq += lane[k];
+}
+
+/* AdamW (Loshchilov & Hutter): decoupled weight decay, bias-corrected moments. */
+VECTOR_CLONES static void adamw_share(share_t *s, param_slot_t *p, int64_t from, int64_t to) {
+    const autosp_train_config_t *c = &s->tr->cfg;
+    float t = (float)(s->tr->step + 1), lr = s->lr, g_scale = s->grad_scale;
+    float bc1 = 1.0f - powf(c->beta1, t), bc2 = 1.0f - powf(c->beta2, t);
+    float decay = p->decay ? c->weight_decay : 0.0f, b1 = c->beta1, b2 = c->beta2, eps = c->eps;
+    float *restrict m = p->m, *restrict v = p->v, *restrict w = p->value + p->lo;
+    const float *restrict grad = p->grad + p->lo; /* distinct arrays: lets the loop vectorise */
+    for (int64_t i = from; i < to; i++) {
+        float g = grad[i] * g_scale;
+        m[i] = b1 * m[i] + (1 - b1) * g;
+        v[i] = b2 * v[i] + (1 - b2) * g * g;
+        float update = (m[i] / bc1) / (sqrtf(v[i] / bc2) + eps);
+        w[i] -= lr * (update + decay * w[i]);
+    }
+}
+
+/* Under ZeRO-1 each rank holds the summed gradient of its chunks only: their squares are
+ * summed over the world. */
+static autosp_status_t global_grad_norm(autosp_trainer_t *tr, double *norm, autosp_error_t *err) {
+    double sum = parallel_params(tr, (share_t){.work = sum_squares});
+    autosp_status_t st = AUTOSP_OK;
+    if (tr->sharded)
+        st = mpi_status(MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_DOUBLE, MPI_SUM, tr->world),
+                        "all-reduce of the gradient norm", err);
+    *norm = sqrt(sum);
+    return st;
+}
+
+static void adamw_update(autosp_trainer_t *tr, float lr, float grad_scale) {
+    parallel_params(tr, (share_t){.work = adamw_share, .lr = lr, .grad_scale = grad_scale});
+}
+
+static autosp_status_t train_step(autosp_trainer_t *tr, autosp_step_stats_t *stats,
+                                  autosp_error_t *err) {
+    float loss;
+    autosp_status_t st = autosp_trainer_compute(tr, &loss, err);
+    if (st != AUTOSP_OK) return st;
+    double norm;
+    if ((st = global_grad_norm(tr, &norm, err)) != AUTOSP_OK) return st;
+    if (!isfinite(loss) || !isfinite(norm))
+        return set_error(err, AUTOSP_ERR_INVALID,
+                         "step %d: the loss (%g) or the gradient norm (%g) is not finite; "
+                         "lower the learning rate",
+                         tr->step, loss, norm);
+    float clip =
+        tr->cfg.grad_clip > 0 && norm > tr->cfg.grad_clip ? tr->cfg.grad_clip / (float)norm : 1.0f;
+    float lr = autosp_train_lr(&tr->cfg, tr->step);
+    adamw_update(tr, lr, clip);
+    if (tr->sharded && (st = all_gather_params(tr, err)) != AUTOSP_OK) return st;
+    if (stats)
+        *stats = (autosp_step_stats_t){
+            .step = tr->step, .loss = loss, .grad_norm = (float)norm, .lr = lr, .flops = tr->flops};
+    tr->step++;
+    return set_ok(err);
+}
+
+autosp_status_t autosp_trainer_step(autosp_trainer_t *tr, autosp_step_stats_t *stats,
+                                    autosp_error_t *err) {
+    if (!tr->profiling) return train_step(tr, stats, err);
+    autosp_executor_set_profiling(tr->ex, true);
+    double start = now_seconds();
+    autosp_status_t st = train_step(tr, stats, err);
+    tr->profiled_seconds += now_seconds() - start;
+    tr->profiled_steps++;
+    autosp_executor_set_profiling(tr->ex, false);
+    return st;
+}
+
+void autosp_trainer_set_profiling(autosp_trainer_t *tr, bool on) {
+    tr->profiling = on;
+}
+
+void autosp_trainer_profile(const autosp_trainer_t *tr, autosp_profile_t *out) {
+    autosp_executor_profile(tr->ex, out);
+    out->steps = tr->profiled_steps;
+    out->step_seconds = tr->profiled_seconds;
+}
+
+/* ---- checkpoints -------------------------------------------------------------------------- */
+
+/* A parameter's three arrays in a checkpoint, under "<param><suffix>". */
+static const char *const STATE_SUFFIX[3] = {"", ".adam_m", ".adam_v"};
+
+/* Every parameter, then its m and v, as whole f32 tensors (the same on every rank); under
+ * ZeRO-1 m and v come from `gathered` (each parameter's m then v, whole). */
+static autosp_st_tensor_t *state_tensors(const autosp_trainer_t *tr, float *gathered,
+                                         char (*names)[AUTOSP_MAX_NAME + 8], int *n) {
+    const autosp_graph_t *j = tr->joint;
+    autosp_st_tensor_t *list = mem_calloc((size_t)(3 * tr->n_params + 1), sizeof *list);
+    if (!list) return NULL;
+    int p = 0;
+    *n = 0;
+    for (autosp_tensor_t t = 0; t < j->n_tensors; t++) {
+        const tensor_t *x = &j->tensors[t];
+        if (x->kind != AUTOSP_KIND_PARAM) continue;
+        const param_slot_t *s = &tr->params[p];
+        autosp_st_tensor_t base = {.dtype = AUTOSP_F32, .ndim = x->shape.ndim};
+        AUTOSP_ASSERT(shape_eval(j, &x->shape, base.shape, NULL) == EVAL_OK);
+        float *data[3] = {s->value, s->m, s->v};
+        if (gathered) {
+            data[1] = gathered, data[2] = gathered + s->n;
+            gathered += 2 * s->n;
+        }
+        for (int k = 0; k < 3; k++) {
+            snprintf(names[3 * p + k], sizeof names[0], "%s%s", x->name, STATE_SUFFIX[k]);
+            list[*n] = base;
+            list[*n].name = names[3 * p + k];
+            list[(*n)++].data = data[k];
+        }
+        p++;
+    }
+    return list;
+}
+
+/* ZeRO-1: every rank's chunks of m and v, whole on world rank 0 (*gathered, which the caller
+ * frees; NULL on the other ranks). */
+static autosp_status_t gather_state(const autosp_trainer_t *tr, int rank, float **gathered,
+                                    autosp_error_t *err) {
+    autosp_trainer_t *t = (autosp_trainer_t *)tr; /* the counts are scratch */
+    int64_t total = 0;
+    for (int p = 0; p < tr->n_params; p++) total += 2 * tr->params[p].n;
+    *gathered = rank == 0 ? mem_calloc((size_t)total + 1, sizeof(float)) : NULL;
+    int ready = rank != 0 || *gathered; /* rank 0 says whether it can receive */
+    MPI_Bcast(&ready, 1, MPI_INT, 0, tr->world);
+    if (!ready)
+        return rank == 0 ? nomem(err)
+                         : set_error(err, AUTOSP_ERR_NOMEM,
+                                     "ZeRO-1: rank 0 is out of memory for the checkpoint");
+    autosp_status_t st = AUTOSP_OK;
+    float *at = *gathered;
+    for (int p = 0; p < tr->n_params && st == AUTOSP_OK; p++) {
+        const param_slot_t *s = &tr->params[p];
+        chunk_layout(t, s);
+        for (int k = 0; k < 2 && st == AUTOSP_OK; k++)
+            st = mpi_status(MPI_Gatherv(k ? s->v : s->m, (int)s->own, MPI_FLOAT,
+                                        at ? at + k * s->n : NULL, tr->counts, tr->displs,
+                                        MPI_FLOAT, 0, tr->world),
+                            "gather of the optimizer state", err);
+        if (at) at += 2 * s->n;
+    }
+    return st;
+}
+
+static autosp_status_t write_checkpoint(const autosp_trainer_t *tr, const char *path,
+                                        const char *const *meta_keys,
+                                        const char *const *meta_values, int n_meta, float *gathered,
+                                        autosp_error_t *err) {
+    enum { OWN = 2, MAX_META = 16 };
+    if (n_meta < 0 || n_meta > MAX_META - OWN)
+        return set_error(err, AUTOSP_ERR_INVALID, "checkpoint: %d metadata entries, at most %d",
+                         n_meta, MAX_META - OWN);
+    char step[32];
+    snprintf(step, sizeof step, "%d", tr->step);
+    const char *keys[MAX_META] = {"format", "step"},
+               *values[MAX_META] = {"autosp-checkpoint", step};
+    for (int i = 0; i < n_meta; i++) keys[OWN + i] = meta_keys[i], values[OWN + i] = meta_values[i];
+    char(*names)[AUTOSP_MAX_NAME + 8] = mem_calloc((size_t)(3 * tr->n_params + 1), sizeof *names);
+    int n = 0;
+    autosp_st_tensor_t *list = names ? state_tensors(tr, gathered, names, &n) : NULL;
+    autosp_status_t st =
+        list ? autosp_safetensors_write(path, list, n, keys, values, OWN + n_meta, err)
+             : nomem(err);
+    mem_free(list);
+    mem_free(names);
+    return st;
+}
+
+autosp_status_t autosp_trainer_save(const autosp_trainer_t *tr, const char *path,
+                                    const char *const *meta_keys, const char *const *meta_values,
+                                    int n_meta, autosp_error_t *err) {
+    autosp_error_t local;
+    if (!err) err = &local;
+    int rank = 0;
+    if (tr->comm) MPI_Comm_rank(tr->world, &rank);
+    float *gathered = NULL;
+    autosp_status_t st = tr->sharded ? gather_state(tr, rank, &gathered, err) : AUTOSP_OK;
+    if (st == AUTOSP_OK && rank == 0)
+        st = write_checkpoint(tr, path, meta_keys, meta_values, n_meta, gathered, err);
+    mem_free(gathered);
+    if (!tr->comm) return st;
+    int code = (int)st; /* every rank returns rank 0's outcome */
+    MPI_Bcast(&code, 1, MPI_INT, 0, tr->world);
+    if (rank != 0 && code != AUTOSP_OK && st == AUTOSP_OK)
+        return set_error(err, (autosp_status_t)code, "checkpoint: rank 0 could not write \"%s\"",
+                         path);
+    return st == AUTOSP_OK ? set_ok(err) : st;
+}
+
+/* Copies elements [from, from + count) of the checkpoint's tensor `name` (n floats) into dst,
+ * or says what is wrong with it. */
+static autosp_status_t load_tensor(const autosp_safetensors_t *f, const char *path,
+                                   const char *name, float *dst, int64_t n, int64_t from,
+                                   int64_t count, autosp_error_t *err) {
+    const autosp_st_tensor_t *x = autosp_safetensors_find(f, name);
+    if (!x)
+        return set_error(err, AUTOSP_ERR_INVALID, "checkpoint \"%s\" has no tensor \"%s\"", path,
+                         name);
+    int64_t numel = 1;
+    for (int d = 0; d < x->ndim; d++) numel *= x->shape[d];
+    if (x->dtype != AUTOSP_F32 || numel != n)
+        return set_error(err, AUTOSP_ERR_INVALID,
+                         "checkpoint \"%s\": tensor \"%s\" has %lld %s elements, expected %lld f32",
+                         path, name, (long long)numel, autosp_dtype_name(x->dtype), (long long)n);
+    memcpy(dst, (const float *)x->data + from, sizeof(float) * (size_t)count);
+    return AUTOSP_OK;
+}
+
+autosp_status_t autosp_trainer_load(autosp_trainer_t *tr, const char *path, autosp_error_t *err) {
+    autosp_safetensors_t *f = autosp_safetensors_open(path, err);
+    if (!f) return err->status;
+    const char *format = autosp_safetensors_metadata(f, "format");
+    const char *step = autosp_safetensors_metadata(f, "step");
+    char *end = NULL;
+    long s = step ? strtol(step, &end, 10) : -1;
+    autosp_status_t st = AUTOSP_OK;
+    if (!format || strcmp(format, "autosp-checkpoint") != 0 || !step || *end || s < 0)
+        st = set_error(err, AUTOSP_ERR_INVALID,
+                       "\"%s\" is not an autosp checkpoint (metadata \"format\": "
+                       "\"autosp-checkpoint\" and a \"step\" expected)",
+                       path);
+    const autosp_graph_t *j = tr->joint;
+    char name[AUTOSP_MAX_NAME + 8];
+    for (autosp_tensor_t t = 0, p = 0; st == AUTOSP_OK && t < j->n_tensors; t++) {
+        if (j->tensors[t].kind != AUTOSP_KIND_PARAM) continue;
+        param_slot_t *ps = &tr->params[p++];
+        float *dst[3] = {ps->value, ps->m, ps->v}; /* the value whole, m and v as owned */
+        for (int k = 0; k < 3 && st == AUTOSP_OK; k++) {
+            snprintf(name, sizeof name, "%s%s", j->tensors[t].name, STATE_SUFFIX[k]);
+            st =
+                load_tensor(f, path, name, dst[k], ps->n, k ? ps->lo : 0, k ? ps->own : ps->n, err);
+        }
+    }
+    if (st == AUTOSP_OK) tr->step = (int)s;
+    autosp_safetensors_close(f);
+    return st == AUTOSP_OK ? set_ok(err) : st;
+}
+
+int autosp_trainer_steps_taken(const autosp_trainer_t *tr) {
+    return tr->step;
+}
