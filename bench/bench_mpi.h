@@ -9,6 +9,8 @@
 
 #include <cblas.h>
 #include <mpi.h>
+
+#include "autosp/comm_mpi.h"
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -149,8 +151,8 @@ static inline autosp_comm_t *bench_start(int *argc, char ***argv, bench_parse_fn
         return NULL;
     }
     autosp_error_t err = {0};
-    autosp_comm_t *comm = autosp_comm_new(MPI_COMM_WORLD, *size, &err);
-    check(comm ? AUTOSP_OK : err.status, &err, "autosp_comm_new");
+    autosp_comm_t *comm = autosp_comm_new_mpi(MPI_COMM_WORLD, *size, &err);
+    check(comm ? AUTOSP_OK : err.status, &err, "autosp_comm_new_mpi");
     return comm;
 }
 

@@ -91,7 +91,7 @@ int MPI_Allreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype da
 static void plan_split(const autosp_graph_t *joint, row_t *r) {
     memplan_t plan;
     autosp_error_t err = {0};
-    check(memplan_build(joint, &plan, &err), &err, "memplan_build");
+    check(memplan_build(joint, autosp_backend_cpu(), &plan, &err), &err, "memplan_build");
     if ((double)plan.arena_bytes != r->arena)
         fprintf(stderr, "bench_sp: warning: re-planned arena %lld != the executor's %.0f\n",
                 (long long)plan.arena_bytes, r->arena);
@@ -110,7 +110,7 @@ static double single_device_acts(const autosp_graph_t *forward) {
     autosp_graph_t *joint = autosp_autodiff(forward, &err);
     check(joint ? AUTOSP_OK : err.status, &err, "autosp_autodiff");
     memplan_t plan;
-    check(memplan_build(joint, &plan, &err), &err, "memplan_build (single device)");
+    check(memplan_build(joint, autosp_backend_cpu(), &plan, &err), &err, "memplan_build (single device)");
     double acts = (double)plan.activation_peak;
     memplan_free(&plan);
     autosp_graph_free(joint);

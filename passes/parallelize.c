@@ -1,4 +1,5 @@
 /* parallelize.c: the SP passes in their order (see autosp/passes.h). */
+#include "autosp/backend.h"
 #include "autosp/passes.h"
 #include "base/base.h"
 
@@ -17,8 +18,8 @@ autosp_graph_t *autosp_parallelize(const autosp_graph_t *forward,
     return exact;
 }
 
-autosp_graph_t *autosp_compile_training(const autosp_graph_t *forward,
-                                        const autosp_parallel_config_t *cfg, autosp_error_t *err) {
+static autosp_graph_t *compile_step(const autosp_graph_t *forward,
+                                    const autosp_parallel_config_t *cfg, autosp_error_t *err) {
     if (cfg->sp * cfg->dp == 1) { /* nothing to split or to sum */
         autosp_graph_t *joint = autosp_autodiff(forward, err);
         autosp_graph_t *checkpointed = joint ? autosp_checkpoint(joint, &cfg->ac, err) : NULL;
@@ -34,4 +35,14 @@ autosp_graph_t *autosp_compile_training(const autosp_graph_t *forward,
     autosp_graph_t *synced = autosp_grad_sync(checkpointed, cfg->bucket_bytes, err);
     autosp_graph_free(checkpointed);
     return synced;
+}
+
+autosp_graph_t *autosp_compile_training(const autosp_graph_t *forward,
+                                        const autosp_parallel_config_t *cfg, autosp_error_t *err) {
+    autosp_graph_t *step = compile_step(forward, cfg, err);
+    if (step && cfg->backend && autosp_backend_check(cfg->backend, step, err) != AUTOSP_OK) {
+        autosp_graph_free(step);
+        return NULL;
+    }
+    return step;
 }

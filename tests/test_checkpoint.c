@@ -117,7 +117,7 @@ static void test_peak_order(void **state) {
         for (int p = 0; p < N_POLICIES; p++) {
             autosp_graph_t *s = step(fwd, POLICIES[p], -1, cases[c].sp);
             autosp_memory_plan_t m;
-            assert_int_equal(autosp_plan_memory(s, 0, &m, NULL), AUTOSP_OK);
+            assert_int_equal(autosp_plan_memory(s, 0, autosp_backend_cpu(), &m, NULL), AUTOSP_OK);
             total[p] = m.total;
             autosp_graph_free(s);
         }

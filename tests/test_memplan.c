@@ -17,7 +17,7 @@ static autosp_graph_t *joint(const char *preset, int64_t S) {
 static void check_no_overlap(const char *preset) {
     autosp_graph_t *j = joint(preset, 32);
     memplan_t p;
-    assert_int_equal(memplan_build(j, &p, NULL), AUTOSP_OK);
+    assert_int_equal(memplan_build(j, autosp_backend_cpu(), &p, NULL), AUTOSP_OK);
     int n = autosp_graph_num_tensors(j), nodes = autosp_graph_num_nodes(j);
     int *first = calloc((size_t)n, sizeof(int)), *last = calloc((size_t)n, sizeof(int));
     for (int t = 0; t < n; t++) { /* lifetimes, on the owning tensor of each view */
@@ -67,7 +67,7 @@ static void test_no_overlap(void **state) {
 static void test_in_place(void **state) {
     autosp_graph_t *j = joint("gpt2-tiny", 32);
     memplan_t p;
-    assert_int_equal(memplan_build(j, &p, NULL), AUTOSP_OK);
+    assert_int_equal(memplan_build(j, autosp_backend_cpu(), &p, NULL), AUTOSP_OK);
     autosp_tensor_t head = autosp_tensor_find(j, "logits.dweight");
     autosp_tensor_t grad = autosp_tensor_find(j, "wte.grad");
     assert_int_equal(p.root[head], grad);
@@ -85,7 +85,7 @@ static void test_in_place(void **state) {
     if (autosp_node_add(g, AUTOSP_OP_INDEX_ADD, "acc", in, 3, NULL, 1, NULL, 0, &acc) != AUTOSP_OK)
         fail_msg("%s", autosp_graph_status(g, &err) ? err.message : "?");
     assert_int_equal(autosp_output(g, autosp_scale(g, acc, 1.0, "y")), AUTOSP_OK);
-    assert_int_equal(memplan_build(g, &p, NULL), AUTOSP_OK);
+    assert_int_equal(memplan_build(g, autosp_backend_cpu(), &p, NULL), AUTOSP_OK);
     assert_int_equal(p.offset[acc], p.offset[in[0]]);
     memplan_free(&p);
     autosp_executor_t *ex = autosp_executor_new(g, &err);
@@ -111,8 +111,8 @@ static void test_in_place(void **state) {
 static void test_reuse_and_growth(void **state) {
     memplan_t p1, p2;
     autosp_graph_t *j1 = joint("llama-tiny", 256), *j2 = joint("llama-tiny", 1024);
-    assert_int_equal(memplan_build(j1, &p1, NULL), AUTOSP_OK);
-    assert_int_equal(memplan_build(j2, &p2, NULL), AUTOSP_OK);
+    assert_int_equal(memplan_build(j1, autosp_backend_cpu(), &p1, NULL), AUTOSP_OK);
+    assert_int_equal(memplan_build(j2, autosp_backend_cpu(), &p2, NULL), AUTOSP_OK);
     int64_t all = 0;
     for (int t = 0; t < autosp_graph_num_tensors(j1); t++) all += p1.bytes[t];
     print_message("S=256: arena %lld, sum of tensors %lld; S=1024: arena %lld\n",

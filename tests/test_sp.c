@@ -23,7 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "autosp/comm.h"
+#include "autosp/comm_mpi.h"
 #include <cblas.h>
 
 #include "test_util.h"
@@ -187,7 +187,7 @@ static float world_max(float v) {
 static void run_case(const sp_case_t *c) {
     if (c->sp * c->dp != world_size) return;
     autosp_error_t err;
-    autosp_comm_t *comm = autosp_comm_new(MPI_COMM_WORLD, c->sp, &err);
+    autosp_comm_t *comm = autosp_comm_new_mpi(MPI_COMM_WORLD, c->sp, &err);
     assert_non_null(comm);
     autosp_graph_t *whole = model(c, c->batch * c->dp), *per_rank = model(c, c->batch);
     autosp_train_config_t cfg = autosp_train_config_default();
@@ -250,7 +250,7 @@ static void run_policies(const sp_case_t *c) {
     static const autosp_ac_policy_t policies[] = {AUTOSP_AC_NONE, AUTOSP_AC_MINCUT_CONSERVATIVE,
                                                   AUTOSP_AC_SAC, AUTOSP_AC_FULL};
     autosp_error_t err;
-    autosp_comm_t *comm = autosp_comm_new(MPI_COMM_WORLD, c->sp, &err);
+    autosp_comm_t *comm = autosp_comm_new_mpi(MPI_COMM_WORLD, c->sp, &err);
     assert_non_null(comm);
     autosp_graph_t *per_rank = model(c, c->batch);
     batch_t b = make_batch(c->batch * c->dp, c->seq, 256, 91);
@@ -337,7 +337,7 @@ static autosp_trainer_t *zero_trainer(const autosp_graph_t *per_rank, autosp_com
 static void run_zero(const sp_case_t *c) {
     if (c->sp * c->dp != world_size) return;
     autosp_error_t err;
-    autosp_comm_t *comm = autosp_comm_new(MPI_COMM_WORLD, c->sp, &err);
+    autosp_comm_t *comm = autosp_comm_new_mpi(MPI_COMM_WORLD, c->sp, &err);
     assert_non_null(comm);
     autosp_graph_t *per_rank = model(c, c->batch);
     batch_t b = make_batch(c->batch * c->dp, c->seq, 256, 5);

@@ -15,6 +15,7 @@ static void usage(FILE *out) {
         "                      [--autodiff [--ac POLICY] [--recompute-budget F] [--machine M]]\n"
         "                      [--info]\n"
         "                      [--dot OUT.dot] [--zero 0|1] [--max-seq --mem BYTES]\n"
+        "                      [--backend cpu|none]\n"
         "\n"
         "Loads and verifies a graph (docs/json-format.md), binds shape symbols, and writes it.\n"
         "\n"
@@ -50,6 +51,10 @@ static void usage(FILE *out) {
         "  --mem BYTES            memory of one rank, e.g. 80GiB (units B KB MB GB KiB MiB GiB)\n"
         "  --seq-step N           --max-seq: S is a multiple of N (default 1024)\n"
         "  --seq-limit N          --max-seq: search S up to N (default 16777216)\n"
+        "  --backend cpu|none     cpu: fail at compile time on a node the cpu backend has no\n"
+        "                         kernel for (naming the node, op and dtype); none: plan no\n"
+        "                         kernel workspace (a device with no backend here). Default:\n"
+        "                         plan the cpu backend's workspace, check no kernels\n"
         "  -h, --help             print this help\n"
         "\n"
         "Exit status: 0 ok, 2 bad input or usage, 1 internal error.\n");
@@ -63,6 +68,8 @@ typedef struct options {
     int64_t sp, dp;                         /* 0: not given */
     int64_t zero, mem, seq_step, seq_limit; /* zero -1: not given */
     autosp_ac_config_t ac;
+    const autosp_backend_t *plan_backend; /* whose workspace is planned */
+    bool check_backend;                   /* --backend given: its kernels are checked */
 } options_t;
 
 /* cpu, h100 (sustained, not peak: about 60% of the bf16 dense peak, HBM3, NVLink all-to-all),
@@ -108,6 +115,13 @@ static int parse_args(int argc, char **argv, options_t *o) {
                                        "--machine \"%s\": expected cpu, h100 or three positive "
                                        "rates FLOPS,MEM_BYTES,NET_BYTES (e.g. 1e14,2e12,1e11)",
                                        argv[i]);
+        } else if (!strcmp(a, "--backend")) {
+            if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
+            const char *name = argv[++i];
+            if (strcmp(name, "cpu") && strcmp(name, "none"))
+                return cli_usage_error(prog, "--backend \"%s\": expected cpu or none", name);
+            o->check_backend = !strcmp(name, "cpu");
+            o->plan_backend = o->check_backend ? autosp_backend_cpu() : NULL;
         } else if (!strcmp(a, "--mem")) {
             if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
             if (!cli_parse_bytes(argv[++i], &o->mem))
@@ -198,7 +212,8 @@ static int print_step(const options_t *o, const autosp_graph_t *g) {
     const autosp_ac_report_t *r = autosp_graph_checkpoint_report(g);
     autosp_memory_plan_t m;
     autosp_error_t err;
-    if (autosp_plan_memory(g, (int)o->zero, &m, &err) != AUTOSP_OK) return cli_fail(prog, &err);
+    if (autosp_plan_memory(g, (int)o->zero, o->plan_backend, &m, &err) != AUTOSP_OK)
+        return cli_fail(prog, &err);
     if (r)
         printf("\ncheckpointing (%s): %d tensors saved for the backward (%s); %d nodes "
                "recomputed, %.4g FLOPs = %.1f%% of the step's, %.1f%% of its modelled time\n",
@@ -235,7 +250,8 @@ static int print_max_seq(const options_t *o, const autosp_graph_t *forward) {
                             .multiple = o->seq_step ? o->seq_step : 1024,
                             .limit = o->seq_limit ? o->seq_limit : 1 << 24,
                             .mem_bytes = o->mem,
-                            .zero_stage = (int)o->zero};
+                            .zero_stage = (int)o->zero,
+                            .backend = o->plan_backend};
     int world = (int)((o->sp ? o->sp : 1) * (o->dp ? o->dp : 1));
     printf("longest trainable S of \"%s\": %d ranks of %.2f GiB, ZeRO-%d, batch %s per "
            "data-parallel rank, S a multiple of %lld\n\n",
@@ -300,6 +316,8 @@ static int run(const options_t *o, autosp_graph_t **gp) {
     autosp_graph_t *g = *gp;
     if (autosp_graph_verify(g, o->info ? AUTOSP_VERIFY_BOUND : 0, &err) != AUTOSP_OK)
         return cli_fail(prog, &err);
+    if (o->check_backend && autosp_backend_check(o->plan_backend, g, &err) != AUTOSP_OK)
+        return cli_fail(prog, &err);
     /* every output is rendered first, then all files are written together or not at all */
     const char *paths[2];
     char *texts[2] = {NULL, NULL};
@@ -318,7 +336,8 @@ static int run(const options_t *o, autosp_graph_t **gp) {
 }
 
 int main(int argc, char **argv) {
-    options_t o = {.ac = autosp_ac_config_default(), .zero = -1};
+    options_t o = {
+        .ac = autosp_ac_config_default(), .zero = -1, .plan_backend = autosp_backend_cpu()};
     int rc = parse_args(argc, argv, &o);
     if (rc) return rc < 0 ? 0 : rc;
     autosp_error_t err;

@@ -494,7 +494,7 @@ static int save_everywhere(autosp_trainer_t *tr, const options_t *o, bool root, 
                            const feed_t *f) {
     int rc = save_checkpoint(tr, o, o->save, root);
     if (root && weights && !rc) rc = save_weights(tr, f, o->save);
-    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    autosp_comm_broadcast(autosp_trainer_comm(tr), &rc, sizeof rc, NULL);
     return rc;
 }
 
@@ -697,8 +697,9 @@ static int eval_passkey(autosp_trainer_t *tr, const feed_t *f, const options_t *
             rc = cli_fail(prog, &err);
         if (!rc) count_wrong(tr, f, o, e, wrong + k * f->rows);
     }
-    if (!rc && e->comm)
-        MPI_Allreduce(MPI_IN_PLACE, wrong, (int)n, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    autosp_error_t sum_err;
+    if (!rc && autosp_comm_sum(autosp_trainer_comm(tr), wrong, (size_t)n, AUTOSP_I32, &sum_err))
+        rc = cli_fail(prog, &sum_err);
     int right[MAX_PARTS] = {0}, total[MAX_PARTS] = {0}, all = 0;
     for (int64_t r = 0; r < o->eval_rows && !rc; r++) {
         total[part[r] % MAX_PARTS]++;
@@ -791,7 +792,7 @@ static int train(autosp_trainer_t *tr, const feed_t *f, const options_t *o, int 
 /* The groups: --sp divides the world, --dp (if given) is the rest. */
 static autosp_comm_t *make_comm(options_t *o, int world, int *rc) {
     autosp_error_t err;
-    autosp_comm_t *comm = autosp_comm_new(MPI_COMM_WORLD, (int)o->sp, &err);
+    autosp_comm_t *comm = autosp_comm_new_world((int)o->sp, &err);
     if (!comm) {
         *rc = cli_usage_error(prog, "--sp %lld: %s", (long long)o->sp, err.message);
         return NULL;
@@ -865,7 +866,7 @@ static int train_and_save(autosp_trainer_t *tr, const feed_t *f, options_t *o, i
     int rc = o->resume ? resume(tr, o) : 0;
     FILE *metrics = NULL;
     if (!rc && rank == 0 && o->metrics) rc = open_metrics(o, &metrics);
-    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    autosp_comm_broadcast(autosp_trainer_comm(tr), &rc, sizeof rc, NULL);
     if (!rc) rc = train(tr, f, o, world, rank == 0, e, metrics);
     if (metrics) fclose(metrics);
     if (!rc && e->logits) rc = eval_passkey(tr, f, o, e, autosp_trainer_steps_taken(tr), rank == 0);
@@ -885,7 +886,7 @@ static int run(options_t *o, int rank, int world) {
     if (!rc) rc = check_train_batch(o);
     if (!rc && o->save && rank == 0) rc = make_folder(o->save);
     /* every rank stops if rank 0 could not make the folder, instead of waiting for it */
-    if (comm) MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (comm) autosp_comm_broadcast(comm, &rc, sizeof rc, NULL);
     if (!rc) tr = make_trainer(o, comm, src.passkey ? logits : NULL, &vocab, &rc);
     if (tr) rc = find_inputs(tr, o, &feed);
     if (!rc && tr && !o->init_only) rc = check_source(&feed, o, &src, vocab, rank == 0);
@@ -910,15 +911,14 @@ static int run(options_t *o, int rank, int world) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
-    int rank, world;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    autosp_error_t err;
+    if (autosp_world_init(&argc, &argv, &err) != AUTOSP_OK) return cli_fail(prog, &err);
+    int rank = autosp_world_rank(), world = autosp_world_size();
     /* every rank reads the same flags and data and meets the same errors: rank 0 says them */
     if (rank != 0 && !freopen("/dev/null", "w", stderr)) return 1;
     options_t o;
     int rc = parse_args(argc, argv, &o);
     if (rc == 0) rc = run(&o, rank, world);
-    MPI_Finalize();
+    autosp_world_finalize();
     return rc < 0 ? 0 : rc;
 }

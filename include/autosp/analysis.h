@@ -81,9 +81,13 @@ typedef struct autosp_memory_plan {
     int64_t total;         /* arena + master + optimizer: the rank's peak */
 } autosp_memory_plan_t;
 
-/* Plans a training step (autosp_compile_training's graph, every symbol bound). */
+/* Plans a training step (autosp_compile_training's graph, every symbol bound) with the
+ * workspace backend's kernels need (autosp_backend_cpu(); NULL plans the tensors alone, for a
+ * device that has no backend in this build). */
+typedef struct autosp_backend autosp_backend_t; /* autosp/backend.h */
 autosp_status_t autosp_plan_memory(const autosp_graph_t *step, int zero_stage,
-                                   autosp_memory_plan_t *plan, autosp_error_t *err);
+                                   const autosp_backend_t *backend, autosp_memory_plan_t *plan,
+                                   autosp_error_t *err);
 
 /* The --info table of autosp-compile: nodes by op, parameter count, FLOPs of one forward,
  * bytes of every activation and, for a per-rank program, every collective with the bytes each

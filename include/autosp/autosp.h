@@ -6,7 +6,10 @@
  *   autosp/analysis.h  the verifier and per-op FLOP/byte costs
  *   autosp/models.h    Llama- and GPT-2-family forward graphs from a config or a preset
  *   autosp/passes.h    compiler passes (graph -> graph): autodiff
- *   autosp/runtime.h   the single-process CPU executor (memory plan + f32 kernels)
+ *   autosp/backend.h   which kernels a device has for each (op, dtype)
+ *   autosp/runtime.h   the executor on the cpu backend (memory plan + f32 kernels)
+ *   autosp/comm.h      the process groups (Open MPI, or one process); autosp/comm_mpi.h
+ *                      (not included here) makes one from a program's own MPI communicator
  *   autosp/safetensors.h  weights in the safetensors format, written and read with checks
  *   autosp/train.h     training in one process: parameter init, clipping, AdamW, schedule
  *   autosp/status.h    status codes, error messages and allocation hooks
@@ -23,6 +26,8 @@
 #define AUTOSP_AUTOSP_H
 
 #include "autosp/analysis.h"
+#include "autosp/backend.h"
+#include "autosp/comm.h"
 #include "autosp/graph.h"
 #include "autosp/io.h"
 #include "autosp/limits.h"

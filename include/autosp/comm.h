@@ -1,21 +1,24 @@
-/* autosp/comm.h: the process groups of a sequence- and data-parallel run (Open MPI).
+/* autosp/comm.h: the process groups of a sequence- and data-parallel run.
  *
  * World = dp x sp ranks. Sequence groups are blocks of sp consecutive ranks (so the all-to-alls
  * around attention stay inside a node when ranks are placed by core); data groups join the
- * ranks that hold the same sequence slice. The program owns MPI_Init and MPI_Finalize:
+ * ranks that hold the same sequence slice. A comm runs on Open MPI (autosp/comm_mpi.h, in a
+ * build with AUTOSP_WITH_MPI) or in one process (autosp_comm_new_single: every group has one
+ * rank, every collective is a copy). Nothing here needs mpi.h:
  *
- *     MPI_Init(&argc, &argv);
- *     autosp_comm_t *comm = autosp_comm_new(MPI_COMM_WORLD, sp, &err);
+ *     autosp_world_init(&argc, &argv, &err);          MPI_Init under MPI, nothing otherwise
+ *     autosp_comm_t *comm = autosp_comm_new_world(sp, &err);
  *     ... autosp_executor_new_comm(per_rank_graph, comm, &err) or autosp_trainer_new_comm ...
  *     autosp_comm_free(comm);
- *     MPI_Finalize();
+ *     autosp_world_finalize();
  */
 #ifndef AUTOSP_COMM_H
 #define AUTOSP_COMM_H
 
-#include <mpi.h>
+#include <stddef.h>
 
 #include "autosp/status.h"
+#include "autosp/types.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -23,26 +26,51 @@ extern "C" {
 
 typedef struct autosp_comm autosp_comm_t;
 
-/* Splits world (which the comm duplicates; the caller keeps its own) into groups of sp.
- * Errors: sp < 1, or world's size not a multiple of sp. Free with autosp_comm_free before
- * MPI_Finalize. Collective over world: every rank must call it. */
-autosp_comm_t *autosp_comm_new(MPI_Comm world, int sp, autosp_error_t *err);
-void autosp_comm_free(autosp_comm_t *comm);
+/* Whether this build runs collectives on MPI (AUTOSP_WITH_MPI). */
+bool autosp_have_mpi(void);
 
-int autosp_comm_rank(const autosp_comm_t *comm); /* in world */
+/* Starts the world of processes: MPI_Init (unless the program did already) in an MPI build,
+ * nothing otherwise. argc and argv may be NULL. autosp_world_finalize ends what it started. */
+autosp_status_t autosp_world_init(int *argc, char ***argv, autosp_error_t *err);
+void autosp_world_finalize(void);
+/* This process's rank in the world and the world's size (0 and 1 without MPI, or before
+ * autosp_world_init). */
+int autosp_world_rank(void);
+int autosp_world_size(void);
+
+/* Every process of the world, split into groups of sp (MPI_COMM_WORLD under MPI; without MPI
+ * a world of one process, so sp must be 1). Collective: every rank calls it. Errors: sp < 1,
+ * or the world's size not a multiple of sp. Free with autosp_comm_free (before
+ * autosp_world_finalize). */
+autosp_comm_t *autosp_comm_new_world(int sp, autosp_error_t *err);
+/* One process alone: sp = dp = 1. */
+autosp_comm_t *autosp_comm_new_single(autosp_error_t *err);
+void autosp_comm_free(autosp_comm_t *comm); /* NULL: nothing */
+
+int autosp_comm_rank(const autosp_comm_t *comm); /* in the world */
 int autosp_comm_size(const autosp_comm_t *comm);
 int autosp_comm_sp_rank(const autosp_comm_t *comm); /* position in the sequence group */
 int autosp_comm_sp_size(const autosp_comm_t *comm);
 int autosp_comm_dp_rank(const autosp_comm_t *comm); /* position in the data group */
 int autosp_comm_dp_size(const autosp_comm_t *comm);
-/* World, to let the program broadcast its own data; owned by the comm. */
-MPI_Comm autosp_comm_world(const autosp_comm_t *comm);
+/* "mpi" or "single"; static storage. */
+const char *autosp_comm_kind(const autosp_comm_t *comm);
 
-/* Ranks of world on this rank's node (MPI_COMM_TYPE_SHARED): what the thread count divides. */
+/* Ranks of the world on this rank's node: what the thread count divides. */
 int autosp_comm_local_size(const autosp_comm_t *comm);
-/* This node's cores divided by its ranks (at least 1): the threads a rank may use so that
- * ranks x threads does not exceed the cores. Give it to autosp_set_num_threads. */
+/* The threads a rank may use so that this node's ranks x threads does not exceed its usable
+ * CPUs (autosp_default_num_threads in autosp/runtime.h). Give it to autosp_set_num_threads. */
 int autosp_comm_fair_threads(const autosp_comm_t *comm);
+
+/* For a program's own small decisions over the world (a file that failed to open on rank 0,
+ * counts of an evaluation): collective, every rank calls them. */
+/* bytes of world rank 0's buf, to buf on every rank */
+autosp_status_t autosp_comm_broadcast(const autosp_comm_t *comm, void *buf, size_t bytes,
+                                      autosp_error_t *err);
+/* element-wise sum over the world of n values of dtype (AUTOSP_F32, AUTOSP_I32 or AUTOSP_I64),
+ * in place */
+autosp_status_t autosp_comm_sum(const autosp_comm_t *comm, void *values, size_t n,
+                                autosp_dtype_t dtype, autosp_error_t *err);
 
 #ifdef __cplusplus
 }

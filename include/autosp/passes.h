@@ -114,6 +114,9 @@ typedef struct autosp_parallel_config {
     int zero_stage;        /* 0: grad_sync all-reduces every gradient in the graph; 1 (ZeRO-1):
                             * no grad_sync, each rank's "<param>.grad" stays its own term and the
                             * optimizer reduce-scatters them (autosp/train.h) */
+    /* NULL, or the backend the step will run on: autosp_compile_training then fails at compile
+     * time on a node it has no kernel for (autosp_backend_check), not at the first step */
+    const struct autosp_backend *backend;
 } autosp_parallel_config_t;
 
 /* sp 1, dp 1, 25 MiB buckets (PyTorch DDP's default), autosp_ac_config_default(), ZeRO 0 */
@@ -140,6 +143,7 @@ typedef struct autosp_seq_query {
     int64_t limit;      /* the largest candidate */
     int64_t mem_bytes;  /* one rank's memory */
     int zero_stage;     /* 0 or 1 (autosp_plan_memory) */
+    const struct autosp_backend *backend; /* whose workspace is planned; NULL: none */
 } autosp_seq_query_t;
 
 typedef struct autosp_seq_answer {

@@ -15,6 +15,7 @@
 #ifndef AUTOSP_RUNTIME_H
 #define AUTOSP_RUNTIME_H
 
+#include "autosp/backend.h"
 #include "autosp/graph.h"
 
 #ifdef __cplusplus
@@ -23,14 +24,20 @@ extern "C" {
 
 typedef struct autosp_executor autosp_executor_t;
 
+/* The CPU backend: f32 values and i32 ids, OpenBLAS for every matmul, the library's thread
+ * pool for the rest (autosp/backend.h). Static storage. */
+const autosp_backend_t *autosp_backend_cpu(void);
+
 typedef struct autosp_comm autosp_comm_t; /* autosp/comm.h */
 
-/* The executor keeps its own copy of g. Errors: unbound symbols, dtypes the CPU runtime does
- * not execute (it runs f32 values and i32 ids), collectives (they need the MPI runtime), and
- * out of memory for the arena. Free with autosp_executor_free. */
+/* The executor keeps its own copy of g and runs it on autosp_backend_cpu(). Errors: unbound
+ * symbols, a node the backend has no kernel for (autosp_backend_check: the node, its op and
+ * dtype), collectives (they need a comm), and out of memory for the arena. err may be NULL.
+ * Free with autosp_executor_free. */
 autosp_executor_t *autosp_executor_new(const autosp_graph_t *g, autosp_error_t *err);
 /* For a per-rank program (autosp_compile_training): its collectives run over comm's groups,
- * which must match the graph's sp and dp. comm must outlive the executor. Every rank runs the
+ * which must match the graph's sp and dp. comm must outlive the executor; NULL is
+ * autosp_executor_new. Every rank runs the
  * same graph, so autosp_executor_run is collective: call it on every rank. */
 autosp_executor_t *autosp_executor_new_comm(const autosp_graph_t *g, const autosp_comm_t *comm,
                                             autosp_error_t *err);

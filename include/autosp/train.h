@@ -85,6 +85,9 @@ autosp_status_t autosp_trainer_feed(autosp_trainer_t *tr, const char *name, cons
 /* Seconds inside collectives (the graph's and ZeRO-1's) over all steps so far (0 in one
  * process). */
 double autosp_trainer_comm_seconds(const autosp_trainer_t *tr);
+/* The process groups tr runs over: the comm it was made with, or its own comm of one process.
+ * Owned by the caller that made it, or by tr. */
+const autosp_comm_t *autosp_trainer_comm(const autosp_trainer_t *tr);
 /* The joint graph (owned by the trainer). */
 const autosp_graph_t *autosp_trainer_graph(const autosp_trainer_t *tr);
 

@@ -1,8 +1,9 @@
 /* op_table.h: one entry per op holds everything the library knows about it.
  *
  * An entry has the name, arity, attribute schema, the shape and dtype rule, the cost (FLOPs,
- * bytes read and written as functions of the shapes), the sharding rule, the backward rule, the
- * recompute class the checkpointing policies read, and the kernel. Passes ask the table; they
+ * bytes read and written as functions of the shapes), the sharding rule, the backward rule and
+ * the recompute class the checkpointing policies read: what the op means, not how a device
+ * runs it (a backend's kernel table does that: src/ir/backend.h). Passes ask the table; they
  * never switch on op names they do not own.
  */
 #ifndef AUTOSP_OP_TABLE_H
@@ -49,19 +50,6 @@ typedef struct cost_ctx {
 
 typedef autosp_status_t (*infer_fn)(infer_ctx_t *c);
 
-/* What a kernel adapter (src/backends/cpu/run_ops.c) gets: the node's concrete shapes and the
- * addresses of its tensors in the arena. */
-typedef struct run_ctx {
-    const autosp_graph_t *g;
-    int node_index;
-    const cost_ctx_t *c;
-    void *in[AUTOSP_MAX_NODE_INPUTS];
-    void *out[AUTOSP_MAX_NODE_OUTPUTS];
-    void *workspace;
-    const struct autosp_comm *comm; /* the process groups; NULL in one process */
-    autosp_error_t *err;
-} run_ctx_t;
-typedef autosp_status_t (*run_fn)(const run_ctx_t *r);
 typedef struct grad_ctx grad_ctx_t; /* passes/autodiff.h */
 typedef autosp_status_t (*backward_fn)(grad_ctx_t *c);
 typedef double (*flops_fn)(const cost_ctx_t *c);
@@ -117,8 +105,6 @@ typedef struct op_info {
     /* output 0 may take input 0's buffer when input 0 dies at this node (src/plan/memplan.c);
      * the kernel then finds out == in[0] and must work in place */
     bool in_place;
-    run_fn run; /* executes the node on the CPU (src/backends/cpu/run_ops.c); NULL: none */
-    int64_t (*workspace)(const cost_ctx_t *c); /* scratch bytes the kernel needs; NULL: none */
     /* Backward ops take (dout, extras..., the forward op's inputs...) and share the forward
      * op's attributes; output i has the shape and dtype of input grad_of[i]. The generic rule
      * (infer_backward) checks dout and the extras against the forward op's own rule. */
@@ -226,57 +212,11 @@ autosp_status_t node_add_values(autosp_graph_t *g, autosp_op_t op, const char *n
 /* Gives node i one more output (an optional one its op allows, e.g. attention's lse). */
 autosp_status_t node_add_output(autosp_graph_t *g, int i, const char *name, autosp_error_t *err);
 
-/* Kernel adapters (src/backends/cpu/run_ops.c). */
-autosp_status_t run_add(const run_ctx_t *r);
-autosp_status_t run_attention(const run_ctx_t *r);
-autosp_status_t run_attention_backward(const run_ctx_t *r);
-autosp_status_t run_cross_entropy(const run_ctx_t *r);
-autosp_status_t run_cross_entropy_backward(const run_ctx_t *r);
-autosp_status_t run_embedding(const run_ctx_t *r);
-autosp_status_t run_embedding_backward(const run_ctx_t *r);
-autosp_status_t run_fill(const run_ctx_t *r);
-autosp_status_t run_gelu(const run_ctx_t *r);
-autosp_status_t run_gelu_backward(const run_ctx_t *r);
-autosp_status_t run_layernorm(const run_ctx_t *r);
-autosp_status_t run_layernorm_backward(const run_ctx_t *r);
-autosp_status_t run_linear(const run_ctx_t *r);
-autosp_status_t run_linear_backward(const run_ctx_t *r);
-autosp_status_t run_matmul(const run_ctx_t *r);
-autosp_status_t run_matmul_backward(const run_ctx_t *r);
-autosp_status_t run_mul(const run_ctx_t *r);
-autosp_status_t run_rmsnorm(const run_ctx_t *r);
-autosp_status_t run_rmsnorm_backward(const run_ctx_t *r);
-autosp_status_t run_rope(const run_ctx_t *r);
-autosp_status_t run_scale(const run_ctx_t *r);
-autosp_status_t run_silu(const run_ctx_t *r);
-autosp_status_t run_silu_backward(const run_ctx_t *r);
-autosp_status_t run_softmax(const run_ctx_t *r);
-autosp_status_t run_softmax_backward(const run_ctx_t *r);
-autosp_status_t run_sum_to(const run_ctx_t *r);
-autosp_status_t run_index_add(const run_ctx_t *r);
-autosp_status_t run_swiglu(const run_ctx_t *r);
-autosp_status_t run_swiglu_backward(const run_ctx_t *r);
-autosp_status_t run_transpose(const run_ctx_t *r);
-autosp_status_t run_view(const run_ctx_t *r);
-autosp_status_t run_target_count(const run_ctx_t *r);
-autosp_status_t run_repeat(const run_ctx_t *r);
-autosp_status_t run_repeat_backward(const run_ctx_t *r);
-/* Collectives (src/backends/cpu/collectives.c): need r->comm. */
-autosp_status_t run_all_to_all(const run_ctx_t *r);
-autosp_status_t run_all_reduce(const run_ctx_t *r);
-autosp_status_t run_all_gather(const run_ctx_t *r);
-int64_t workspace_all_to_all(const cost_ctx_t *c);
-int64_t workspace_all_reduce(const cost_ctx_t *c);
-int64_t workspace_all_gather(const cost_ctx_t *c);
-
 /* Bytes of n concrete tensors together (a node's inputs or outputs). */
 int64_t cshape_bytes(const cshape_t *s, int n);
 
 /* The concrete shapes of node i's inputs and outputs (every symbol bound). */
 autosp_status_t cost_ctx_init(const autosp_graph_t *g, int i, cost_ctx_t *c, autosp_error_t *err);
-int64_t workspace_attention(const cost_ctx_t *c);
-int64_t workspace_attention_backward(const cost_ctx_t *c);
-int64_t workspace_norm_backward(const cost_ctx_t *c);
 
 /* Runs op's shape rule on node n of g (inputs already set), filling the output shapes. */
 autosp_status_t op_infer(const autosp_graph_t *g, const node_t *n, shape_t *shapes,

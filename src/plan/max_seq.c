@@ -14,7 +14,7 @@ static autosp_status_t try_seq(const autosp_graph_t *forward, const autosp_paral
     autosp_graph_t *step = st == AUTOSP_OK ? autosp_compile_training(g, cfg, err) : NULL;
     autosp_memory_plan_t plan;
     if (step)
-        st = autosp_plan_memory(step, q->zero_stage, &plan, err);
+        st = autosp_plan_memory(step, q->zero_stage, q->backend, &plan, err);
     else if (st == AUTOSP_OK)
         st = err->status;
     *fits = st == AUTOSP_OK && plan.total <= q->mem_bytes;

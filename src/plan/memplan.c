@@ -40,14 +40,6 @@ static void fit_free(fit_t *f, int64_t off) {
     f->n--;
 }
 
-int64_t node_workspace_bytes(const autosp_graph_t *g, int i) {
-    const op_info_t *info = &op_table[g->nodes[i].op];
-    if (!info->workspace) return 0;
-    cost_ctx_t c;
-    AUTOSP_ASSERT(cost_ctx_init(g, i, &c, NULL) == AUTOSP_OK);
-    return align_up(info->workspace(&c));
-}
-
 static void find_last_uses(const autosp_graph_t *g, const memplan_t *p, int *last_use) {
     for (int t = 0; t < g->n_tensors; t++) last_use[t] = g->tensors[t].producer;
     for (int i = 0; i < g->n_nodes; i++)
@@ -96,8 +88,8 @@ static void plan_lifetimes(const autosp_graph_t *g, memplan_t *p, int *last_use,
     find_last_uses(g, p, last_use);
 }
 
-static autosp_status_t place(const autosp_graph_t *g, memplan_t *p, int *last_use,
-                             const bool *persistent, autosp_error_t *err) {
+static autosp_status_t place(const autosp_graph_t *g, const autosp_backend_t *backend, memplan_t *p,
+                             int *last_use, const bool *persistent, autosp_error_t *err) {
     fit_t f = {0};
     int64_t persistent_bytes = 0, live = 0, acts = 0;
     for (int t = 0; t < g->n_tensors; t++) /* the persistent region comes first */
@@ -121,7 +113,7 @@ static autosp_status_t place(const autosp_graph_t *g, memplan_t *p, int *last_us
             if (fit_alloc(&f, p->bytes[t], &p->offset[t])) goto oom;
             acts += p->bytes[t];
         }
-        p->ws_bytes[i] = node_workspace_bytes(g, i);
+        p->ws_bytes[i] = backend_workspace(backend, g, i, MEMPLAN_ALIGN);
         if (p->ws_bytes[i] && fit_alloc(&f, p->ws_bytes[i], &p->ws_offset[i])) goto oom;
         live = persistent_bytes + acts + p->ws_bytes[i];
         if (live > p->peak_live_bytes) p->peak_live_bytes = live;
@@ -148,7 +140,8 @@ oom:
     return nomem(err);
 }
 
-autosp_status_t memplan_build(const autosp_graph_t *g, memplan_t *p, autosp_error_t *err) {
+autosp_status_t memplan_build(const autosp_graph_t *g, const autosp_backend_t *backend,
+                              memplan_t *p, autosp_error_t *err) {
     memset(p, 0, sizeof *p);
     autosp_status_t st = autosp_graph_verify(g, AUTOSP_VERIFY_BOUND, err);
     if (st != AUTOSP_OK) return st;
@@ -169,7 +162,7 @@ autosp_status_t memplan_build(const autosp_graph_t *g, memplan_t *p, autosp_erro
         for (size_t t = 0; t < nt; t++) p->offset[t] = -1;
         for (size_t i = 0; i < nn; i++) p->ws_offset[i] = -1;
         plan_lifetimes(g, p, last_use, persistent);
-        st = place(g, p, last_use, persistent, err);
+        st = place(g, backend, p, last_use, persistent, err);
     }
     mem_free(last_use);
     mem_free(persistent);
@@ -201,12 +194,13 @@ void memplan_print(const autosp_graph_t *g, const memplan_t *p, FILE *out) {
 /* ---- the whole rank's memory (autosp/analysis.h) ----------------------------------------- */
 
 autosp_status_t autosp_plan_memory(const autosp_graph_t *step, int zero_stage,
-                                   autosp_memory_plan_t *out, autosp_error_t *err) {
+                                   const autosp_backend_t *backend, autosp_memory_plan_t *out,
+                                   autosp_error_t *err) {
     memset(out, 0, sizeof *out);
     if (zero_stage != 0 && zero_stage != 1)
         return set_error(err, AUTOSP_ERR_INVALID, "ZeRO stage %d: expected 0 or 1", zero_stage);
     memplan_t p;
-    autosp_status_t st = memplan_build(step, &p, err);
+    autosp_status_t st = memplan_build(step, backend, &p, err);
     if (st != AUTOSP_OK) return st;
     int64_t world = (int64_t)autosp_graph_sp(step) * autosp_graph_dp(step);
     int64_t master = 0, optimizer = 0;

@@ -4,12 +4,13 @@
  * parameters and graph outputs live for the whole run (they are read and written by the
  * caller); every other value lives from the node that produces it to its last consumer, and
  * first-fit reuses the space of dead values. A view (reshape) shares its source's bytes.
- * Nodes that need scratch (attention) get a workspace block for the duration of the node.
+ * Nodes whose kernel needs scratch (attention, on the backend planned for) get a workspace
+ * block for the duration of the node.
  * The plan is data: print it, test it, compare it with what the executor touches. */
 #ifndef AUTOSP_PASSES_MEMPLAN_H
 #define AUTOSP_PASSES_MEMPLAN_H
 
-#include "ir/op_table.h"
+#include "ir/backend.h"
 
 enum { MEMPLAN_ALIGN = 64 };
 
@@ -28,12 +29,11 @@ typedef struct memplan {
     int64_t comm_peak; /* the largest workspace of a collective (its packed message) */
 } memplan_t;
 
-/* Plans g (every symbol bound, verified). Free with memplan_free. */
-autosp_status_t memplan_build(const autosp_graph_t *g, memplan_t *plan, autosp_error_t *err);
+/* Plans g (every symbol bound, verified) with the workspace each node's kernel needs on
+ * backend (NULL: none, the tensors alone). Free with memplan_free. */
+autosp_status_t memplan_build(const autosp_graph_t *g, const autosp_backend_t *backend,
+                              memplan_t *plan, autosp_error_t *err);
 void memplan_free(memplan_t *plan);
 void memplan_print(const autosp_graph_t *g, const memplan_t *plan, FILE *out);
-
-/* Workspace bytes node i needs (0 for most ops), from its op's table entry. */
-int64_t node_workspace_bytes(const autosp_graph_t *g, int i);
 
 #endif

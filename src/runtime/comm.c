@@ -1,70 +1,106 @@
-/* comm.c: sequence groups of sp consecutive ranks, data groups across them. */
+/* comm.c: what every comm shares (its layout, the public calls), and the comm of one process,
+ * whose groups have one rank each: every collective is a copy. */
 #define _POSIX_C_SOURCE 200809L
-#include <cblas.h>
+#include <string.h>
 #include <unistd.h>
 
-#include "autosp/runtime.h"
-#include "runtime/comm.h"
 #include "base/base.h"
-#include "backends/cpu/parallel.h"
+#include "runtime/comm.h"
 
-static autosp_status_t mpi_failed(autosp_error_t *err, const char *what, int code) {
-    char text[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    MPI_Error_string(code, text, &len);
-    return set_error(err, AUTOSP_ERR_INTERNAL, "%s failed: %s", what, text);
+void comm_set_layout(autosp_comm_t *c, int rank, int size, int sp) {
+    c->rank = rank;
+    c->size = size;
+    c->sp_size = sp;
+    c->sp_rank = rank % sp;
+    c->dp_size = size / sp;
+    c->dp_rank = rank / sp;
 }
 
-autosp_comm_t *autosp_comm_new(MPI_Comm world, int sp, autosp_error_t *err) {
-    int size, rank;
-    MPI_Comm_size(world, &size);
-    MPI_Comm_rank(world, &rank);
-    if (sp < 1 || size % sp != 0) {
-        set_error(err, AUTOSP_ERR_INVALID,
-                  "sequence-parallel size %d does not divide the %d ranks of the world "
-                  "(world = dp x sp)",
-                  sp, size);
-        return NULL;
-    }
+bool comm_group_parse(const char *name, comm_group_t *out) {
+    static const char *const names[COMM_GROUPS] = {"world", "sp", "dp"};
+    for (int g = 0; g < COMM_GROUPS; g++)
+        if (strcmp(name, names[g]) == 0) return *out = (comm_group_t)g, true;
+    return false;
+}
+
+int comm_group_size(const autosp_comm_t *c, comm_group_t g) {
+    return g == COMM_SP ? c->sp_size : g == COMM_DP ? c->dp_size : c->size;
+}
+
+/* ---- one process ------------------------------------------------------------------------ */
+
+static size_t value_size(autosp_dtype_t dtype) {
+    return dtype == COMM_F64 ? sizeof(double) : autosp_dtype_size(dtype);
+}
+
+static autosp_status_t single_copy(const autosp_comm_t *c, comm_group_t g, const void *send,
+                                   void *recv, size_t bytes, autosp_error_t *err) {
+    if (send != recv) memmove(recv, send, bytes);
+    return AUTOSP_OK;
+}
+
+static autosp_status_t single_sum(const autosp_comm_t *c, comm_group_t g, const void *in, void *out,
+                                  size_t n, autosp_dtype_t dtype, autosp_error_t *err) {
+    if (in && in != out) memmove(out, in, n * value_size(dtype));
+    return AUTOSP_OK;
+}
+
+static autosp_status_t single_reduce_scatter(const autosp_comm_t *c, const float *send, float *recv,
+                                             const int *counts, autosp_error_t *err) {
+    memmove(recv, send, sizeof(float) * (size_t)counts[0]);
+    return AUTOSP_OK;
+}
+
+static autosp_status_t single_all_gather_blocks(const autosp_comm_t *c, float *buf,
+                                                const int *counts, const int *displs,
+                                                autosp_error_t *err) {
+    return AUTOSP_OK; /* the one block is in place */
+}
+
+static autosp_status_t single_gather_blocks(const autosp_comm_t *c, const float *send, float *recv,
+                                            const int *counts, const int *displs,
+                                            autosp_error_t *err) {
+    memmove(recv + displs[0], send, sizeof(float) * (size_t)counts[0]);
+    return AUTOSP_OK;
+}
+
+static autosp_status_t single_broadcast(const autosp_comm_t *c, void *buf, size_t bytes,
+                                        autosp_error_t *err) {
+    return AUTOSP_OK;
+}
+
+static void single_destroy(autosp_comm_t *c) {}
+
+static const comm_ops_t single_ops = {
+    .kind = "single",
+    .all_to_all = single_copy,
+    .all_gather = single_copy,
+    .sum = single_sum,
+    .reduce_scatter = single_reduce_scatter,
+    .all_gather_blocks = single_all_gather_blocks,
+    .gather_blocks = single_gather_blocks,
+    .broadcast = single_broadcast,
+    .destroy = single_destroy,
+};
+
+autosp_comm_t *autosp_comm_new_single(autosp_error_t *err) {
     autosp_comm_t *c = mem_calloc(1, sizeof *c);
     if (!c) {
         nomem(err);
         return NULL;
     }
-    *c = (autosp_comm_t){.world = MPI_COMM_NULL,
-                         .sp = MPI_COMM_NULL,
-                         .dp = MPI_COMM_NULL,
-                         .local = MPI_COMM_NULL,
-                         .rank = rank,
-                         .size = size};
-    int code = MPI_Comm_dup(world, &c->world);
-    if (code == MPI_SUCCESS) code = MPI_Comm_split(world, rank / sp, rank % sp, &c->sp);
-    if (code == MPI_SUCCESS) code = MPI_Comm_split(world, rank % sp, rank / sp, &c->dp);
-    if (code == MPI_SUCCESS)
-        code = MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &c->local);
-    /* errors come back as codes (the kernels turn them into messages), not an abort */
-    MPI_Comm *mine[] = {&c->world, &c->sp, &c->dp, &c->local};
-    for (size_t i = 0; code == MPI_SUCCESS && i < sizeof mine / sizeof mine[0]; i++)
-        code = MPI_Comm_set_errhandler(*mine[i], MPI_ERRORS_RETURN);
-    if (code != MPI_SUCCESS) {
-        mpi_failed(err, "splitting the world into sequence and data groups", code);
-        autosp_comm_free(c);
-        return NULL;
-    }
-    MPI_Comm_rank(c->sp, &c->sp_rank);
-    MPI_Comm_size(c->sp, &c->sp_size);
-    MPI_Comm_rank(c->dp, &c->dp_rank);
-    MPI_Comm_size(c->dp, &c->dp_size);
-    MPI_Comm_size(c->local, &c->local_size);
+    c->ops = &single_ops;
+    comm_set_layout(c, 0, 1, 1);
+    c->local_size = 1;
     set_ok(err);
     return c;
 }
 
+/* ---- every comm ------------------------------------------------------------------------- */
+
 void autosp_comm_free(autosp_comm_t *c) {
     if (!c) return;
-    MPI_Comm *comms[] = {&c->world, &c->sp, &c->dp, &c->local};
-    for (size_t i = 0; i < sizeof comms / sizeof comms[0]; i++)
-        if (*comms[i] != MPI_COMM_NULL) MPI_Comm_free(comms[i]);
+    c->ops->destroy(c);
     mem_free(c);
 }
 
@@ -86,11 +122,11 @@ int autosp_comm_dp_rank(const autosp_comm_t *c) {
 int autosp_comm_dp_size(const autosp_comm_t *c) {
     return c->dp_size;
 }
-MPI_Comm autosp_comm_world(const autosp_comm_t *c) {
-    return c->world;
-}
 int autosp_comm_local_size(const autosp_comm_t *c) {
     return c->local_size;
+}
+const char *autosp_comm_kind(const autosp_comm_t *c) {
+    return c->ops->kind;
 }
 
 int autosp_comm_fair_threads(const autosp_comm_t *c) {
@@ -99,11 +135,19 @@ int autosp_comm_fair_threads(const autosp_comm_t *c) {
     return n < 1 ? 1 : n;
 }
 
-void autosp_set_num_threads(int n) {
-    par_set_threads(n < 1 ? 1 : n);
-    openblas_set_num_threads(n < 1 ? 1 : n); /* for BLAS calls outside the library's steps */
+autosp_status_t autosp_comm_broadcast(const autosp_comm_t *c, void *buf, size_t bytes,
+                                      autosp_error_t *err) {
+    autosp_status_t st = c->ops->broadcast(c, buf, bytes, err);
+    return st == AUTOSP_OK ? set_ok(err) : st;
 }
 
-int autosp_num_threads(void) {
-    return par_threads();
+autosp_status_t autosp_comm_sum(const autosp_comm_t *c, void *values, size_t n,
+                                autosp_dtype_t dtype, autosp_error_t *err) {
+    if (dtype != AUTOSP_F32 && dtype != AUTOSP_I32 && dtype != AUTOSP_I64)
+        return set_error(err, AUTOSP_ERR_INVALID,
+                         "autosp_comm_sum: dtype %s, expected f32, "
+                         "i32 or i64",
+                         autosp_dtype_name(dtype));
+    autosp_status_t st = c->ops->sum(c, COMM_WORLD, NULL, values, n, dtype, err);
+    return st == AUTOSP_OK ? set_ok(err) : st;
 }

@@ -1,11 +1,11 @@
-/* executor.c: runs a planned graph node by node on one CPU process. */
+/* executor.c: runs a planned graph node by node, each with its kernel from the backend. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "autosp/runtime.h"
-#include "runtime/comm.h"
-#include "plan/memplan.h"
 #include "backends/cpu/parallel.h"
+#include "plan/memplan.h"
+#include "runtime/comm.h"
 
 struct autosp_executor {
     autosp_graph_t *g;
@@ -13,8 +13,11 @@ struct autosp_executor {
     unsigned char *arena;
     void *arena_block;  /* what mem_free takes */
     cost_ctx_t *shapes; /* per node, concrete shapes, computed once */
+    kernel_fn *kernels; /* per node, from the backend, found once */
+    const autosp_backend_t *backend;
     const autosp_comm_t *comm;
-    double comm_seconds; /* inside collectives, over all runs */
+    autosp_comm_t *own_comm; /* a comm of one process, when the caller gave none */
+    double comm_seconds;     /* inside collectives, over all runs */
     bool profiling;
     int profiled_runs;
     double *node_seconds; /* per node, over the profiled runs */
@@ -43,38 +46,29 @@ static autosp_status_t check_world(const autosp_graph_t *g, const autosp_comm_t 
                      g->name, sp, dp, comm->sp_size, comm->dp_size, comm->size);
 }
 
-/* What the CPU runtime can execute: every op has a kernel, f32 values, i32 ids. */
-static autosp_status_t check_executable(const autosp_graph_t *g, autosp_error_t *err) {
-    for (int i = 0; i < g->n_nodes; i++)
-        AUTOSP_ASSERT(op_table[g->nodes[i].op].run); /* every op has a kernel */
-    for (int t = 0; t < g->n_tensors; t++) {
-        autosp_dtype_t d = g->tensors[t].dtype;
-        if (d != AUTOSP_F32 && d != AUTOSP_I32)
-            return set_error(err, AUTOSP_ERR_INVALID,
-                             "tensor \"%s\" has dtype %s: the CPU runtime executes f32 values "
-                             "and i32 ids (plan with bf16, run with f32)",
-                             g->tensors[t].name, autosp_dtype_name(d));
-    }
-    return AUTOSP_OK;
-}
-
 static autosp_status_t prepare(autosp_executor_t *ex, autosp_error_t *err) {
-    autosp_status_t st = check_executable(ex->g, err);
+    autosp_status_t st = autosp_backend_check(ex->backend, ex->g, err);
     if (st == AUTOSP_OK) st = check_world(ex->g, ex->comm, err);
-    if (st == AUTOSP_OK) st = memplan_build(ex->g, &ex->plan, err);
+    if (st == AUTOSP_OK && !ex->comm && !(ex->comm = ex->own_comm = autosp_comm_new_single(err)))
+        st = err->status;
+    if (st == AUTOSP_OK) st = memplan_build(ex->g, ex->backend, &ex->plan, err);
     if (st != AUTOSP_OK) return st;
-    ex->shapes = mem_calloc((size_t)ex->g->n_nodes + 1, sizeof *ex->shapes);
-    ex->node_seconds = mem_calloc((size_t)ex->g->n_nodes + 1, sizeof *ex->node_seconds);
+    size_t nodes = (size_t)ex->g->n_nodes + 1;
+    ex->shapes = mem_calloc(nodes, sizeof *ex->shapes);
+    ex->kernels = mem_calloc(nodes, sizeof *ex->kernels);
+    ex->node_seconds = mem_calloc(nodes, sizeof *ex->node_seconds);
     ex->arena = mem_alloc_huge((size_t)ex->plan.arena_bytes + MEMPLAN_ALIGN, &ex->arena_block);
-    if (!ex->shapes || !ex->node_seconds || !ex->arena)
+    if (!ex->shapes || !ex->kernels || !ex->node_seconds || !ex->arena)
         return set_error(err, AUTOSP_ERR_NOMEM,
                          "out of memory: the memory plan of graph \"%s\" needs an arena of %lld "
                          "bytes (%.1f GiB)",
                          ex->g->name, (long long)ex->plan.arena_bytes,
                          (double)ex->plan.arena_bytes / (1 << 30));
     memset(ex->arena, GUARD, (size_t)ex->plan.arena_bytes + MEMPLAN_ALIGN);
-    for (int i = 0; i < ex->g->n_nodes && st == AUTOSP_OK; i++)
+    for (int i = 0; i < ex->g->n_nodes && st == AUTOSP_OK; i++) {
+        ex->kernels[i] = backend_kernel(ex->backend, ex->g, i);
         st = cost_ctx_init(ex->g, i, &ex->shapes[i], err);
+    }
     return st;
 }
 
@@ -90,7 +84,10 @@ autosp_executor_t *autosp_executor_new_comm(const autosp_graph_t *g, const autos
         nomem(err);
         return NULL;
     }
+    autosp_error_t local;
+    if (!err) err = &local;
     ex->comm = comm;
+    ex->backend = autosp_backend_cpu();
     if (prepare(ex, err) != AUTOSP_OK) {
         autosp_executor_free(ex);
         return NULL;
@@ -103,7 +100,9 @@ void autosp_executor_free(autosp_executor_t *ex) {
     memplan_free(&ex->plan);
     mem_free(ex->arena_block);
     mem_free(ex->shapes);
+    mem_free(ex->kernels);
     mem_free(ex->node_seconds);
+    autosp_comm_free(ex->own_comm);
     autosp_graph_free(ex->g);
     mem_free(ex);
 }
@@ -116,14 +115,14 @@ void *autosp_executor_data(autosp_executor_t *ex, const char *name) {
 static autosp_status_t run_node(autosp_executor_t *ex, int i, autosp_error_t *err) {
     const autosp_graph_t *g = ex->g;
     const node_t *n = &g->nodes[i];
-    run_ctx_t r = {.g = g, .node_index = i, .c = &ex->shapes[i], .comm = ex->comm, .err = err};
+    kernel_args_t r = {.g = g, .node_index = i, .c = &ex->shapes[i], .comm = ex->comm, .err = err};
     for (int k = 0; k < n->n_in; k++) r.in[k] = ex->arena + ex->plan.offset[n->in[k]];
     for (int k = 0; k < n->n_out; k++) r.out[k] = ex->arena + ex->plan.offset[n->out[k]];
     if (ex->plan.ws_offset[i] >= 0) r.workspace = ex->arena + ex->plan.ws_offset[i];
     bool collective = op_table[n->op].collective;
-    double start = collective ? MPI_Wtime() : 0.0;
-    autosp_status_t st = op_table[n->op].run(&r);
-    if (collective) ex->comm_seconds += MPI_Wtime() - start;
+    double start = collective ? now_seconds() : 0.0;
+    autosp_status_t st = ex->kernels[i](&r);
+    if (collective) ex->comm_seconds += now_seconds() - start;
     return st;
 }
 

@@ -6,13 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autosp/comm.h"
 #include "autosp/passes.h"
 #include "autosp/runtime.h"
 #include "autosp/safetensors.h"
 #include "autosp/train.h"
-#include "ir/ir.h"
 #include "backends/cpu/parallel.h"
+#include "ir/ir.h"
+#include "runtime/comm.h"
 
 static const double PI = 3.14159265358979323846;
 
@@ -26,7 +26,8 @@ typedef struct param_slot {
 
 struct autosp_trainer {
     autosp_train_config_t cfg;
-    const autosp_comm_t *comm; /* NULL: one process */
+    const autosp_comm_t *comm; /* the caller's, or own_comm */
+    autosp_comm_t *own_comm;   /* one process, when the caller gave no comm */
     autosp_graph_t *joint;
     autosp_executor_t *ex;
     param_slot_t *params;
@@ -37,7 +38,6 @@ struct autosp_trainer {
     double flops;
     /* ZeRO-1: optimizer state sharded over every rank of comm's world */
     bool sharded;
-    MPI_Comm world;
     int *counts, *displs; /* one parameter's chunk per rank */
     float *chunk;         /* reduce-scatter's receive buffer: the largest owned chunk */
     double optimizer_comm_seconds;
@@ -124,8 +124,7 @@ static int64_t chunk_start(int64_t n, int r, int ranks) {
 /* The parameters in graph order, with the part each rank's optimizer owns. */
 static autosp_status_t find_params(autosp_trainer_t *tr, autosp_error_t *err) {
     const autosp_graph_t *j = tr->joint;
-    int rank = 0, ranks = 1;
-    if (tr->sharded) MPI_Comm_rank(tr->world, &rank), MPI_Comm_size(tr->world, &ranks);
+    int rank = tr->sharded ? tr->comm->rank : 0, ranks = tr->sharded ? tr->comm->size : 1;
     for (autosp_tensor_t t = 0; t < j->n_tensors; t++)
         tr->n_params += j->tensors[t].kind == AUTOSP_KIND_PARAM;
     tr->params = mem_calloc((size_t)tr->n_params + 1, sizeof *tr->params);
@@ -172,10 +171,8 @@ static autosp_status_t bind_params(autosp_trainer_t *tr, autosp_error_t *err) {
         next += 2 * tr->params[p].own;
     }
     if (!tr->sharded) return AUTOSP_OK;
-    int ranks;
-    MPI_Comm_size(tr->world, &ranks);
-    tr->counts = mem_calloc((size_t)ranks, sizeof(int));
-    tr->displs = mem_calloc((size_t)ranks, sizeof(int));
+    tr->counts = mem_calloc((size_t)tr->comm->size, sizeof(int));
+    tr->displs = mem_calloc((size_t)tr->comm->size, sizeof(int));
     tr->chunk = mem_calloc((size_t)largest + 1, sizeof(float));
     return tr->counts && tr->displs && tr->chunk ? AUTOSP_OK : nomem(err);
 }
@@ -187,13 +184,12 @@ static autosp_status_t build(autosp_trainer_t *tr, const autosp_graph_t *forward
     if (st != AUTOSP_OK) return st;
     autosp_parallel_config_t par = autosp_parallel_config_default();
     par.ac = tr->cfg.ac;
-    if (tr->comm) {
-        par.sp = autosp_comm_sp_size(tr->comm);
-        par.dp = autosp_comm_dp_size(tr->comm);
-        tr->world = autosp_comm_world(tr->comm);
-        tr->sharded = tr->cfg.zero_stage == 1 && autosp_comm_size(tr->comm) > 1;
-        par.zero_stage = tr->sharded;
-    }
+    par.backend = autosp_backend_cpu();
+    if (!tr->comm && !(tr->comm = tr->own_comm = autosp_comm_new_single(err))) return err->status;
+    par.sp = tr->comm->sp_size;
+    par.dp = tr->comm->dp_size;
+    tr->sharded = tr->cfg.zero_stage == 1 && tr->comm->size > 1;
+    par.zero_stage = tr->sharded;
     if (!(tr->joint = autosp_compile_training(forward, &par, err))) return err->status;
     if (!(tr->ex = autosp_executor_new_comm(tr->joint, tr->comm, err))) return err->status;
     if ((st = autosp_graph_summarize(tr->joint, &sum, err)) != AUTOSP_OK) return st;
@@ -249,6 +245,7 @@ void autosp_trainer_free(autosp_trainer_t *tr) {
     mem_free(tr->counts);
     mem_free(tr->displs);
     mem_free(tr->chunk);
+    autosp_comm_free(tr->own_comm);
     mem_free(tr);
 }
 
@@ -272,6 +269,10 @@ const autosp_graph_t *autosp_trainer_graph(const autosp_trainer_t *tr) {
     return tr->joint;
 }
 
+const autosp_comm_t *autosp_trainer_comm(const autosp_trainer_t *tr) {
+    return tr->comm;
+}
+
 double autosp_trainer_comm_seconds(const autosp_trainer_t *tr) {
     return autosp_executor_comm_seconds(tr->ex) + tr->optimizer_comm_seconds;
 }
@@ -291,16 +292,14 @@ autosp_status_t autosp_trainer_feed(autosp_trainer_t *tr, const char *name, cons
     AUTOSP_ASSERT(shape_eval(g, &x->shape, local, &numel) == EVAL_OK);
     for (int k = 0; k < x->shape.ndim; k++) whole[k] = local[k];
     /* dim 0 is the batch unless it is the sequence itself (a (S) input, shared by the batch) */
-    if (tr->comm && x->shape.ndim > 0 && x->seq_dim != 0) {
-        whole[0] *= autosp_comm_dp_size(tr->comm);
-        offset[0] = local[0] * autosp_comm_dp_rank(tr->comm);
+    if (x->shape.ndim > 0 && x->seq_dim != 0) {
+        whole[0] *= tr->comm->dp_size;
+        offset[0] = local[0] * tr->comm->dp_rank;
     }
-    if (tr->comm) {
-        if (x->layout == LAYOUT_SEQ) {
-            int d = x->layout_dim;
-            whole[d] *= autosp_comm_sp_size(tr->comm);
-            offset[d] += local[d] * autosp_comm_sp_rank(tr->comm);
-        }
+    if (x->layout == LAYOUT_SEQ) {
+        int d = x->layout_dim;
+        whole[d] *= tr->comm->sp_size;
+        offset[d] += local[d] * tr->comm->sp_rank;
     }
     size_t esize = autosp_dtype_size(x->dtype);
     char *dst = autosp_executor_data(tr->ex, name);
@@ -321,18 +320,17 @@ autosp_status_t autosp_trainer_feed(autosp_trainer_t *tr, const char *name, cons
 
 /* ---- ZeRO-1: the optimizer's collectives over the world --------------------------------- */
 
-static autosp_status_t mpi_status(int code, const char *what, autosp_error_t *err) {
-    if (code == MPI_SUCCESS) return AUTOSP_OK;
-    char text[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    MPI_Error_string(code, text, &len);
-    return set_error(err, AUTOSP_ERR_INTERNAL, "ZeRO-1 %s: MPI failed: %s", what, text);
+/* A failed exchange, named. */
+static autosp_status_t zero_failed(autosp_status_t st, const char *what, autosp_error_t *err) {
+    if (st == AUTOSP_OK || !err) return st;
+    char why[AUTOSP_ERROR_MESSAGE_MAX];
+    snprintf(why, sizeof why, "%s", err->message);
+    return set_error(err, st, "ZeRO-1 %s: %s", what, why);
 }
 
 /* Every rank's chunk of parameter s: counts and displacements for the v-collectives. */
 static void chunk_layout(autosp_trainer_t *tr, const param_slot_t *s) {
-    int ranks;
-    MPI_Comm_size(tr->world, &ranks);
+    int ranks = tr->comm->size;
     for (int r = 0; r < ranks; r++) {
         tr->displs[r] = (int)chunk_start(s->n, r, ranks);
         tr->counts[r] = (int)(chunk_start(s->n, r + 1, ranks) - tr->displs[r]);
@@ -342,32 +340,32 @@ static void chunk_layout(autosp_trainer_t *tr, const param_slot_t *s) {
 /* Each gradient summed over the world into the owner's chunk only (the rest of "<param>.grad"
  * stays this rank's own term): half the traffic of an all-reduce. */
 static autosp_status_t reduce_scatter_grads(autosp_trainer_t *tr, autosp_error_t *err) {
-    double start = MPI_Wtime();
+    double start = now_seconds();
     autosp_status_t st = AUTOSP_OK;
     for (int p = 0; p < tr->n_params && st == AUTOSP_OK; p++) {
         param_slot_t *s = &tr->params[p];
         chunk_layout(tr, s);
-        st = mpi_status(
-            MPI_Reduce_scatter(s->grad, tr->chunk, tr->counts, MPI_FLOAT, MPI_SUM, tr->world),
+        st = zero_failed(
+            tr->comm->ops->reduce_scatter(tr->comm, s->grad, tr->chunk, tr->counts, err),
             "reduce-scatter of the gradients", err);
         memcpy(s->grad + s->lo, tr->chunk, sizeof(float) * (size_t)s->own);
     }
-    tr->optimizer_comm_seconds += MPI_Wtime() - start;
+    tr->optimizer_comm_seconds += now_seconds() - start;
     return st;
 }
 
 /* After each rank updated its chunks: every parameter whole again on every rank. */
 static autosp_status_t all_gather_params(autosp_trainer_t *tr, autosp_error_t *err) {
-    double start = MPI_Wtime();
+    double start = now_seconds();
     autosp_status_t st = AUTOSP_OK;
     for (int p = 0; p < tr->n_params && st == AUTOSP_OK; p++) {
         param_slot_t *s = &tr->params[p];
         chunk_layout(tr, s);
-        st = mpi_status(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, s->value, tr->counts,
-                                       tr->displs, MPI_FLOAT, tr->world),
-                        "all-gather of the parameters", err);
+        st = zero_failed(
+            tr->comm->ops->all_gather_blocks(tr->comm, s->value, tr->counts, tr->displs, err),
+            "all-gather of the parameters", err);
     }
-    tr->optimizer_comm_seconds += MPI_Wtime() - start;
+    tr->optimizer_comm_seconds += now_seconds() - start;
     return st;
 }
 
@@ -456,8 +454,8 @@ static autosp_status_t global_grad_norm(autosp_trainer_t *tr, double *norm, auto
     double sum = parallel_params(tr, (share_t){.work = sum_squares});
     autosp_status_t st = AUTOSP_OK;
     if (tr->sharded)
-        st = mpi_status(MPI_Allreduce(MPI_IN_PLACE, &sum, 1, MPI_DOUBLE, MPI_SUM, tr->world),
-                        "all-reduce of the gradient norm", err);
+        st = zero_failed(tr->comm->ops->sum(tr->comm, COMM_WORLD, NULL, &sum, 1, COMM_F64, err),
+                         "all-reduce of the gradient norm", err);
     *norm = sqrt(sum);
     return st;
 }
@@ -557,21 +555,21 @@ static autosp_status_t gather_state(const autosp_trainer_t *tr, int rank, float 
     for (int p = 0; p < tr->n_params; p++) total += 2 * tr->params[p].n;
     *gathered = rank == 0 ? mem_calloc((size_t)total + 1, sizeof(float)) : NULL;
     int ready = rank != 0 || *gathered; /* rank 0 says whether it can receive */
-    MPI_Bcast(&ready, 1, MPI_INT, 0, tr->world);
+    autosp_status_t st = tr->comm->ops->broadcast(tr->comm, &ready, sizeof ready, err);
+    if (st != AUTOSP_OK) return zero_failed(st, "checkpoint", err);
     if (!ready)
         return rank == 0 ? nomem(err)
                          : set_error(err, AUTOSP_ERR_NOMEM,
                                      "ZeRO-1: rank 0 is out of memory for the checkpoint");
-    autosp_status_t st = AUTOSP_OK;
     float *at = *gathered;
     for (int p = 0; p < tr->n_params && st == AUTOSP_OK; p++) {
         const param_slot_t *s = &tr->params[p];
         chunk_layout(t, s);
         for (int k = 0; k < 2 && st == AUTOSP_OK; k++)
-            st = mpi_status(MPI_Gatherv(k ? s->v : s->m, (int)s->own, MPI_FLOAT,
-                                        at ? at + k * s->n : NULL, tr->counts, tr->displs,
-                                        MPI_FLOAT, 0, tr->world),
-                            "gather of the optimizer state", err);
+            st = zero_failed(tr->comm->ops->gather_blocks(tr->comm, k ? s->v : s->m,
+                                                          at ? at + k * s->n : NULL, tr->counts,
+                                                          tr->displs, err),
+                             "gather of the optimizer state", err);
         if (at) at += 2 * s->n;
     }
     return st;
@@ -606,16 +604,17 @@ autosp_status_t autosp_trainer_save(const autosp_trainer_t *tr, const char *path
                                     int n_meta, autosp_error_t *err) {
     autosp_error_t local;
     if (!err) err = &local;
-    int rank = 0;
-    if (tr->comm) MPI_Comm_rank(tr->world, &rank);
+    int rank = tr->comm->rank;
     float *gathered = NULL;
     autosp_status_t st = tr->sharded ? gather_state(tr, rank, &gathered, err) : AUTOSP_OK;
     if (st == AUTOSP_OK && rank == 0)
         st = write_checkpoint(tr, path, meta_keys, meta_values, n_meta, gathered, err);
     mem_free(gathered);
-    if (!tr->comm) return st;
     int code = (int)st; /* every rank returns rank 0's outcome */
-    MPI_Bcast(&code, 1, MPI_INT, 0, tr->world);
+    autosp_error_t ignored;
+    if (tr->comm->ops->broadcast(tr->comm, &code, sizeof code, &ignored) != AUTOSP_OK)
+        return st == AUTOSP_OK ? set_error(err, ignored.status, "checkpoint: %s", ignored.message)
+                               : st;
     if (rank != 0 && code != AUTOSP_OK && st == AUTOSP_OK)
         return set_error(err, (autosp_status_t)code, "checkpoint: rank 0 could not write \"%s\"",
                          path);
@@ -642,6 +641,8 @@ static autosp_status_t load_tensor(const autosp_safetensors_t *f, const char *pa
 }
 
 autosp_status_t autosp_trainer_load(autosp_trainer_t *tr, const char *path, autosp_error_t *err) {
+    autosp_error_t local;
+    if (!err) err = &local;
     autosp_safetensors_t *f = autosp_safetensors_open(path, err);
     if (!f) return err->status;
     const char *format = autosp_safetensors_metadata(f, "format");

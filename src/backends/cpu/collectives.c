@@ -1,28 +1,22 @@
-/* collectives.c: all_to_all, all_reduce and all_gather on Open MPI.
+/* collectives.c: all_to_all, all_reduce and all_gather, over the comm's groups (Open MPI, or
+ * one process: src/runtime/comm.h).
  *
  * A node may carry several tensors (Q, K and V; a bucket of gradients): they travel in one
  * message, packed into the node's workspace (planned by memplan, like any kernel's scratch),
  * so the step still allocates nothing. Tensors are dense row-major; a slice along one dim is
  * copied as `outer` runs of `len x inner` bytes. */
-#include <limits.h>
 #include <string.h>
 
+#include "backends/cpu/cpu_ops.h"
 #include "runtime/comm.h"
-#include "ir/op_table.h"
 
 /* The group a node names, checked against its "ranks" attribute. */
-static autosp_status_t group_of(const run_ctx_t *r, MPI_Comm *out, int *size) {
+static autosp_status_t group_of(const kernel_args_t *r, comm_group_t *out, int *size) {
     char label[AUTOSP_MAX_NAME + 32];
     const node_t *n = r->c->node;
-    if (!r->comm)
-        return set_error(r->err, AUTOSP_ERR_INVALID,
-                         "%s needs the MPI runtime (an executor made with "
-                         "autosp_executor_new_comm)",
-                         node_label(r->g, r->node_index, label, sizeof label));
     const char *group = node_attr_str(n, "group");
-    const struct autosp_comm *c = r->comm;
-    *out = strcmp(group, "sp") == 0 ? c->sp : strcmp(group, "dp") == 0 ? c->dp : c->world;
-    MPI_Comm_size(*out, size);
+    AUTOSP_ASSERT(r->comm && comm_group_parse(group, out)); /* the executor always has a comm */
+    *size = comm_group_size(r->comm, *out);
     if (*size == node_attr_int(n, "ranks")) return AUTOSP_OK;
     return set_error(r->err, AUTOSP_ERR_INVALID,
                      "%s: group \"%s\" has %d ranks in this run, expected ranks=%lld",
@@ -30,20 +24,13 @@ static autosp_status_t group_of(const run_ctx_t *r, MPI_Comm *out, int *size) {
                      (long long)node_attr_int(n, "ranks"));
 }
 
-static autosp_status_t mpi_check(const run_ctx_t *r, int code) {
-    if (code == MPI_SUCCESS) return AUTOSP_OK;
-    char text[MPI_MAX_ERROR_STRING], label[AUTOSP_MAX_NAME + 32];
-    int len = 0;
-    MPI_Error_string(code, text, &len);
-    return set_error(r->err, AUTOSP_ERR_INTERNAL, "%s: MPI failed: %s",
-                     node_label(r->g, r->node_index, label, sizeof label), text);
-}
-
-static autosp_status_t too_large(const run_ctx_t *r, int64_t bytes) {
-    char label[AUTOSP_MAX_NAME + 32];
-    return set_error(r->err, AUTOSP_ERR_LIMIT,
-                     "%s: %lld bytes per rank in one message, more than MPI's int count allows",
-                     node_label(r->g, r->node_index, label, sizeof label), (long long)bytes);
+/* A failed exchange's message, prefixed with the node. */
+static autosp_status_t named(const kernel_args_t *r, autosp_status_t st) {
+    if (st == AUTOSP_OK) return st;
+    char label[AUTOSP_MAX_NAME + 32], why[AUTOSP_ERROR_MESSAGE_MAX];
+    snprintf(why, sizeof why, "%s", r->err ? r->err->message : "");
+    return set_error(r->err, st, "%s: %s", node_label(r->g, r->node_index, label, sizeof label),
+                     why);
 }
 
 /* Between a dense tensor (dims d) and a contiguous block holding indices [lo, lo + len) of
@@ -67,16 +54,15 @@ int64_t workspace_all_to_all(const cost_ctx_t *c) {
 
 /* Each tensor is split into P slices along split_dim; slice j of every tensor goes to rank j,
  * packed in input order; what rank i sends lands at slice i along concat_dim. */
-autosp_status_t run_all_to_all(const run_ctx_t *r) {
-    MPI_Comm comm;
+autosp_status_t run_all_to_all(const kernel_args_t *r) {
+    comm_group_t group;
     int P;
-    autosp_status_t st = group_of(r, &comm, &P);
+    autosp_status_t st = group_of(r, &group, &P);
     if (st != AUTOSP_OK) return st;
     const cost_ctx_t *c = r->c;
     int split = (int)node_attr_int(c->node, "split_dim");
     int concat = (int)node_attr_int(c->node, "concat_dim");
     int64_t per_rank = cshape_bytes(c->in, c->n_in) / P;
-    if (per_rank > INT_MAX) return too_large(r, per_rank);
     char *send = r->workspace, *recv = send + per_rank * P;
     for (int j = 0; j < P; j++) {
         char *at = send + j * per_rank;
@@ -86,8 +72,7 @@ autosp_status_t run_all_to_all(const run_ctx_t *r) {
             at += c->in[i].numel / P * (int64_t)c->in[i].esize;
         }
     }
-    st = mpi_check(
-        r, MPI_Alltoall(send, (int)per_rank, MPI_BYTE, recv, (int)per_rank, MPI_BYTE, comm));
+    st = named(r, r->comm->ops->all_to_all(r->comm, group, send, recv, (size_t)per_rank, r->err));
     for (int j = 0; j < P && st == AUTOSP_OK; j++) {
         char *at = recv + j * per_rank;
         for (int i = 0; i < c->n_in; i++) {
@@ -104,34 +89,24 @@ int64_t workspace_all_reduce(const cost_ctx_t *c) {
     return c->n_in > 1 ? cshape_bytes(c->in, c->n_in) : 0;
 }
 
-static autosp_status_t allreduce_floats(const run_ctx_t *r, const float *in, float *out, int64_t n,
-                                        MPI_Comm comm) {
-    const int64_t chunk = INT_MAX / 2;
-    autosp_status_t st = AUTOSP_OK;
-    for (int64_t at = 0; at < n && st == AUTOSP_OK; at += chunk) {
-        int count = (int)(n - at < chunk ? n - at : chunk);
-        st = mpi_check(r, MPI_Allreduce(in ? in + at : MPI_IN_PLACE, out + at, count, MPI_FLOAT,
-                                        MPI_SUM, comm));
-    }
-    return st;
-}
-
-autosp_status_t run_all_reduce(const run_ctx_t *r) {
-    MPI_Comm comm;
+autosp_status_t run_all_reduce(const kernel_args_t *r) {
+    comm_group_t group;
     int P;
-    autosp_status_t st = group_of(r, &comm, &P);
+    autosp_status_t st = group_of(r, &group, &P);
     if (st != AUTOSP_OK) return st;
     const cost_ctx_t *c = r->c;
     bool mean = strcmp(node_attr_str(c->node, "op"), "mean") == 0;
     if (c->n_in == 1) {
-        st = allreduce_floats(r, r->in[0], r->out[0], c->in[0].numel, comm);
+        st = named(r, r->comm->ops->sum(r->comm, group, r->in[0], r->out[0], (size_t)c->in[0].numel,
+                                        AUTOSP_F32, r->err));
         for (int64_t k = 0; mean && k < c->in[0].numel; k++) ((float *)r->out[0])[k] /= (float)P;
         return st;
     }
     float *buf = r->workspace, *at = buf;
     for (int i = 0; i < c->n_in; i++, at += c->in[i - 1].numel)
         memcpy(at, r->in[i], (size_t)c->in[i].numel * sizeof(float));
-    st = allreduce_floats(r, NULL, buf, at - buf, comm);
+    st = named(
+        r, r->comm->ops->sum(r->comm, group, NULL, buf, (size_t)(at - buf), AUTOSP_F32, r->err));
     at = buf;
     for (int i = 0; i < c->n_in && st == AUTOSP_OK; i++, at += c->in[i - 1].numel) {
         float *out = r->out[i];
@@ -145,17 +120,16 @@ int64_t workspace_all_gather(const cost_ctx_t *c) {
     return cshape_bytes(c->out, 1);
 }
 
-autosp_status_t run_all_gather(const run_ctx_t *r) {
-    MPI_Comm comm;
+autosp_status_t run_all_gather(const kernel_args_t *r) {
+    comm_group_t group;
     int P;
-    autosp_status_t st = group_of(r, &comm, &P);
+    autosp_status_t st = group_of(r, &group, &P);
     if (st != AUTOSP_OK) return st;
     const cost_ctx_t *c = r->c;
     int dim = (int)node_attr_int(c->node, "dim");
     int64_t bytes = cshape_bytes(c->in, 1);
-    if (bytes > INT_MAX) return too_large(r, bytes);
-    st = mpi_check(
-        r, MPI_Allgather(r->in[0], (int)bytes, MPI_BYTE, r->workspace, (int)bytes, MPI_BYTE, comm));
+    st = named(
+        r, r->comm->ops->all_gather(r->comm, group, r->in[0], r->workspace, (size_t)bytes, r->err));
     int64_t len = c->in[0].d[dim];
     for (int j = 0; j < P && st == AUTOSP_OK; j++)
         block_copy(r->out[0], (char *)r->workspace + j * bytes, &c->out[0], dim, j * len, len,

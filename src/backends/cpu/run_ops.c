@@ -6,7 +6,7 @@
 
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/parallel.h"
-#include "ir/op_table.h"
+#include "backends/cpu/cpu_ops.h"
 
 #define F(p)   ((float *)(p))
 #define CF(p)  ((const float *)(p))
@@ -29,7 +29,7 @@ static void zero(void *p, const cshape_t *s) {
 static const int64_t NO_EXCEPTION = INT64_MIN; /* below every int32: no id is excused */
 
 /* ids in [0, limit), except `allowed` (ignore_index) */
-static autosp_status_t check_ids(const run_ctx_t *r, int input, int64_t limit, int64_t allowed) {
+static autosp_status_t check_ids(const kernel_args_t *r, int input, int64_t limit, int64_t allowed) {
     const int32_t *ids = I32(r->in[input]);
     for (int64_t i = 0; i < r->c->in[input].numel; i++) {
         if ((ids[i] >= 0 && ids[i] < limit) || ids[i] == allowed) continue;
@@ -44,7 +44,7 @@ static autosp_status_t check_ids(const run_ctx_t *r, int input, int64_t limit, i
     return AUTOSP_OK;
 }
 
-autosp_status_t run_embedding(const run_ctx_t *r) {
+autosp_status_t run_embedding(const kernel_args_t *r) {
     int64_t V = r->c->in[1].d[0], C = r->c->in[1].d[1];
     autosp_status_t st = check_ids(r, 0, V, NO_EXCEPTION);
     if (st == AUTOSP_OK)
@@ -64,7 +64,7 @@ static void copy_range(void *ctx, int64_t lo, int64_t hi) {
 
 /* (base, ids, src): out = base, then src's rows added at ids. The memory plan usually gives out
  * base's buffer (op_table in_place), and then there is nothing to copy. */
-autosp_status_t run_index_add(const run_ctx_t *r) {
+autosp_status_t run_index_add(const kernel_args_t *r) {
     const cshape_t *base = &r->c->in[0];
     autosp_status_t st = check_ids(r, 1, base->d[0], NO_EXCEPTION);
     if (st != AUTOSP_OK) return st;
@@ -76,7 +76,7 @@ autosp_status_t run_index_add(const run_ctx_t *r) {
     return AUTOSP_OK;
 }
 
-autosp_status_t run_embedding_backward(const run_ctx_t *r) { /* (dout, ids, weight) */
+autosp_status_t run_embedding_backward(const kernel_args_t *r) { /* (dout, ids, weight) */
     zero(r->out[0], &r->c->out[0]);
     embedding_backward(F(r->out[0]), I32(r->in[1]), CF(r->in[0]), r->c->in[1].numel,
                        r->c->in[2].d[1]);
@@ -98,26 +98,26 @@ static matmul_dims_t matmul_dims(const cost_ctx_t *c, int a, int b) {
     return d;
 }
 
-autosp_status_t run_matmul(const run_ctx_t *r) {
+autosp_status_t run_matmul(const kernel_args_t *r) {
     matmul_dims_t d = matmul_dims(r->c, 0, 1);
     matmul_forward(F(r->out[0]), CF(r->in[0]), CF(r->in[1]), &d);
     return AUTOSP_OK;
 }
 
-autosp_status_t run_matmul_backward(const run_ctx_t *r) { /* (dout, a, b) -> da, db */
+autosp_status_t run_matmul_backward(const kernel_args_t *r) { /* (dout, a, b) -> da, db */
     matmul_dims_t d = matmul_dims(r->c, 1, 2);
     matmul_backward(F(r->out[0]), F(r->out[1]), CF(r->in[0]), CF(r->in[1]), CF(r->in[2]), &d);
     return AUTOSP_OK;
 }
 
-autosp_status_t run_linear(const run_ctx_t *r) {
+autosp_status_t run_linear(const kernel_args_t *r) {
     const cshape_t *x = &r->c->in[0], *w = &r->c->in[1];
     linear_forward(F(r->out[0]), CF(r->in[0]), CF(r->in[1]), r->c->n_in == 3 ? CF(r->in[2]) : NULL,
                    rows_of(x), w->d[1], w->d[0]);
     return AUTOSP_OK;
 }
 
-autosp_status_t run_linear_backward(const run_ctx_t *r) { /* (dout, x, w[, b]) -> dx, dw[, db] */
+autosp_status_t run_linear_backward(const kernel_args_t *r) { /* (dout, x, w[, b]) -> dx, dw[, db] */
     const cshape_t *x = &r->c->in[1], *w = &r->c->in[2];
     linear_backward(F(r->out[0]), F(r->out[1]), r->c->n_out == 3 ? F(r->out[2]) : NULL,
                     CF(r->in[0]), CF(r->in[1]), CF(r->in[2]), rows_of(x), w->d[1], w->d[0]);
@@ -160,7 +160,7 @@ VECTOR_CLONES static void binary_range(void *ctx, int64_t lo, int64_t hi) {
     }
 }
 
-static autosp_status_t run_binary(const run_ctx_t *r, bool multiply) {
+static autosp_status_t run_binary(const kernel_args_t *r, bool multiply) {
     binary_job_t j = {.a = &r->c->in[0],
                       .b = &r->c->in[1],
                       .x = CF(r->in[0]),
@@ -170,15 +170,15 @@ static autosp_status_t run_binary(const run_ctx_t *r, bool multiply) {
     par_for(j.a->numel, 1 << 14, binary_range, &j);
     return AUTOSP_OK;
 }
-autosp_status_t run_add(const run_ctx_t *r) {
+autosp_status_t run_add(const kernel_args_t *r) {
     return run_binary(r, false);
 }
-autosp_status_t run_mul(const run_ctx_t *r) {
+autosp_status_t run_mul(const kernel_args_t *r) {
     return run_binary(r, true);
 }
 
 /* x (...) summed down to like's shape */
-autosp_status_t run_sum_to(const run_ctx_t *r) {
+autosp_status_t run_sum_to(const kernel_args_t *r) {
     const cshape_t *x = &r->c->in[0], *like = &r->c->out[0];
     float *out = F(r->out[0]);
     const float *in = CF(r->in[0]);
@@ -190,25 +190,25 @@ autosp_status_t run_sum_to(const run_ctx_t *r) {
     return AUTOSP_OK;
 }
 
-autosp_status_t run_scale(const run_ctx_t *r) {
+autosp_status_t run_scale(const kernel_args_t *r) {
     float alpha = (float)node_attr_float(r->c->node, "alpha");
     for (int64_t i = 0; i < r->c->out[0].numel; i++) F(r->out[0])[i] = alpha * CF(r->in[0])[i];
     return AUTOSP_OK;
 }
 
-autosp_status_t run_fill(const run_ctx_t *r) {
+autosp_status_t run_fill(const kernel_args_t *r) {
     float v = (float)node_attr_float(r->c->node, "value");
     for (int64_t i = 0; i < r->c->out[0].numel; i++) F(r->out[0])[i] = v;
     return AUTOSP_OK;
 }
 
-autosp_status_t run_view(const run_ctx_t *r) { /* reshape: the plan gave it its input's bytes */
+autosp_status_t run_view(const kernel_args_t *r) { /* reshape: the plan gave it its input's bytes */
     AUTOSP_ASSERT(r->out[0] == r->in[0]);
     return AUTOSP_OK;
 }
 
 /* out.d[i] = x.d[perm[i]]: walk the output, gather from the input */
-autosp_status_t run_transpose(const run_ctx_t *r) {
+autosp_status_t run_transpose(const kernel_args_t *r) {
     const attr_value_t *perm = node_attr(r->c->node, "perm");
     const cshape_t *x = &r->c->in[0], *o = &r->c->out[0];
     int64_t stride[AUTOSP_MAX_DIMS], s = 1;
@@ -224,11 +224,11 @@ autosp_status_t run_transpose(const run_ctx_t *r) {
     return AUTOSP_OK;
 }
 
-static float eps_of(const run_ctx_t *r) {
+static float eps_of(const kernel_args_t *r) {
     return (float)node_attr_float(r->c->node, "eps");
 }
 
-autosp_status_t run_rmsnorm(const run_ctx_t *r) {
+autosp_status_t run_rmsnorm(const kernel_args_t *r) {
     const cshape_t *x = &r->c->in[0];
     rmsnorm_forward(F(r->out[0]), CF(r->in[0]), CF(r->in[1]), rows_of(x), last_dim(x), eps_of(r));
     return AUTOSP_OK;
@@ -239,7 +239,7 @@ int64_t workspace_norm_backward(const cost_ctx_t *c) {
     return (int64_t)norm_backward_workspace(rows_of(&c->in[1]));
 }
 
-autosp_status_t run_rmsnorm_backward(const run_ctx_t *r) { /* (dout, x, w) -> dx, dw */
+autosp_status_t run_rmsnorm_backward(const kernel_args_t *r) { /* (dout, x, w) -> dx, dw */
     const cshape_t *x = &r->c->in[1];
     zero(r->out[1], &r->c->out[1]);
     rmsnorm_backward(F(r->out[0]), F(r->out[1]), CF(r->in[0]), CF(r->in[1]), CF(r->in[2]),
@@ -247,14 +247,14 @@ autosp_status_t run_rmsnorm_backward(const run_ctx_t *r) { /* (dout, x, w) -> dx
     return AUTOSP_OK;
 }
 
-autosp_status_t run_layernorm(const run_ctx_t *r) {
+autosp_status_t run_layernorm(const kernel_args_t *r) {
     const cshape_t *x = &r->c->in[0];
     layernorm_forward(F(r->out[0]), CF(r->in[0]), CF(r->in[1]), CF(r->in[2]), rows_of(x),
                       last_dim(x), eps_of(r));
     return AUTOSP_OK;
 }
 
-autosp_status_t run_layernorm_backward(const run_ctx_t *r) { /* (dout, x, w, b) -> dx, dw, db */
+autosp_status_t run_layernorm_backward(const kernel_args_t *r) { /* (dout, x, w, b) -> dx, dw, db */
     const cshape_t *x = &r->c->in[1];
     zero(r->out[1], &r->c->out[1]);
     zero(r->out[2], &r->c->out[2]);
@@ -264,7 +264,7 @@ autosp_status_t run_layernorm_backward(const run_ctx_t *r) { /* (dout, x, w, b) 
 }
 
 /* positions (B,S) or (S): a 1-D table is shared by every batch entry */
-autosp_status_t run_rope(const run_ctx_t *r) {
+autosp_status_t run_rope(const kernel_args_t *r) {
     const cshape_t *x = &r->c->in[0], *p = &r->c->in[1];
     int64_t B = x->d[0], S = x->d[1], H = x->d[2], D = x->d[3], per_batch = S * H * D;
     float theta = (float)node_attr_float(r->c->node, "theta");
@@ -279,37 +279,37 @@ autosp_status_t run_rope(const run_ctx_t *r) {
     return AUTOSP_OK;
 }
 
-autosp_status_t run_silu(const run_ctx_t *r) {
+autosp_status_t run_silu(const kernel_args_t *r) {
     silu_forward(F(r->out[0]), CF(r->in[0]), r->c->out[0].numel);
     return AUTOSP_OK;
 }
-autosp_status_t run_silu_backward(const run_ctx_t *r) {
+autosp_status_t run_silu_backward(const kernel_args_t *r) {
     silu_backward(F(r->out[0]), CF(r->in[0]), CF(r->in[1]), r->c->out[0].numel);
     return AUTOSP_OK;
 }
-autosp_status_t run_gelu(const run_ctx_t *r) {
+autosp_status_t run_gelu(const kernel_args_t *r) {
     gelu_forward(F(r->out[0]), CF(r->in[0]), r->c->out[0].numel);
     return AUTOSP_OK;
 }
-autosp_status_t run_gelu_backward(const run_ctx_t *r) {
+autosp_status_t run_gelu_backward(const kernel_args_t *r) {
     gelu_backward(F(r->out[0]), CF(r->in[0]), CF(r->in[1]), r->c->out[0].numel);
     return AUTOSP_OK;
 }
-autosp_status_t run_swiglu(const run_ctx_t *r) {
+autosp_status_t run_swiglu(const kernel_args_t *r) {
     swiglu_forward(F(r->out[0]), CF(r->in[0]), CF(r->in[1]), r->c->out[0].numel);
     return AUTOSP_OK;
 }
-autosp_status_t run_swiglu_backward(const run_ctx_t *r) { /* (dout, gate, up) */
+autosp_status_t run_swiglu_backward(const kernel_args_t *r) { /* (dout, gate, up) */
     swiglu_backward(F(r->out[0]), F(r->out[1]), CF(r->in[0]), CF(r->in[1]), CF(r->in[2]),
                     r->c->out[0].numel);
     return AUTOSP_OK;
 }
-autosp_status_t run_softmax(const run_ctx_t *r) {
+autosp_status_t run_softmax(const kernel_args_t *r) {
     const cshape_t *x = &r->c->in[0];
     softmax_forward(F(r->out[0]), CF(r->in[0]), rows_of(x), last_dim(x));
     return AUTOSP_OK;
 }
-autosp_status_t run_softmax_backward(const run_ctx_t *r) { /* (dout, y) */
+autosp_status_t run_softmax_backward(const kernel_args_t *r) { /* (dout, y) */
     const cshape_t *y = &r->c->in[1];
     softmax_backward(F(r->out[0]), CF(r->in[0]), CF(r->in[1]), rows_of(y), last_dim(y));
     return AUTOSP_OK;
@@ -342,7 +342,7 @@ int64_t workspace_attention_backward(const cost_ctx_t *c) {
     return (int64_t)attention_backward_workspace(&d);
 }
 
-autosp_status_t run_attention(const run_ctx_t *r) {
+autosp_status_t run_attention(const kernel_args_t *r) {
     attention_dims_t d = attention_dims(r->c, 0);
     size_t ws = (attention_forward_workspace(&d) + 63) / 64 * 64;
     float *lse = r->c->n_out == 2 ? F(r->out[1]) : (float *)((char *)r->workspace + ws);
@@ -352,7 +352,7 @@ autosp_status_t run_attention(const run_ctx_t *r) {
 }
 
 /* (dout, out, lse, q, k, v[, segment_ids]) -> dq, dk, dv */
-autosp_status_t run_attention_backward(const run_ctx_t *r) {
+autosp_status_t run_attention_backward(const kernel_args_t *r) {
     attention_dims_t d = attention_dims(r->c, 3);
     attention_backward(F(r->out[0]), F(r->out[1]), F(r->out[2]), CF(r->in[0]), CF(r->in[3]),
                        CF(r->in[4]), CF(r->in[5]), r->c->n_in == 7 ? I32(r->in[6]) : NULL,
@@ -362,12 +362,12 @@ autosp_status_t run_attention_backward(const run_ctx_t *r) {
 
 /* The divisor of the loss: the normalizer input (targets over all ranks) if given, else the
  * count of this call's targets. */
-static double targets(const run_ctx_t *r, int labels, int normalizer, int32_t ignore) {
+static double targets(const kernel_args_t *r, int labels, int normalizer, int32_t ignore) {
     if (r->c->n_in > normalizer) return CF(r->in[normalizer])[0];
     return (double)count_targets(I32(r->in[labels]), r->c->in[labels].numel, ignore);
 }
 
-autosp_status_t run_cross_entropy(const run_ctx_t *r) { /* (logits, labels[, normalizer]) */
+autosp_status_t run_cross_entropy(const kernel_args_t *r) { /* (logits, labels[, normalizer]) */
     const cshape_t *l = &r->c->in[0];
     int32_t ignore = (int32_t)node_attr_int(r->c->node, "ignore_index");
     autosp_status_t st = check_ids(r, 1, last_dim(l), ignore);
@@ -378,7 +378,7 @@ autosp_status_t run_cross_entropy(const run_ctx_t *r) { /* (logits, labels[, nor
 }
 
 /* (dloss, logits, labels[, normalizer]) */
-autosp_status_t run_cross_entropy_backward(const run_ctx_t *r) {
+autosp_status_t run_cross_entropy_backward(const kernel_args_t *r) {
     const cshape_t *l = &r->c->in[1];
     int32_t ignore = (int32_t)node_attr_int(r->c->node, "ignore_index");
     cross_entropy_backward_over(F(r->out[0]), CF(r->in[1]), I32(r->in[2]), rows_of(l), last_dim(l),
@@ -386,14 +386,14 @@ autosp_status_t run_cross_entropy_backward(const run_ctx_t *r) {
     return AUTOSP_OK;
 }
 
-autosp_status_t run_target_count(const run_ctx_t *r) {
+autosp_status_t run_target_count(const kernel_args_t *r) {
     int32_t ignore = (int32_t)node_attr_int(r->c->node, "ignore_index");
     F(r->out[0])[0] = (float)count_targets(I32(r->in[0]), r->c->in[0].numel, ignore);
     return AUTOSP_OK;
 }
 
 /* x viewed as (outer, n, inner) around the repeated dim */
-static void repeat_dims(const run_ctx_t *r, const cshape_t *x, int64_t *outer, int64_t *n,
+static void repeat_dims(const kernel_args_t *r, const cshape_t *x, int64_t *outer, int64_t *n,
                         int64_t *inner) {
     int dim = (int)node_attr_int(r->c->node, "dim");
     *outer = *inner = 1;
@@ -402,7 +402,7 @@ static void repeat_dims(const run_ctx_t *r, const cshape_t *x, int64_t *outer, i
     *n = x->d[dim];
 }
 
-autosp_status_t run_repeat(const run_ctx_t *r) {
+autosp_status_t run_repeat(const kernel_args_t *r) {
     int64_t outer, n, inner;
     repeat_dims(r, &r->c->in[0], &outer, &n, &inner);
     repeat_forward(F(r->out[0]), CF(r->in[0]), outer, n, node_attr_int(r->c->node, "repeats"),
@@ -410,7 +410,7 @@ autosp_status_t run_repeat(const run_ctx_t *r) {
     return AUTOSP_OK;
 }
 
-autosp_status_t run_repeat_backward(const run_ctx_t *r) { /* (dout, x) */
+autosp_status_t run_repeat_backward(const kernel_args_t *r) { /* (dout, x) */
     int64_t outer, n, inner;
     repeat_dims(r, &r->c->in[1], &outer, &n, &inner);
     repeat_backward(F(r->out[0]), CF(r->in[0]), outer, n, node_attr_int(r->c->node, "repeats"),

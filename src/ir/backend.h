@@ -1,0 +1,40 @@
+/* backend.h: what a backend gives the IR, the planner and the executor.
+ *
+ * A backend is a table of kernels indexed by (op, dtype) and a workspace rule per op. The IR
+ * and the planner read the table (which nodes can run, how much scratch they need); only the
+ * executor calls a kernel. Nothing here includes a kernel, BLAS or MPI header: the comm a
+ * kernel gets is an opaque pointer, defined by the runtime (src/runtime/comm.h). */
+#ifndef AUTOSP_IR_BACKEND_H
+#define AUTOSP_IR_BACKEND_H
+
+#include "autosp/backend.h"
+#include "ir/op_table.h"
+
+/* What a kernel gets: the node's concrete shapes and the addresses of its tensors. */
+typedef struct kernel_args {
+    const autosp_graph_t *g;
+    int node_index;
+    const cost_ctx_t *c;
+    void *in[AUTOSP_MAX_NODE_INPUTS];
+    void *out[AUTOSP_MAX_NODE_OUTPUTS];
+    void *workspace;
+    const struct autosp_comm *comm; /* the process groups (one process: a group of one) */
+    autosp_error_t *err;
+} kernel_args_t;
+typedef autosp_status_t (*kernel_fn)(const kernel_args_t *a);
+typedef int64_t (*workspace_fn)(const cost_ctx_t *c);
+
+struct autosp_backend {
+    const char *name;
+    const kernel_fn (*kernels)[AUTOSP_DTYPE_COUNT]; /* [op][dtype]; NULL: no kernel */
+    const workspace_fn *workspace;                  /* [op]; NULL: no scratch */
+};
+
+/* The dtype a node's kernel is chosen by: its first output's. */
+autosp_dtype_t node_dtype(const autosp_graph_t *g, const node_t *n);
+/* Node i's kernel on b, or NULL. */
+kernel_fn backend_kernel(const autosp_backend_t *b, const autosp_graph_t *g, int i);
+/* Scratch bytes node i needs on b (every symbol bound), rounded up to `align`; 0 without b. */
+int64_t backend_workspace(const autosp_backend_t *b, const autosp_graph_t *g, int i, int64_t align);
+
+#endif

@@ -1,0 +1,234 @@
+/* comm_mpi.c: the comm on Open MPI. Sequence groups of sp consecutive ranks, data groups
+ * across them; every operation of comm_ops_t on the matching MPI collective. */
+#include <limits.h>
+
+#include "autosp/comm_mpi.h"
+#include "base/base.h"
+#include "runtime/comm.h"
+
+typedef struct mpi_comm {
+    MPI_Comm group[COMM_GROUPS]; /* world (our duplicate), sp, dp */
+    MPI_Comm local;              /* the ranks on this node */
+} mpi_comm_t;
+
+static MPI_Comm group_of(const autosp_comm_t *c, comm_group_t g) {
+    return ((const mpi_comm_t *)c->impl)->group[g];
+}
+
+static autosp_status_t mpi_failed(autosp_error_t *err, const char *what, int code) {
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(code, text, &len);
+    return set_error(err, AUTOSP_ERR_INTERNAL, "%s failed: %s", what, text);
+}
+
+static autosp_status_t check(int code, const char *what, autosp_error_t *err) {
+    return code == MPI_SUCCESS ? AUTOSP_OK : mpi_failed(err, what, code);
+}
+
+static autosp_status_t fits_int(size_t count, const char *what, autosp_error_t *err) {
+    if (count <= INT_MAX) return AUTOSP_OK;
+    return set_error(err, AUTOSP_ERR_LIMIT,
+                     "%s: %zu bytes per rank in one message, more than MPI's int count allows",
+                     what, count);
+}
+
+static autosp_status_t mpi_all_to_all(const autosp_comm_t *c, comm_group_t g, const void *send,
+                                      void *recv, size_t bytes, autosp_error_t *err) {
+    autosp_status_t st = fits_int(bytes, "MPI_Alltoall", err);
+    if (st != AUTOSP_OK) return st;
+    return check(
+        MPI_Alltoall(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, group_of(c, g)),
+        "MPI_Alltoall", err);
+}
+
+static autosp_status_t mpi_all_gather(const autosp_comm_t *c, comm_group_t g, const void *send,
+                                      void *recv, size_t bytes, autosp_error_t *err) {
+    autosp_status_t st = fits_int(bytes, "MPI_Allgather", err);
+    if (st != AUTOSP_OK) return st;
+    return check(
+        MPI_Allgather(send, (int)bytes, MPI_BYTE, recv, (int)bytes, MPI_BYTE, group_of(c, g)),
+        "MPI_Allgather", err);
+}
+
+static MPI_Datatype mpi_type(autosp_dtype_t dtype, size_t *size) {
+    switch ((int)dtype) {
+    case AUTOSP_I32:
+        return *size = 4, MPI_INT32_T;
+    case AUTOSP_I64:
+        return *size = 8, MPI_INT64_T;
+    case COMM_F64:
+        return *size = 8, MPI_DOUBLE;
+    default:
+        return *size = 4, MPI_FLOAT;
+    }
+}
+
+/* In chunks, so that a bucket of more than INT_MAX values still goes. */
+static autosp_status_t mpi_sum(const autosp_comm_t *c, comm_group_t g, const void *in, void *out,
+                               size_t n, autosp_dtype_t dtype, autosp_error_t *err) {
+    const size_t chunk = INT_MAX / 2;
+    size_t size;
+    MPI_Datatype type = mpi_type(dtype, &size);
+    autosp_status_t st = AUTOSP_OK;
+    for (size_t at = 0; at < n && st == AUTOSP_OK; at += chunk) {
+        int count = (int)(n - at < chunk ? n - at : chunk);
+        const void *from = in ? (const char *)in + at * size : MPI_IN_PLACE;
+        st = check(
+            MPI_Allreduce(from, (char *)out + at * size, count, type, MPI_SUM, group_of(c, g)),
+            "MPI_Allreduce", err);
+    }
+    return st;
+}
+
+static autosp_status_t mpi_reduce_scatter(const autosp_comm_t *c, const float *send, float *recv,
+                                          const int *counts, autosp_error_t *err) {
+    return check(
+        MPI_Reduce_scatter(send, recv, counts, MPI_FLOAT, MPI_SUM, group_of(c, COMM_WORLD)),
+        "MPI_Reduce_scatter", err);
+}
+
+static autosp_status_t mpi_all_gather_blocks(const autosp_comm_t *c, float *buf, const int *counts,
+                                             const int *displs, autosp_error_t *err) {
+    return check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT,
+                                group_of(c, COMM_WORLD)),
+                 "MPI_Allgatherv", err);
+}
+
+static autosp_status_t mpi_gather_blocks(const autosp_comm_t *c, const float *send, float *recv,
+                                         const int *counts, const int *displs,
+                                         autosp_error_t *err) {
+    return check(MPI_Gatherv(send, counts[c->rank], MPI_FLOAT, recv, counts, displs, MPI_FLOAT, 0,
+                             group_of(c, COMM_WORLD)),
+                 "MPI_Gatherv", err);
+}
+
+static autosp_status_t mpi_broadcast(const autosp_comm_t *c, void *buf, size_t bytes,
+                                     autosp_error_t *err) {
+    autosp_status_t st = fits_int(bytes, "MPI_Bcast", err);
+    if (st != AUTOSP_OK) return st;
+    return check(MPI_Bcast(buf, (int)bytes, MPI_BYTE, 0, group_of(c, COMM_WORLD)), "MPI_Bcast",
+                 err);
+}
+
+static void mpi_destroy(autosp_comm_t *c) {
+    mpi_comm_t *m = c->impl;
+    if (!m) return;
+    MPI_Comm *comms[] = {&m->group[COMM_WORLD], &m->group[COMM_SP], &m->group[COMM_DP], &m->local};
+    for (size_t i = 0; i < sizeof comms / sizeof comms[0]; i++)
+        if (*comms[i] != MPI_COMM_NULL) MPI_Comm_free(comms[i]);
+    mem_free(m);
+}
+
+static const comm_ops_t mpi_ops = {
+    .kind = "mpi",
+    .all_to_all = mpi_all_to_all,
+    .all_gather = mpi_all_gather,
+    .sum = mpi_sum,
+    .reduce_scatter = mpi_reduce_scatter,
+    .all_gather_blocks = mpi_all_gather_blocks,
+    .gather_blocks = mpi_gather_blocks,
+    .broadcast = mpi_broadcast,
+    .destroy = mpi_destroy,
+};
+
+/* Our own duplicate of world, the groups and the node's ranks; errors come back as codes
+ * (turned into messages), not an abort. */
+static int split(MPI_Comm world, int rank, int sp, mpi_comm_t *m) {
+    int code = MPI_Comm_dup(world, &m->group[COMM_WORLD]);
+    if (code == MPI_SUCCESS) code = MPI_Comm_split(world, rank / sp, rank % sp, &m->group[COMM_SP]);
+    if (code == MPI_SUCCESS) code = MPI_Comm_split(world, rank % sp, rank / sp, &m->group[COMM_DP]);
+    if (code == MPI_SUCCESS)
+        code = MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &m->local);
+    MPI_Comm *mine[] = {&m->group[COMM_WORLD], &m->group[COMM_SP], &m->group[COMM_DP], &m->local};
+    for (size_t i = 0; code == MPI_SUCCESS && i < sizeof mine / sizeof mine[0]; i++)
+        code = MPI_Comm_set_errhandler(*mine[i], MPI_ERRORS_RETURN);
+    return code;
+}
+
+autosp_comm_t *autosp_comm_new_mpi(MPI_Comm world, int sp, autosp_error_t *err) {
+    int size, rank;
+    MPI_Comm_size(world, &size);
+    MPI_Comm_rank(world, &rank);
+    if (sp < 1 || size % sp != 0) {
+        set_error(err, AUTOSP_ERR_INVALID,
+                  "sequence-parallel size %d does not divide the %d ranks of the world "
+                  "(world = dp x sp)",
+                  sp, size);
+        return NULL;
+    }
+    autosp_comm_t *c = mem_calloc(1, sizeof *c);
+    mpi_comm_t *m = mem_calloc(1, sizeof *m);
+    if (!c || !m) {
+        mem_free(c), mem_free(m);
+        nomem(err);
+        return NULL;
+    }
+    *m = (mpi_comm_t){.group = {MPI_COMM_NULL, MPI_COMM_NULL, MPI_COMM_NULL},
+                      .local = MPI_COMM_NULL};
+    *c = (autosp_comm_t){.ops = &mpi_ops, .impl = m};
+    comm_set_layout(c, rank, size, sp);
+    int code = split(world, rank, sp, m);
+    if (code != MPI_SUCCESS) {
+        mpi_failed(err, "splitting the world into sequence and data groups", code);
+        autosp_comm_free(c);
+        return NULL;
+    }
+    MPI_Comm_size(m->local, &c->local_size);
+    set_ok(err);
+    return c;
+}
+
+MPI_Comm autosp_comm_mpi_world(const autosp_comm_t *c) {
+    return c->ops == &mpi_ops ? group_of(c, COMM_WORLD) : MPI_COMM_NULL;
+}
+
+/* ---- the world ---------------------------------------------------------------------------- */
+
+static bool started_mpi; /* autosp_world_init called MPI_Init, so finalize ends it */
+
+bool autosp_have_mpi(void) {
+    return true;
+}
+
+autosp_status_t autosp_world_init(int *argc, char ***argv, autosp_error_t *err) {
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (initialized) return set_ok(err);
+    int code = MPI_Init(argc, argv);
+    if (code != MPI_SUCCESS) return mpi_failed(err, "MPI_Init", code);
+    started_mpi = true;
+    return set_ok(err);
+}
+
+void autosp_world_finalize(void) {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (started_mpi && !finalized) MPI_Finalize();
+    started_mpi = false;
+}
+
+static bool mpi_running(void) {
+    int initialized = 0, finalized = 0;
+    MPI_Initialized(&initialized);
+    MPI_Finalized(&finalized);
+    return initialized && !finalized;
+}
+
+int autosp_world_rank(void) {
+    int rank = 0;
+    if (mpi_running()) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    return rank;
+}
+
+int autosp_world_size(void) {
+    int size = 1;
+    if (mpi_running()) MPI_Comm_size(MPI_COMM_WORLD, &size);
+    return size;
+}
+
+autosp_comm_t *autosp_comm_new_world(int sp, autosp_error_t *err) {
+    if (mpi_running()) return autosp_comm_new_mpi(MPI_COMM_WORLD, sp, err);
+    set_error(err, AUTOSP_ERR_INVALID, "autosp_comm_new_world: call autosp_world_init first");
+    return NULL;
+}
