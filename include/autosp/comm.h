@@ -40,8 +40,9 @@ MPI_Comm autosp_comm_world(const autosp_comm_t *comm);
 
 /* Ranks of world on this rank's node (MPI_COMM_TYPE_SHARED): what the thread count divides. */
 int autosp_comm_local_size(const autosp_comm_t *comm);
-/* This node's cores divided by its ranks (at least 1): the threads a rank may use so that
- * ranks x threads does not exceed the cores. Give it to autosp_set_num_threads. */
+/* autosp_default_num_threads(autosp_comm_local_size(comm)): AUTOSP_NUM_THREADS, else the CPUs
+ * this process may use divided by the node's ranks (at least 1), so that ranks x threads does
+ * not exceed them. Give it to autosp_set_num_threads. */
 int autosp_comm_fair_threads(const autosp_comm_t *comm);
 
 #ifdef __cplusplus

@@ -94,9 +94,7 @@ int autosp_comm_local_size(const autosp_comm_t *c) {
 }
 
 int autosp_comm_fair_threads(const autosp_comm_t *c) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int n = cores > 0 ? (int)(cores / (c->local_size > 0 ? c->local_size : 1)) : 1;
-    return n < 1 ? 1 : n;
+    return autosp_default_num_threads(c->local_size);
 }
 
 void autosp_set_num_threads(int n) {
