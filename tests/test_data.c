@@ -16,15 +16,12 @@ static char dir[64];
 
 static int setup(void **state) {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/test_data.XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    return temp_dir_make(dir, "test_data");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd);
+    return temp_dir_remove(dir);
 }
 
 static const char *write_file(const char *name, const void *bytes, size_t n) {

@@ -14,6 +14,21 @@
 
 #include "autosp/autosp.h"
 
+#if defined(_POSIX_C_SOURCE) && _POSIX_C_SOURCE >= 200809L /* mkdtemp: define it first */
+/* A fresh folder /tmp/PREFIX.XXXXXX, its name in dir (64 bytes), for a group's setup; 0 on
+ * success. temp_dir_remove removes it with all it holds (a group's teardown). */
+static inline int temp_dir_make(char dir[64], const char *prefix) {
+    snprintf(dir, 64, "/tmp/%s.XXXXXX", prefix);
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static inline int temp_dir_remove(const char *dir) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd);
+}
+#endif
+
 /* A graph with symbols B and S declared (unbound). */
 static inline autosp_graph_t *new_graph(void) {
     autosp_graph_t *g = autosp_graph_new("test");

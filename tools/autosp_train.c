@@ -70,8 +70,8 @@ static void usage(FILE *out) {
         "                         (default 0.1)\n"
         "  --mem-limit BYTES      refuse to train if a rank needs more (arena + AdamW state;\n"
         "                         e.g. 64MiB)\n"
-        "  --threads T            kernel threads per rank (default under mpirun: cores /\n"
-        "                         ranks per node; in one process: OpenBLAS's own default)\n"
+        "  --threads T            kernel threads per rank (default: AUTOSP_NUM_THREADS, else\n"
+        "                         the CPUs this process may use / ranks per node)\n"
         "\n"
         "Optimisation:\n"
         "  --config FILE          a DeepSpeed config (ds_config.json): batch, sp, ZeRO stage,\n"
@@ -789,6 +789,34 @@ static int train(autosp_trainer_t *tr, const feed_t *f, const options_t *o, int 
     return 0;
 }
 
+/* The start line: each rank's threads and where the count comes from. */
+static void print_threads(const autosp_thread_info_t *ti, int64_t flag) {
+    if (ti->env_ignored[0])
+        fprintf(stderr,
+                "%s: warning: AUTOSP_NUM_THREADS=\"%s\" ignored: expected an integer in "
+                "1..%d\n",
+                prog, ti->env_ignored, AUTOSP_MAX_THREADS_ENV);
+    fprintf(stderr, "%s: %d thread%s per rank (", prog, autosp_num_threads(),
+            autosp_num_threads() == 1 ? "" : "s");
+    if (flag) {
+        fprintf(stderr, "--threads %lld)\n", (long long)flag);
+        return;
+    }
+    if (ti->from == AUTOSP_THREADS_FROM_ENV) {
+        fprintf(stderr, "AUTOSP_NUM_THREADS=%d)\n", ti->threads);
+        return;
+    }
+    char quota[32] = "none";
+    if (ti->quota_cpus) snprintf(quota, sizeof quota, "%d", ti->quota_cpus);
+    char where[16] = "";
+    if (ti->cgroup_version) snprintf(where, sizeof where, " v%d", ti->cgroup_version);
+    fprintf(stderr,
+            "%d usable CPU%s: online %d, affinity %d, cgroup%s quota %s; %d rank%s on this "
+            "node)\n",
+            ti->usable_cpus, ti->usable_cpus == 1 ? "" : "s", ti->online_cpus, ti->affinity_cpus,
+            where, quota, ti->ranks_on_node, ti->ranks_on_node == 1 ? "" : "s");
+}
+
 /* The groups: --sp divides the world, --dp (if given) is the rest. */
 static autosp_comm_t *make_comm(options_t *o, int world, int *rc) {
     autosp_error_t err;
@@ -805,8 +833,10 @@ static autosp_comm_t *make_comm(options_t *o, int world, int *rc) {
         return NULL;
     }
     o->dp = autosp_comm_dp_size(comm);
-    if (o->threads || world > 1)
-        autosp_set_num_threads(o->threads ? (int)o->threads : autosp_comm_fair_threads(comm));
+    autosp_thread_info_t ti;
+    autosp_thread_info(autosp_comm_local_size(comm), &ti);
+    autosp_set_num_threads(o->threads ? (int)o->threads : ti.threads);
+    if (autosp_comm_rank(comm) == 0) print_threads(&ti, o->threads);
     return comm;
 }
 

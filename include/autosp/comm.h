@@ -58,8 +58,9 @@ const char *autosp_comm_kind(const autosp_comm_t *comm);
 
 /* Ranks of the world on this rank's node: what the thread count divides. */
 int autosp_comm_local_size(const autosp_comm_t *comm);
-/* The threads a rank may use so that this node's ranks x threads does not exceed its usable
- * CPUs (autosp_default_num_threads in autosp/runtime.h). Give it to autosp_set_num_threads. */
+/* autosp_default_num_threads(autosp_comm_local_size(comm)): AUTOSP_NUM_THREADS, else the CPUs
+ * this process may use divided by the node's ranks (at least 1), so that ranks x threads does
+ * not exceed them. Give it to autosp_set_num_threads. */
 int autosp_comm_fair_threads(const autosp_comm_t *comm);
 
 /* For a program's own small decisions over the world (a file that failed to open on rank 0,

@@ -61,6 +61,43 @@ int64_t autosp_executor_arena_bytes(const autosp_executor_t *ex);
  * Also sets OpenBLAS's count, for the caller's own BLAS calls. */
 void autosp_set_num_threads(int n);
 int autosp_num_threads(void);
+
+/* The default thread count of a rank, and where it comes from. Usable CPUs are the fewest of:
+ * the online CPUs, the CPUs of the process's affinity mask (taskset, a cpuset, mpirun's
+ * binding) and the CPU quota of its cgroup and the cgroup's ancestors, rounded up (cgroup v2
+ * cpu.max, else v1 cpu.cfs_quota_us / cpu.cfs_period_us: a container's --cpus 1.5 is 2). The
+ * default is the environment variable AUTOSP_NUM_THREADS when it holds an integer in
+ * 1..AUTOSP_MAX_THREADS_ENV (digits only), else usable CPUs / ranks_on_node, at least 1.
+ * An empty AUTOSP_NUM_THREADS counts as unset; any other value that is not valid ("0", "-2",
+ * "4x", "2000") is ignored and kept in env_ignored, so that the program can say so (the count
+ * then comes from the CPUs). ranks_on_node below 1 counts as 1 (under MPI it is
+ * autosp_comm_local_size). Both functions read /proc, /sys and the environment on each call:
+ * call them at start, not while another thread changes the environment. Neither sets the
+ * count: give it to autosp_set_num_threads. */
+#define AUTOSP_MAX_THREADS_ENV 1024
+
+typedef enum autosp_threads_from {
+    AUTOSP_THREADS_FROM_CPUS, /* usable_cpus / ranks_on_node, at least 1 */
+    AUTOSP_THREADS_FROM_ENV,  /* AUTOSP_NUM_THREADS */
+} autosp_threads_from_t;
+
+typedef struct autosp_thread_info {
+    int threads;                /* the default: what autosp_default_num_threads returns */
+    autosp_threads_from_t from; /* where threads comes from */
+    int usable_cpus;            /* min of the three below that are known, at least 1 */
+    int online_cpus;            /* 0: unknown */
+    int affinity_cpus;          /* 0: unknown */
+    int quota_cpus;             /* 0: no quota (or no cgroup files could be read) */
+    int cgroup_version;         /* whose CPU files were read: 2 or 1; 0: none */
+    int ranks_on_node;          /* as given, at least 1 */
+    char env_ignored[32];       /* a set but invalid AUTOSP_NUM_THREADS (truncated), else "" */
+} autosp_thread_info_t;
+
+/* Fills *out (the caller's, not NULL). */
+void autosp_thread_info(int ranks_on_node, autosp_thread_info_t *out);
+/* autosp_thread_info's threads. */
+int autosp_default_num_threads(int ranks_on_node);
+
 /* Seconds spent inside collectives (waiting included) over all runs so far. */
 double autosp_executor_comm_seconds(const autosp_executor_t *ex);
 int64_t autosp_executor_touched_bytes(const autosp_executor_t *ex);

@@ -1,9 +1,8 @@
 /* comm.c: what every comm shares (its layout, the public calls), and the comm of one process,
  * whose groups have one rank each: every collective is a copy. */
-#define _POSIX_C_SOURCE 200809L
 #include <string.h>
-#include <unistd.h>
 
+#include "autosp/runtime.h"
 #include "base/base.h"
 #include "runtime/comm.h"
 
@@ -130,9 +129,7 @@ const char *autosp_comm_kind(const autosp_comm_t *c) {
 }
 
 int autosp_comm_fair_threads(const autosp_comm_t *c) {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int n = cores > 0 ? (int)(cores / (c->local_size > 0 ? c->local_size : 1)) : 1;
-    return n < 1 ? 1 : n;
+    return autosp_default_num_threads(c->local_size);
 }
 
 autosp_status_t autosp_comm_broadcast(const autosp_comm_t *c, void *buf, size_t bytes,
