@@ -165,6 +165,19 @@ static void test_rename_keeps_lookups(void **state) {
     autosp_graph_free(g);
 }
 
+/* The verifier's messages about a node start with its label (formatted only on failure). */
+static void test_verify_names_the_node(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t a = autosp_silu(g, in_f32(g, "x", "B"), "a");
+    assert_int_equal(autosp_output(g, a), AUTOSP_OK);
+    autosp_error_t err;
+    assert_int_equal(autosp_graph_verify(g, 0, &err), AUTOSP_OK);
+    g->tensors[a].dtype = AUTOSP_I32; /* what a broken pass could leave behind */
+    assert_int_equal(autosp_graph_verify(g, 0, &err), AUTOSP_ERR_INVALID);
+    assert_string_equal(err.message, "node \"a\" (silu): output \"a\" has dtype i32, expected f32");
+    autosp_graph_free(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mlp_and_inspection),
@@ -173,6 +186,7 @@ int main(void) {
         cmocka_unit_test(test_node_add_schema),
         cmocka_unit_test(test_clone_is_independent),
         cmocka_unit_test(test_rename_keeps_lookups),
+        cmocka_unit_test(test_verify_names_the_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
