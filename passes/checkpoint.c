@@ -88,22 +88,32 @@ static autosp_status_t solve(ckpt_t *ck, maxflow_t *f, double lambda, double *se
     return AUTOSP_OK;
 }
 
+/* A run at lambda for the budget search. A lambda over the budget is below the answer, and
+ * lambdas only grow past it, so its flow is kept as where the later runs start. */
+static autosp_status_t probe(ckpt_t *ck, maxflow_t *f, double lambda, double budget,
+                             double *seconds) {
+    autosp_status_t st = solve(ck, f, lambda, seconds);
+    if (st == AUTOSP_OK && *seconds > budget && !maxflow_keep(f)) st = nomem(ck->err);
+    return st;
+}
+
 /* sac: the smallest lambda (most recomputation, least saved bytes) within the budget. The cuts
  * are nested in lambda (source capacities grow with it), so recompute time falls as lambda
  * grows and bisection on log(lambda) finds the boundary. */
 static autosp_status_t search_budget(ckpt_t *ck, maxflow_t *f, double tie) {
     double budget = ck->cfg->recompute_budget * ck->step_seconds, seconds;
-    autosp_status_t st = solve(ck, f, tie, &seconds);
+    autosp_status_t st = probe(ck, f, tie, budget, &seconds);
     if (st != AUTOSP_OK || seconds <= budget) return st;
     double lo = tie, hi = tie;
     do {
         lo = hi;
         hi *= 16;
-        st = solve(ck, f, hi, &seconds);
+        st = probe(ck, f, hi, budget, &seconds);
     } while (st == AUTOSP_OK && seconds > budget && hi < MAXFLOW_INF);
     for (int it = 0; st == AUTOSP_OK && it < 64 && hi / lo > 1 + 1e-7; it++) {
         double mid = sqrt(lo * hi);
-        if ((st = solve(ck, f, mid, &seconds)) == AUTOSP_OK) *(seconds <= budget ? &hi : &lo) = mid;
+        if ((st = probe(ck, f, mid, budget, &seconds)) == AUTOSP_OK)
+            *(seconds <= budget ? &hi : &lo) = mid;
     }
     return st == AUTOSP_OK ? solve(ck, f, hi, &seconds) : st;
 }

@@ -1,6 +1,8 @@
 /* The C builder API: sticky errors, generic node construction, clone, inspection. */
 #include "test_util.h"
 
+#include "ir/ir.h" /* tensor_rename */
+
 static void test_mlp_and_inspection(void **state) {
     autosp_graph_t *g = new_graph();
     autosp_tensor_t x = autosp_input(g, "x", AUTOSP_F32, "B,S,64", AUTOSP_ROLE_OTHER, 1);
@@ -137,6 +139,45 @@ static void test_clone_is_independent(void **state) {
     autosp_graph_free(c);
 }
 
+/* tensor_rename moves one entry of the name map: every other name must still be found, across
+ * several growths of the map and renames that open holes in the middle of probe runs. */
+static void test_rename_keeps_lookups(void **state) {
+    autosp_graph_t *g = new_graph();
+    enum { N = 300 };
+    char name[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "t%d", i);
+        assert_int_equal(in_f32(g, name, "B"), i);
+    }
+    for (int i = 0; i < N; i += 3) {
+        snprintf(name, sizeof name, "t%d.renamed", i);
+        assert_int_equal(tensor_rename(g, i, name, NULL), AUTOSP_OK);
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, i % 3 ? "t%d" : "t%d.renamed", i);
+        assert_int_equal(autosp_tensor_find(g, name), i);
+        snprintf(name, sizeof name, "t%d", i);
+        assert_int_equal(autosp_tensor_find(g, name), i % 3 ? i : -1);
+    }
+    autosp_error_t err;
+    assert_int_equal(tensor_rename(g, 1, "t2", &err), AUTOSP_ERR_INVALID);
+    assert_string_equal(err.message, "tensor \"t2\" is defined twice");
+    autosp_graph_free(g);
+}
+
+/* The verifier's messages about a node start with its label (formatted only on failure). */
+static void test_verify_names_the_node(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t a = autosp_silu(g, in_f32(g, "x", "B"), "a");
+    assert_int_equal(autosp_output(g, a), AUTOSP_OK);
+    autosp_error_t err;
+    assert_int_equal(autosp_graph_verify(g, 0, &err), AUTOSP_OK);
+    g->tensors[a].dtype = AUTOSP_I32; /* what a broken pass could leave behind */
+    assert_int_equal(autosp_graph_verify(g, 0, &err), AUTOSP_ERR_INVALID);
+    assert_string_equal(err.message, "node \"a\" (silu): output \"a\" has dtype i32, expected f32");
+    autosp_graph_free(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mlp_and_inspection),
@@ -144,6 +185,8 @@ int main(void) {
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_node_add_schema),
         cmocka_unit_test(test_clone_is_independent),
+        cmocka_unit_test(test_rename_keeps_lookups),
+        cmocka_unit_test(test_verify_names_the_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,7 @@
 /* Activation checkpointing: the min cut itself, bitwise-equal results under every policy, the
  * planned peaks' order, the plan against what the executor touches, the budget, and errors. */
+#include <math.h>
+
 #include "test_util.h"
 #include "base/maxflow.h"
 
@@ -43,7 +45,34 @@ static void test_maxflow(void **state) {
     assert_false(maxflow_source_side(f, 1));
     assert_true(maxflow_run(f, 0, 2, 40) == 10);
     assert_true(maxflow_source_side(f, 1));
+
+    /* kept at lambda 4, a run at 6 starts from that flow of 4; a run below 4 starts cold */
+    assert_true(maxflow_run(f, 0, 2, 4) == 4 && maxflow_keep(f));
+    assert_true(maxflow_run(f, 0, 2, 6) == 6);
+    assert_false(maxflow_source_side(f, 1));
+    assert_true(maxflow_run(f, 0, 2, 40) == 10 && maxflow_source_side(f, 1));
+    assert_true(maxflow_run(f, 0, 2, 2) == 2 && !maxflow_source_side(f, 1));
     maxflow_free(f);
+}
+
+/* Warm starts find the same cuts as cold runs: every lambda of a sweep on a layered network
+ * whose cut moves edge by edge, kept or not. */
+static void test_maxflow_warm_start(void **state) {
+    enum { N = 12 }; /* s, t, N middle vertices: s -> m_i (lambda * (i + 1)), m_i -> t (10) */
+    maxflow_t *warm = maxflow_new(N + 2), *cold = maxflow_new(N + 2);
+    for (int i = 0; i < N; i++) {
+        assert_true(maxflow_edge(warm, 0, 2 + i, 0, i + 1) && maxflow_edge(warm, 2 + i, 1, 10, 0));
+        assert_true(maxflow_edge(cold, 0, 2 + i, 0, i + 1) && maxflow_edge(cold, 2 + i, 1, 10, 0));
+    }
+    for (double lambda = 0.5; lambda < 20; lambda *= 1.3) {
+        double w = maxflow_run(warm, 0, 1, lambda), c = maxflow_run(cold, 0, 1, lambda);
+        assert_true(fabs(w - c) <= 1e-9 * c);
+        for (int v = 0; v < N + 2; v++)
+            assert_int_equal(maxflow_source_side(warm, v), maxflow_source_side(cold, v));
+        assert_true(maxflow_keep(warm));
+    }
+    maxflow_free(warm);
+    maxflow_free(cold);
 }
 
 /* ---- same numbers under every policy ------------------------------------------------------ */
@@ -261,6 +290,7 @@ static void test_errors(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_maxflow),
+        cmocka_unit_test(test_maxflow_warm_start),
         cmocka_unit_test(test_bitwise_llama),
         cmocka_unit_test(test_bitwise_gpt2),
         cmocka_unit_test(test_peak_order),

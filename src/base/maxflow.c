@@ -15,6 +15,10 @@ struct maxflow {
     int n, n_edges, cap_edges;
     edge_t *e; /* edge 2k is the forward edge, 2k + 1 its reverse */
     int *first, *level, *cursor, *queue;
+    double lambda, flow; /* of the last run */
+    double *kept;        /* maxflow_keep: residuals of a run at kept_lambda, or NULL */
+    double kept_lambda, kept_flow;
+    int cap_kept;
 };
 
 maxflow_t *maxflow_new(int n_vertices) {
@@ -41,6 +45,7 @@ void maxflow_free(maxflow_t *f) {
     mem_free(f->level);
     mem_free(f->cursor);
     mem_free(f->queue);
+    mem_free(f->kept);
     mem_free(f);
 }
 
@@ -88,20 +93,48 @@ static double augment(maxflow_t *f, int v, int t, double limit) {
     return 0;
 }
 
-double maxflow_run(maxflow_t *f, int source, int sink, double lambda) {
+static double capacity(const edge_t *e, double lambda) {
+    double cap = e->base + lambda * e->per_lambda;
+    return cap < MAXFLOW_INF ? cap : MAXFLOW_INF;
+}
+
+/* The residuals of the zero flow, or of the kept flow with each capacity raised to lambda's
+ * (a flow stays feasible when no capacity falls); returns the flow they start from. */
+static double start(maxflow_t *f, double lambda) {
+    if (f->kept && lambda >= f->kept_lambda) {
+        for (int k = 0; k < f->n_edges; k += 2) {
+            double raise = capacity(&f->e[k], lambda) - capacity(&f->e[k], f->kept_lambda);
+            f->e[k].residual = f->kept[k] + raise;
+            f->e[k + 1].residual = f->kept[k + 1];
+        }
+        return f->kept_flow;
+    }
     for (int k = 0; k < f->n_edges; k += 2) {
-        double cap = f->e[k].base + lambda * f->e[k].per_lambda;
-        f->e[k].residual = cap < MAXFLOW_INF ? cap : MAXFLOW_INF;
+        f->e[k].residual = capacity(&f->e[k], lambda);
         f->e[k + 1].residual = 0;
     }
-    double flow = 0;
+    return 0;
+}
+
+double maxflow_run(maxflow_t *f, int source, int sink, double lambda) {
+    double flow = start(f, lambda);
     while (bfs(f, source, sink)) {
         memcpy(f->cursor, f->first, sizeof *f->cursor * (size_t)f->n);
         double pushed;
         while ((pushed = augment(f, source, sink, MAXFLOW_INF)) > 0) flow += pushed;
     }
     bfs(f, source, sink); /* leaves level >= 0 exactly on the source side */
+    f->lambda = lambda;
+    f->flow = flow;
     return flow;
+}
+
+bool maxflow_keep(maxflow_t *f) {
+    if (mem_grow((void **)&f->kept, &f->cap_kept, f->n_edges, sizeof *f->kept)) return false;
+    for (int k = 0; k < f->n_edges; k++) f->kept[k] = f->e[k].residual;
+    f->kept_lambda = f->lambda;
+    f->kept_flow = f->flow;
+    return true;
 }
 
 bool maxflow_source_side(const maxflow_t *f, int v) {

@@ -21,6 +21,9 @@ bool maxflow_edge(maxflow_t *f, int from, int to, double base, double per_lambda
  * maxflow_source_side tells the side of each vertex in the minimum cut whose source side is
  * smallest (the vertices still reachable from the source). */
 double maxflow_run(maxflow_t *f, int source, int sink, double lambda);
+/* Keeps the last run's flow: later runs at a lambda at least as large start from it instead of
+ * from zero (the budget search's runs then only push the difference). False: out of memory. */
+bool maxflow_keep(maxflow_t *f);
 bool maxflow_source_side(const maxflow_t *f, int v);
 
 #endif

@@ -48,6 +48,22 @@ int name_map_put(name_map_t *m, const void *base, size_t stride, int index) {
     return 0;
 }
 
+/* Removes the entry at index (under its current name), shifting later entries of its probe run
+ * back so that lookups need no tombstones. */
+static void name_map_del(name_map_t *m, const void *base, size_t stride, int index) {
+    uint32_t mask = (uint32_t)(m->cap - 1);
+    uint32_t i = name_hash(name_at(base, stride, index)) & mask;
+    while (m->slots[i] != index + 1) i = (i + 1) & mask;
+    for (uint32_t j = (i + 1) & mask; m->slots[j]; j = (j + 1) & mask) {
+        uint32_t home = name_hash(name_at(base, stride, m->slots[j] - 1)) & mask;
+        if (((j - home) & mask) < ((j - i) & mask)) continue; /* its home lies after the hole */
+        m->slots[i] = m->slots[j];
+        i = j;
+    }
+    m->slots[i] = 0;
+    m->count--;
+}
+
 autosp_tensor_t autosp_tensor_find(const autosp_graph_t *g, const char *name) {
     return name_map_get(&g->tensor_names, g->tensors, sizeof(tensor_t), name);
 }
@@ -454,14 +470,6 @@ autosp_tensor_t autosp_node_output(const autosp_graph_t *g, int i, int k) {
     return g->nodes[i].out[k];
 }
 
-static int rebuild_tensor_names(autosp_graph_t *g) {
-    mem_free(g->tensor_names.slots);
-    g->tensor_names = (name_map_t){0};
-    for (int t = 0; t < g->n_tensors; t++)
-        if (name_map_put(&g->tensor_names, g->tensors, sizeof(tensor_t), t)) return -1;
-    return 0;
-}
-
 autosp_status_t tensor_rename(autosp_graph_t *g, autosp_tensor_t t, const char *name,
                               autosp_error_t *err) {
     if (!name_ok(name, err, "tensor")) return err ? err->status : AUTOSP_ERR_INVALID;
@@ -469,6 +477,11 @@ autosp_status_t tensor_rename(autosp_graph_t *g, autosp_tensor_t t, const char *
         return set_error(err, AUTOSP_ERR_INVALID, "tensor \"%s\" is defined twice", name);
     const char *copy = arena_strdup(&g->arena, name);
     if (!copy) return nomem(err);
+    /* Move the one entry (a rebuild per rename made autodiff and grad_sync quadratic). The put
+     * cannot grow the map, so it cannot fail: the del made room for it. */
+    name_map_del(&g->tensor_names, g->tensors, sizeof(tensor_t), t);
     graph_tensor(g, t)->name = copy;
-    return rebuild_tensor_names(g) ? nomem(err) : AUTOSP_OK;
+    int put = name_map_put(&g->tensor_names, g->tensors, sizeof(tensor_t), t);
+    AUTOSP_ASSERT(put == 0);
+    return AUTOSP_OK;
 }
