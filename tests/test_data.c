@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "data.h"
+#include "autosp/data.h"
 #include "test_util.h"
 
 static char dir[64];

@@ -12,7 +12,7 @@
 
 #include "autosp/comm.h"
 #include "cli.h"
-#include "data.h"
+#include "autosp/data.h"
 #include "ds_config.h"
 #include "metrics.h"
 

@@ -1,7 +1,7 @@
 /* data.c: corpora of documents, their S-token windows, the epoch sampler and the pass-key
  * task (tools/data.h). */
 #define _POSIX_C_SOURCE 200809L
-#include "data.h"
+#include "autosp/data.h"
 
 #include <dirent.h>
 #include <errno.h>
