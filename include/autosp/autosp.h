@@ -9,6 +9,8 @@
  *   autosp/runtime.h   the single-process CPU executor (memory plan + f32 kernels)
  *   autosp/safetensors.h  weights in the safetensors format, written and read with checks
  *   autosp/train.h     training in one process: parameter init, clipping, AdamW, schedule
+ *   autosp/data.h      training data: text, token streams, llm.c's .bin, packed batches with
+ *                      segment ids, seeded epochs, the pass-key task
  *   autosp/status.h    status codes, error messages and allocation hooks
  *
  * Typical use:
@@ -23,6 +25,7 @@
 #define AUTOSP_AUTOSP_H
 
 #include "autosp/analysis.h"
+#include "autosp/data.h"
 #include "autosp/graph.h"
 #include "autosp/io.h"
 #include "autosp/limits.h"
