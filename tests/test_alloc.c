@@ -2,52 +2,34 @@
  * check that each fails cleanly (NOMEM, no crash; leaks are caught by the sanitizer build). */
 #include "test_util.h"
 
-static long countdown = -1; /* allocations left before failing; -1 = never fail */
-static long allocations;
-
-static void *failing_malloc(void *ctx, size_t n) {
-    allocations++;
-    if (countdown == 0) return NULL;
-    if (countdown > 0) countdown--;
-    return malloc(n);
-}
-static void *failing_realloc(void *ctx, void *p, size_t n) {
-    allocations++;
-    if (countdown == 0) return NULL;
-    if (countdown > 0) countdown--;
-    return realloc(p, n);
-}
-static void plain_free(void *ctx, void *p) {
-    free(p);
-}
-
-static const autosp_allocator_t failing = {failing_malloc, failing_realloc, plain_free, NULL};
+static failing_alloc_t oom = {.countdown = -1};
 
 static void test_every_allocation_failure(void **state) {
     char path[512];
     snprintf(path, sizeof path, "%s/examples/llama-tiny.json", AUTOSP_SOURCE_DIR);
     char *text = read_text(path);
     assert_non_null(text);
+    autosp_allocator_t failing = failing_allocator(&oom);
     autosp_allocator_set(&failing);
-    countdown = -1;
-    allocations = 0;
+    oom.countdown = -1;
+    oom.allocations = 0;
     autosp_graph_t *g = autosp_graph_load_string(text, strlen(text), NULL);
     assert_non_null(g);
     autosp_graph_free(g);
-    long needed = allocations;
+    long needed = oom.allocations;
     assert_true(needed > 10);
     for (long n = 0; n < needed; n++) {
-        countdown = n;
+        oom.countdown = n;
         autosp_error_t err;
         g = autosp_graph_load_string(text, strlen(text), &err);
         if (g) fail_msg("load succeeded with allocation %ld failing", n);
         if (err.status != AUTOSP_ERR_NOMEM) fail_msg("allocation %ld: %s", n, err.message);
     }
-    countdown = -1;
+    oom.countdown = -1;
     g = autosp_graph_load_string(text, strlen(text), NULL);
     assert_non_null(g);
     for (long n = 0; n < 8; n++) { /* the writer's buffer */
-        countdown = n;
+        oom.countdown = n;
         autosp_error_t err;
         char *s = autosp_graph_save_string(g, &err);
         if (s) {
@@ -56,7 +38,7 @@ static void test_every_allocation_failure(void **state) {
         }
         assert_int_equal(err.status, AUTOSP_ERR_NOMEM);
     }
-    countdown = -1;
+    oom.countdown = -1;
     autosp_graph_free(g);
     autosp_allocator_set(NULL);
     free(text);

@@ -2,13 +2,6 @@
  * writer's bytes match a hand-written file exactly; every malformed file in a table is refused
  * with its exact message; writes are atomic; allocation failures fail cleanly. */
 #define _POSIX_C_SOURCE 200809L
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
-#include <cmocka.h>
-
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "autosp/autosp.h"
+#include "test_util.h"
 
 /* ---- helpers ---- */
 
@@ -448,49 +441,29 @@ static void test_write_rejects(void **state) {
 
 /* ---- allocation failure ---- */
 
-static long countdown = -1; /* allocations left before failing; -1: never fail */
-static long allocations;
-
-static void *failing_malloc(void *ctx, size_t n) {
-    (void)ctx;
-    allocations++;
-    if (countdown == 0) return NULL;
-    if (countdown > 0) countdown--;
-    return malloc(n);
-}
-static void *failing_realloc(void *ctx, void *p, size_t n) {
-    (void)ctx;
-    allocations++;
-    if (countdown == 0) return NULL;
-    if (countdown > 0) countdown--;
-    return realloc(p, n);
-}
-static void plain_free(void *ctx, void *p) {
-    (void)ctx;
-    free(p);
-}
+static failing_alloc_t oom = {.countdown = -1};
 
 static void test_allocation_failure(void **state) {
     (void)state;
-    static const autosp_allocator_t failing = {failing_malloc, failing_realloc, plain_free, NULL};
     char path[256];
     snprintf(path, sizeof path, "%s/alloc.safetensors", tmp_dir);
     int n = (int)(sizeof tensors / sizeof tensors[0]), before = count_files(tmp_dir);
+    autosp_allocator_t failing = failing_allocator(&oom);
     autosp_allocator_set(&failing);
     for (long k = 0;; k++) { /* the writer */
-        countdown = k;
+        oom.countdown = k;
         autosp_error_t err;
         if (autosp_safetensors_write(path, tensors, n, meta_keys, meta_vals, 3, &err) == AUTOSP_OK)
             break;
         assert_int_equal(err.status, AUTOSP_ERR_NOMEM);
         assert_int_equal(count_files(tmp_dir), before);
     }
-    countdown = -1;
+    oom.countdown = -1;
     size_t size;
     unsigned char *bytes = read_bytes(path, &size);
     long needed = 0;
     for (long k = 0;; k++, needed++) { /* the reader */
-        countdown = k;
+        oom.countdown = k;
         autosp_error_t err;
         autosp_safetensors_t *f = autosp_safetensors_parse(bytes, size, &err);
         if (f) {
@@ -500,7 +473,7 @@ static void test_allocation_failure(void **state) {
         assert_int_equal(err.status, AUTOSP_ERR_NOMEM);
     }
     assert_true(needed >= 5);
-    countdown = -1;
+    oom.countdown = -1;
     autosp_allocator_set(NULL);
     free(bytes);
     unlink(path);

@@ -121,4 +121,35 @@ static inline autosp_trainer_t *filled_trainer(const autosp_graph_t *fwd,
     return tr;
 }
 
+/* An allocator whose allocations fail from some point on, to test the paths that handle it:
+ *     static failing_alloc_t oom = {.countdown = -1};
+ *     autosp_allocator_t a = failing_allocator(&oom);
+ *     autosp_allocator_set(&a);
+ * then oom.countdown = n makes allocation n (from 0) and every later one fail (-1: none), and
+ * oom.allocations counts the calls. autosp_allocator_set(NULL) restores malloc. */
+typedef struct failing_alloc {
+    long countdown, allocations;
+} failing_alloc_t;
+
+static inline bool failing_alloc_next(void *ctx) {
+    failing_alloc_t *f = ctx;
+    f->allocations++;
+    if (f->countdown == 0) return false;
+    if (f->countdown > 0) f->countdown--;
+    return true;
+}
+static inline void *failing_alloc_malloc(void *ctx, size_t n) {
+    return failing_alloc_next(ctx) ? malloc(n) : NULL;
+}
+static inline void *failing_alloc_realloc(void *ctx, void *p, size_t n) {
+    return failing_alloc_next(ctx) ? realloc(p, n) : NULL;
+}
+static inline void failing_alloc_free(void *ctx, void *p) {
+    (void)ctx;
+    free(p);
+}
+static inline autosp_allocator_t failing_allocator(failing_alloc_t *f) {
+    return (autosp_allocator_t){failing_alloc_malloc, failing_alloc_realloc, failing_alloc_free, f};
+}
+
 #endif

@@ -91,11 +91,11 @@ while IFS='|' read -r args want; do
     if [ $rc -eq 2 ] && grep -qF -- "$want" "$tmp/err"; then ok; else bad "'$args' exited $rc: $(cat "$tmp/err")"; fi
 done <<EOF_CASES
 $m|--data (or --task passkey) is required
-$m --data $tmp/missing.txt|cannot open --data "$tmp/missing.txt"
+$m --data $tmp/missing.txt|--data: cannot open "$tmp/missing.txt"
 $m --data $tmp/short.txt|has 5 tokens, expected more than --seq-len + 1
 $m --data $tmp/ids.bin --seq-len 2|holds token id 300, but the model's vocabulary is 256
 $m --data $tmp/ids.bin --data-format u32|do not hold whole 4-byte ids
-$m --data $text --data-format utf8|--data-format "utf8": expected auto, text, u16 or u32
+$m --data $text --data-format utf8|--data-format: unknown data format "utf8": expected auto, text, u16 or u32
 $m --data $text --lr fast|--lr "fast": expected a number
 $m --data $text --zero 2|--zero "2": expected an integer in 0..1
 $m --data $text --mem-limit lots|--mem-limit "lots": expected a size

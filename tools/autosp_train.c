@@ -12,7 +12,6 @@
 
 #include "autosp/comm.h"
 #include "cli.h"
-#include "data.h"
 #include "ds_config.h"
 #include "metrics.h"
 
@@ -26,7 +25,7 @@ typedef struct options {
     int64_t mem_limit, train_batch; /* 0: no limit, not given (--config) */
     double lr, weight_decay, grad_clip, min_lr_ratio, beta1, beta2, eps;
     bool init_only, profile;
-    data_format_t format;
+    autosp_data_format_t format;
     autosp_ac_config_t ac;
 } options_t;
 
@@ -171,11 +170,12 @@ static int set_flag(options_t *o, const flag_t *f, const char *value) {
         return 0;
     case 'a':
         return cli_parse_ac(prog, f->name, value, (autosp_ac_config_t *)field);
-    case 'f':
-        if (!data_format_parse(value, (data_format_t *)field))
-            return cli_usage_error(prog, "%s \"%s\": expected auto, text, u16 or u32", f->name,
-                                   value);
+    case 'f': {
+        autosp_error_t err;
+        if (autosp_data_format_parse(value, (autosp_data_format_t *)field, &err) != AUTOSP_OK)
+            return cli_usage_error(prog, "%s: %s", f->name, err.message);
         return 0;
+    }
     case 'm':
         if (!cli_parse_bytes(value, (int64_t *)field))
             return cli_usage_error(prog, "%s \"%s\": expected a size such as 512MiB", f->name,
@@ -269,8 +269,9 @@ static int check_args(options_t *o) {
         return cli_usage_error(prog, "--task \"%s\": expected passkey", o->task);
     if (passkey && o->data)
         return cli_usage_error(prog, "--task passkey makes its own rows: drop --data");
-    if (passkey && o->seq_len < PASSKEY_MIN_SEQ)
-        return cli_usage_error(prog, "--task passkey needs --seq-len %d or more", PASSKEY_MIN_SEQ);
+    if (passkey && o->seq_len < AUTOSP_PASSKEY_MIN_SEQ)
+        return cli_usage_error(prog, "--task passkey needs --seq-len %d or more",
+                               AUTOSP_PASSKEY_MIN_SEQ);
     if (!passkey && (o->eval_every || o->eval_rows != 64))
         return cli_usage_error(prog, "--eval-rows and --eval-every need --task passkey");
     if (!o->data && !o->init_only && !passkey)
@@ -345,31 +346,25 @@ static void free_feed(feed_t *f) {
     for (int k = 0; k < FEED_COUNT; k++) free(f->whole[k]);
 }
 
+/* The whole batch as the data API fills it. */
+static autosp_batch_t batch_of(const feed_t *f) {
+    return (autosp_batch_t){.B = f->rows,
+                            .S = f->S,
+                            .tokens = f->whole[FEED_TOKENS],
+                            .labels = f->whole[FEED_LABELS],
+                            .positions = f->whole[FEED_POSITIONS],
+                            .segments = f->whole[FEED_SEGMENTS]};
+}
+
 /* Where rows come from: the windows of a corpus in the sampler's order, or the pass-key task
  * (eval rows from another seed than training rows). */
 typedef struct source {
-    corpus_t corpus;
-    sampler_t sampler;
+    autosp_corpus_t *corpus;
+    autosp_sampler_t *sampler;
     bool passkey, documents; /* documents: the model has segment ids */
 } source_t;
 
 static const uint64_t EVAL_SEED = 0xE7A1u; /* mixed into --seed for held-out pass-key rows */
-
-/* Row `index` of training (or of the eval) into row b of the whole batch; returns the
- * pass-key statement's position (0 for a corpus). */
-static int64_t make_row(source_t *src, const feed_t *f, const options_t *o, int64_t index,
-                        int64_t b, bool eval) {
-    row_t r;
-    int32_t *const *w = f->whole;
-    int64_t at = b * f->S;
-    r.tokens = w[FEED_TOKENS] + at, r.labels = w[FEED_LABELS] + at;
-    r.positions = w[FEED_POSITIONS] ? w[FEED_POSITIONS] + at : NULL;
-    r.segments = w[FEED_SEGMENTS] ? w[FEED_SEGMENTS] + at : NULL;
-    if (src->passkey)
-        return passkey_row((uint64_t)o->seed ^ (eval ? EVAL_SEED : 0), index, f->S, &r);
-    corpus_row(&src->corpus, sampler_window(&src->sampler, index), f->S, src->documents, &r);
-    return 0;
-}
 
 /* Each input of the whole batch, this rank's slice of it. */
 static int feed_all(autosp_trainer_t *tr, const feed_t *f) {
@@ -384,8 +379,13 @@ static int feed_all(autosp_trainer_t *tr, const feed_t *f) {
  * before any rank takes its slice. */
 static int fill_batch(autosp_trainer_t *tr, const feed_t *f, const options_t *o, source_t *src,
                       int64_t step) {
-    for (int64_t b = 0; b < f->rows; b++) make_row(src, f, o, step * f->rows + b, b, false);
-    return feed_all(tr, f);
+    autosp_batch_t b = batch_of(f);
+    autosp_error_t err;
+    autosp_status_t st =
+        src->passkey ? autosp_batch_fill_passkey((uint64_t)o->seed, step * f->rows, &b, NULL, &err)
+                     : autosp_batch_fill(src->corpus, src->sampler, step * f->rows, src->documents,
+                                         &b, &err);
+    return st == AUTOSP_OK ? feed_all(tr, f) : cli_fail(prog, &err);
 }
 
 static double now(void) {
@@ -668,7 +668,7 @@ static void count_wrong(autosp_trainer_t *tr, const feed_t *f, const options_t *
     const float *x = autosp_trainer_data(tr, e->logits);
     for (int64_t b = 0; b < o->batch; b++) {
         int64_t row = dp_rank * o->batch + b;
-        for (int64_t p = passkey_answer_start(f->S); p < f->S - 1; p++) {
+        for (int64_t p = autosp_passkey_answer_start(f->S); p < f->S - 1; p++) {
             if (p / local_S != sp_rank) continue;
             const float *at = x + (b * local_S + p % local_S) * V;
             wrong[row] += argmax(at, V) != f->whole[FEED_LABELS][row * f->S + p];
@@ -677,23 +677,25 @@ static void count_wrong(autosp_trainer_t *tr, const feed_t *f, const options_t *
 }
 
 /* --eval-rows held-out pass-key rows, in batches of the training shape. A row is retrieved
- * when the argmax of the logits is the right digit at all PASSKEY_DIGITS answer positions (given
- * the true digits before it: exactly when greedy decoding would write the key). Counted by the part
- * of the sequence (the sp rank's shard, or half of it in one process) that held the statement: the
- * question is always in the last one. */
+ * when the argmax of the logits is the right digit at all AUTOSP_PASSKEY_DIGITS answer positions
+ * (given the true digits before it: exactly when greedy decoding would write the key). Counted by
+ * the part of the sequence (the sp rank's shard, or half of it in one process) that held the
+ * statement: the question is always in the last one. */
 static int eval_passkey(autosp_trainer_t *tr, const feed_t *f, const options_t *o,
                         const eval_ctx_t *e, int64_t step, bool print) {
     enum { MAX_PARTS = 64 };
     int64_t batches = (o->eval_rows + f->rows - 1) / f->rows, n = batches * f->rows;
     int sp = e->comm ? autosp_comm_sp_size(e->comm) : 1, parts = sp > 1 ? sp : 2;
-    int *wrong = calloc((size_t)n, sizeof *wrong), *part = calloc((size_t)n, sizeof *part);
-    int rc = wrong && part ? 0 : cli_usage_error(prog, "out of memory for the eval");
+    int *wrong = calloc((size_t)n, sizeof *wrong);
+    int64_t *at = calloc((size_t)n, sizeof *at); /* where each row's statement is */
+    int rc = wrong && at ? 0 : cli_usage_error(prog, "out of memory for the eval");
+    autosp_batch_t batch = batch_of(f);
     for (int64_t k = 0; k < batches && !rc; k++) {
-        for (int64_t b = 0; b < f->rows; b++)
-            part[k * f->rows + b] =
-                (int)(make_row(e->src, f, o, k * f->rows + b, b, true) * parts / f->S);
         autosp_error_t err;
-        if (!(rc = feed_all(tr, f)) && autosp_trainer_compute(tr, NULL, &err) != AUTOSP_OK)
+        if (autosp_batch_fill_passkey((uint64_t)o->seed ^ EVAL_SEED, k * f->rows, &batch,
+                                      at + k * f->rows, &err) != AUTOSP_OK)
+            rc = cli_fail(prog, &err);
+        if (!rc && !(rc = feed_all(tr, f)) && autosp_trainer_compute(tr, NULL, &err) != AUTOSP_OK)
             rc = cli_fail(prog, &err);
         if (!rc) count_wrong(tr, f, o, e, wrong + k * f->rows);
     }
@@ -702,8 +704,9 @@ static int eval_passkey(autosp_trainer_t *tr, const feed_t *f, const options_t *
         rc = cli_fail(prog, &sum_err);
     int right[MAX_PARTS] = {0}, total[MAX_PARTS] = {0}, all = 0;
     for (int64_t r = 0; r < o->eval_rows && !rc; r++) {
-        total[part[r] % MAX_PARTS]++;
-        right[part[r] % MAX_PARTS] += wrong[r] == 0;
+        int part = (int)(at[r] * parts / f->S);
+        total[part % MAX_PARTS]++;
+        right[part % MAX_PARTS] += wrong[r] == 0;
         all += wrong[r] == 0;
     }
     if (!rc && print) {
@@ -716,7 +719,7 @@ static int eval_passkey(autosp_trainer_t *tr, const feed_t *f, const options_t *
         fflush(stdout);
     }
     free(wrong);
-    free(part);
+    free(at);
     return rc;
 }
 
@@ -844,27 +847,31 @@ static autosp_comm_t *make_comm(options_t *o, int world, int *rc) {
 static int open_source(const options_t *o, source_t *src) {
     *src = (source_t){.passkey = o->task != NULL};
     if (src->passkey || !o->data) return 0;
-    int rc = corpus_open(prog, o->data, o->format, o->eot, &src->corpus);
-    int64_t windows = rc ? 0 : corpus_windows(&src->corpus, o->seq_len);
-    if (!rc && windows < 1)
-        rc =
-            cli_usage_error(prog, "--data \"%s\" has %lld tokens, expected more than --seq-len + 1",
-                            o->data, (long long)src->corpus.n);
-    if (!rc && sampler_init(&src->sampler, windows, (uint64_t)o->seed))
-        rc = cli_usage_error(prog, "out of memory for the sampler");
-    return rc;
+    autosp_error_t err;
+    if (!(src->corpus = autosp_corpus_open(o->data, o->format, o->eot, &err))) {
+        fprintf(stderr, "%s: --data: %s\n", prog, err.message);
+        return autosp_status_exit_code(err.status);
+    }
+    int64_t windows = autosp_corpus_windows(src->corpus, o->seq_len);
+    if (windows < 1)
+        return cli_usage_error(prog,
+                               "--data \"%s\" has %lld tokens, expected more than --seq-len + 1",
+                               o->data, (long long)autosp_corpus_num_tokens(src->corpus));
+    if (!(src->sampler = autosp_sampler_new(windows, (uint64_t)o->seed, &err)))
+        return cli_fail(prog, &err);
+    return 0;
 }
 
 static void close_source(source_t *src) {
-    corpus_close(&src->corpus);
-    sampler_free(&src->sampler);
+    autosp_corpus_close(src->corpus);
+    autosp_sampler_free(src->sampler);
 }
 
 /* The model's view of the source: segment ids (a document mask) if it has them, and a
  * vocabulary that holds every id of the data. */
 static int check_source(const feed_t *f, const options_t *o, source_t *src, int64_t vocab,
                         bool root) {
-    int64_t largest = src->passkey ? 255 : src->corpus.max_token;
+    int64_t largest = src->passkey ? 255 : autosp_corpus_max_token(src->corpus);
     src->documents = f->name[FEED_SEGMENTS] != NULL;
     if (vocab >= 0 && largest >= vocab)
         return cli_usage_error(prog,
@@ -873,11 +880,12 @@ static int check_source(const feed_t *f, const options_t *o, source_t *src, int6
                                src->passkey ? "--task passkey" : "--data \"",
                                src->passkey ? "" : o->data, src->passkey ? "" : "\"",
                                (long long)largest, (long long)vocab, (long long)vocab - 1);
-    if (root && !src->passkey && !src->documents && src->corpus.n_docs > 1)
+    int64_t docs = src->passkey ? 1 : autosp_corpus_num_documents(src->corpus);
+    if (root && !src->documents && docs > 1)
         fprintf(stderr,
                 "%s: warning: the model has no segment_ids input, so attention crosses the %lld "
                 "document boundaries of --data (autosp-model --segment-ids adds one)\n",
-                prog, (long long)src->corpus.n_docs - 1);
+                prog, (long long)docs - 1);
     return 0;
 }
 

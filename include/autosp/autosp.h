@@ -12,6 +12,8 @@
  *                      (not included here) makes one from a program's own MPI communicator
  *   autosp/safetensors.h  weights in the safetensors format, written and read with checks
  *   autosp/train.h     training in one process: parameter init, clipping, AdamW, schedule
+ *   autosp/data.h      training data: text, token streams, llm.c's .bin, packed batches with
+ *                      segment ids, seeded epochs, the pass-key task
  *   autosp/status.h    status codes, error messages and allocation hooks
  *
  * Typical use:
@@ -28,6 +30,7 @@
 #include "autosp/analysis.h"
 #include "autosp/backend.h"
 #include "autosp/comm.h"
+#include "autosp/data.h"
 #include "autosp/graph.h"
 #include "autosp/io.h"
 #include "autosp/limits.h"
