@@ -220,23 +220,25 @@ static int apply_config(const char *path, options_t *o) {
 static int check_args(options_t *o);
 
 static int parse_args(int argc, char **argv, options_t *o) {
+    /* the optimizer's defaults are the library's, so the tool and a program agree */
+    const autosp_train_config_t d = autosp_train_config_default();
     *o = (options_t){.seq_len = 128,
                      .batch = 4,
                      .sp = 1,
-                     .steps = 100,
+                     .steps = d.total_steps,
                      .seed = 1,
                      .log_every = 1,
-                     .warmup = 10,
-                     .lr = 3e-3,
-                     .weight_decay = 0.1,
-                     .grad_clip = 1.0,
-                     .min_lr_ratio = 0.1,
-                     .beta1 = 0.9,
-                     .beta2 = 0.95,
-                     .eps = 1e-8,
+                     .warmup = d.warmup_steps,
+                     .lr = d.lr,
+                     .weight_decay = d.weight_decay,
+                     .grad_clip = d.grad_clip,
+                     .min_lr_ratio = d.min_lr_ratio,
+                     .beta1 = d.beta1,
+                     .beta2 = d.beta2,
+                     .eps = d.eps,
                      .eot = -1,
                      .eval_rows = 64,
-                     .ac = autosp_ac_config_default()};
+                     .ac = d.ac};
     for (int i = 1; i < argc; i++) /* the config first: flags override it */
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
@@ -407,12 +409,12 @@ static autosp_st_tensor_t graph_tensor(autosp_trainer_t *tr, autosp_tensor_t t) 
     return e;
 }
 
-static int write_tensors(autosp_trainer_t *tr, const feed_t *f, const char *path, bool dump) {
+static int write_dump(autosp_trainer_t *tr, const feed_t *f, const char *path) {
     const autosp_graph_t *j = autosp_trainer_graph(tr);
     int n = 0, count = autosp_graph_num_tensors(j);
     autosp_st_tensor_t *list = calloc((size_t)count + FEED_COUNT, sizeof *list);
     if (!list) return cli_usage_error(prog, "out of memory");
-    for (int k = 0; dump && k < FEED_COUNT; k++)
+    for (int k = 0; k < FEED_COUNT; k++)
         if (f->name[k])
             list[n++] = (autosp_st_tensor_t){.name = f->name[k],
                                              .dtype = AUTOSP_I32,
@@ -421,8 +423,8 @@ static int write_tensors(autosp_trainer_t *tr, const feed_t *f, const char *path
                                              .data = f->whole[k]};
     for (autosp_tensor_t t = 0; t < count; t++)
         if (autosp_tensor_kind(j, t) == AUTOSP_KIND_PARAM) list[n++] = graph_tensor(tr, t);
-    if (dump) list[n++] = graph_tensor(tr, autosp_tensor_find(j, "loss"));
-    for (autosp_tensor_t t = 0; dump && t < count; t++) {
+    list[n++] = graph_tensor(tr, autosp_tensor_find(j, "loss"));
+    for (autosp_tensor_t t = 0; t < count; t++) {
         if (autosp_tensor_kind(j, t) != AUTOSP_KIND_PARAM) continue;
         char grad[AUTOSP_MAX_NAME + 8];
         snprintf(grad, sizeof grad, "%s.grad", autosp_tensor_name(j, t));
@@ -453,12 +455,14 @@ static int make_folder(const char *dir) {
     }
 }
 
-static int save_weights(autosp_trainer_t *tr, const feed_t *f, const char *dir) {
+/* DIR/model.safetensors; every rank calls it (rank 0 writes). */
+static int save_weights(autosp_trainer_t *tr, const char *dir, bool root) {
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    int rc = write_tensors(tr, f, path, false);
-    if (!rc) fprintf(stderr, "%s: wrote %s\n", prog, path);
-    return rc;
+    autosp_error_t err;
+    if (autosp_trainer_save_weights(tr, path, &err) != AUTOSP_OK) return cli_fail(prog, &err);
+    if (root) fprintf(stderr, "%s: wrote %s\n", prog, path);
+    return 0;
 }
 
 /* DIR/checkpoint.safetensors with the data position: batches are a function of the seed and
@@ -490,10 +494,9 @@ static int save_checkpoint(autosp_trainer_t *tr, const options_t *o, const char 
 
 /* The checkpoint first (it is what --resume reads), then the weights; every rank learns
  * whether it worked, so none waits in a collective for a rank that stopped. */
-static int save_everywhere(autosp_trainer_t *tr, const options_t *o, bool root, bool weights,
-                           const feed_t *f) {
+static int save_everywhere(autosp_trainer_t *tr, const options_t *o, bool root, bool weights) {
     int rc = save_checkpoint(tr, o, o->save, root);
-    if (root && weights && !rc) rc = save_weights(tr, f, o->save);
+    if (weights && !rc) rc = save_weights(tr, o->save, root);
     autosp_comm_broadcast(autosp_trainer_comm(tr), &rc, sizeof rc, NULL);
     return rc;
 }
@@ -766,7 +769,7 @@ static int train(autosp_trainer_t *tr, const feed_t *f, const options_t *o, int 
         if (o->profile && (k > first || end - first == 1)) autosp_trainer_set_profiling(tr, true);
         if (autosp_trainer_step(tr, &st, &err) != AUTOSP_OK) return cli_fail(prog, &err);
         if (o->save_every && (k + 1) % o->save_every == 0 && k + 1 < end &&
-            (rc = save_everywhere(tr, o, print, false, f)))
+            (rc = save_everywhere(tr, o, print, false)))
             return rc;
         if ((k + 1) % o->log_every == 0 || k + 1 == end) {
             double t = now(), dt = (t - last) / (double)(k + 1 - logged);
@@ -908,7 +911,7 @@ static int train_and_save(autosp_trainer_t *tr, const feed_t *f, options_t *o, i
     if (!rc) rc = train(tr, f, o, world, rank == 0, e, metrics);
     if (metrics) fclose(metrics);
     if (!rc && e->logits) rc = eval_passkey(tr, f, o, e, autosp_trainer_steps_taken(tr), rank == 0);
-    if (!rc && o->save) rc = save_everywhere(tr, o, rank == 0, true, f);
+    if (!rc && o->save) rc = save_everywhere(tr, o, rank == 0, true);
     if (!rc && rank == 0 && o->plot) rc = plot(o, tr);
     return rc;
 }
@@ -932,12 +935,12 @@ static int run(options_t *o, int rank, int world) {
     if (rc || !tr) {
         /* the message is out */
     } else if (o->init_only) {
-        rc = rank == 0 ? save_weights(tr, &feed, o->save) : 0;
+        rc = save_weights(tr, o->save, rank == 0);
     } else if (o->dump) {
         autosp_error_t err;
         rc = fill_batch(tr, &feed, o, &src, 0);
         if (!rc && autosp_trainer_compute(tr, NULL, &err) != AUTOSP_OK) rc = cli_fail(prog, &err);
-        if (!rc && rank == 0) rc = write_tensors(tr, &feed, o->dump, true);
+        if (!rc && rank == 0) rc = write_dump(tr, &feed, o->dump);
     } else {
         rc = train_and_save(tr, &feed, o, rank, world, &e);
     }

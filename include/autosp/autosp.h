@@ -31,6 +31,7 @@
 #include "autosp/backend.h"
 #include "autosp/comm.h"
 #include "autosp/data.h"
+#include "autosp/eval.h"
 #include "autosp/graph.h"
 #include "autosp/io.h"
 #include "autosp/limits.h"

@@ -37,8 +37,10 @@ typedef struct autosp_train_config {
                      * the same pairs at 2 ranks: bitwise). Ignored in one process. */
 } autosp_train_config_t;
 
-/* lr 3e-4, min_lr_ratio 0.1, warmup 0, total 1000, betas (0.9, 0.95), eps 1e-8, weight decay
- * 0.1, grad clip 1.0, ZeRO stage 0 */
+/* The defaults of the library and of autosp-train alike (docs/runtime.md#defaults): lr 3e-3
+ * (for the bundled small models; models of 100M parameters and more want 3e-4 to 6e-4),
+ * min_lr_ratio 0.1, warmup 10, total 100, betas (0.9, 0.95), eps 1e-8, weight decay 0.1, grad
+ * clip 1.0, checkpointing autosp_ac_config_default(), ZeRO stage 0 */
 autosp_train_config_t autosp_train_config_default(void);
 
 /* The learning rate of step t (0-based) under cfg's warm-up and cosine schedule. */
@@ -82,6 +84,20 @@ void *autosp_trainer_data(autosp_trainer_t *tr, const char *name);
  * it is a plain copy. */
 autosp_status_t autosp_trainer_feed(autosp_trainer_t *tr, const char *name, const void *global,
                                     autosp_error_t *err);
+/* A value of the step gathered whole on every rank (see autosp_evaluator_gather): every
+ * rank's slice of the batch and the sequence in its place. Collective. */
+autosp_status_t autosp_trainer_gather(autosp_trainer_t *tr, const char *name, void *global,
+                                      autosp_error_t *err);
+/* Every parameter (graph order) to a safetensors weights file, metadata "format": "autosp"
+ * (what autosp-train writes as model.safetensors; Hugging Face tools read it). Atomic; world
+ * rank 0 writes and every rank returns the outcome. err may be NULL. */
+autosp_status_t autosp_trainer_save_weights(const autosp_trainer_t *tr, const char *path,
+                                            autosp_error_t *err);
+/* Every parameter from a weights file (model.safetensors, or a checkpoint's parameters),
+ * names, shapes and dtypes checked, every missing or extra tensor named; the optimizer state
+ * and step count are left as they are. err may be NULL. */
+autosp_status_t autosp_trainer_load_weights(autosp_trainer_t *tr, const char *path,
+                                            autosp_error_t *err);
 /* Seconds inside collectives (the graph's and ZeRO-1's) over all steps so far (0 in one
  * process). */
 double autosp_trainer_comm_seconds(const autosp_trainer_t *tr);

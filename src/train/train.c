@@ -13,6 +13,7 @@
 #include "backends/cpu/parallel.h"
 #include "ir/ir.h"
 #include "runtime/comm.h"
+#include "train/session.h"
 
 static const double PI = 3.14159265358979323846;
 
@@ -26,10 +27,7 @@ typedef struct param_slot {
 
 struct autosp_trainer {
     autosp_train_config_t cfg;
-    const autosp_comm_t *comm; /* the caller's, or own_comm */
-    autosp_comm_t *own_comm;   /* one process, when the caller gave no comm */
-    autosp_graph_t *joint;
-    autosp_executor_t *ex;
+    session_t s; /* the joint graph, its executor, the comm */
     param_slot_t *params;
     int n_params;
     float *state;      /* m and v of every parameter (its owned part), one block */
@@ -47,10 +45,10 @@ struct autosp_trainer {
 };
 
 autosp_train_config_t autosp_train_config_default(void) {
-    return (autosp_train_config_t){.lr = 3e-4f,
+    return (autosp_train_config_t){.lr = 3e-3f,
                                    .min_lr_ratio = 0.1f,
-                                   .warmup_steps = 0,
-                                   .total_steps = 1000,
+                                   .warmup_steps = 10,
+                                   .total_steps = 100,
                                    .beta1 = 0.9f,
                                    .beta2 = 0.95f,
                                    .eps = 1e-8f,
@@ -101,10 +99,10 @@ static void init_param(float *w, int64_t n, const tensor_t *t, uint64_t seed) {
 }
 
 void autosp_trainer_init_params(autosp_trainer_t *tr, uint64_t seed) {
-    for (autosp_tensor_t t = 0; t < tr->joint->n_tensors; t++) {
-        const tensor_t *x = &tr->joint->tensors[t];
+    for (autosp_tensor_t t = 0; t < tr->s.g->n_tensors; t++) {
+        const tensor_t *x = &tr->s.g->tensors[t];
         if (x->kind != AUTOSP_KIND_PARAM) continue;
-        init_param(autosp_executor_data(tr->ex, x->name), autosp_tensor_numel(tr->joint, t), x,
+        init_param(autosp_executor_data(tr->s.ex, x->name), autosp_tensor_numel(tr->s.g, t), x,
                    seed);
     }
     for (int p = 0; p < tr->n_params; p++) {
@@ -123,8 +121,8 @@ static int64_t chunk_start(int64_t n, int r, int ranks) {
 
 /* The parameters in graph order, with the part each rank's optimizer owns. */
 static autosp_status_t find_params(autosp_trainer_t *tr, autosp_error_t *err) {
-    const autosp_graph_t *j = tr->joint;
-    int rank = tr->sharded ? tr->comm->rank : 0, ranks = tr->sharded ? tr->comm->size : 1;
+    const autosp_graph_t *j = tr->s.g;
+    int rank = tr->sharded ? tr->s.comm->rank : 0, ranks = tr->sharded ? tr->s.comm->size : 1;
     for (autosp_tensor_t t = 0; t < j->n_tensors; t++)
         tr->n_params += j->tensors[t].kind == AUTOSP_KIND_PARAM;
     tr->params = mem_calloc((size_t)tr->n_params + 1, sizeof *tr->params);
@@ -138,8 +136,8 @@ static autosp_status_t find_params(autosp_trainer_t *tr, autosp_error_t *err) {
         s->n = autosp_tensor_numel(j, t);
         s->lo = chunk_start(s->n, rank, ranks);
         s->own = chunk_start(s->n, rank + 1, ranks) - s->lo;
-        s->value = autosp_executor_data(tr->ex, x->name);
-        s->grad = autosp_executor_data(tr->ex, grad);
+        s->value = autosp_executor_data(tr->s.ex, x->name);
+        s->grad = autosp_executor_data(tr->s.ex, grad);
         s->decay = x->shape.ndim >= 2;
         AUTOSP_ASSERT(s->grad);
         if (tr->sharded && s->n > INT_MAX)
@@ -171,30 +169,30 @@ static autosp_status_t bind_params(autosp_trainer_t *tr, autosp_error_t *err) {
         next += 2 * tr->params[p].own;
     }
     if (!tr->sharded) return AUTOSP_OK;
-    tr->counts = mem_calloc((size_t)tr->comm->size, sizeof(int));
-    tr->displs = mem_calloc((size_t)tr->comm->size, sizeof(int));
+    tr->counts = mem_calloc((size_t)tr->s.comm->size, sizeof(int));
+    tr->displs = mem_calloc((size_t)tr->s.comm->size, sizeof(int));
     tr->chunk = mem_calloc((size_t)largest + 1, sizeof(float));
     return tr->counts && tr->displs && tr->chunk ? AUTOSP_OK : nomem(err);
 }
 
 static autosp_status_t build(autosp_trainer_t *tr, const autosp_graph_t *forward,
-                             autosp_error_t *err) {
+                             const autosp_comm_t *comm, autosp_error_t *err) {
     autosp_graph_summary_t sum;
     autosp_status_t st = autosp_graph_verify(forward, AUTOSP_VERIFY_BOUND, err);
     if (st != AUTOSP_OK) return st;
     autosp_parallel_config_t par = autosp_parallel_config_default();
     par.ac = tr->cfg.ac;
     par.backend = autosp_backend_cpu();
-    if (!tr->comm && !(tr->comm = tr->own_comm = autosp_comm_new_single(err))) return err->status;
-    par.sp = tr->comm->sp_size;
-    par.dp = tr->comm->dp_size;
-    tr->sharded = tr->cfg.zero_stage == 1 && tr->comm->size > 1;
+    if ((st = session_comm(&tr->s, comm, err)) != AUTOSP_OK) return st;
+    par.sp = tr->s.comm->sp_size;
+    par.dp = tr->s.comm->dp_size;
+    tr->sharded = tr->cfg.zero_stage == 1 && tr->s.comm->size > 1;
     par.zero_stage = tr->sharded;
-    if (!(tr->joint = autosp_compile_training(forward, &par, err))) return err->status;
-    if (!(tr->ex = autosp_executor_new_comm(tr->joint, tr->comm, err))) return err->status;
-    if ((st = autosp_graph_summarize(tr->joint, &sum, err)) != AUTOSP_OK) return st;
+    st = session_start(&tr->s, autosp_compile_training(forward, &par, err), err);
+    if (st == AUTOSP_OK) st = autosp_graph_summarize(tr->s.g, &sum, err);
+    if (st != AUTOSP_OK) return st;
     /* the model's FLOPs: a node the checkpointing runs twice counts once */
-    const autosp_ac_report_t *ac = autosp_graph_checkpoint_report(tr->joint);
+    const autosp_ac_report_t *ac = autosp_graph_checkpoint_report(tr->s.g);
     tr->flops = sum.cost.flops - (ac ? ac->recompute_flops : 0);
     return bind_params(tr, err);
 }
@@ -215,7 +213,6 @@ autosp_trainer_t *autosp_trainer_new_comm(const autosp_graph_t *forward,
         return NULL;
     }
     tr->cfg = cfg ? *cfg : autosp_train_config_default();
-    tr->comm = comm;
     if (!(tr->cfg.lr >= 0) || !(tr->cfg.beta1 >= 0 && tr->cfg.beta1 < 1) ||
         !(tr->cfg.beta2 >= 0 && tr->cfg.beta2 < 1) || !(tr->cfg.eps > 0) ||
         !(tr->cfg.grad_clip >= 0) || tr->cfg.warmup_steps < 0 || tr->cfg.total_steps < 1 ||
@@ -229,7 +226,7 @@ autosp_trainer_t *autosp_trainer_new_comm(const autosp_graph_t *forward,
         mem_free(tr);
         return NULL;
     }
-    if (build(tr, forward, err) != AUTOSP_OK) {
+    if (build(tr, forward, comm, err) != AUTOSP_OK) {
         autosp_trainer_free(tr);
         return NULL;
     }
@@ -238,26 +235,24 @@ autosp_trainer_t *autosp_trainer_new_comm(const autosp_graph_t *forward,
 
 void autosp_trainer_free(autosp_trainer_t *tr) {
     if (!tr) return;
-    autosp_executor_free(tr->ex);
-    autosp_graph_free(tr->joint);
+    session_close(&tr->s);
     mem_free(tr->params);
     mem_free(tr->state_block);
     mem_free(tr->counts);
     mem_free(tr->displs);
     mem_free(tr->chunk);
-    autosp_comm_free(tr->own_comm);
     mem_free(tr);
 }
 
 void *autosp_trainer_data(autosp_trainer_t *tr, const char *name) {
-    return autosp_executor_data(tr->ex, name);
+    return autosp_executor_data(tr->s.ex, name);
 }
 
 int64_t autosp_trainer_arena_bytes(const autosp_trainer_t *tr) {
-    return autosp_executor_arena_bytes(tr->ex);
+    return autosp_executor_arena_bytes(tr->s.ex);
 }
 int64_t autosp_trainer_touched_bytes(const autosp_trainer_t *tr) {
-    return autosp_executor_touched_bytes(tr->ex);
+    return autosp_executor_touched_bytes(tr->s.ex);
 }
 int64_t autosp_trainer_state_bytes(const autosp_trainer_t *tr) {
     int64_t n = 0;
@@ -266,54 +261,31 @@ int64_t autosp_trainer_state_bytes(const autosp_trainer_t *tr) {
 }
 
 const autosp_graph_t *autosp_trainer_graph(const autosp_trainer_t *tr) {
-    return tr->joint;
+    return tr->s.g;
 }
 
 const autosp_comm_t *autosp_trainer_comm(const autosp_trainer_t *tr) {
-    return tr->comm;
+    return tr->s.comm;
 }
 
 double autosp_trainer_comm_seconds(const autosp_trainer_t *tr) {
-    return autosp_executor_comm_seconds(tr->ex) + tr->optimizer_comm_seconds;
+    return autosp_executor_comm_seconds(tr->s.ex) + tr->optimizer_comm_seconds;
 }
 
-/* This rank's part of a whole-batch input: dim 0 split over the data group, the tensor's
- * split dim (if any) over the sequence group. Walks the local tensor, finds each element's
- * place in the global one. */
 autosp_status_t autosp_trainer_feed(autosp_trainer_t *tr, const char *name, const void *global,
                                     autosp_error_t *err) {
-    const autosp_graph_t *g = tr->joint;
-    autosp_tensor_t t = autosp_tensor_find(g, name);
-    if (t < 0 || g->tensors[t].kind != AUTOSP_KIND_INPUT)
-        return set_error(err, AUTOSP_ERR_INVALID, "feed: the graph has no input \"%s\"", name);
-    const tensor_t *x = &g->tensors[t];
-    int64_t local[AUTOSP_MAX_DIMS], numel, offset[AUTOSP_MAX_DIMS] = {0};
-    int64_t whole[AUTOSP_MAX_DIMS];
-    AUTOSP_ASSERT(shape_eval(g, &x->shape, local, &numel) == EVAL_OK);
-    for (int k = 0; k < x->shape.ndim; k++) whole[k] = local[k];
-    /* dim 0 is the batch unless it is the sequence itself (a (S) input, shared by the batch) */
-    if (x->shape.ndim > 0 && x->seq_dim != 0) {
-        whole[0] *= tr->comm->dp_size;
-        offset[0] = local[0] * tr->comm->dp_rank;
-    }
-    if (x->layout == LAYOUT_SEQ) {
-        int d = x->layout_dim;
-        whole[d] *= tr->comm->sp_size;
-        offset[d] += local[d] * tr->comm->sp_rank;
-    }
-    size_t esize = autosp_dtype_size(x->dtype);
-    char *dst = autosp_executor_data(tr->ex, name);
-    const char *src = global;
-    for (int64_t i = 0; i < numel; i++) {
-        int64_t rem = i, at = 0, stride = 1;
-        for (int k = x->shape.ndim - 1; k >= 0; k--) {
-            at += (rem % local[k] + offset[k]) * stride;
-            rem /= local[k];
-            stride *= whole[k];
-        }
-        memcpy(dst + (size_t)i * esize, src + (size_t)at * esize, esize);
-    }
-    return set_ok(err);
+    return session_feed(&tr->s, name, global, err);
+}
+
+autosp_status_t autosp_trainer_gather(autosp_trainer_t *tr, const char *name, void *global,
+                                      autosp_error_t *err) {
+    return session_gather(&tr->s, name, global, err);
+}
+
+autosp_status_t autosp_trainer_load_weights(autosp_trainer_t *tr, const char *path,
+                                            autosp_error_t *err) {
+    autosp_error_t local;
+    return session_load_weights(&tr->s, path, err ? err : &local);
 }
 
 /* ---- the step ---------------------------------------------------------------------------- */
@@ -330,7 +302,7 @@ static autosp_status_t zero_failed(autosp_status_t st, const char *what, autosp_
 
 /* Every rank's chunk of parameter s: counts and displacements for the v-collectives. */
 static void chunk_layout(autosp_trainer_t *tr, const param_slot_t *s) {
-    int ranks = tr->comm->size;
+    int ranks = tr->s.comm->size;
     for (int r = 0; r < ranks; r++) {
         tr->displs[r] = (int)chunk_start(s->n, r, ranks);
         tr->counts[r] = (int)(chunk_start(s->n, r + 1, ranks) - tr->displs[r]);
@@ -346,7 +318,7 @@ static autosp_status_t reduce_scatter_grads(autosp_trainer_t *tr, autosp_error_t
         param_slot_t *s = &tr->params[p];
         chunk_layout(tr, s);
         st = zero_failed(
-            tr->comm->ops->reduce_scatter(tr->comm, s->grad, tr->chunk, tr->counts, err),
+            tr->s.comm->ops->reduce_scatter(tr->s.comm, s->grad, tr->chunk, tr->counts, err),
             "reduce-scatter of the gradients", err);
         memcpy(s->grad + s->lo, tr->chunk, sizeof(float) * (size_t)s->own);
     }
@@ -362,7 +334,7 @@ static autosp_status_t all_gather_params(autosp_trainer_t *tr, autosp_error_t *e
         param_slot_t *s = &tr->params[p];
         chunk_layout(tr, s);
         st = zero_failed(
-            tr->comm->ops->all_gather_blocks(tr->comm, s->value, tr->counts, tr->displs, err),
+            tr->s.comm->ops->all_gather_blocks(tr->s.comm, s->value, tr->counts, tr->displs, err),
             "all-gather of the parameters", err);
     }
     tr->optimizer_comm_seconds += now_seconds() - start;
@@ -370,9 +342,9 @@ static autosp_status_t all_gather_params(autosp_trainer_t *tr, autosp_error_t *e
 }
 
 autosp_status_t autosp_trainer_compute(autosp_trainer_t *tr, float *loss, autosp_error_t *err) {
-    autosp_status_t st = autosp_executor_run(tr->ex, err);
+    autosp_status_t st = autosp_executor_run(tr->s.ex, err);
     if (st == AUTOSP_OK && tr->sharded) st = reduce_scatter_grads(tr, err);
-    if (st == AUTOSP_OK && loss) *loss = *(float *)autosp_executor_data(tr->ex, "loss");
+    if (st == AUTOSP_OK && loss) *loss = *(float *)autosp_executor_data(tr->s.ex, "loss");
     return st;
 }
 
@@ -454,7 +426,7 @@ static autosp_status_t global_grad_norm(autosp_trainer_t *tr, double *norm, auto
     double sum = parallel_params(tr, (share_t){.work = sum_squares});
     autosp_status_t st = AUTOSP_OK;
     if (tr->sharded)
-        st = zero_failed(tr->comm->ops->sum(tr->comm, COMM_WORLD, NULL, &sum, 1, COMM_F64, err),
+        st = zero_failed(tr->s.comm->ops->sum(tr->s.comm, COMM_WORLD, NULL, &sum, 1, COMM_F64, err),
                          "all-reduce of the gradient norm", err);
     *norm = sqrt(sum);
     return st;
@@ -491,12 +463,12 @@ static autosp_status_t train_step(autosp_trainer_t *tr, autosp_step_stats_t *sta
 autosp_status_t autosp_trainer_step(autosp_trainer_t *tr, autosp_step_stats_t *stats,
                                     autosp_error_t *err) {
     if (!tr->profiling) return train_step(tr, stats, err);
-    autosp_executor_set_profiling(tr->ex, true);
+    autosp_executor_set_profiling(tr->s.ex, true);
     double start = now_seconds();
     autosp_status_t st = train_step(tr, stats, err);
     tr->profiled_seconds += now_seconds() - start;
     tr->profiled_steps++;
-    autosp_executor_set_profiling(tr->ex, false);
+    autosp_executor_set_profiling(tr->s.ex, false);
     return st;
 }
 
@@ -505,7 +477,7 @@ void autosp_trainer_set_profiling(autosp_trainer_t *tr, bool on) {
 }
 
 void autosp_trainer_profile(const autosp_trainer_t *tr, autosp_profile_t *out) {
-    autosp_executor_profile(tr->ex, out);
+    autosp_executor_profile(tr->s.ex, out);
     out->steps = tr->profiled_steps;
     out->step_seconds = tr->profiled_seconds;
 }
@@ -519,7 +491,7 @@ static const char *const STATE_SUFFIX[3] = {"", ".adam_m", ".adam_v"};
  * ZeRO-1 m and v come from `gathered` (each parameter's m then v, whole). */
 static autosp_st_tensor_t *state_tensors(const autosp_trainer_t *tr, float *gathered,
                                          char (*names)[AUTOSP_MAX_NAME + 8], int *n) {
-    const autosp_graph_t *j = tr->joint;
+    const autosp_graph_t *j = tr->s.g;
     autosp_st_tensor_t *list = mem_calloc((size_t)(3 * tr->n_params + 1), sizeof *list);
     if (!list) return NULL;
     int p = 0;
@@ -555,7 +527,7 @@ static autosp_status_t gather_state(const autosp_trainer_t *tr, int rank, float 
     for (int p = 0; p < tr->n_params; p++) total += 2 * tr->params[p].n;
     *gathered = rank == 0 ? mem_calloc((size_t)total + 1, sizeof(float)) : NULL;
     int ready = rank != 0 || *gathered; /* rank 0 says whether it can receive */
-    autosp_status_t st = tr->comm->ops->broadcast(tr->comm, &ready, sizeof ready, err);
+    autosp_status_t st = tr->s.comm->ops->broadcast(tr->s.comm, &ready, sizeof ready, err);
     if (st != AUTOSP_OK) return zero_failed(st, "checkpoint", err);
     if (!ready)
         return rank == 0 ? nomem(err)
@@ -566,9 +538,9 @@ static autosp_status_t gather_state(const autosp_trainer_t *tr, int rank, float 
         const param_slot_t *s = &tr->params[p];
         chunk_layout(t, s);
         for (int k = 0; k < 2 && st == AUTOSP_OK; k++)
-            st = zero_failed(tr->comm->ops->gather_blocks(tr->comm, k ? s->v : s->m,
-                                                          at ? at + k * s->n : NULL, tr->counts,
-                                                          tr->displs, err),
+            st = zero_failed(tr->s.comm->ops->gather_blocks(tr->s.comm, k ? s->v : s->m,
+                                                            at ? at + k * s->n : NULL, tr->counts,
+                                                            tr->displs, err),
                              "gather of the optimizer state", err);
         if (at) at += 2 * s->n;
     }
@@ -604,21 +576,19 @@ autosp_status_t autosp_trainer_save(const autosp_trainer_t *tr, const char *path
                                     int n_meta, autosp_error_t *err) {
     autosp_error_t local;
     if (!err) err = &local;
-    int rank = tr->comm->rank;
+    int rank = tr->s.comm->rank;
     float *gathered = NULL;
     autosp_status_t st = tr->sharded ? gather_state(tr, rank, &gathered, err) : AUTOSP_OK;
     if (st == AUTOSP_OK && rank == 0)
         st = write_checkpoint(tr, path, meta_keys, meta_values, n_meta, gathered, err);
     mem_free(gathered);
-    int code = (int)st; /* every rank returns rank 0's outcome */
-    autosp_error_t ignored;
-    if (tr->comm->ops->broadcast(tr->comm, &code, sizeof code, &ignored) != AUTOSP_OK)
-        return st == AUTOSP_OK ? set_error(err, ignored.status, "checkpoint: %s", ignored.message)
-                               : st;
-    if (rank != 0 && code != AUTOSP_OK && st == AUTOSP_OK)
-        return set_error(err, (autosp_status_t)code, "checkpoint: rank 0 could not write \"%s\"",
-                         path);
-    return st == AUTOSP_OK ? set_ok(err) : st;
+    return session_outcome(&tr->s, st, "checkpoint", path, err);
+}
+
+autosp_status_t autosp_trainer_save_weights(const autosp_trainer_t *tr, const char *path,
+                                            autosp_error_t *err) {
+    autosp_error_t local;
+    return session_save_weights(&tr->s, path, err ? err : &local);
 }
 
 /* Copies elements [from, from + count) of the checkpoint's tensor `name` (n floats) into dst,
@@ -655,7 +625,7 @@ autosp_status_t autosp_trainer_load(autosp_trainer_t *tr, const char *path, auto
                        "\"%s\" is not an autosp checkpoint (metadata \"format\": "
                        "\"autosp-checkpoint\" and a \"step\" expected)",
                        path);
-    const autosp_graph_t *j = tr->joint;
+    const autosp_graph_t *j = tr->s.g;
     char name[AUTOSP_MAX_NAME + 8];
     for (autosp_tensor_t t = 0, p = 0; st == AUTOSP_OK && t < j->n_tensors; t++) {
         if (j->tensors[t].kind != AUTOSP_KIND_PARAM) continue;

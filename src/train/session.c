@@ -1,0 +1,215 @@
+/* session.c: the compiled program, its executor and comm, as the trainer and the evaluator
+ * use them. */
+#include <string.h>
+
+#include "autosp/safetensors.h"
+#include "runtime/comm.h"
+#include "train/session.h"
+
+autosp_status_t session_comm(session_t *s, const autosp_comm_t *comm, autosp_error_t *err) {
+    s->comm = comm;
+    if (!comm && !(s->comm = s->own_comm = autosp_comm_new_single(err))) return err->status;
+    return AUTOSP_OK;
+}
+
+autosp_status_t session_start(session_t *s, autosp_graph_t *g, autosp_error_t *err) {
+    s->g = g;
+    if (!g) return err->status;
+    s->ex = autosp_executor_new_comm(g, s->comm, err);
+    return s->ex ? AUTOSP_OK : err->status;
+}
+
+void session_close(session_t *s) {
+    autosp_executor_free(s->ex);
+    autosp_graph_free(s->g);
+    autosp_comm_free(s->own_comm);
+    memset(s, 0, sizeof *s);
+}
+
+/* Where rank (dp_rank, sp_rank)'s slice of x sits in the whole tensor: dim 0 is the batch,
+ * split over the data group (unless dim 0 is the sequence, as in an (S) input shared by the
+ * batch), and a sequence-split dim is split over the sequence group. */
+static void slice_of(const session_t *s, const tensor_t *x, int dp_rank, int sp_rank,
+                     const int64_t *local, int64_t *whole, int64_t *offset) {
+    const autosp_comm_t *c = s->comm;
+    bool seq_first = x->seq_dim == 0 || (x->layout == LAYOUT_SEQ && x->layout_dim == 0);
+    for (int k = 0; k < x->shape.ndim; k++) whole[k] = local[k], offset[k] = 0;
+    if (x->shape.ndim > 0 && !seq_first) {
+        whole[0] *= c->dp_size;
+        offset[0] = local[0] * dp_rank;
+    }
+    if (x->layout == LAYOUT_SEQ) {
+        int d = x->layout_dim;
+        whole[d] *= c->sp_size;
+        offset[d] += local[d] * sp_rank;
+    }
+}
+
+/* Between a rank's slice (numel elements of esize bytes) and the whole tensor: walks the
+ * slice, finds each element's place in the whole. */
+static void copy_slice(const tensor_t *x, const int64_t *local, int64_t numel, const int64_t *whole,
+                       const int64_t *offset, char *slice, char *all, bool to_slice) {
+    size_t esize = autosp_dtype_size(x->dtype);
+    for (int64_t i = 0; i < numel; i++) {
+        int64_t rem = i, at = 0, stride = 1;
+        for (int k = x->shape.ndim - 1; k >= 0; k--) {
+            at += (rem % local[k] + offset[k]) * stride;
+            rem /= local[k];
+            stride *= whole[k];
+        }
+        char *a = all + (size_t)at * esize, *b = slice + (size_t)i * esize;
+        memcpy(to_slice ? b : a, to_slice ? a : b, esize);
+    }
+}
+
+static const tensor_t *local_shape(const session_t *s, const char *name, int64_t *local,
+                                   int64_t *numel) {
+    autosp_tensor_t t = autosp_tensor_find(s->g, name);
+    if (t < 0) return NULL;
+    const tensor_t *x = &s->g->tensors[t];
+    AUTOSP_ASSERT(shape_eval(s->g, &x->shape, local, numel) == EVAL_OK);
+    return x;
+}
+
+autosp_status_t session_feed(session_t *s, const char *name, const void *global,
+                             autosp_error_t *err) {
+    int64_t local[AUTOSP_MAX_DIMS], whole[AUTOSP_MAX_DIMS], offset[AUTOSP_MAX_DIMS], numel;
+    const tensor_t *x = local_shape(s, name, local, &numel);
+    if (!x || x->kind != AUTOSP_KIND_INPUT)
+        return set_error(err, AUTOSP_ERR_INVALID, "feed: the graph has no input \"%s\"", name);
+    slice_of(s, x, s->comm->dp_rank, s->comm->sp_rank, local, whole, offset);
+    copy_slice(x, local, numel, whole, offset, autosp_executor_data(s->ex, name), (char *)global,
+               true);
+    return set_ok(err);
+}
+
+autosp_status_t session_gather(session_t *s, const char *name, void *global, autosp_error_t *err) {
+    int64_t local[AUTOSP_MAX_DIMS], whole[AUTOSP_MAX_DIMS], offset[AUTOSP_MAX_DIMS], numel;
+    const tensor_t *x = local_shape(s, name, local, &numel);
+    if (!x || x->kind == AUTOSP_KIND_PARAM)
+        return set_error(err, AUTOSP_ERR_INVALID,
+                         "gather: the graph has no input or computed tensor \"%s\"", name);
+    if (x->layout == LAYOUT_HEADS || x->layout == LAYOUT_PARTIAL)
+        return set_error(err, AUTOSP_ERR_INVALID,
+                         "gather: tensor \"%s\" is %s on each rank, not a slice of the sequence",
+                         name,
+                         x->layout == LAYOUT_HEADS ? "a share of the heads" : "a partial sum");
+    size_t bytes = (size_t)numel * autosp_dtype_size(x->dtype);
+    char *all = mem_alloc(bytes * (size_t)s->comm->size + 1);
+    if (!all) return nomem(err);
+    autosp_status_t st = s->comm->ops->all_gather(
+        s->comm, COMM_WORLD, autosp_executor_data(s->ex, name), all, bytes, err);
+    for (int r = 0; r < s->comm->size && st == AUTOSP_OK; r++) {
+        slice_of(s, x, r / s->comm->sp_size, r % s->comm->sp_size, local, whole, offset);
+        copy_slice(x, local, numel, whole, offset, all + bytes * (size_t)r, global, false);
+    }
+    mem_free(all);
+    return st == AUTOSP_OK ? set_ok(err) : st;
+}
+
+static void shape_text(const int64_t *d, int n, char *buf, size_t size) {
+    buf[0] = '\0';
+    for (int k = 0; k < n; k++) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, size - used, "%s%lld", k ? "," : "", (long long)d[k]);
+    }
+}
+
+/* The file's tensor for parameter x, checked: f32, x's shape. */
+static autosp_status_t check_weight(const autosp_st_tensor_t *w, const session_t *s,
+                                    const tensor_t *x, const char *path, autosp_error_t *err) {
+    int64_t dims[AUTOSP_MAX_DIMS], numel;
+    AUTOSP_ASSERT(shape_eval(s->g, &x->shape, dims, &numel) == EVAL_OK);
+    bool same = w->ndim == x->shape.ndim && w->dtype == x->dtype;
+    for (int k = 0; same && k < w->ndim; k++) same = w->shape[k] == dims[k];
+    if (same) return AUTOSP_OK;
+    char want[128], found[128];
+    shape_text(dims, x->shape.ndim, want, sizeof want);
+    shape_text(w->shape, w->ndim, found, sizeof found);
+    return set_error(err, AUTOSP_ERR_INVALID,
+                     "weights \"%s\": tensor \"%s\" is %s [%s], expected %s [%s]", path, x->name,
+                     autosp_dtype_name(w->dtype), found, autosp_dtype_name(x->dtype), want);
+}
+
+/* Names of parameters missing from f, then of f's tensors that are no parameter (a checkpoint's
+ * optimizer state excepted), into buf; how many there are. */
+static int mismatched(const session_t *s, const autosp_safetensors_t *f, char *buf, size_t size) {
+    const char *fmt = autosp_safetensors_metadata(f, "format");
+    bool checkpoint = fmt && strcmp(fmt, "autosp-checkpoint") == 0;
+    int n = 0;
+    buf[0] = '\0';
+    for (autosp_tensor_t t = 0; t < s->g->n_tensors; t++) {
+        const tensor_t *x = &s->g->tensors[t];
+        if (x->kind != AUTOSP_KIND_PARAM || autosp_safetensors_find(f, x->name)) continue;
+        size_t used = strlen(buf);
+        snprintf(buf + used, size - used, "%smissing \"%s\"", n++ ? ", " : "", x->name);
+    }
+    for (int i = 0; i < autosp_safetensors_count(f); i++) {
+        const char *name = autosp_safetensors_tensor(f, i)->name, *dot = strrchr(name, '.');
+        autosp_tensor_t t = autosp_tensor_find(s->g, name);
+        if (t >= 0 && s->g->tensors[t].kind == AUTOSP_KIND_PARAM) continue;
+        if (checkpoint && dot && (!strcmp(dot, ".adam_m") || !strcmp(dot, ".adam_v"))) continue;
+        size_t used = strlen(buf);
+        snprintf(buf + used, size - used, "%sextra \"%s\"", n++ ? ", " : "", name);
+    }
+    return n;
+}
+
+autosp_status_t session_load_weights(session_t *s, const char *path, autosp_error_t *err) {
+    autosp_safetensors_t *f = autosp_safetensors_open(path, err);
+    if (!f) return err->status;
+    char names[AUTOSP_ERROR_MESSAGE_MAX];
+    int bad = mismatched(s, f, names, sizeof names);
+    autosp_status_t st =
+        bad ? set_error(err, AUTOSP_ERR_INVALID,
+                        "weights \"%s\" do not match graph \"%s\" (%d tensor%s): %s", path,
+                        s->g->name, bad, bad == 1 ? "" : "s", names)
+            : AUTOSP_OK;
+    for (autosp_tensor_t t = 0; st == AUTOSP_OK && t < s->g->n_tensors; t++) {
+        const tensor_t *x = &s->g->tensors[t];
+        if (x->kind != AUTOSP_KIND_PARAM) continue;
+        const autosp_st_tensor_t *w = autosp_safetensors_find(f, x->name);
+        if ((st = check_weight(w, s, x, path, err)) != AUTOSP_OK) break;
+        memcpy(autosp_executor_data(s->ex, x->name), w->data,
+               (size_t)autosp_tensor_numel(s->g, t) * autosp_dtype_size(x->dtype));
+    }
+    autosp_safetensors_close(f);
+    return st == AUTOSP_OK ? set_ok(err) : st;
+}
+
+autosp_status_t session_outcome(const session_t *s, autosp_status_t st, const char *what,
+                                const char *path, autosp_error_t *err) {
+    int code = (int)st;
+    autosp_error_t ignored;
+    if (s->comm->ops->broadcast(s->comm, &code, sizeof code, &ignored) != AUTOSP_OK)
+        return st == AUTOSP_OK ? set_error(err, ignored.status, "%s: %s", what, ignored.message)
+                               : st;
+    if (s->comm->rank != 0 && code != AUTOSP_OK && st == AUTOSP_OK)
+        return set_error(err, (autosp_status_t)code, "%s: rank 0 could not write \"%s\"", what,
+                         path);
+    return st == AUTOSP_OK ? set_ok(err) : st;
+}
+
+static autosp_status_t write_weights(const session_t *s, const char *path, autosp_error_t *err) {
+    const autosp_graph_t *g = s->g;
+    autosp_st_tensor_t *list = mem_calloc((size_t)g->n_tensors + 1, sizeof *list);
+    if (!list) return nomem(err);
+    int n = 0;
+    for (autosp_tensor_t t = 0; t < g->n_tensors; t++) {
+        const tensor_t *x = &g->tensors[t];
+        if (x->kind != AUTOSP_KIND_PARAM) continue;
+        autosp_st_tensor_t *e = &list[n++];
+        *e = (autosp_st_tensor_t){.name = x->name, .dtype = x->dtype, .ndim = x->shape.ndim};
+        AUTOSP_ASSERT(shape_eval(g, &x->shape, e->shape, NULL) == EVAL_OK);
+        e->data = autosp_executor_data(s->ex, x->name);
+    }
+    const char *keys[1] = {"format"}, *values[1] = {"autosp"};
+    autosp_status_t st = autosp_safetensors_write(path, list, n, keys, values, 1, err);
+    mem_free(list);
+    return st;
+}
+
+autosp_status_t session_save_weights(const session_t *s, const char *path, autosp_error_t *err) {
+    autosp_status_t st = s->comm->rank == 0 ? write_weights(s, path, err) : AUTOSP_OK;
+    return session_outcome(s, st, "weights", path, err);
+}
