@@ -17,7 +17,8 @@
  * visible part of its update; the worst element measured is 7e-4.
  *
  * Both sides use the default checkpointing (sac); run_policies checks every policy against
- * none bitwise at sp 2 and 4. */
+ * none bitwise at sp 2 and 4. run_eval checks the forward-only evaluator (loss and the logits
+ * gathered whole) against one process. */
 #include <math.h>
 #include <mpi.h>
 #include <string.h>
@@ -397,6 +398,68 @@ static void run_zero(const sp_case_t *c) {
     autosp_comm_free(comm);
 }
 
+/* The forward-only evaluator on sp x dp ranks: the single-device loss, and the logits
+ * gathered whole equal the single-device logits. */
+static void feed_eval(autosp_evaluator_t *ev, const batch_t *b, bool segments) {
+    const char *names[4] = {"tokens", "labels", "positions", "segment_ids"};
+    const int32_t *data[4] = {b->tokens, b->labels, b->positions, b->segments};
+    for (int k = 0; k < (segments ? 4 : 3); k++)
+        assert_int_equal(autosp_evaluator_feed(ev, names[k], data[k], NULL), AUTOSP_OK);
+}
+
+static void run_eval(const sp_case_t *c) {
+    if (c->sp * c->dp != world_size) return;
+    autosp_error_t err;
+    autosp_comm_t *comm = autosp_comm_new_mpi(MPI_COMM_WORLD, c->sp, &err);
+    assert_non_null(comm);
+    autosp_graph_t *whole = model(c, c->batch * c->dp), *per_rank = model(c, c->batch);
+    autosp_trainer_t *weights = autosp_trainer_new(whole, NULL, &err);
+    assert_non_null(weights);
+    autosp_trainer_init_params(weights, 1234);
+    const char *keep[] = {"logits"};
+    autosp_evaluator_t *ref = autosp_evaluator_new(whole, keep, 1, NULL, &err);
+    autosp_evaluator_t *ev = autosp_evaluator_new(per_rank, keep, 1, comm, &err);
+    if (!ref || !ev) fail_msg("%s", err.message);
+    assert_int_equal(autosp_evaluator_copy_weights(ref, weights, NULL), AUTOSP_OK);
+    assert_int_equal(autosp_evaluator_copy_weights(ev, weights, NULL), AUTOSP_OK);
+    batch_t b = make_batch(c->batch * c->dp, c->seq, 256, 17);
+    feed_eval(ref, &b, c->segments);
+    feed_eval(ev, &b, c->segments);
+    float want, loss;
+    assert_int_equal(autosp_evaluator_run(ref, &want, NULL), AUTOSP_OK);
+    assert_int_equal(autosp_evaluator_run(ev, &loss, &err), AUTOSP_OK);
+    const autosp_graph_t *g = autosp_evaluator_graph(ref);
+    autosp_tensor_t t = autosp_tensor_find(g, "logits");
+    int64_t n = autosp_tensor_numel(g, t);
+    float *all = test_malloc(sizeof(float) * (size_t)n);
+    assert_int_equal(autosp_evaluator_gather(ev, "logits", all, &err), AUTOSP_OK);
+    const float *expected = autosp_evaluator_data(ref, "logits");
+    float loss_err = world_max(fabsf(loss - want) / fabsf(want));
+    float logits_err = world_max(max_abs_diff(all, expected, n) / max_abs(expected, n));
+    if (world_rank == 0)
+        printf("%-14s sp=%d dp=%d: eval loss %.6f (one process %.6f), rel. error %.1e; "
+               "gathered logits %.1e\n",
+               c->preset, c->sp, c->dp, loss, want, loss_err, logits_err);
+    assert_true(loss_err <= TOLERANCE && logits_err <= TOLERANCE);
+    test_free(all);
+    free_batch(&b);
+    autosp_evaluator_free(ev);
+    autosp_evaluator_free(ref);
+    autosp_trainer_free(weights);
+    autosp_graph_free(whole);
+    autosp_graph_free(per_rank);
+    autosp_comm_free(comm);
+}
+
+#define EVAL(name, ...)                                                                            \
+    static void name(void **state) {                                                               \
+        run_eval(&(sp_case_t){__VA_ARGS__});                                                       \
+    }
+EVAL(llama_sp2_eval, "llama-tiny", .sp = 2, .dp = 1, .batch = 2, .seq = 32)
+EVAL(gpt2_dp2_eval, "gpt2-tiny", .sp = 1, .dp = 2, .batch = 1, .seq = 32, .segments = true)
+EVAL(llama_gqa_sp4_eval, "llama-tiny-gqa", .sp = 4, .dp = 1, .batch = 1, .seq = 64)
+EVAL(llama_dp2_sp2_eval, "llama-tiny", .sp = 2, .dp = 2, .batch = 1, .seq = 32)
+
 #define ZERO(name, ...)                                                                            \
     static void name(void **state) {                                                               \
         run_zero(&(sp_case_t){__VA_ARGS__});                                                       \
@@ -439,6 +502,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(llama_sp2_policies), cmocka_unit_test(gpt2_sp4_policies),
         cmocka_unit_test(llama_sp2_zero),     cmocka_unit_test(llama_dp2_zero),
         cmocka_unit_test(llama_dp2_sp2_zero), cmocka_unit_test(gpt2_sp4_zero),
+        cmocka_unit_test(llama_sp2_eval),     cmocka_unit_test(gpt2_dp2_eval),
+        cmocka_unit_test(llama_gqa_sp4_eval), cmocka_unit_test(llama_dp2_sp2_eval),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();
