@@ -1,10 +1,54 @@
-/* ops_cost.c: FLOP counts of the ops whose cost is not "k FLOPs per output element".
+/* ops_cost.c: a node's concrete shapes (cost_ctx_init), and the FLOP counts of the ops whose
+ * cost is not "k FLOPs per output element".
  *
  * A multiply-add counts 2 FLOPs. Attention counts its two matmuls only (QK^T and PV), over
  * the (query, key) pairs the mask lets through, as FlashAttention reports it; the softmax on
  * those pairs is a few percent more and is not counted.
  */
+#include <string.h>
+
 #include "ir/op_table.h"
+
+/* ---- concrete shapes: what every cost and kernel reads ---------------------------------- */
+
+static autosp_status_t concrete(const autosp_graph_t *g, int node, autosp_tensor_t t, cshape_t *out,
+                                autosp_error_t *err) {
+    const tensor_t *x = graph_tensor(g, t);
+    int r = shape_eval(g, &x->shape, out->d, &out->numel);
+    if (r != EVAL_OK) {
+        char label[AUTOSP_MAX_NAME + 32];
+        node_label(g, node, label, sizeof label - 2);
+        strcat(label, ": ");
+        return tensor_size_error(g, x, r, label, err);
+    }
+    out->ndim = x->shape.ndim;
+    out->esize = autosp_dtype_size(x->dtype);
+    return AUTOSP_OK;
+}
+
+autosp_status_t cost_ctx_init(const autosp_graph_t *g, int node, cost_ctx_t *c,
+                              autosp_error_t *err) {
+    AUTOSP_ASSERT(node >= 0 && node < g->n_nodes);
+    const node_t *n = &g->nodes[node];
+    *c = (cost_ctx_t){.node = n, .n_in = n->n_in, .n_out = n->n_out};
+    for (int i = 0; i < n->n_in; i++) {
+        autosp_status_t st = concrete(g, node, n->in[i], &c->in[i], err);
+        if (st != AUTOSP_OK) return st;
+    }
+    for (int i = 0; i < n->n_out; i++) {
+        autosp_status_t st = concrete(g, node, n->out[i], &c->out[i], err);
+        if (st != AUTOSP_OK) return st;
+    }
+    return AUTOSP_OK;
+}
+
+int64_t cshape_bytes(const cshape_t *s, int n) {
+    int64_t bytes = 0;
+    for (int i = 0; i < n; i++) bytes += s[i].numel * (int64_t)s[i].esize;
+    return bytes;
+}
+
+/* ---- FLOPs -------------------------------------------------------------------------------- */
 
 static int64_t last(const cshape_t *s) {
     return s->ndim ? s->d[s->ndim - 1] : 1;
