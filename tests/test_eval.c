@@ -139,12 +139,31 @@ static void test_wrong_weights_named(void **state) {
     assert_int_equal(temp_dir_remove(dir), 0);
 }
 
+/* NULL wherever a header says err may be NULL, on the failing paths */
+static void test_null_errors(void **state) {
+    (void)state;
+    autosp_graph_t *g = preset_graph("llama-tiny", B, S);
+    autosp_trainer_t *tr = filled_trainer(g, AUTOSP_AC_NONE);
+    assert_int_equal(autosp_trainer_load(tr, "/nonexistent/ckpt", NULL), AUTOSP_ERR_IO);
+    assert_int_equal(autosp_trainer_load_weights(tr, "/nonexistent/w", NULL), AUTOSP_ERR_IO);
+    assert_int_equal(autosp_trainer_save_weights(tr, "/nonexistent/w", NULL), AUTOSP_ERR_IO);
+    assert_int_equal(autosp_trainer_feed(tr, "nope", NULL, NULL), AUTOSP_ERR_INVALID);
+    assert_int_equal(autosp_trainer_gather(tr, "nope", NULL, NULL), AUTOSP_ERR_INVALID);
+    assert_null(autosp_safetensors_open("/nonexistent/w", NULL));
+    autosp_train_config_t bad = autosp_train_config_default();
+    bad.eps = 0;
+    assert_null(autosp_trainer_new(g, &bad, NULL));
+    autosp_trainer_free(tr);
+    autosp_graph_free(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loss_equals_the_trainers),
         cmocka_unit_test(test_unknown_kept_tensor),
         cmocka_unit_test(test_weights_round_trip),
         cmocka_unit_test(test_wrong_weights_named),
+        cmocka_unit_test(test_null_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -98,6 +98,8 @@ static autosp_status_t check_symbols(const autosp_graph_t *g, unsigned flags, au
 }
 
 autosp_status_t autosp_graph_verify(const autosp_graph_t *g, unsigned flags, autosp_error_t *err) {
+    autosp_error_t local;
+    if (!err) err = &local;
     if (g->error.status != AUTOSP_OK) {
         if (err) *err = g->error;
         return g->error.status;
