@@ -311,31 +311,32 @@ static void chunk_layout(autosp_trainer_t *tr, const param_slot_t *s) {
 
 /* Each gradient summed over the world into the owner's chunk only (the rest of "<param>.grad"
  * stays this rank's own term): half the traffic of an all-reduce. */
-static autosp_status_t reduce_scatter_grads(autosp_trainer_t *tr, autosp_error_t *err) {
-    double start = now_seconds();
-    autosp_status_t st = AUTOSP_OK;
-    for (int p = 0; p < tr->n_params && st == AUTOSP_OK; p++) {
-        param_slot_t *s = &tr->params[p];
-        chunk_layout(tr, s);
-        st = zero_failed(
-            tr->s.comm->ops->reduce_scatter(tr->s.comm, s->grad, tr->chunk, tr->counts, err),
-            "reduce-scatter of the gradients", err);
-        memcpy(s->grad + s->lo, tr->chunk, sizeof(float) * (size_t)s->own);
-    }
-    tr->optimizer_comm_seconds += now_seconds() - start;
-    return st;
+static autosp_status_t reduce_scatter_grad(autosp_trainer_t *tr, param_slot_t *s,
+                                           autosp_error_t *err) {
+    autosp_status_t st =
+        tr->s.comm->ops->reduce_scatter(tr->s.comm, s->grad, tr->chunk, tr->counts, err);
+    memcpy(s->grad + s->lo, tr->chunk, sizeof(float) * (size_t)s->own);
+    return zero_failed(st, "reduce-scatter of the gradients", err);
 }
 
 /* After each rank updated its chunks: every parameter whole again on every rank. */
-static autosp_status_t all_gather_params(autosp_trainer_t *tr, autosp_error_t *err) {
+static autosp_status_t all_gather_param(autosp_trainer_t *tr, param_slot_t *s,
+                                        autosp_error_t *err) {
+    return zero_failed(
+        tr->s.comm->ops->all_gather_blocks(tr->s.comm, s->value, tr->counts, tr->displs, err),
+        "all-gather of the parameters", err);
+}
+
+/* One ZeRO-1 exchange per parameter, over its chunks, timed as the optimizer's. */
+static autosp_status_t
+exchange_params(autosp_trainer_t *tr,
+                autosp_status_t (*exchange)(autosp_trainer_t *, param_slot_t *, autosp_error_t *),
+                autosp_error_t *err) {
     double start = now_seconds();
     autosp_status_t st = AUTOSP_OK;
     for (int p = 0; p < tr->n_params && st == AUTOSP_OK; p++) {
-        param_slot_t *s = &tr->params[p];
-        chunk_layout(tr, s);
-        st = zero_failed(
-            tr->s.comm->ops->all_gather_blocks(tr->s.comm, s->value, tr->counts, tr->displs, err),
-            "all-gather of the parameters", err);
+        chunk_layout(tr, &tr->params[p]);
+        st = exchange(tr, &tr->params[p], err);
     }
     tr->optimizer_comm_seconds += now_seconds() - start;
     return st;
@@ -343,7 +344,7 @@ static autosp_status_t all_gather_params(autosp_trainer_t *tr, autosp_error_t *e
 
 autosp_status_t autosp_trainer_compute(autosp_trainer_t *tr, float *loss, autosp_error_t *err) {
     autosp_status_t st = autosp_executor_run(tr->s.ex, err);
-    if (st == AUTOSP_OK && tr->sharded) st = reduce_scatter_grads(tr, err);
+    if (st == AUTOSP_OK && tr->sharded) st = exchange_params(tr, reduce_scatter_grad, err);
     if (st == AUTOSP_OK && loss) *loss = *(float *)autosp_executor_data(tr->s.ex, "loss");
     return st;
 }
@@ -452,7 +453,7 @@ static autosp_status_t train_step(autosp_trainer_t *tr, autosp_step_stats_t *sta
         tr->cfg.grad_clip > 0 && norm > tr->cfg.grad_clip ? tr->cfg.grad_clip / (float)norm : 1.0f;
     float lr = autosp_train_lr(&tr->cfg, tr->step);
     adamw_update(tr, lr, clip);
-    if (tr->sharded && (st = all_gather_params(tr, err)) != AUTOSP_OK) return st;
+    if (tr->sharded && (st = exchange_params(tr, all_gather_param, err)) != AUTOSP_OK) return st;
     if (stats)
         *stats = (autosp_step_stats_t){
             .step = tr->step, .loss = loss, .grad_norm = (float)norm, .lr = lr, .flops = tr->flops};
