@@ -185,6 +185,12 @@ static void ref_index_add_op(const cost_ctx_t *c, const void *const *in, float *
                   CF(in[2]));
 }
 
+/* softcap: cap * tanh(x / cap), in double */
+static void ref_softcap(const cost_ctx_t *c, const void *const *in, float *out) {
+    double cap = node_attr_float(c->node, "cap");
+    for (int64_t i = 0; i < c->out[0].numel; i++) out[i] = (float)(cap * tanh(CF(in[0])[i] / cap));
+}
+
 /* ---- the rows ----------------------------------------------------------------------------- */
 #define OP(id)     .op = AUTOSP_OP_##id
 #define ACROSS     "attention: every query reads keys across the sequence"
@@ -252,6 +258,10 @@ static const op_row_t rows[] = {
      .not_local = "no sharding rule: autodiff emits it, after sp_shard"},
     {OP(INDEX_ADD), .in = {X("6,6"), IDS("B,S"), X("B,S,6")}, .out = "6,6", .ref = ref_index_add_op,
      .not_local = "no sharding rule: autodiff emits it, after sp_shard"},
+    {OP(SOFTCAP), .in = {X("B,S,6")}, .attrs = {A_FLOAT("cap", 0.8)}, .out = "B,S,6",
+     .ref = ref_softcap},
+    {OP(SOFTCAP), .what = "softcap saturating", .in = {X("B,S,2,3")},
+     .attrs = {A_FLOAT("cap", 0.2)}, .out = "B,S,2,3", .ref = ref_softcap},
 };
 
 /* ---- the harness -------------------------------------------------------------------------- */

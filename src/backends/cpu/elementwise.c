@@ -1,7 +1,7 @@
-/* elementwise.c: activations, forward next to backward, then the elementwise ops' adapters
- * (add, mul, scale, fill, sum_to and the activations) and their rows in the cpu backend's table.
- * The activations' shapes are (n) -> (n); every output element depends only on the input
- * elements at the same index, so out may equal an input and dx may equal dout. */
+/* elementwise.c: activations (silu, gelu, swiglu, softcap), forward next to backward, then the
+ * elementwise ops' adapters (add, mul, scale, fill, sum_to, the activations) and their rows in the
+ * cpu backend's table. The activations' shapes are (n) -> (n); every output element depends only on
+ * the input elements at the same index, so out may equal an input and dx may equal dout. */
 #include <string.h>
 
 #include "backends/cpu/cpu_ops.h"
@@ -31,6 +31,7 @@ enum { EW_GRAIN = 1 << 14 };
 typedef struct ew {
     float *out, *out2;
     const float *x, *y, *z;
+    float k; /* a constant of the op (softcap's cap) */
 } ew_t;
 
 VECTOR_CLONES static void silu_fwd_range(void *ctx, int64_t lo, int64_t hi) {
@@ -124,6 +125,35 @@ void swiglu_backward(float *dgate, float *dup, const float *dout, const float *g
                      const float *up, int64_t n) {
     par_for(n, EW_GRAIN, swiglu_bwd_range,
             &(ew_t){.out = dgate, .out2 = dup, .x = gate, .y = up, .z = dout});
+}
+
+/* softcap, Gemma 2's logit soft-capping: out = cap * tanh(x / cap), which stays in (-cap, cap);
+ * d out / dx = 1 - tanh^2(x / cap). */
+VECTOR_CLONES static void softcap_fwd_range(void *ctx, int64_t lo, int64_t hi) {
+    const ew_t *a = ctx; /* locals: a store through a->out could alias *a */
+    float *out = a->out, cap = a->k, inv = 1.0f / a->k;
+    const float *x = a->x;
+    for (int64_t i = lo; i < hi; i++) out[i] = cap * tanh_approx(x[i] * inv);
+}
+
+// x (n) -> out (n)
+static void softcap_forward(float *out, const float *x, int64_t n, float cap) {
+    par_for(n, EW_GRAIN, softcap_fwd_range, &(ew_t){.out = out, .x = x, .k = cap});
+}
+
+VECTOR_CLONES static void softcap_bwd_range(void *ctx, int64_t lo, int64_t hi) {
+    const ew_t *a = ctx; /* locals: a store through a->out could alias *a */
+    float *out = a->out, inv = 1.0f / a->k;
+    const float *x = a->x, *y = a->y;
+    for (int64_t i = lo; i < hi; i++) {
+        float t = tanh_approx(x[i] * inv);
+        out[i] = y[i] * (1.0f - t * t);
+    }
+}
+
+// dout (n), x (n) -> dx (n)
+static void softcap_backward(float *dx, const float *dout, const float *x, int64_t n, float cap) {
+    par_for(n, EW_GRAIN, softcap_bwd_range, &(ew_t){.out = dx, .x = x, .y = dout, .k = cap});
 }
 
 /* ---- adapters: a node's shapes and buffers, turned into one kernel call ------------------- */
@@ -232,6 +262,18 @@ static autosp_status_t run_swiglu_backward(const kernel_args_t *r) { /* (dout, g
     return AUTOSP_OK;
 }
 
+static float cap_of(const kernel_args_t *r) {
+    return (float)node_attr_float(r->c->node, "cap");
+}
+static autosp_status_t run_softcap(const kernel_args_t *r) {
+    softcap_forward(F(r->out[0]), CF(r->in[0]), r->c->out[0].numel, cap_of(r));
+    return AUTOSP_OK;
+}
+static autosp_status_t run_softcap_backward(const kernel_args_t *r) { /* (dout, x) */
+    softcap_backward(F(r->out[0]), CF(r->in[0]), CF(r->in[1]), r->c->out[0].numel, cap_of(r));
+    return AUTOSP_OK;
+}
+
 static const cpu_kernel_reg_t kernels[] = {
     CPU_KERNEL(ADD, F32, run_add),
     CPU_KERNEL(MUL, F32, run_mul),
@@ -244,5 +286,7 @@ static const cpu_kernel_reg_t kernels[] = {
     CPU_KERNEL(GELU_BACKWARD, F32, run_gelu_backward),
     CPU_KERNEL(SWIGLU, F32, run_swiglu),
     CPU_KERNEL(SWIGLU_BACKWARD, F32, run_swiglu_backward),
+    CPU_KERNEL(SOFTCAP, F32, run_softcap),
+    CPU_KERNEL(SOFTCAP_BACKWARD, F32, run_softcap_backward),
 };
 CPU_FAMILY(elementwise, kernels);
