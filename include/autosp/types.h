@@ -45,48 +45,18 @@ typedef enum autosp_init {
     AUTOSP_INIT_COUNT
 } autosp_init_t;
 
-/* The op enum. Every op has exactly one entry in the op table (src/ir/op_table.c). */
+/* The op enum, one value per entry of autosp/ops.def, in its order; the op table
+ * (src/ir/op_table.c) is built from the same list. */
+#define AUTOSP_OP(id, ...)        AUTOSP_OP_##id,
+#define AUTOSP_BACKWARD(fwd, ...) AUTOSP_OP_##fwd##_BACKWARD,
+#define AUTOSP_ATTRS(...)
 typedef enum autosp_op {
-    AUTOSP_OP_EMBEDDING,
-    AUTOSP_OP_MATMUL,
-    AUTOSP_OP_LINEAR,
-    AUTOSP_OP_ADD,
-    AUTOSP_OP_MUL,
-    AUTOSP_OP_SCALE,
-    AUTOSP_OP_RMSNORM,
-    AUTOSP_OP_LAYERNORM,
-    AUTOSP_OP_ROPE,
-    AUTOSP_OP_SILU,
-    AUTOSP_OP_GELU,
-    AUTOSP_OP_SWIGLU,
-    AUTOSP_OP_SOFTMAX,
-    AUTOSP_OP_ATTENTION,
-    AUTOSP_OP_RESHAPE,
-    AUTOSP_OP_TRANSPOSE,
-    AUTOSP_OP_CROSS_ENTROPY,
-    AUTOSP_OP_TARGET_COUNT,
-    AUTOSP_OP_REPEAT,
-    AUTOSP_OP_ALL_TO_ALL,
-    AUTOSP_OP_ALL_REDUCE,
-    AUTOSP_OP_ALL_GATHER,
-    /* constants and gradients: what the autodiff pass emits */
-    AUTOSP_OP_FILL,
-    AUTOSP_OP_SUM_TO,
-    AUTOSP_OP_EMBEDDING_BACKWARD,
-    AUTOSP_OP_MATMUL_BACKWARD,
-    AUTOSP_OP_LINEAR_BACKWARD,
-    AUTOSP_OP_RMSNORM_BACKWARD,
-    AUTOSP_OP_LAYERNORM_BACKWARD,
-    AUTOSP_OP_SILU_BACKWARD,
-    AUTOSP_OP_GELU_BACKWARD,
-    AUTOSP_OP_SWIGLU_BACKWARD,
-    AUTOSP_OP_SOFTMAX_BACKWARD,
-    AUTOSP_OP_ATTENTION_BACKWARD,
-    AUTOSP_OP_CROSS_ENTROPY_BACKWARD,
-    AUTOSP_OP_REPEAT_BACKWARD,
-    AUTOSP_OP_INDEX_ADD, /* base + rows of src added at ids: a tied embedding's gradient */
+#include "autosp/ops.def"
     AUTOSP_OP_COUNT
 } autosp_op_t;
+#undef AUTOSP_OP
+#undef AUTOSP_BACKWARD
+#undef AUTOSP_ATTRS
 
 /* Names as they appear in JSON ("f32", "tokens", "rmsnorm", ...). Static storage. */
 const char *autosp_dtype_name(autosp_dtype_t dtype);

@@ -45,6 +45,9 @@ static autosp_status_t set_attr(autosp_graph_t *g, const char *node_name, autosp
         break;
     case AUTOSP_ATTR_FLOAT:
         v->f = int_as_float ? (double)a->i : a->f;
+        if (spec->positive && !(v->f > 0))
+            return node_error(err, AUTOSP_ERR_INVALID, node_name, op,
+                              "attribute \"%s\" is %g, expected a value > 0", spec->name, v->f);
         break;
     case AUTOSP_ATTR_STRING: {
         const char *s = a->s ? a->s : "";

@@ -15,6 +15,7 @@ typedef struct attr_spec {
     const char *name;
     autosp_attr_type_t type;
     bool required;
+    bool positive;              /* FLOAT: must be > 0 */
     int64_t def_i;              /* INT, BOOL */
     double def_f;               /* FLOAT */
     const char *def_s;          /* STRING */

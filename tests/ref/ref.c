@@ -314,3 +314,82 @@ void ref_cross_entropy_backward(float *dlogits, const float *logits, const int32
         }
     }
 }
+
+/* The coordinates of element i of a row-major tensor with dims d (n of them). */
+static void unravel(int64_t i, int n, const int64_t *d, int64_t *idx) {
+    for (int k = n - 1; k >= 0; k--) {
+        idx[k] = i % d[k];
+        i /= d[k];
+    }
+}
+
+/* The element of a tensor with dims d (n of them) that broadcasts to coordinates idx of a
+ * tensor with `big` dims: right-aligned, a size-1 dim always at 0. */
+static int64_t broadcast_offset(const int64_t *idx, int big, int n, const int64_t *d) {
+    int64_t off = 0;
+    for (int k = 0; k < n; k++) off = off * d[k] + (d[k] == 1 ? 0 : idx[big - n + k]);
+    return off;
+}
+
+void ref_broadcast_binary(float *out, const float *a, int an, const int64_t *ad, const float *b,
+                          int bn, const int64_t *bd, bool multiply) {
+    int64_t numel = 1, idx[8];
+    for (int k = 0; k < an; k++) numel *= ad[k];
+    for (int64_t i = 0; i < numel; i++) {
+        unravel(i, an, ad, idx);
+        float y = b[broadcast_offset(idx, an, bn, bd)];
+        out[i] = multiply ? a[i] * y : a[i] + y;
+    }
+}
+
+void ref_sum_to(float *out, int on, const int64_t *od, const float *x, int xn, const int64_t *xd) {
+    int64_t numel = 1, out_numel = 1, idx[8];
+    for (int k = 0; k < xn; k++) numel *= xd[k];
+    for (int k = 0; k < on; k++) out_numel *= od[k];
+    for (int64_t o = 0; o < out_numel; o++) {
+        double acc = 0.0;
+        for (int64_t i = 0; i < numel; i++) {
+            unravel(i, xn, xd, idx);
+            if (broadcast_offset(idx, xn, on, od) == o) acc += x[i];
+        }
+        out[o] = (float)acc;
+    }
+}
+
+void ref_transpose(float *out, const float *x, int n, const int64_t *xd, const int64_t *perm) {
+    int64_t numel = 1, od[8], idx[8];
+    for (int k = 0; k < n; k++) numel *= xd[k], od[k] = xd[perm[k]];
+    for (int64_t i = 0; i < numel; i++) {
+        unravel(i, n, od, idx); /* out[idx] = x[j] with j[perm[k]] = idx[k] */
+        int64_t src[8], off = 0;
+        for (int k = 0; k < n; k++) src[perm[k]] = idx[k];
+        for (int k = 0; k < n; k++) off = off * xd[k] + src[k];
+        out[i] = x[off];
+    }
+}
+
+void ref_repeat_forward(float *out, const float *x, int64_t outer, int64_t n, int64_t r,
+                        int64_t inner) {
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t j = 0; j < n * r; j++) /* slice j of the output is slice j / r of x */
+            for (int64_t i = 0; i < inner; i++)
+                out[(o * n * r + j) * inner + i] = x[(o * n + j / r) * inner + i];
+}
+
+void ref_index_add(float *out, const float *base, int64_t V, int64_t C, const int32_t *ids,
+                   int64_t rows, const float *src) {
+    for (int64_t v = 0; v < V; v++) {
+        for (int64_t c = 0; c < C; c++) {
+            double acc = base[v * C + c];
+            for (int64_t r = 0; r < rows; r++)
+                if (ids[r] == v) acc += src[r * C + c];
+            out[v * C + c] = (float)acc;
+        }
+    }
+}
+
+int64_t ref_count_targets(const int32_t *labels, int64_t n, int32_t ignore_index) {
+    int64_t count = 0;
+    for (int64_t i = 0; i < n; i++) count += labels[i] != ignore_index;
+    return count;
+}

@@ -48,5 +48,19 @@ void ref_attention_forward(float *out, float *lse, const float *q, const float *
 void ref_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
                             const float *k, const float *v, const int32_t *segment_ids,
                             const attention_dims_t *d);
+/* Ops without a kernel of their own (their adapters are the fast path); dims are row-major,
+ * at most 8 of them. out (a's dims) = a + b or a * b, b broadcast numpy-style to a. */
+void ref_broadcast_binary(float *out, const float *a, int an, const int64_t *ad, const float *b,
+                          int bn, const int64_t *bd, bool multiply);
+/* out (od) = x (xd) summed over the elements that broadcast from each element of out */
+void ref_sum_to(float *out, int on, const int64_t *od, const float *x, int xn, const int64_t *xd);
+/* out dim k is x dim perm[k] */
+void ref_transpose(float *out, const float *x, int n, const int64_t *xd, const int64_t *perm);
+void ref_repeat_forward(float *out, const float *x, int64_t outer, int64_t n, int64_t r,
+                        int64_t inner);
+/* out (V,C) = base + src's rows (rows,C) added at ids */
+void ref_index_add(float *out, const float *base, int64_t V, int64_t C, const int32_t *ids,
+                   int64_t rows, const float *src);
+int64_t ref_count_targets(const int32_t *labels, int64_t n, int32_t ignore_index);
 
 #endif

@@ -16,6 +16,7 @@
  * elementwise work per score (max, exp, sum) is written so that gcc -O2 vectorises it: exp is a
  * branch-free polynomial, not a libm call. */
 #include <cblas.h>
+#include "backends/cpu/cpu_ops.h"
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -430,3 +431,57 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                     .d = d};
     run_items(backward_item, &a, d->B * d->Hkv, d, align_workspace(workspace), BWD_SLICE);
 }
+
+/* ---- adapters: a node's shapes and buffers, turned into one kernel call ------------------- */
+
+static attention_dims_t attention_dims(const cost_ctx_t *c, int q) {
+    const cshape_t *Q = &c->in[q], *K = &c->in[q + 1];
+    double scale = node_attr_float(c->node, "scale");
+    attention_dims_t d = {.B = Q->d[0],
+                          .S = Q->d[1],
+                          .Skv = K->d[1],
+                          .Hq = Q->d[2],
+                          .Hkv = K->d[2],
+                          .D = Q->d[3],
+                          .causal = node_attr_int(c->node, "causal"),
+                          .threads = attention_thread_capacity()}; /* the same when sized and run */
+    d.scale = (float)(scale > 0 ? scale : 1.0 / sqrt((double)d.D));
+    return d;
+}
+
+/* The forward's lse goes to its second output, or to scratch after the kernel's workspace. */
+static int64_t workspace_attention(const cost_ctx_t *c) {
+    attention_dims_t d = attention_dims(c, 0);
+    int64_t lse = c->n_out == 1 ? d.B * d.Hq * d.S * (int64_t)sizeof(float) : 0;
+    return (int64_t)attention_forward_workspace(&d) + lse + 64;
+}
+
+static int64_t workspace_attention_backward(const cost_ctx_t *c) {
+    attention_dims_t d = attention_dims(c, 3);
+    return (int64_t)attention_backward_workspace(&d);
+}
+
+static autosp_status_t run_attention(const kernel_args_t *r) {
+    attention_dims_t d = attention_dims(r->c, 0);
+    size_t ws = (attention_forward_workspace(&d) + 63) / 64 * 64;
+    float *lse = r->c->n_out == 2 ? F(r->out[1]) : (float *)((char *)r->workspace + ws);
+    attention_forward(F(r->out[0]), lse, CF(r->in[0]), CF(r->in[1]), CF(r->in[2]),
+                      r->c->n_in == 4 ? I32(r->in[3]) : NULL, &d, r->workspace);
+    return AUTOSP_OK;
+}
+
+/* (dout, out, lse, q, k, v[, segment_ids]) -> dq, dk, dv */
+static autosp_status_t run_attention_backward(const kernel_args_t *r) {
+    attention_dims_t d = attention_dims(r->c, 3);
+    attention_backward(F(r->out[0]), F(r->out[1]), F(r->out[2]), CF(r->in[0]), CF(r->in[3]),
+                       CF(r->in[4]), CF(r->in[5]), r->c->n_in == 7 ? I32(r->in[6]) : NULL,
+                       CF(r->in[1]), CF(r->in[2]), &d, r->workspace);
+    return AUTOSP_OK;
+}
+
+static const cpu_kernel_reg_t kernels[] = {
+    CPU_KERNEL(ATTENTION, F32, run_attention, .workspace = workspace_attention),
+    CPU_KERNEL(ATTENTION_BACKWARD, F32, run_attention_backward,
+               .workspace = workspace_attention_backward),
+};
+CPU_FAMILY(attention, kernels);

@@ -48,13 +48,13 @@ static void block_copy(char *tensor, char *block, const cshape_t *s, int axis, i
 }
 
 /* Send and receive buffers: every tensor once each. */
-int64_t workspace_all_to_all(const cost_ctx_t *c) {
+static int64_t workspace_all_to_all(const cost_ctx_t *c) {
     return 2 * cshape_bytes(c->in, c->n_in);
 }
 
 /* Each tensor is split into P slices along split_dim; slice j of every tensor goes to rank j,
  * packed in input order; what rank i sends lands at slice i along concat_dim. */
-autosp_status_t run_all_to_all(const kernel_args_t *r) {
+static autosp_status_t run_all_to_all(const kernel_args_t *r) {
     comm_group_t group;
     int P;
     autosp_status_t st = group_of(r, &group, &P);
@@ -85,11 +85,11 @@ autosp_status_t run_all_to_all(const kernel_args_t *r) {
 }
 
 /* One tensor reduces straight into its output; a bucket is packed into one buffer first. */
-int64_t workspace_all_reduce(const cost_ctx_t *c) {
+static int64_t workspace_all_reduce(const cost_ctx_t *c) {
     return c->n_in > 1 ? cshape_bytes(c->in, c->n_in) : 0;
 }
 
-autosp_status_t run_all_reduce(const kernel_args_t *r) {
+static autosp_status_t run_all_reduce(const kernel_args_t *r) {
     comm_group_t group;
     int P;
     autosp_status_t st = group_of(r, &group, &P);
@@ -116,11 +116,11 @@ autosp_status_t run_all_reduce(const kernel_args_t *r) {
 }
 
 /* The P slices, as received, before they are placed along dim. */
-int64_t workspace_all_gather(const cost_ctx_t *c) {
+static int64_t workspace_all_gather(const cost_ctx_t *c) {
     return cshape_bytes(c->out, 1);
 }
 
-autosp_status_t run_all_gather(const kernel_args_t *r) {
+static autosp_status_t run_all_gather(const kernel_args_t *r) {
     comm_group_t group;
     int P;
     autosp_status_t st = group_of(r, &group, &P);
@@ -136,3 +136,13 @@ autosp_status_t run_all_gather(const kernel_args_t *r) {
                    false);
     return st;
 }
+
+/* all_reduce sums: f32 only; the others move bytes, segment ids (i32) too */
+static const cpu_kernel_reg_t kernels[] = {
+    CPU_KERNEL(ALL_TO_ALL, F32, run_all_to_all, .workspace = workspace_all_to_all),
+    CPU_KERNEL(ALL_TO_ALL, I32, run_all_to_all, .workspace = workspace_all_to_all),
+    CPU_KERNEL(ALL_REDUCE, F32, run_all_reduce, .workspace = workspace_all_reduce),
+    CPU_KERNEL(ALL_GATHER, F32, run_all_gather, .workspace = workspace_all_gather),
+    CPU_KERNEL(ALL_GATHER, I32, run_all_gather, .workspace = workspace_all_gather),
+};
+CPU_FAMILY(collectives, kernels);

@@ -4,6 +4,7 @@
  * double: V is large (32k-256k) and the loss is a mean over many rows. */
 #include <math.h>
 
+#include "backends/cpu/cpu_ops.h"
 #include "base/base.h"
 #include "fastmath.h"
 #include "kernels.h"
@@ -126,3 +127,45 @@ void cross_entropy_backward_over(float *dlogits, const float *logits, const int3
                   .scale = count > 0 ? (float)(dloss / count) : 0.0f};
     par_for(rows, 1, ce_backward_rows, &j);
 }
+
+/* ---- adapters: a node's shapes and buffers, turned into one kernel call ------------------- */
+
+/* The divisor of the loss: the normalizer input (targets over all ranks) if given, else the
+ * count of this call's targets. */
+static double targets(const kernel_args_t *r, int labels, int normalizer, int32_t ignore) {
+    if (r->c->n_in > normalizer) return CF(r->in[normalizer])[0];
+    return (double)count_targets(I32(r->in[labels]), r->c->in[labels].numel, ignore);
+}
+
+/* (logits, labels[, normalizer]) */
+static autosp_status_t run_cross_entropy(const kernel_args_t *r) {
+    const cshape_t *l = &r->c->in[0];
+    int32_t ignore = (int32_t)node_attr_int(r->c->node, "ignore_index");
+    autosp_status_t st = cpu_check_ids(r, 1, last_dim(l), ignore);
+    if (st == AUTOSP_OK) F(r->out[0])
+    [0] = cross_entropy_forward_over(CF(r->in[0]), I32(r->in[1]), rows_of(l), last_dim(l), ignore,
+                                     targets(r, 1, 2, ignore));
+    return st;
+}
+
+/* (dloss, logits, labels[, normalizer]) */
+static autosp_status_t run_cross_entropy_backward(const kernel_args_t *r) {
+    const cshape_t *l = &r->c->in[1];
+    int32_t ignore = (int32_t)node_attr_int(r->c->node, "ignore_index");
+    cross_entropy_backward_over(F(r->out[0]), CF(r->in[1]), I32(r->in[2]), rows_of(l), last_dim(l),
+                                ignore, CF(r->in[0])[0], targets(r, 2, 3, ignore));
+    return AUTOSP_OK;
+}
+
+static autosp_status_t run_target_count(const kernel_args_t *r) {
+    int32_t ignore = (int32_t)node_attr_int(r->c->node, "ignore_index");
+    F(r->out[0])[0] = (float)count_targets(I32(r->in[0]), r->c->in[0].numel, ignore);
+    return AUTOSP_OK;
+}
+
+static const cpu_kernel_reg_t kernels[] = {
+    CPU_KERNEL(CROSS_ENTROPY, F32, run_cross_entropy),
+    CPU_KERNEL(CROSS_ENTROPY_BACKWARD, F32, run_cross_entropy_backward),
+    CPU_KERNEL(TARGET_COUNT, F32, run_target_count),
+};
+CPU_FAMILY(cross_entropy, kernels);

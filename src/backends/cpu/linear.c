@@ -4,6 +4,7 @@
  * shapes we run; a dim that large would not fit the memory plan either). */
 #include <cblas.h>
 
+#include "backends/cpu/cpu_ops.h"
 #include "kernels.h"
 #include "parallel.h"
 
@@ -174,3 +175,55 @@ void matmul_backward(float *da, float *db, const float *dout, const float *a, co
         if (db && !tb) gemm(!ta, false, K, N, M, ai, douti, beta_b, dbi); /* op(a)^T @ dout */
     }
 }
+
+/* ---- adapters: a node's shapes and buffers, turned into one kernel call ------------------- */
+
+static matmul_dims_t matmul_dims(const cost_ctx_t *c, int a, int b) {
+    const cshape_t *A = &c->in[a], *Bm = &c->in[b];
+    const node_t *n = c->node;
+    matmul_dims_t d = {.trans_a = node_attr_int(n, "trans_a"),
+                       .trans_b = node_attr_int(n, "trans_b")};
+    d.M = d.trans_a ? A->d[A->ndim - 1] : A->d[A->ndim - 2];
+    d.K = d.trans_a ? A->d[A->ndim - 2] : A->d[A->ndim - 1];
+    d.N = d.trans_b ? Bm->d[Bm->ndim - 2] : Bm->d[Bm->ndim - 1];
+    int64_t batch_a = A->numel / (d.M * d.K), batch_b = Bm->numel / (d.K * d.N);
+    d.batch = batch_a > batch_b ? batch_a : batch_b;
+    d.a_shared = A->ndim == 2 && d.batch > 1;
+    d.b_shared = Bm->ndim == 2 && d.batch > 1;
+    return d;
+}
+
+static autosp_status_t run_matmul(const kernel_args_t *r) {
+    matmul_dims_t d = matmul_dims(r->c, 0, 1);
+    matmul_forward(F(r->out[0]), CF(r->in[0]), CF(r->in[1]), &d);
+    return AUTOSP_OK;
+}
+
+static autosp_status_t run_matmul_backward(const kernel_args_t *r) { /* (dout, a, b) -> da, db */
+    matmul_dims_t d = matmul_dims(r->c, 1, 2);
+    matmul_backward(F(r->out[0]), F(r->out[1]), CF(r->in[0]), CF(r->in[1]), CF(r->in[2]), &d);
+    return AUTOSP_OK;
+}
+
+static autosp_status_t run_linear(const kernel_args_t *r) {
+    const cshape_t *x = &r->c->in[0], *w = &r->c->in[1];
+    linear_forward(F(r->out[0]), CF(r->in[0]), CF(r->in[1]), r->c->n_in == 3 ? CF(r->in[2]) : NULL,
+                   rows_of(x), w->d[1], w->d[0]);
+    return AUTOSP_OK;
+}
+
+/* (dout, x, w[, b]) -> dx, dw[, db] */
+static autosp_status_t run_linear_backward(const kernel_args_t *r) {
+    const cshape_t *x = &r->c->in[1], *w = &r->c->in[2];
+    linear_backward(F(r->out[0]), F(r->out[1]), r->c->n_out == 3 ? F(r->out[2]) : NULL,
+                    CF(r->in[0]), CF(r->in[1]), CF(r->in[2]), rows_of(x), w->d[1], w->d[0]);
+    return AUTOSP_OK;
+}
+
+static const cpu_kernel_reg_t kernels[] = {
+    CPU_KERNEL(MATMUL, F32, run_matmul),
+    CPU_KERNEL(MATMUL_BACKWARD, F32, run_matmul_backward),
+    CPU_KERNEL(LINEAR, F32, run_linear),
+    CPU_KERNEL(LINEAR_BACKWARD, F32, run_linear_backward),
+};
+CPU_FAMILY(linear, kernels);

@@ -14,6 +14,7 @@
 #include <math.h>
 
 #include "base/base.h"
+#include "backends/cpu/cpu_ops.h"
 #include "kernels.h"
 #include "parallel.h"
 
@@ -210,3 +211,67 @@ void sum_rows_accumulate(float *out, const float *x, int64_t rows, int64_t C) {
     norm_job_t j = {.dbias = out, .dout = x, .rows = rows, .C = C};
     par_for(C, rows > 0 ? NORM_GRAIN / rows + 1 : C, sum_rows_columns, &j);
 }
+
+/* ---- adapters: a node's shapes and buffers, turned into one kernel call ------------------- */
+
+static float eps_of(const kernel_args_t *r) {
+    return (float)node_attr_float(r->c->node, "eps");
+}
+
+static autosp_status_t run_rmsnorm(const kernel_args_t *r) {
+    const cshape_t *x = &r->c->in[0];
+    rmsnorm_forward(F(r->out[0]), CF(r->in[0]), CF(r->in[1]), rows_of(x), last_dim(x), eps_of(r));
+    return AUTOSP_OK;
+}
+
+/* each row's mean and rstd, between the backward's two passes */
+static int64_t workspace_norm_backward(const cost_ctx_t *c) {
+    return (int64_t)norm_backward_workspace(rows_of(&c->in[1]));
+}
+
+static autosp_status_t run_rmsnorm_backward(const kernel_args_t *r) { /* (dout, x, w) -> dx, dw */
+    const cshape_t *x = &r->c->in[1];
+    cpu_zero(r->out[1], &r->c->out[1]);
+    rmsnorm_backward(F(r->out[0]), F(r->out[1]), CF(r->in[0]), CF(r->in[1]), CF(r->in[2]),
+                     rows_of(x), last_dim(x), eps_of(r), r->workspace);
+    return AUTOSP_OK;
+}
+
+static autosp_status_t run_layernorm(const kernel_args_t *r) {
+    const cshape_t *x = &r->c->in[0];
+    layernorm_forward(F(r->out[0]), CF(r->in[0]), CF(r->in[1]), CF(r->in[2]), rows_of(x),
+                      last_dim(x), eps_of(r));
+    return AUTOSP_OK;
+}
+
+/* (dout, x, w, b) -> dx, dw, db */
+static autosp_status_t run_layernorm_backward(const kernel_args_t *r) {
+    const cshape_t *x = &r->c->in[1];
+    cpu_zero(r->out[1], &r->c->out[1]);
+    cpu_zero(r->out[2], &r->c->out[2]);
+    layernorm_backward(F(r->out[0]), F(r->out[1]), F(r->out[2]), CF(r->in[0]), CF(r->in[1]),
+                       CF(r->in[2]), rows_of(x), last_dim(x), eps_of(r), r->workspace);
+    return AUTOSP_OK;
+}
+
+static autosp_status_t run_softmax(const kernel_args_t *r) {
+    const cshape_t *x = &r->c->in[0];
+    softmax_forward(F(r->out[0]), CF(r->in[0]), rows_of(x), last_dim(x));
+    return AUTOSP_OK;
+}
+static autosp_status_t run_softmax_backward(const kernel_args_t *r) { /* (dout, y) */
+    const cshape_t *y = &r->c->in[1];
+    softmax_backward(F(r->out[0]), CF(r->in[0]), CF(r->in[1]), rows_of(y), last_dim(y));
+    return AUTOSP_OK;
+}
+
+static const cpu_kernel_reg_t kernels[] = {
+    CPU_KERNEL(RMSNORM, F32, run_rmsnorm),
+    CPU_KERNEL(RMSNORM_BACKWARD, F32, run_rmsnorm_backward, .workspace = workspace_norm_backward),
+    CPU_KERNEL(LAYERNORM, F32, run_layernorm),
+    CPU_KERNEL(LAYERNORM_BACKWARD, F32, run_layernorm_backward,
+               .workspace = workspace_norm_backward),
+    CPU_KERNEL(SOFTMAX, F32, run_softmax),
+    CPU_KERNEL(SOFTMAX_BACKWARD, F32, run_softmax_backward),
+};
+CPU_FAMILY(norm, kernels);

@@ -2,6 +2,7 @@
  * than kv heads need their own copy), forward next to backward. */
 #include <string.h>
 
+#include "backends/cpu/cpu_ops.h"
 #include "kernels.h"
 
 void repeat_forward(float *out, const float *x, int64_t outer, int64_t n, int64_t r,
@@ -26,3 +27,39 @@ void repeat_backward(float *dx, const float *dout, int64_t outer, int64_t n, int
             }
         }
 }
+
+/* ---- adapters: a node's shapes and buffers, turned into one kernel call ------------------- */
+
+/* x viewed as (outer, n, inner) around the repeated dim */
+static void repeat_dims(const kernel_args_t *r, const cshape_t *x, int64_t *outer, int64_t *n,
+                        int64_t *inner) {
+    int dim = (int)node_attr_int(r->c->node, "dim");
+    *outer = *inner = 1;
+    for (int k = 0; k < dim; k++) *outer *= x->d[k];
+    for (int k = dim + 1; k < x->ndim; k++) *inner *= x->d[k];
+    *n = x->d[dim];
+}
+
+static autosp_status_t run_repeat(const kernel_args_t *r) {
+    int64_t outer, n, inner;
+    repeat_dims(r, &r->c->in[0], &outer, &n, &inner);
+    repeat_forward(F(r->out[0]), CF(r->in[0]), outer, n, node_attr_int(r->c->node, "repeats"),
+                   inner);
+    return AUTOSP_OK;
+}
+
+static autosp_status_t run_repeat_backward(const kernel_args_t *r) { /* (dout, x) */
+    int64_t outer, n, inner;
+    repeat_dims(r, &r->c->in[1], &outer, &n, &inner);
+    repeat_backward(F(r->out[0]), CF(r->in[0]), outer, n, node_attr_int(r->c->node, "repeats"),
+                    inner);
+    return AUTOSP_OK;
+}
+
+/* the forward only moves bytes: segment ids (i32) go through it too */
+static const cpu_kernel_reg_t kernels[] = {
+    CPU_KERNEL(REPEAT, F32, run_repeat),
+    CPU_KERNEL(REPEAT, I32, run_repeat),
+    CPU_KERNEL(REPEAT_BACKWARD, F32, run_repeat_backward),
+};
+CPU_FAMILY(repeat, kernels);

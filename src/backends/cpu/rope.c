@@ -3,6 +3,7 @@
 #define _GNU_SOURCE /* sincos */
 #include <math.h>
 
+#include "backends/cpu/cpu_ops.h"
 #include "kernels.h"
 #include "parallel.h"
 
@@ -74,3 +75,26 @@ void rope_forward(float *out, const float *x, const int32_t *positions, int64_t 
     const int64_t row = H * D > 0 ? H * D : 1;
     par_for(B * S, ROPE_GRAIN / row + 1, rope_rows, &j);
 }
+
+/* ---- adapters: a node's shapes and buffers, turned into one kernel call ------------------- */
+
+/* positions (B,S) or (S): a 1-D table is shared by every batch entry */
+static autosp_status_t run_rope(const kernel_args_t *r) {
+    const cshape_t *x = &r->c->in[0], *p = &r->c->in[1];
+    int64_t B = x->d[0], S = x->d[1], H = x->d[2], D = x->d[3], per_batch = S * H * D;
+    float theta = (float)node_attr_float(r->c->node, "theta");
+    bool inverse = node_attr_int(r->c->node, "inverse");
+    if (p->ndim == 2) {
+        rope_forward(F(r->out[0]), CF(r->in[0]), I32(r->in[1]), B, S, H, D, theta, inverse);
+        return AUTOSP_OK;
+    }
+    for (int64_t b = 0; b < B; b++)
+        rope_forward(F(r->out[0]) + b * per_batch, CF(r->in[0]) + b * per_batch, I32(r->in[1]), 1,
+                     S, H, D, theta, inverse);
+    return AUTOSP_OK;
+}
+
+static const cpu_kernel_reg_t kernels[] = {
+    CPU_KERNEL(ROPE, F32, run_rope),
+};
+CPU_FAMILY(rope, kernels);
