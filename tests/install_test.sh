@@ -138,6 +138,27 @@ for p in "$tmp/train_mlp_pc" "$tmp/train_mlp_pc_static" "$tmp/plan_pc" "$tmp/pla
     esac
 done
 has "plan NEEDED" "$tmp/cmake/plan" "libautosp-core" '^libautosp-core\.so'
+
+# find_package(autosp COMPONENTS core) asks for jansson alone: with a pkg-config path that
+# holds no openblas.pc, the core's program still configures, builds and runs.
+mkdir -p "$tmp/core-only/pc"
+cp "$(pkg-config --variable=pcfiledir jansson)/jansson.pc" "$tmp/core-only/pc/"
+cat >"$tmp/core-only/CMakeLists.txt" <<EOF
+cmake_minimum_required(VERSION 3.18)
+project(core_only C)
+find_package(autosp REQUIRED COMPONENTS core)
+add_executable(plan $src/examples/c/plan.c)
+target_link_libraries(plan PRIVATE autosp::autosp_core_static)
+EOF
+if PKG_CONFIG_LIBDIR="$tmp/core-only/pc" PKG_CONFIG_PATH="" \
+    cmake -S "$tmp/core-only" -B "$tmp/core-only/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
+    >"$tmp/core.log" 2>&1 && cmake --build "$tmp/core-only/build" >>"$tmp/core.log" 2>&1; then
+    pass "find_package(autosp COMPONENTS core) without openblas.pc"
+    run_ok "core-only plan" "$tmp/core-only/build/plan"
+else
+    fail "find_package(autosp COMPONENTS core) without openblas.pc:"
+    sed 's/^/    /' "$tmp/core.log"
+fi
 # and the same checks see the runtime's libraries where they are
 has "train_mlp_static link line (BLAS)" "$tmp/cmake/train_mlp_static.link" BLAS "$blas"
 if [ "$with_mpi" -eq 1 ]; then

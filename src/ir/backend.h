@@ -3,7 +3,7 @@
  * A backend is a table of kernels indexed by (op, dtype) and a workspace rule per op. The IR
  * and the planner read the table (which nodes can run, how much scratch they need); only the
  * executor calls a kernel. Nothing here includes a kernel, BLAS or MPI header: the comm a
- * kernel gets is an opaque pointer, defined by the runtime (src/runtime/comm.h). */
+ * kernel gets is an opaque pointer, defined by the communicator (src/comm/comm.h). */
 #ifndef AUTOSP_IR_BACKEND_H
 #define AUTOSP_IR_BACKEND_H
 
@@ -28,6 +28,8 @@ struct autosp_backend {
     const char *name;
     const kernel_fn (*kernels)[AUTOSP_DTYPE_COUNT]; /* [op][dtype]; NULL: no kernel */
     const workspace_fn *workspace;                  /* [op]; NULL: no scratch */
+    /* around each run of a graph (the cpu backend's thread-pool region); NULL: nothing */
+    void (*begin_run)(void), (*end_run)(void);
 };
 
 /* The dtype a node's kernel is chosen by: its first output's. */

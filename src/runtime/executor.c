@@ -3,9 +3,8 @@
 #include <string.h>
 
 #include "autosp/runtime.h"
-#include "backends/cpu/parallel.h"
 #include "plan/memplan.h"
-#include "runtime/comm.h"
+#include "comm/comm.h"
 
 struct autosp_executor {
     autosp_graph_t *g;
@@ -137,12 +136,12 @@ static autosp_status_t run_nodes(autosp_executor_t *ex, autosp_error_t *err) {
     return set_ok(err);
 }
 
-/* One parallel region for the whole run: OpenBLAS stays single-threaded throughout, so its
- * threads do not wake and spin between the kernels (kernels/parallel.h). */
+/* Inside the backend's region for a run (the cpu backend's: one region of its thread pool,
+ * OpenBLAS on one thread throughout). */
 autosp_status_t autosp_executor_run(autosp_executor_t *ex, autosp_error_t *err) {
-    par_begin();
+    if (ex->backend->begin_run) ex->backend->begin_run();
     autosp_status_t st = run_nodes(ex, err);
-    par_end();
+    if (ex->backend->end_run) ex->backend->end_run();
     return st;
 }
 

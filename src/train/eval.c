@@ -4,7 +4,7 @@
 #include "autosp/eval.h"
 #include "autosp/passes.h"
 #include "autosp/train.h"
-#include "runtime/comm.h"
+#include "comm/comm.h"
 #include "train/session.h"
 
 struct autosp_evaluator {

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "autosp/safetensors.h"
-#include "runtime/comm.h"
+#include "comm/comm.h"
 #include "train/session.h"
 
 autosp_status_t session_comm(session_t *s, const autosp_comm_t *comm, autosp_error_t *err) {

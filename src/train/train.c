@@ -12,7 +12,7 @@
 #include "autosp/train.h"
 #include "backends/cpu/parallel.h"
 #include "ir/ir.h"
-#include "runtime/comm.h"
+#include "comm/comm.h"
 #include "train/session.h"
 
 static const double PI = 3.14159265358979323846;

@@ -1,5 +1,5 @@
 /* collectives.c: all_to_all, all_reduce and all_gather, over the comm's groups (Open MPI, or
- * one process: src/runtime/comm.h).
+ * one process: src/comm/comm.h).
  *
  * A node may carry several tensors (Q, K and V; a bucket of gradients): they travel in one
  * message, packed into the node's workspace (planned by memplan, like any kernel's scratch),
@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu_ops.h"
-#include "runtime/comm.h"
+#include "comm/comm.h"
 
 /* The group a node names, checked against its "ranks" attribute. */
 static autosp_status_t group_of(const kernel_args_t *r, comm_group_t *out, int *size) {

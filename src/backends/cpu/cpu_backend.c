@@ -16,7 +16,9 @@ static const cpu_family_t *const families[] = {
 
 static kernel_fn kernels[AUTOSP_OP_COUNT][AUTOSP_DTYPE_COUNT];
 static workspace_fn workspace[AUTOSP_OP_COUNT];
-static autosp_backend_t cpu = {.name = "cpu"};
+/* One parallel region for a whole run: OpenBLAS stays single-threaded throughout, so its
+ * threads do not wake and spin between the kernels (parallel.h). */
+static autosp_backend_t cpu = {.name = "cpu", .begin_run = par_begin, .end_run = par_end};
 static pthread_once_t built = PTHREAD_ONCE_INIT;
 
 /* A row registered twice, or two workspace rules for one op, is a bug in a family file. */

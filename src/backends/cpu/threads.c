@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "autosp/comm.h"
 #include "backends/cpu/threads.h"
 
 enum {
@@ -294,4 +295,8 @@ int autosp_default_num_threads(int ranks_on_node) {
     autosp_thread_info_t info;
     autosp_thread_info(ranks_on_node, &info);
     return info.threads;
+}
+
+int autosp_comm_fair_threads(const autosp_comm_t *comm) {
+    return autosp_default_num_threads(autosp_comm_local_size(comm));
 }

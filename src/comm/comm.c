@@ -2,9 +2,8 @@
  * whose groups have one rank each: every collective is a copy. */
 #include <string.h>
 
-#include "autosp/runtime.h"
 #include "base/base.h"
-#include "runtime/comm.h"
+#include "comm/comm.h"
 
 void comm_set_layout(autosp_comm_t *c, int rank, int size, int sp) {
     c->rank = rank;
@@ -126,10 +125,6 @@ int autosp_comm_local_size(const autosp_comm_t *c) {
 }
 const char *autosp_comm_kind(const autosp_comm_t *c) {
     return c->ops->kind;
-}
-
-int autosp_comm_fair_threads(const autosp_comm_t *c) {
-    return autosp_default_num_threads(c->local_size);
 }
 
 autosp_status_t autosp_comm_broadcast(const autosp_comm_t *c, void *buf, size_t bytes,

@@ -4,7 +4,7 @@
 
 #include "autosp/comm_mpi.h"
 #include "base/base.h"
-#include "runtime/comm.h"
+#include "comm/comm.h"
 
 typedef struct mpi_comm {
     MPI_Comm group[COMM_GROUPS]; /* world (our duplicate), sp, dp */

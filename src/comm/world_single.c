@@ -1,6 +1,6 @@
 /* world_single.c: the world of a build without MPI: this one process. */
 #include "base/base.h"
-#include "runtime/comm.h"
+#include "comm/comm.h"
 
 bool autosp_have_mpi(void) {
     return false;
