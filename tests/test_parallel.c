@@ -1,5 +1,5 @@
-/* test_parallel.c: the thread pool (src/backends/cpu/parallel.c) and the promise the kernels make on
- * it: every task runs exactly once, nested calls run inline, OpenBLAS gets its thread count back
+/* test_parallel.c: the thread pool (src/backends/cpu/parallel.c) and the promise the kernels make
+ * on it: every task runs exactly once, nested calls run inline, OpenBLAS gets its thread count back
  * after a region, and the kernels that run on the pool give the same results at 1, 2, 3 and 4
  * threads (bitwise, but for the sgemm products). */
 #include <setjmp.h>

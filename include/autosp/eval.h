@@ -32,8 +32,9 @@ typedef struct autosp_trainer autosp_trainer_t; /* autosp/train.h */
  * per-rank batch and S to the whole sequence (as for autosp_trainer_new_comm). keep: n_keep
  * names of forward tensors to keep after a run (may be NULL when n_keep is 0; each must exist:
  * the error names it). comm: NULL for one process; else it must outlive the evaluator, and
- * every rank makes the same calls. Parameters start as zeros: load or copy them. err may be
- * NULL. Free with autosp_evaluator_free. */
+ * every rank makes the same calls. The parameters hold no meaningful values until they are
+ * loaded (autosp_evaluator_load_weights) or copied (autosp_evaluator_copy_weights). err may
+ * be NULL. Free with autosp_evaluator_free. */
 autosp_evaluator_t *autosp_evaluator_new(const autosp_graph_t *forward, const char *const *keep,
                                          int n_keep, const autosp_comm_t *comm,
                                          autosp_error_t *err);
