@@ -67,16 +67,10 @@ static int compile_once(const options_t *o, const char *path, timing_t *t, int *
     return 0;
 }
 
-static int by_value(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* The best and the median of n values (sorts them). */
-static void best_median(double *v, int n, double *best, double *median) {
-    qsort(v, (size_t)n, sizeof *v, by_value);
+static void best_median(double *v, int n, double *best, double *med) {
+    *med = median(v, n);
     *best = v[0];
-    *median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static int bench_model(const options_t *o, const char *model) {

@@ -1,7 +1,7 @@
 /* bench_mpi.h: what the MPI benchmarks (bench_sp, bench_ac) share: stopping the whole job on
- * a library error, one random whole sequence fed to every rank, the median of timed values,
- * threads per rank, and integer flags. Header-only; define BENCH_NAME (the program's name,
- * for messages) before including it. */
+ * a library error, one random whole sequence fed to every rank, threads per rank, and integer
+ * flags (the median of timed values is in bench_util.h). Header-only; define BENCH_NAME (the
+ * program's name, for messages) before including it. */
 #ifndef AUTOSP_BENCH_MPI_H
 #define AUTOSP_BENCH_MPI_H
 
@@ -21,6 +21,8 @@
 
 #include <autosp/autosp.h>
 #include <autosp/comm.h>
+
+#include "bench_util.h" /* median */
 
 #define TOKEN_RANGE  256  /* random tokens in [0, 256): every preset's vocabulary is >= 256 */
 #define IGNORE_LABEL -100 /* cross_entropy's ignore_index: the last token predicts nothing */
@@ -75,17 +77,6 @@ static inline void feed_sequence(autosp_trainer_t *tr, int64_t seq) {
     check(autosp_trainer_feed(tr, "labels", labels, &err), &err, "feed labels");
     check(autosp_trainer_feed(tr, "positions", positions, &err), &err, "feed positions");
     free(buf);
-}
-
-static inline int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* The median of n values (sorts them). */
-static inline double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 /* Ranks x threads must not exceed the cores, or OpenBLAS threads fight over them. */

@@ -25,7 +25,7 @@
 
 #include <autosp/autosp.h>
 
-#include "bench_util.h"
+#include "bench_blas.h"
 
 #define PEAK_N    2048 /* M = N = K of the peak sgemm */
 #define PEAK_RUNS 5
@@ -59,33 +59,6 @@ typedef struct bench_row {
 
 static double mib(int64_t bytes) {
     return (double)bytes / (1024.0 * 1024.0);
-}
-
-/* ---- sgemm peak: C (n,n) = A (n,n) B (n,n), best of PEAK_RUNS after one warm-up ---------- */
-
-static double sgemm_peak_gflops(int n) {
-    size_t count = (size_t)n * (size_t)n;
-    float *a = malloc(count * sizeof *a), *b = malloc(count * sizeof *b);
-    float *c = malloc(count * sizeof *c);
-    if (!a || !b || !c) {
-        free(a), free(b), free(c);
-        return 0;
-    }
-    for (size_t i = 0; i < count; i++) {
-        a[i] = (float)(i % 17) * 0.01f - 0.08f;
-        b[i] = (float)(i % 13) * 0.01f - 0.06f;
-        c[i] = 0;
-    }
-    double best = 1e30;
-    for (int run = 0; run <= PEAK_RUNS; run++) { /* run 0 warms up the threads and caches */
-        double t0 = now_s();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c,
-                    n);
-        double t = now_s() - t0;
-        if (run > 0 && t < best) best = t;
-    }
-    free(a), free(b), free(c);
-    return 2.0 * (double)n * n * n / best / 1e9;
 }
 
 /* ---- one configuration -------------------------------------------------------------------- */
@@ -269,7 +242,8 @@ int main(int argc, char **argv) {
            AUTOSP_VERSION_STRING);
     printf("OpenBLAS: %s; threads %d (%s)\n", openblas_get_config(), openblas_get_num_threads(),
            threads > 0 ? "--threads" : "OpenBLAS default");
-    double peak = sgemm_peak_gflops(PEAK_N);
+    bench_warn_openblas_env();
+    double peak = bench_sgemm_peak_gflops(PEAK_N, PEAK_RUNS);
     printf("cblas_sgemm peak: %.1f GFLOP/s (best of %d, M=N=K=%d, 2*M*N*K/time)\n", peak, PEAK_RUNS,
            PEAK_N);
     printf("load average (1 min) at start: %.2f on %ld CPUs\n", load_average(),
@@ -290,7 +264,7 @@ int main(int argc, char **argv) {
         }
         print_row(&rows[n_rows++], peak);
     }
-    print_peak_recap(rows, n_rows, peak, sgemm_peak_gflops(PEAK_N));
+    print_peak_recap(rows, n_rows, peak, bench_sgemm_peak_gflops(PEAK_N, PEAK_RUNS));
     print_linearity_note(rows, n_rows);
     printf("\nGFLOP/s = op-table FLOPs of the joint forward+backward graph / step time; the\n"
            "gradient norm, clipping and AdamW update are in the step time but not in the FLOPs.\n"

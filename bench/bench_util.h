@@ -1,10 +1,12 @@
-/* bench_util.h: what the benchmarks measure besides the library: wall time, peak RSS and the
- * machine's load. Header-only: each benchmark is one program. */
+/* bench_util.h: what the benchmarks measure besides the library: wall time, peak RSS, the
+ * machine's load, and the median of repeated timings. Header-only: each benchmark is one
+ * program. */
 #ifndef AUTOSP_BENCH_UTIL_H
 #define AUTOSP_BENCH_UTIL_H
 
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -30,6 +32,17 @@ static inline double load_average(void) {
         fclose(f);
     }
     return load;
+}
+
+static inline int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of n values (sorts them: v[0] is then the best time). */
+static inline double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 #endif

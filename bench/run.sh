@@ -20,8 +20,10 @@ if [ ! -x "$bench" ]; then
     exit 2
 fi
 
-echo "== libautosp: $bench --threads $threads $*"
-"$bench" --threads "$threads" "$@"
+# Unset: the tests' OPENBLAS_CORETYPE=Haswell, or an L2 size, in the caller's environment would
+# pick another kernel or blocking than this CPU's (bench_train warns when they are set).
+echo "== libautosp: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $bench --threads $threads $*"
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$bench" --threads "$threads" "$@"
 
 python=${PYTHON:-}
 if [ -z "$python" ]; then
