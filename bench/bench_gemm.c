@@ -46,23 +46,35 @@
 
 typedef struct layer {
     const char *model, *name;
-    int T, N, K; /* y (T,N) = x (T,K) W^T */
+    int T, N, K;  /* y (T,N) = x (T,K) W^T */
+    int per_step; /* such layers in the model (0: not a model's) */
 } layer_t;
 
-/* GPT-2 124M's and llama-small's linear layers (src/models/models.c: separate q, k, v
- * projections, V as in the presets), and one square product to compare with bench_train. */
+/* GPT-2 124M's (B*S = 256, 1024) and llama-small's (B=1, S=4096) linear layers as
+ * src/models/models.c builds them (separate q, k, v projections; V as in the presets, GPT-2's
+ * lm head tied), per_step of each in the model (GPT-2: q, k, v, o in 12 layers = 48; llama-small:
+ * q, o in 8 layers + its 256 x 256 lm head = 17), and a square product as in bench_train. */
+/* clang-format off */
 static const layer_t full_layers[] = {
-    {"gpt2-124m", "q,k,v,o", 256, 768, 768},        {"gpt2-124m", "fc", 256, 3072, 768},
-    {"gpt2-124m", "proj", 256, 768, 3072},          {"gpt2-124m", "lm_head", 256, 50257, 768},
-    {"gpt2-124m", "q,k,v,o", 1024, 768, 768},       {"gpt2-124m", "fc", 1024, 3072, 768},
-    {"gpt2-124m", "proj", 1024, 768, 3072},         {"gpt2-124m", "lm_head", 1024, 50257, 768},
-    {"llama-small", "q,o,lm_head", 4096, 256, 256}, {"llama-small", "k,v", 4096, 128, 256},
-    {"llama-small", "w1,w3", 4096, 768, 256},       {"llama-small", "w2", 4096, 256, 768},
-    {"square", "2048^3", 2048, 2048, 2048},
+    /* model          layer             T      N     K  per_step */
+    {"gpt2-124m",   "q,k,v,o",        256,   768,  768, 48},
+    {"gpt2-124m",   "fc",             256,  3072,  768, 12},
+    {"gpt2-124m",   "proj",           256,   768, 3072, 12},
+    {"gpt2-124m",   "lm_head",        256, 50257,  768,  1},
+    {"gpt2-124m",   "q,k,v,o",       1024,   768,  768, 48},
+    {"gpt2-124m",   "fc",            1024,  3072,  768, 12},
+    {"gpt2-124m",   "proj",          1024,   768, 3072, 12},
+    {"gpt2-124m",   "lm_head",       1024, 50257,  768,  1},
+    {"llama-small", "q,o,lm_head",   4096,   256,  256, 17},
+    {"llama-small", "k,v",           4096,   128,  256, 16},
+    {"llama-small", "w1,w3",         4096,   768,  256, 16},
+    {"llama-small", "w2",            4096,   256,  768,  8},
+    {"square",      "2048^3",        2048,  2048, 2048,  0},
 };
+/* clang-format on */
 static const layer_t quick_layers[] = {
-    {"gpt2-124m", "fc", 1024, 3072, 768},
-    {"square", "2048^3", 2048, 2048, 2048},
+    {"gpt2-124m", "fc", 1024, 3072, 768, 12},
+    {"square", "2048^3", 2048, 2048, 2048, 0},
 };
 
 enum { P_FWD, P_DX, P_DW, N_PRODUCTS };
@@ -339,6 +351,35 @@ static double geomean(const row_t *rows, int n, int threads, int product, int ki
     return count ? exp(log_sum / count) : 0;
 }
 
+static bool same_model(const row_t *a, const row_t *b) {
+    return a->threads == b->threads && a->layer->T == b->layer->T &&
+           strcmp(a->layer->model, b->layer->model) == 0;
+}
+
+static bool first_of_model(const row_t *rows, int i) {
+    for (int j = 0; j < i; j++)
+        if (same_model(&rows[j], &rows[i])) return false;
+    return true;
+}
+
+/* The time of one step's linear layers of the model of rows[like] (each layer's three products
+ * times its count), at median rates: what choosing a library, per shape or overall, would buy. */
+static void print_step_time(const row_t *rows, int n, const row_t *like) {
+    double s[N_VARIANTS] = {0}, faster_f32 = 0;
+    for (int i = 0; i < n; i++) {
+        if (!same_model(&rows[i], like)) continue;
+        double flops = gemm_flops(&rows[i].g) * rows[i].layer->per_step;
+        for (int v = 0; v < N_VARIANTS; v++) s[v] += flops / (rows[i].rate[v].med * 1e9);
+        double best = fmax(rows[i].rate[V_OPENBLAS].med, rows[i].rate[V_DNNL_F32].med);
+        faster_f32 += flops / (best * 1e9);
+    }
+    printf("  %s T=%d, one step of the layers above (x per_step): OpenBLAS f32 %.0f ms, oneDNN f32 "
+           "%.0f ms, the "
+           "faster f32 per product %.0f ms, oneDNN bf16 %.0f ms\n",
+           like->layer->model, like->layer->T, 1e3 * s[V_OPENBLAS], 1e3 * s[V_DNNL_F32],
+           1e3 * faster_f32, 1e3 * s[V_DNNL_BF16]);
+}
+
 static void print_recap_threads(const row_t *rows, int n, int threads) {
     printf("\n%d thread%s, geometric mean of the median ratios (> 1: the first is faster):\n",
            threads, threads > 1 ? "s" : "");
@@ -348,19 +389,16 @@ static void print_recap_threads(const row_t *rows, int n, int threads) {
             printf("   %s %5.2f", product_names[p], geomean(rows, n, threads, p, k));
         printf("\n");
     }
-    double total_s[N_VARIANTS] = {0};
     int dnnl_wins = 0, obl_wins = 0;
     for (int i = 0; i < n; i++) {
         if (rows[i].threads != threads) continue;
-        for (int v = 0; v < N_VARIANTS; v++)
-            total_s[v] += gemm_flops(&rows[i].g) / (rows[i].rate[v].med * 1e9);
         double q = row_ratio(&rows[i], R_DNNL_OBL);
         dnnl_wins += q > 1.05, obl_wins += q < 1 / 1.05;
     }
     printf("  f32: oneDNN faster by > 5%% in %d rows, OpenBLAS in %d\n", dnnl_wins, obl_wins);
-    printf("  every row once, at median rates: OpenBLAS f32 %.3f s, oneDNN f32 %.3f s, oneDNN "
-           "bf16 %.3f s\n",
-           total_s[V_OPENBLAS], total_s[V_DNNL_F32], total_s[V_DNNL_BF16]);
+    for (int i = 0; i < n; i++)
+        if (rows[i].threads == threads && rows[i].layer->per_step > 0 && first_of_model(rows, i))
+            print_step_time(rows, n, &rows[i]);
 }
 
 /* ---- the machine -------------------------------------------------------------------------- */
