@@ -138,14 +138,14 @@ END {
     # (a) the public headers the core reaches, to their closure
     do {
         changed = 0
-        for (h in reached) todo[h] = 1
-        for (h in todo) {
+        for (h in reached) frontier[h] = 1
+        for (h in frontier) {
             n = split(pub_incs[h], a, " ")
             for (i = 1; i <= n; i++)
                 if (a[i] ~ /^include\// && !(a[i] in reached)) {
                     reached[a[i]] = 1; via[a[i]] = h; changed = 1
                 }
-            delete todo[h]
+            delete frontier[h]
         }
     } while (changed)
     pubs = keys(reached)
