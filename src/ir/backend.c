@@ -13,6 +13,10 @@ bool autosp_backend_supports(const autosp_backend_t *b, autosp_op_t op, autosp_d
 }
 
 autosp_dtype_t node_dtype(const autosp_graph_t *g, const node_t *n) {
+    for (int k = 0; k < n->n_in; k++) {
+        autosp_dtype_t t = g->tensors[n->in[k]].dtype;
+        if (t == AUTOSP_F32 || t == AUTOSP_BF16 || t == AUTOSP_F16) return t;
+    }
     return g->tensors[n->out[0]].dtype;
 }
 
@@ -49,7 +53,8 @@ autosp_status_t autosp_backend_check(const autosp_backend_t *b, const autosp_gra
 
 int64_t backend_workspace(const autosp_backend_t *b, const autosp_graph_t *g, int i,
                           int64_t align) {
-    workspace_fn rule = b ? b->workspace[g->nodes[i].op] : NULL;
+    const node_t *n = &g->nodes[i];
+    workspace_fn rule = b ? b->workspace[n->op][node_dtype(g, n)] : NULL;
     if (!rule) return 0;
     cost_ctx_t c;
     AUTOSP_ASSERT(cost_ctx_init(g, i, &c, NULL) == AUTOSP_OK);

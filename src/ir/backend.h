@@ -1,6 +1,6 @@
 /* backend.h: what a backend gives the IR, the planner and the executor.
  *
- * A backend is a table of kernels indexed by (op, dtype) and a workspace rule per op. The IR
+ * A backend is a table of kernels indexed by (op, dtype), each with its workspace rule. The IR
  * and the planner read the table (which nodes can run, how much scratch they need); only the
  * executor calls a kernel. Nothing here includes a kernel, BLAS or MPI header: the comm a
  * kernel gets is an opaque pointer, defined by the communicator (src/comm/comm.h). */
@@ -27,12 +27,14 @@ typedef int64_t (*workspace_fn)(const cost_ctx_t *c);
 struct autosp_backend {
     const char *name;
     const kernel_fn (*kernels)[AUTOSP_DTYPE_COUNT]; /* [op][dtype]; NULL: no kernel */
-    const workspace_fn *workspace;                  /* [op]; NULL: no scratch */
+    const workspace_fn (*workspace)[AUTOSP_DTYPE_COUNT]; /* [op][dtype]; NULL: no scratch */
     /* around each run of a graph (the cpu backend's thread-pool region); NULL: nothing */
     void (*begin_run)(void), (*end_run)(void);
 };
 
-/* The dtype a node's kernel is chosen by: its first output's. */
+/* The dtype a node's kernel is chosen by: its first float input's (a cross-entropy over bf16
+ * logits runs the bf16 kernel though its loss is f32), else its first output's (fill, the
+ * target count, collectives of ids). */
 autosp_dtype_t node_dtype(const autosp_graph_t *g, const node_t *n);
 /* Node i's kernel on b, or NULL. */
 kernel_fn backend_kernel(const autosp_backend_t *b, const autosp_graph_t *g, int i);

@@ -11,6 +11,14 @@ const char *dtype_str(autosp_dtype_t t) {
     return autosp_dtype_name(t);
 }
 
+/* Mixed precision: a parameter's gradient is f32 whatever the parameter's dtype, so that the
+ * backward's weight products accumulate into f32 (as in Megatron's bf16 training) and the
+ * optimizer updates f32 master weights from it. Other gradients have their value's dtype. */
+static autosp_dtype_t grad_dtype(const tensor_t *x) {
+    bool is_fp = x->dtype == AUTOSP_F32 || x->dtype == AUTOSP_BF16 || x->dtype == AUTOSP_F16;
+    return x->kind == AUTOSP_KIND_PARAM && is_fp ? AUTOSP_F32 : x->dtype;
+}
+
 static bool is_float(autosp_dtype_t t) {
     return t == AUTOSP_F32 || t == AUTOSP_BF16 || t == AUTOSP_F16;
 }
@@ -457,17 +465,19 @@ autosp_status_t infer_sum_to(infer_ctx_t *c) {
         TRY(need_dim(c, 1, i, x->d[x->ndim - like->ndim + i],
                      "equal to the aligned dim of input \"x\" or 1"));
     }
-    return set_out(c, like, c->in[1]->dtype);
+    return set_out(c, like, grad_dtype(c->in[1]));
 }
 
 /* base (V,C), ids (...) int, src (...,C) -> (V,C): base with src's rows added at ids (what an
- * embedding's backward adds to a gradient the weight already has, autodiff_rules.c) */
+ * embedding's backward adds to a gradient the weight already has, autodiff_rules.c). src may
+ * be narrower than base: bf16 rows of an activation gradient into an f32 parameter gradient. */
 autosp_status_t infer_index_add(infer_ctx_t *c) {
     TRY(need_float(c, 0));
     TRY(need_ndim(c, 0, 2, 2));
     TRY(need_int(c, 1));
     TRY(need_ndim(c, 1, 0, AUTOSP_MAX_DIMS - 1));
-    TRY(need_same_dtype(c, 0, 2));
+    if (c->in[0]->dtype != AUTOSP_F32) TRY(need_same_dtype(c, 0, 2));
+    TRY(need_float(c, 2));
     const shape_t *ids = &c->in[1]->shape;
     TRY(need_ndim(c, 2, ids->ndim + 1, ids->ndim + 1));
     for (int i = 0; i < ids->ndim; i++) TRY(need_dim(c, 2, i, ids->d[i], "the dim of \"ids\""));
@@ -512,7 +522,7 @@ autosp_status_t infer_backward(infer_ctx_t *c) {
                           c->n_out, expected);
     for (int i = 0; i < c->n_out; i++) {
         c->out_shape[i] = c->in[info->grad_of[i]]->shape;
-        c->out_dtype[i] = c->in[info->grad_of[i]]->dtype;
+        c->out_dtype[i] = grad_dtype(c->in[info->grad_of[i]]);
     }
     return AUTOSP_OK;
 }

@@ -1,5 +1,5 @@
-/* cpu_backend.c: the cpu backend's table: one kernel per (op, dtype), one workspace rule per
- * op, built once from the registration rows at the end of each family file (cpu_ops.h). f32
+/* cpu_backend.c: the cpu backend's table: one kernel per (op, dtype), each with its workspace
+ * rule, built once from the registration rows at the end of each family file (cpu_ops.h). f32
  * values and i32 ids; ops that only move bytes (views, transposes, collectives other than the
  * sum) also run on i32 tensors, since segment ids travel through them. */
 #include <cblas.h>
@@ -15,28 +15,25 @@ static const cpu_family_t *const families[] = {
 };
 
 static kernel_fn kernels[AUTOSP_OP_COUNT][AUTOSP_DTYPE_COUNT];
-static workspace_fn workspace[AUTOSP_OP_COUNT];
+static workspace_fn workspace[AUTOSP_OP_COUNT][AUTOSP_DTYPE_COUNT];
 /* One parallel region for a whole run: OpenBLAS stays single-threaded throughout, so its
  * threads do not wake and spin between the kernels (parallel.h). */
 static autosp_backend_t cpu = {.name = "cpu", .begin_run = par_begin, .end_run = par_end};
 static pthread_once_t built = PTHREAD_ONCE_INIT;
 
-/* A row registered twice, or two workspace rules for one op, is a bug in a family file. */
+/* A row registered twice is a bug in a family file. */
 static void add_row(const cpu_kernel_reg_t *row) {
     AUTOSP_ASSERT((unsigned)row->op < AUTOSP_OP_COUNT && (unsigned)row->dtype < AUTOSP_DTYPE_COUNT);
-    bool first = true;
-    for (int d = 0; d < AUTOSP_DTYPE_COUNT; d++) first &= !kernels[row->op][d];
     AUTOSP_ASSERT(row->run && !kernels[row->op][row->dtype]);
-    AUTOSP_ASSERT(first || workspace[row->op] == row->workspace);
     kernels[row->op][row->dtype] = row->run;
-    workspace[row->op] = row->workspace;
+    workspace[row->op][row->dtype] = row->workspace;
 }
 
 static void build(void) {
     for (size_t f = 0; f < ARRAY_LEN(families); f++)
         for (int i = 0; i < families[f]->n_rows; i++) add_row(&families[f]->rows[i]);
     cpu.kernels = (const kernel_fn(*)[AUTOSP_DTYPE_COUNT])kernels; /* read-only from here on */
-    cpu.workspace = workspace;
+    cpu.workspace = (const workspace_fn(*)[AUTOSP_DTYPE_COUNT])workspace;
 }
 
 const autosp_backend_t *autosp_backend_cpu(void) {

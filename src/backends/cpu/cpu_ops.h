@@ -14,7 +14,7 @@ typedef struct cpu_kernel_reg {
     autosp_op_t op;
     autosp_dtype_t dtype;
     kernel_fn run;
-    workspace_fn workspace; /* scratch bytes the op needs (the same on each of its rows); NULL */
+    workspace_fn workspace; /* scratch bytes this (op, dtype) kernel needs; NULL: none */
 } cpu_kernel_reg_t;
 
 typedef struct cpu_family {
