@@ -25,9 +25,25 @@ struct autodiff {
     autosp_error_t *err;
 };
 
+/* A contribution in another dtype than x's gradient (a bf16 value's gradient reaching an f32
+ * parameter gradient through an op without a backward op of its own: mul, scale) is cast to
+ * it, so every sum of contributions adds one dtype. */
+static autosp_status_t cast_to_grad_dtype(grad_ctx_t *c, autosp_tensor_t x, autosp_tensor_t *t) {
+    autosp_dtype_t to = grad_dtype_of(graph_tensor(c->g, x));
+    const tensor_t *tt = graph_tensor(c->g, *t);
+    if (tt->dtype == to) return AUTOSP_OK;
+    char name[AUTOSP_MAX_NAME + 16];
+    snprintf(name, sizeof name, "%s.%s", tt->name, autosp_dtype_name(to));
+    attr_value_t v = {.s = autosp_dtype_name(to)};
+    const char *names[1] = {name};
+    return node_add_values(c->g, AUTOSP_OP_CAST, name, t, 1, names, 1, &v, t, c->err);
+}
+
 autosp_status_t grad_give(grad_ctx_t *c, int k, autosp_tensor_t t) {
     autosp_tensor_t x = c->node.in[k];
     if (!c->needs[k]) return AUTOSP_OK;
+    autosp_status_t st = cast_to_grad_dtype(c, x, &t);
+    if (st != AUTOSP_OK) return st;
     contribution_t *n = arena_alloc(&c->ad->scratch, sizeof *n);
     if (!n) return nomem(c->err);
     n->t = t;
@@ -145,7 +161,8 @@ static autosp_status_t seed(autodiff_t *ad, autosp_tensor_t loss) {
     autosp_status_t st =
         node_add_values(ad->g, AUTOSP_OP_FILL, name, NULL, 0, names, 1, v, &one, ad->err);
     if (st != AUTOSP_OK) return st;
-    grad_ctx_t c = {.node = {.n_in = 1, .in = {loss}}, .needs = {true}, .ad = ad, .err = ad->err};
+    grad_ctx_t c = {
+        .g = ad->g, .node = {.n_in = 1, .in = {loss}}, .needs = {true}, .ad = ad, .err = ad->err};
     return grad_give(&c, 0, one);
 }
 

@@ -103,6 +103,16 @@ autosp_status_t grad_scale(grad_ctx_t *c) {
     return st == AUTOSP_OK ? grad_give(c, 0, t) : st;
 }
 
+/* dx = dy cast back to x's gradient dtype (a parameter's: f32, then dy itself when it is f32) */
+autosp_status_t grad_cast(grad_ctx_t *c) {
+    autosp_dtype_t to = grad_dtype_of(graph_tensor(c->g, c->node.in[0]));
+    if (graph_tensor(c->g, c->dout[0])->dtype == to) return grad_give(c, 0, c->dout[0]);
+    attr_value_t v = {.s = autosp_dtype_name(to)};
+    autosp_tensor_t t;
+    autosp_status_t st = grad_emit(c, AUTOSP_OP_CAST, "grad", c->dout, 1, 1, &v, &t);
+    return st == AUTOSP_OK ? grad_give(c, 0, t) : st;
+}
+
 /* a rotation's adjoint is the opposite rotation */
 autosp_status_t grad_rope(grad_ctx_t *c) {
     attr_value_t v[2] = {*node_attr(&c->node, "theta"), *node_attr(&c->node, "inverse")};

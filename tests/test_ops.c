@@ -17,6 +17,7 @@
 #include <math.h>
 
 #include "gradcheck.h"
+#include "base/bf16.h"
 #include "ir/op_table.h"
 #include "ref/ref.h"
 
@@ -46,6 +47,8 @@ typedef struct in_spec {
     { .name = n, .type = AUTOSP_ATTR_BOOL, .i = v }
 #define A_FLOAT(n, v)                                                                              \
     { .name = n, .type = AUTOSP_ATTR_FLOAT, .f = v }
+#define A_STR(n, v)                                                                                \
+    { .name = n, .type = AUTOSP_ATTR_STRING, .s = v }
 #define A_SHAPE(n, v)                                                                              \
     { .name = n, .type = AUTOSP_ATTR_SHAPE, .s = v }
 #define A_INTS(n, ...)                                                                             \
@@ -260,6 +263,8 @@ static const op_row_t rows[] = {
      .not_local = "no sharding rule: autodiff emits it, after sp_shard"},
     {OP(SOFTCAP), .in = {X("B,S,6")}, .attrs = {A_FLOAT("cap", 0.8)}, .out = "B,S,6",
      .ref = ref_softcap},
+    {OP(CAST), .in = {X("B,S,6")}, .attrs = {A_STR("dtype", "f32")}, .out = "B,S,6",
+     .ref = ref_copy},
     {OP(SOFTCAP), .what = "softcap saturating", .in = {X("B,S,2,3")},
      .attrs = {A_FLOAT("cap", 0.2)}, .out = "B,S,2,3", .ref = ref_softcap},
 };
@@ -290,9 +295,17 @@ static int seq_axis(const char *shape) {
     return -1;
 }
 
+/* How build() makes the row's float inputs: parameters of f32 (the default) or of another
+ * dtype, and either the op's inputs themselves or scale(parameter, 1) (so that their gradients
+ * are activation gradients, in the float dtype, not f32 parameter gradients). */
+typedef struct floats {
+    autosp_dtype_t dtype;
+    bool via_scale;
+} floats_t;
+
 /* The row's node "y" on a graph with B = 2 and the given S; attrs replaces the row's if set. */
-static autosp_graph_t *build(const op_row_t *row, int64_t S, const autosp_attr_t *attrs,
-                             autosp_tensor_t *y) {
+static autosp_graph_t *build_as(const op_row_t *row, int64_t S, const autosp_attr_t *attrs,
+                                floats_t f, autosp_tensor_t *y) {
     autosp_graph_t *g = autosp_graph_new("op");
     assert_non_null(g);
     autosp_symbol(g, "B", 2);
@@ -301,14 +314,25 @@ static autosp_graph_t *build(const op_row_t *row, int64_t S, const autosp_attr_t
     for (int k = 0; k < n_inputs(row); k++) {
         const in_spec_t *s = &row->in[k];
         const char *name = op_table[row->op].input_names[k];
-        in[k] = s->dtype == AUTOSP_F32
-                    ? autosp_param(g, name, AUTOSP_F32, s->shape, AUTOSP_INIT_NORMAL, 0.02)
-                    : autosp_input(g, name, s->dtype, s->shape, s->role, seq_axis(s->shape));
+        char param[64];
+        snprintf(param, sizeof param, "%s.param", name);
+        if (s->dtype != AUTOSP_F32)
+            in[k] = autosp_input(g, name, s->dtype, s->shape, s->role, seq_axis(s->shape));
+        else if (f.via_scale)
+            in[k] = autosp_scale(
+                g, autosp_param(g, param, f.dtype, s->shape, AUTOSP_INIT_NORMAL, 0.02), 1.0, name);
+        else
+            in[k] = autosp_param(g, name, f.dtype, s->shape, AUTOSP_INIT_NORMAL, 0.02);
     }
     *y = AUTOSP_NO_TENSOR;
     autosp_node_add(g, row->op, "y", in, n_inputs(row), NULL, 1, attrs ? attrs : row->attrs,
                     n_attrs(row), y);
     return g;
+}
+
+static autosp_graph_t *build(const op_row_t *row, int64_t S, const autosp_attr_t *attrs,
+                             autosp_tensor_t *y) {
+    return build_as(row, S, attrs, (floats_t){AUTOSP_F32, false}, y);
 }
 
 /* (a) */
@@ -337,11 +361,9 @@ static void check_attr_ranges(const op_row_t *row) {
     }
 }
 
-/* (b) */
-static void check_gradient(const op_row_t *row) {
-    if (!op_table[row->op].backward) return;
-    autosp_tensor_t y;
-    autosp_graph_t *g = build(row, 5, NULL, &y);
+/* The scalar loss of the gradient checks: y itself when it is a scalar, else a cross-entropy
+ * over y's rows. */
+static void add_loss(autosp_graph_t *g, autosp_tensor_t y) {
     int64_t numel = autosp_tensor_numel(g, y), rows_n = 2 * 5;
     if (numel == 1) {
         autosp_output(g, autosp_scale(g, y, 1.0, "loss"));
@@ -352,6 +374,14 @@ static void check_gradient(const op_row_t *row) {
                  (long long)(numel / rows_n));
         finish(g, y, rows_last);
     }
+}
+
+/* (b) */
+static void check_gradient(const op_row_t *row) {
+    if (!op_table[row->op].backward) return;
+    autosp_tensor_t y;
+    autosp_graph_t *g = build(row, 5, NULL, &y);
+    add_loss(g, y);
     gradcheck(g, VOCAB, 1000, what(row));
     autosp_graph_free(g);
 }
@@ -471,6 +501,133 @@ static void check_slices(const op_row_t *row) {
     run_free(&whole);
 }
 
+/* (e) bf16: the row in bf16 against the row in f32 on the same values (the f32 run's inputs
+ * rounded to bf16 first), forward and, through autodiff, every parameter's gradient. Twice:
+ * with the float inputs as parameters (their gradients are f32 outputs of the op's backward)
+ * and as scale(parameter, 1) (bf16 activation gradients, cast to f32 by autodiff).
+ * Bound, normwise: |a - b| / |b| <= r u + K 2^-24 with u = 2^-8 (bf16's unit roundoff), K the
+ * reduction length (at most 64 in these rows) and r the bf16 roundings between the two: the
+ * output's own (r = 1 forward; the kernels accumulate in f32), and for a gradient also the
+ * loss's gradient w.r.t. y and the op's input gradient (r = 4 leaves one for the way the
+ * rounded y moves the loss's gradient). Ops that only move values are exact. */
+#define BF16_U       0.00390625
+#define BF16_PARTIAL 1 /* while the bf16 kernels land: skip rows whose graph lacks one */
+typedef struct typed {
+    autosp_graph_t *g, *j; /* the row's graph and what runs: its joint graph, or g itself */
+    autosp_comm_t *comm;
+    autosp_executor_t *ex;
+} typed_t;
+
+static bool has_float_input(const op_row_t *row) {
+    for (int k = 0; k < n_inputs(row); k++)
+        if (row->in[k].dtype == AUTOSP_F32) return true;
+    return false;
+}
+
+static typed_t typed_new(const op_row_t *row, floats_t f) {
+    typed_t t = {0};
+    autosp_tensor_t y;
+    t.g = build_as(row, 5, NULL, f, &y);
+    bool grads = op_table[row->op].backward != NULL;
+    if (grads) add_loss(t.g, y);
+    assert_int_equal(autosp_output(t.g, y), AUTOSP_OK);
+    autosp_error_t err;
+    t.j = grads ? autosp_autodiff(t.g, &err) : t.g;
+    if (!t.j) fail_msg("%s in %s: %s", what(row), autosp_dtype_name(f.dtype), err.message);
+    if (BF16_PARTIAL && autosp_backend_check(autosp_backend_cpu(), t.j, &err) != AUTOSP_OK) {
+        print_message("skipped, bf16 kernels missing: %s\n", err.message);
+        return t;
+    }
+    t.comm = autosp_comm_new_single(&err);
+    t.ex = t.comm ? autosp_executor_new_comm(t.j, t.comm, &err) : NULL;
+    if (!t.ex) fail_msg("%s in %s: %s", what(row), autosp_dtype_name(f.dtype), err.message);
+    return t;
+}
+
+static void typed_free(typed_t *t) {
+    autosp_executor_free(t->ex);
+    autosp_comm_free(t->comm);
+    if (t->j != t->g) autosp_graph_free(t->j);
+    autosp_graph_free(t->g);
+}
+
+/* The f32 run's inputs rounded to bf16, in both runs. */
+static void share_inputs(typed_t *f32, typed_t *b16) {
+    fill_inputs(f32->j, f32->ex, VOCAB);
+    for (autosp_tensor_t t = 0; t < autosp_graph_num_tensors(b16->j); t++) {
+        if (autosp_tensor_kind(b16->j, t) == AUTOSP_KIND_VALUE) continue;
+        const char *name = autosp_tensor_name(b16->j, t);
+        int64_t n = autosp_tensor_numel(b16->j, t);
+        void *src = autosp_executor_data(f32->ex, name), *dst = autosp_executor_data(b16->ex, name);
+        if (autosp_tensor_dtype(b16->j, t) != AUTOSP_BF16) {
+            memcpy(dst, src, (size_t)n * autosp_dtype_size(autosp_tensor_dtype(b16->j, t)));
+            continue;
+        }
+        bf16_from_f32_n(dst, src, n);
+        bf16_to_f32_n(src, dst, n);
+    }
+}
+
+/* Tensor `name` of a run as floats (a bf16 tensor widened); the caller frees it. */
+static float *widened(const typed_t *t, const char *name, int64_t *n) {
+    autosp_tensor_t x = autosp_tensor_find(t->j, name);
+    assert_true(x >= 0);
+    *n = autosp_tensor_numel(t->j, x);
+    float *out = malloc(sizeof(float) * (size_t)(*n + 1));
+    const void *p = autosp_executor_data(t->ex, name);
+    if (autosp_tensor_dtype(t->j, x) == AUTOSP_BF16)
+        bf16_to_f32_n(out, p, *n);
+    else
+        memcpy(out, p, sizeof(float) * (size_t)*n);
+    return out;
+}
+
+static void compare_bf16(const op_row_t *row, const typed_t *f32, const typed_t *b16,
+                         const char *name, int roundings, const char *how) {
+    int64_t n, n16;
+    float *want = widened(f32, name, &n), *got = widened(b16, name, &n16);
+    assert_int_equal(n, n16);
+    double e = sqrt(nmse(got, want, n)), bound = roundings * BF16_U + 64.0 / (1 << 24);
+    if (!(e <= bound))
+        fail_msg("%s (%s), bf16 vs f32: %s off by %.3g normwise, bound %.3g", what(row), how, name,
+                 e, bound);
+    free(want);
+    free(got);
+}
+
+static void check_bf16_as(const op_row_t *row, bool via_scale) {
+    const char *how = via_scale ? "activation gradients" : "parameter gradients";
+    typed_t f32 = typed_new(row, (floats_t){AUTOSP_F32, via_scale});
+    typed_t b16 = typed_new(row, (floats_t){AUTOSP_BF16, via_scale});
+    if (!b16.ex) {
+        typed_free(&f32);
+        typed_free(&b16);
+        return;
+    }
+    share_inputs(&f32, &b16);
+    autosp_error_t err;
+    if (autosp_executor_run(f32.ex, &err) != AUTOSP_OK) fail_msg("%s: %s", what(row), err.message);
+    if (autosp_executor_run(b16.ex, &err) != AUTOSP_OK)
+        fail_msg("%s in bf16: %s", what(row), err.message);
+    compare_bf16(row, &f32, &b16, "y", 1, how);
+    for (autosp_tensor_t t = 0; op_table[row->op].backward && t < autosp_graph_num_tensors(f32.g);
+         t++) {
+        if (autosp_tensor_kind(f32.g, t) != AUTOSP_KIND_PARAM) continue;
+        char grad[96];
+        snprintf(grad, sizeof grad, "%s.grad", autosp_tensor_name(f32.g, t));
+        compare_bf16(row, &f32, &b16, grad, 4, how);
+    }
+    typed_free(&f32);
+    typed_free(&b16);
+}
+
+static void check_bf16(const op_row_t *row) {
+    if (!has_float_input(row)) return; /* fill, target_count: no float to narrow */
+    if (!autosp_backend_supports(autosp_backend_cpu(), row->op, AUTOSP_BF16)) return;
+    check_bf16_as(row, false);
+    check_bf16_as(row, true);
+}
+
 static void test_rows(void **state) {
     (void)state;
     for (size_t i = 0; i < ARRAY_LEN(rows); i++) {
@@ -479,6 +636,7 @@ static void test_rows(void **state) {
         check_gradient(&rows[i]);
         check_reference(&rows[i]);
         check_slices(&rows[i]);
+        check_bf16(&rows[i]);
     }
 }
 

@@ -360,6 +360,46 @@ static void test_index_add(void **state) {
                              "[B,S,32]: dim 2 is 32, expected 64 (C, the row length of \"base\")");
 }
 
+/* bf16 values: cast between float dtypes; a parameter's gradient is f32 (mixed precision),
+ * an activation's has its dtype; mixing dtypes where a rule needs one names both. */
+static void test_mixed_precision(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t x = autosp_input(g, "x", AUTOSP_BF16, "B,S,64", AUTOSP_ROLE_OTHER, 1);
+    autosp_tensor_t w = autosp_param(g, "w", AUTOSP_BF16, "128,64", AUTOSP_INIT_NORMAL, 0.02);
+    autosp_tensor_t b = autosp_param(g, "b", AUTOSP_BF16, "128", AUTOSP_INIT_ZEROS, 0);
+    ok(g, autosp_cast(g, x, F32, "wide"), "B,S,64", F32);
+    ok(g, autosp_cast(g, autosp_cast(g, x, F32, "w2"), AUTOSP_BF16, "narrow"), "B,S,64",
+       AUTOSP_BF16);
+    autosp_tensor_t dy = autosp_input(g, "dy", AUTOSP_BF16, "B,S,128", AUTOSP_ROLE_OTHER, 1);
+    autosp_tensor_t o[3];
+    ok(g,
+       bwd(g, AUTOSP_OP_LINEAR_BACKWARD, "lin", (autosp_tensor_t[]){dy, x, w, b}, 4, 3, NULL, 0, o),
+       "B,S,64", AUTOSP_BF16);
+    ok(g, o[1], "128,64", F32);
+    ok(g, o[2], "128", F32);
+    autosp_tensor_t like[2] = {dy, b};
+    ok(g, bwd(g, AUTOSP_OP_SUM_TO, "db", like, 2, 1, NULL, 0, NULL), "128", F32);
+    autosp_tensor_t base = in_f32(g, "base", "256,64"), ids = in_i32(g, "ids", "B,S");
+    ok(g,
+       bwd(g, AUTOSP_OP_INDEX_ADD, "acc", (autosp_tensor_t[]){base, ids, x}, 3, 1, NULL, 0, NULL),
+       "256,64", F32);
+    autosp_graph_free(g);
+
+    g = new_graph();
+    autosp_cast(g, in_i32(g, "ids", "B,S"), F32, "c");
+    assert_error_and_free(g, "node \"c\" (cast): input \"x\" (tensor \"ids\") has dtype i32, "
+                             "expected a float dtype");
+    g = new_graph();
+    autosp_cast(g, in_f32(g, "x", "B,S"), AUTOSP_I32, "c");
+    assert_error_and_free(g, "attribute \"dtype\"");
+    g = new_graph();
+    autosp_linear(g, in_f32(g, "x", "B,S,64"),
+                  autosp_param(g, "w", AUTOSP_BF16, "128,64", AUTOSP_INIT_NORMAL, 0.02),
+                  AUTOSP_NO_TENSOR, "y");
+    assert_error_and_free(g, "node \"y\" (linear): input \"weight\" (tensor \"w\") has dtype "
+                             "bf16, expected f32");
+}
+
 static void test_backward_ops(void **state) {
     autosp_graph_t *g = new_graph();
     autosp_tensor_t x = in_f32(g, "x", "B,S,64"), w = in_f32(g, "w", "128,64");
@@ -471,6 +511,7 @@ int main(void) {
         cmocka_unit_test(test_collectives),
         cmocka_unit_test(test_fill_and_sum_to),
         cmocka_unit_test(test_index_add),
+        cmocka_unit_test(test_mixed_precision),
         cmocka_unit_test(test_backward_ops),
         cmocka_unit_test(test_every_shape_rule_has_a_test),
     };

@@ -163,6 +163,9 @@ autosp_tensor_t autosp_add(autosp_graph_t *g, autosp_tensor_t a, autosp_tensor_t
 autosp_tensor_t autosp_mul(autosp_graph_t *g, autosp_tensor_t a, autosp_tensor_t b,
                            const char *name);
 autosp_tensor_t autosp_scale(autosp_graph_t *g, autosp_tensor_t x, double alpha, const char *name);
+/* x in another float dtype (f32, bf16, f16): rounded to nearest even when narrower */
+autosp_tensor_t autosp_cast(autosp_graph_t *g, autosp_tensor_t x, autosp_dtype_t dtype,
+                            const char *name);
 /* x (...,C), weight (C) */
 autosp_tensor_t autosp_rmsnorm(autosp_graph_t *g, autosp_tensor_t x, autosp_tensor_t weight,
                                double eps, const char *name);

@@ -9,9 +9,8 @@
 #define HAVE_X86_BF16 1
 
 /* vcvtneps2bf16 flushes denormal inputs (DAZ) and quiets NaNs as f32_to_bf16 does. */
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) static void from_f32_avx512(bf16_t *dst,
-                                                                          const float *src,
-                                                                          int64_t n) {
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) static void
+from_f32_avx512(bf16_t *dst, const float *src, int64_t n) {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(src + i));
@@ -24,13 +23,13 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) static void from
     }
 }
 
-__attribute__((target("avx512f,avx512bw"))) static void to_f32_avx512(float *dst,
-                                                                      const bf16_t *src,
+__attribute__((target("avx512f,avx512bw"))) static void to_f32_avx512(float *dst, const bf16_t *src,
                                                                       int64_t n) {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m256i h = _mm256_loadu_si256((const __m256i *)(src + i));
-        _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+        _mm512_storeu_ps(dst + i,
+                         _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
     }
     for (; i < n; i++) dst[i] = bf16_to_f32(src[i]);
 }
@@ -44,8 +43,8 @@ static void choose(void) {
     bool portable = env && *env && strcmp(env, "0") != 0;
 #ifdef HAVE_X86_BF16
     __builtin_cpu_init();
-    native = !portable && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl");
+    native = !portable && __builtin_cpu_supports("avx512bf16") &&
+             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
 #else
     (void)portable;
     native = false;

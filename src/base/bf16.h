@@ -29,9 +29,9 @@ static inline bf16_t f32_to_bf16(float f) {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
     const uint32_t mag = u & 0x7fffffffu;
-    if (mag > 0x7f800000u) return (bf16_t)((u >> 16) | 0x40u); /* NaN: quiet, sign kept */
+    if (mag > 0x7f800000u) return (bf16_t)((u >> 16) | 0x40u);   /* NaN: quiet, sign kept */
     if (mag < 0x00800000u) return (bf16_t)((u >> 16) & 0x8000u); /* zero or denormal: +-0 */
-    u += 0x7fffu + ((u >> 16) & 1u);                               /* to nearest, ties to even */
+    u += 0x7fffu + ((u >> 16) & 1u);                             /* to nearest, ties to even */
     return (bf16_t)(u >> 16);
 }
 

@@ -59,6 +59,12 @@ autosp_tensor_t autosp_scale(autosp_graph_t *g, autosp_tensor_t x, double alpha,
     return build(g, AUTOSP_OP_SCALE, name, IN(x), ATTR_LIST(A_FLOAT("alpha", alpha)));
 }
 
+autosp_tensor_t autosp_cast(autosp_graph_t *g, autosp_tensor_t x, autosp_dtype_t dtype,
+                            const char *name) {
+    return build(g, AUTOSP_OP_CAST, name, IN(x),
+                 ATTR_LIST(A_STR("dtype", autosp_dtype_name(dtype))));
+}
+
 autosp_tensor_t autosp_rmsnorm(autosp_graph_t *g, autosp_tensor_t x, autosp_tensor_t weight,
                                double eps, const char *name) {
     return build(g, AUTOSP_OP_RMSNORM, name, IN(x, weight), ATTR_LIST(A_FLOAT("eps", eps)));

@@ -137,6 +137,11 @@ autosp_status_t need_int(infer_ctx_t *c, int input);
 autosp_status_t need_same_dtype(infer_ctx_t *c, int a, int b);
 autosp_status_t need_dim(infer_ctx_t *c, int input, int axis, dim_t expected, const char *what);
 const char *dtype_str(autosp_dtype_t t);
+/* The dtype of x's gradient. Mixed precision: a parameter's gradient is f32 whatever the
+ * parameter's dtype, so that the backward's weight products accumulate into f32 (as in
+ * Megatron's bf16 training) and the optimizer updates f32 master weights from it. Other
+ * gradients have their value's dtype. */
+autosp_dtype_t grad_dtype_of(const tensor_t *x);
 
 /* Shape rules, grouped by family (ops_*.c). */
 autosp_status_t infer_embedding(infer_ctx_t *c);
@@ -160,6 +165,7 @@ autosp_status_t infer_repeat(infer_ctx_t *c);
 autosp_status_t infer_fill(infer_ctx_t *c);
 autosp_status_t infer_sum_to(infer_ctx_t *c);
 autosp_status_t infer_index_add(infer_ctx_t *c);
+autosp_status_t infer_cast(infer_ctx_t *c);
 autosp_status_t infer_backward(infer_ctx_t *c);
 
 /* Backward rules (passes/autodiff_rules.c). */
@@ -173,6 +179,7 @@ autosp_status_t grad_mul(grad_ctx_t *c);
 autosp_status_t grad_scale(grad_ctx_t *c);
 autosp_status_t grad_rope(grad_ctx_t *c);
 autosp_status_t grad_reshape(grad_ctx_t *c);
+autosp_status_t grad_cast(grad_ctx_t *c);
 autosp_status_t grad_transpose(grad_ctx_t *c);
 autosp_status_t grad_all_to_all(grad_ctx_t *c);
 autosp_status_t grad_all_reduce(grad_ctx_t *c);

@@ -11,10 +11,7 @@ const char *dtype_str(autosp_dtype_t t) {
     return autosp_dtype_name(t);
 }
 
-/* Mixed precision: a parameter's gradient is f32 whatever the parameter's dtype, so that the
- * backward's weight products accumulate into f32 (as in Megatron's bf16 training) and the
- * optimizer updates f32 master weights from it. Other gradients have their value's dtype. */
-static autosp_dtype_t grad_dtype(const tensor_t *x) {
+autosp_dtype_t grad_dtype_of(const tensor_t *x) {
     bool is_fp = x->dtype == AUTOSP_F32 || x->dtype == AUTOSP_BF16 || x->dtype == AUTOSP_F16;
     return x->kind == AUTOSP_KIND_PARAM && is_fp ? AUTOSP_F32 : x->dtype;
 }
@@ -465,7 +462,7 @@ autosp_status_t infer_sum_to(infer_ctx_t *c) {
         TRY(need_dim(c, 1, i, x->d[x->ndim - like->ndim + i],
                      "equal to the aligned dim of input \"x\" or 1"));
     }
-    return set_out(c, like, grad_dtype(c->in[1]));
+    return set_out(c, like, grad_dtype_of(c->in[1]));
 }
 
 /* base (V,C), ids (...) int, src (...,C) -> (V,C): base with src's rows added at ids (what an
@@ -483,6 +480,14 @@ autosp_status_t infer_index_add(infer_ctx_t *c) {
     for (int i = 0; i < ids->ndim; i++) TRY(need_dim(c, 2, i, ids->d[i], "the dim of \"ids\""));
     TRY(need_dim(c, 2, ids->ndim, c->in[0]->shape.d[1], "C, the row length of \"base\""));
     return set_out(c, &c->in[0]->shape, c->in[0]->dtype);
+}
+
+/* x (...) float -> x's shape in the float dtype the attribute names */
+autosp_status_t infer_cast(infer_ctx_t *c) {
+    TRY(need_float(c, 0));
+    autosp_dtype_t to;
+    AUTOSP_ASSERT(autosp_dtype_from_name(node_attr_str(c->node, "dtype"), &to)); /* the schema */
+    return set_out(c, &c->in[0]->shape, to);
 }
 
 /* Backward ops: (dout, extras..., forward inputs...). The forward op's own rule checks the
@@ -522,7 +527,7 @@ autosp_status_t infer_backward(infer_ctx_t *c) {
                           c->n_out, expected);
     for (int i = 0; i < c->n_out; i++) {
         c->out_shape[i] = c->in[info->grad_of[i]]->shape;
-        c->out_dtype[i] = grad_dtype(c->in[info->grad_of[i]]);
+        c->out_dtype[i] = grad_dtype_of(c->in[info->grad_of[i]]);
     }
     return AUTOSP_OK;
 }

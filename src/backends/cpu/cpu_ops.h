@@ -34,7 +34,7 @@ typedef struct cpu_family {
         .name = #family, .rows = table, .n_rows = (int)ARRAY_LEN(table)}
 
 extern const cpu_family_t cpu_elementwise, cpu_norm, cpu_linear, cpu_embedding, cpu_rope,
-    cpu_attention, cpu_cross_entropy, cpu_repeat, cpu_collectives, cpu_layout;
+    cpu_attention, cpu_cross_entropy, cpu_repeat, cpu_collectives, cpu_layout, cpu_cast;
 
 /* Helpers the adapters share (run_ops.c). */
 #define F(p)   ((float *)(p))
