@@ -49,7 +49,7 @@ static autosp_status_t single_reduce_scatter(const autosp_comm_t *c, const float
     return AUTOSP_OK;
 }
 
-static autosp_status_t single_all_gather_blocks(const autosp_comm_t *c, float *buf,
+static autosp_status_t single_all_gather_blocks(const autosp_comm_t *c, void *buf, size_t esize,
                                                 const int *counts, const int *displs,
                                                 autosp_error_t *err) {
     return AUTOSP_OK; /* the one block is in place */

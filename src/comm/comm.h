@@ -28,9 +28,10 @@ typedef struct comm_ops {
      * [displs[r], displs[r] + counts[r]) of send in recv */
     autosp_status_t (*reduce_scatter)(const autosp_comm_t *c, const float *send, float *recv,
                                       const int *counts, autosp_error_t *err);
-    /* over the world, f32, in place: rank r's block [displs[r], + counts[r]) of buf to all */
-    autosp_status_t (*all_gather_blocks)(const autosp_comm_t *c, float *buf, const int *counts,
-                                         const int *displs, autosp_error_t *err);
+    /* over the world, in place: rank r's block [displs[r], + counts[r]) of buf to all; the
+     * elements are f32 (esize 4) or 2-byte (bf16) */
+    autosp_status_t (*all_gather_blocks)(const autosp_comm_t *c, void *buf, size_t esize,
+                                         const int *counts, const int *displs, autosp_error_t *err);
     /* over the world, f32: rank r's counts[r] floats of send land at recv + displs[r] on
      * rank 0 (recv is only read on rank 0) */
     autosp_status_t (*gather_blocks)(const autosp_comm_t *c, const float *send, float *recv,

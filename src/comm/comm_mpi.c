@@ -88,9 +88,12 @@ static autosp_status_t mpi_reduce_scatter(const autosp_comm_t *c, const float *s
         "MPI_Reduce_scatter", err);
 }
 
-static autosp_status_t mpi_all_gather_blocks(const autosp_comm_t *c, float *buf, const int *counts,
-                                             const int *displs, autosp_error_t *err) {
-    return check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT,
+static autosp_status_t mpi_all_gather_blocks(const autosp_comm_t *c, void *buf, size_t esize,
+                                             const int *counts, const int *displs,
+                                             autosp_error_t *err) {
+    MPI_Datatype type = esize == 2 ? MPI_UINT16_T : MPI_FLOAT;
+    AUTOSP_ASSERT(esize == 2 || esize == 4);
+    return check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, type,
                                 group_of(c, COMM_WORLD)),
                  "MPI_Allgatherv", err);
 }

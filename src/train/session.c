@@ -6,6 +6,8 @@
 #include "comm/comm.h"
 #include "train/session.h"
 
+#include "base/bf16.h"
+
 autosp_status_t session_comm(session_t *s, const autosp_comm_t *comm, autosp_error_t *err) {
     s->comm = comm;
     if (!comm && !(s->comm = s->own_comm = autosp_comm_new_single(err))) return err->status;
@@ -115,12 +117,18 @@ static void shape_text(const int64_t *d, int n, char *buf, size_t size) {
     }
 }
 
-/* The file's tensor for parameter x, checked: f32, x's shape. */
+static bool f32_or_bf16(autosp_dtype_t t) {
+    return t == AUTOSP_F32 || t == AUTOSP_BF16;
+}
+
+/* The file's tensor for parameter x, checked: x's shape, and x's dtype or another of f32 and
+ * bf16 (converted: a bf16 model starts from f32 weights, and the other way round). */
 static autosp_status_t check_weight(const autosp_st_tensor_t *w, const session_t *s,
                                     const tensor_t *x, const char *path, autosp_error_t *err) {
     int64_t dims[AUTOSP_MAX_DIMS], numel;
     AUTOSP_ASSERT(shape_eval(s->g, &x->shape, dims, &numel) == EVAL_OK);
-    bool same = w->ndim == x->shape.ndim && w->dtype == x->dtype;
+    bool same = w->ndim == x->shape.ndim &&
+                (w->dtype == x->dtype || (f32_or_bf16(w->dtype) && f32_or_bf16(x->dtype)));
     for (int k = 0; same && k < w->ndim; k++) same = w->shape[k] == dims[k];
     if (same) return AUTOSP_OK;
     char want[128], found[128];
@@ -170,8 +178,14 @@ autosp_status_t session_load_weights(session_t *s, const char *path, autosp_erro
         if (x->kind != AUTOSP_KIND_PARAM) continue;
         const autosp_st_tensor_t *w = autosp_safetensors_find(f, x->name);
         if ((st = check_weight(w, s, x, path, err)) != AUTOSP_OK) break;
-        memcpy(autosp_executor_data(s->ex, x->name), w->data,
-               (size_t)autosp_tensor_numel(s->g, t) * autosp_dtype_size(x->dtype));
+        void *dst = autosp_executor_data(s->ex, x->name);
+        int64_t n = autosp_tensor_numel(s->g, t);
+        if (w->dtype == x->dtype)
+            memcpy(dst, w->data, (size_t)n * autosp_dtype_size(x->dtype));
+        else if (x->dtype == AUTOSP_BF16)
+            bf16_from_f32_n(dst, w->data, n);
+        else
+            bf16_to_f32_n(dst, w->data, n);
     }
     autosp_safetensors_close(f);
     return st == AUTOSP_OK ? set_ok(err) : st;

@@ -13,17 +13,29 @@
 #include "backends/cpu/parallel.h"
 #include "ir/ir.h"
 #include "comm/comm.h"
+#include "base/bf16.h"
 #include "train/session.h"
 
 static const double PI = 3.14159265358979323846;
 
 /* A parameter and the part of it this rank's optimizer owns: all of it, or under ZeRO-1 the
- * elements [lo, lo + own), whose m and v are all this rank keeps. */
+ * elements [lo, lo + own), whose m and v are all this rank keeps.
+ * Mixed precision: a parameter of another dtype than f32 (bf16) is a working copy in the arena
+ * (`work`); the optimizer updates an f32 master copy of the owned part (`master`, like m and v)
+ * and rounds it into the working copy. Its gradient is f32 (the autodiff pass sees to it). */
 typedef struct param_slot {
-    float *value, *grad, *m, *v; /* value and grad live in the executor's arena; m, v: own */
+    float *value, *grad, *m, *v; /* value (f32 params) and grad live in the executor's arena */
+    float *master;               /* f32 of the owned part, or NULL for an f32 parameter */
+    bf16_t *work;                /* the arena's bf16 parameter, or NULL */
+    const char *name;            /* the graph's */
     int64_t n, lo, own;
     bool decay;
 } param_slot_t;
+
+/* The f32 weights AdamW updates for s, indexed from its owned part's start. */
+static float *updated_weights(const param_slot_t *s) {
+    return s->master ? s->master : s->value + s->lo;
+}
 
 struct autosp_trainer {
     autosp_train_config_t cfg;
@@ -86,10 +98,10 @@ static uint64_t name_seed(uint64_t seed, const char *name) {
     return h;
 }
 
-static void init_param(float *w, int64_t n, const tensor_t *t, uint64_t seed) {
-    uint64_t s = name_seed(seed, t->name);
+/* The next n values of t's init stream s (n even, but for the stream's last piece). */
+static void init_values(float *w, int64_t n, const tensor_t *t, uint64_t *s) {
     for (int64_t i = 0; i < n; i += 2) {
-        double r = sqrt(-2.0 * log(uniform01(&s))), a = 2 * PI * uniform01(&s);
+        double r = sqrt(-2.0 * log(uniform01(s))), a = 2 * PI * uniform01(s);
         double z[2] = {r * cos(a), r * sin(a)};
         for (int k = 0; k < 2 && i + k < n; k++)
             w[i + k] = t->init == AUTOSP_INIT_NORMAL ? (float)(t->init_std * z[k])
@@ -98,12 +110,38 @@ static void init_param(float *w, int64_t n, const tensor_t *t, uint64_t seed) {
     }
 }
 
+static void init_param(float *w, int64_t n, const tensor_t *t, uint64_t seed) {
+    uint64_t s = name_seed(seed, t->name);
+    init_values(w, n, t, &s);
+}
+
+/* A bf16 parameter's values are the f32 stream of init_param (the same numbers at every world
+ * size), drawn a piece at a time: the owned part goes to the master copy, all of it rounded to
+ * the working copy. */
+static void init_mixed(param_slot_t *p, const tensor_t *x, uint64_t seed) {
+    enum { PIECE = 1024 }; /* even: the stream's pairs stay whole */
+    float piece[PIECE];
+    uint64_t s = name_seed(seed, x->name);
+    for (int64_t at = 0; at < p->n; at += PIECE) {
+        int64_t n = p->n - at < PIECE ? p->n - at : PIECE;
+        init_values(piece, n, x, &s);
+        bf16_from_f32_n(p->work + at, piece, n);
+        int64_t lo = at > p->lo ? at : p->lo,
+                hi = at + n < p->lo + p->own ? at + n : p->lo + p->own;
+        if (lo < hi)
+            memcpy(p->master + (lo - p->lo), piece + (lo - at), sizeof(float) * (size_t)(hi - lo));
+    }
+}
+
 void autosp_trainer_init_params(autosp_trainer_t *tr, uint64_t seed) {
-    for (autosp_tensor_t t = 0; t < tr->s.g->n_tensors; t++) {
+    for (autosp_tensor_t t = 0, p = 0; t < tr->s.g->n_tensors; t++) {
         const tensor_t *x = &tr->s.g->tensors[t];
         if (x->kind != AUTOSP_KIND_PARAM) continue;
-        init_param(autosp_executor_data(tr->s.ex, x->name), autosp_tensor_numel(tr->s.g, t), x,
-                   seed);
+        param_slot_t *s = &tr->params[p++];
+        if (s->work)
+            init_mixed(s, x, seed);
+        else
+            init_param(s->value, s->n, x, seed);
     }
     for (int p = 0; p < tr->n_params; p++) {
         memset(tr->params[p].m, 0, sizeof(float) * (size_t)tr->params[p].own);
@@ -133,13 +171,21 @@ static autosp_status_t find_params(autosp_trainer_t *tr, autosp_error_t *err) {
         char grad[AUTOSP_MAX_NAME + 8];
         snprintf(grad, sizeof grad, "%s.grad", x->name);
         param_slot_t *s = &tr->params[p++];
+        s->name = x->name;
         s->n = autosp_tensor_numel(j, t);
         s->lo = chunk_start(s->n, rank, ranks);
         s->own = chunk_start(s->n, rank + 1, ranks) - s->lo;
-        s->value = autosp_executor_data(tr->s.ex, x->name);
+        if (x->dtype == AUTOSP_F32)
+            s->value = autosp_executor_data(tr->s.ex, x->name);
+        else if (x->dtype == AUTOSP_BF16)
+            s->work = autosp_executor_data(tr->s.ex, x->name);
+        else
+            return set_error(err, AUTOSP_ERR_INVALID,
+                             "parameter \"%s\" is %s: the trainer trains f32 and bf16 parameters",
+                             x->name, autosp_dtype_name(x->dtype));
         s->grad = autosp_executor_data(tr->s.ex, grad);
         s->decay = x->shape.ndim >= 2;
-        AUTOSP_ASSERT(s->grad);
+        AUTOSP_ASSERT(s->grad && j->tensors[autosp_tensor_find(j, grad)].dtype == AUTOSP_F32);
         if (tr->sharded && s->n > INT_MAX)
             return set_error(err, AUTOSP_ERR_LIMIT,
                              "ZeRO-1: parameter \"%s\" has %lld elements, more than MPI's int "
@@ -149,16 +195,22 @@ static autosp_status_t find_params(autosp_trainer_t *tr, autosp_error_t *err) {
     return AUTOSP_OK;
 }
 
-/* AdamW's m and v for the owned parts, and ZeRO-1's per-rank counts and receive buffer. */
+/* The f32 floats this rank keeps for s: m and v, and the master copy of a bf16 parameter. */
+static int64_t state_floats(const param_slot_t *s) {
+    return (s->work ? 3 : 2) * s->own;
+}
+
+/* AdamW's m and v (and master weights) for the owned parts, and ZeRO-1's per-rank counts and
+ * receive buffer. */
 static autosp_status_t bind_params(autosp_trainer_t *tr, autosp_error_t *err) {
     autosp_status_t st = find_params(tr, err);
     if (st != AUTOSP_OK) return st;
     int64_t owned = 0, largest = 0;
     for (int p = 0; p < tr->n_params; p++) {
-        owned += tr->params[p].own;
+        owned += state_floats(&tr->params[p]);
         largest = tr->params[p].own > largest ? tr->params[p].own : largest;
     }
-    const size_t state_bytes = sizeof(float) * (size_t)(2 * owned + 1);
+    const size_t state_bytes = sizeof(float) * (size_t)(owned + 1);
     tr->state = mem_alloc_huge(state_bytes, &tr->state_block);
     if (!tr->state) return nomem(err);
     memset(tr->state, 0, state_bytes);
@@ -166,7 +218,8 @@ static autosp_status_t bind_params(autosp_trainer_t *tr, autosp_error_t *err) {
     for (int p = 0; p < tr->n_params; p++) {
         tr->params[p].m = next;
         tr->params[p].v = next + tr->params[p].own;
-        next += 2 * tr->params[p].own;
+        if (tr->params[p].work) tr->params[p].master = next + 2 * tr->params[p].own;
+        next += state_floats(&tr->params[p]);
     }
     if (!tr->sharded) return AUTOSP_OK;
     tr->counts = mem_calloc((size_t)tr->s.comm->size, sizeof(int));
@@ -256,8 +309,8 @@ int64_t autosp_trainer_touched_bytes(const autosp_trainer_t *tr) {
 }
 int64_t autosp_trainer_state_bytes(const autosp_trainer_t *tr) {
     int64_t n = 0;
-    for (int p = 0; p < tr->n_params; p++) n += tr->params[p].own;
-    return 2 * n * (int64_t)sizeof(float);
+    for (int p = 0; p < tr->n_params; p++) n += state_floats(&tr->params[p]);
+    return n * (int64_t)sizeof(float);
 }
 
 const autosp_graph_t *autosp_trainer_graph(const autosp_trainer_t *tr) {
@@ -282,10 +335,30 @@ autosp_status_t autosp_trainer_gather(autosp_trainer_t *tr, const char *name, vo
     return session_gather(&tr->s, name, global, err);
 }
 
+/* After the working copies were loaded: the master copies of bf16 parameters from the file's
+ * f32 values where it has them (no rounding), else from the working copy. */
+static autosp_status_t load_masters(autosp_trainer_t *tr, const char *path, autosp_error_t *err) {
+    autosp_safetensors_t *f = NULL;
+    for (int p = 0; p < tr->n_params; p++) {
+        param_slot_t *s = &tr->params[p];
+        if (!s->work) continue;
+        if (!f && !(f = autosp_safetensors_open(path, err))) return err->status;
+        const autosp_st_tensor_t *w = autosp_safetensors_find(f, s->name);
+        if (w && w->dtype == AUTOSP_F32)
+            memcpy(s->master, (const float *)w->data + s->lo, sizeof(float) * (size_t)s->own);
+        else
+            bf16_to_f32_n(s->master, s->work + s->lo, s->own);
+    }
+    autosp_safetensors_close(f);
+    return AUTOSP_OK;
+}
+
 autosp_status_t autosp_trainer_load_weights(autosp_trainer_t *tr, const char *path,
                                             autosp_error_t *err) {
     autosp_error_t local;
-    return session_load_weights(&tr->s, path, err ? err : &local);
+    if (!err) err = &local;
+    autosp_status_t st = session_load_weights(&tr->s, path, err);
+    return st == AUTOSP_OK ? load_masters(tr, path, err) : st;
 }
 
 /* ---- the step ---------------------------------------------------------------------------- */
@@ -319,11 +392,14 @@ static autosp_status_t reduce_scatter_grad(autosp_trainer_t *tr, param_slot_t *s
     return zero_failed(st, "reduce-scatter of the gradients", err);
 }
 
-/* After each rank updated its chunks: every parameter whole again on every rank. */
+/* After each rank updated its chunks: every parameter whole again on every rank (a bf16
+ * parameter's working copy: half the bytes). */
 static autosp_status_t all_gather_param(autosp_trainer_t *tr, param_slot_t *s,
                                         autosp_error_t *err) {
+    void *buf = s->work ? (void *)s->work : (void *)s->value;
+    size_t esize = s->work ? sizeof(bf16_t) : sizeof(float);
     return zero_failed(
-        tr->s.comm->ops->all_gather_blocks(tr->s.comm, s->value, tr->counts, tr->displs, err),
+        tr->s.comm->ops->all_gather_blocks(tr->s.comm, buf, esize, tr->counts, tr->displs, err),
         "all-gather of the parameters", err);
 }
 
@@ -410,7 +486,7 @@ VECTOR_CLONES static void adamw_share(share_t *s, param_slot_t *p, int64_t from,
     float t = (float)(s->tr->step + 1), lr = s->lr, g_scale = s->grad_scale;
     float bc1 = 1.0f - powf(c->beta1, t), bc2 = 1.0f - powf(c->beta2, t);
     float decay = p->decay ? c->weight_decay : 0.0f, b1 = c->beta1, b2 = c->beta2, eps = c->eps;
-    float *restrict m = p->m, *restrict v = p->v, *restrict w = p->value + p->lo;
+    float *restrict m = p->m, *restrict v = p->v, *restrict w = updated_weights(p);
     const float *restrict grad = p->grad + p->lo; /* distinct arrays: lets the loop vectorise */
     for (int64_t i = from; i < to; i++) {
         float g = grad[i] * g_scale;
@@ -419,6 +495,7 @@ VECTOR_CLONES static void adamw_share(share_t *s, param_slot_t *p, int64_t from,
         float update = (m[i] / bc1) / (sqrtf(v[i] / bc2) + eps);
         w[i] -= lr * (update + decay * w[i]);
     }
+    if (p->work) bf16_from_f32_n(p->work + p->lo + from, w + from, to - from);
 }
 
 /* Under ZeRO-1 each rank holds the summed gradient of its chunks only: their squares are
@@ -488,8 +565,9 @@ void autosp_trainer_profile(const autosp_trainer_t *tr, autosp_profile_t *out) {
 /* A parameter's three arrays in a checkpoint, under "<param><suffix>". */
 static const char *const STATE_SUFFIX[3] = {"", ".adam_m", ".adam_v"};
 
-/* Every parameter, then its m and v, as whole f32 tensors (the same on every rank); under
- * ZeRO-1 m and v come from `gathered` (each parameter's m then v, whole). */
+/* Every parameter, then its m and v, as whole f32 tensors (the same on every rank; a bf16
+ * parameter's is its master copy); under ZeRO-1 m and v, and master copies, come from
+ * `gathered` (each parameter's m, v, then master, whole). */
 static autosp_st_tensor_t *state_tensors(const autosp_trainer_t *tr, float *gathered,
                                          char (*names)[AUTOSP_MAX_NAME + 8], int *n) {
     const autosp_graph_t *j = tr->s.g;
@@ -503,10 +581,11 @@ static autosp_st_tensor_t *state_tensors(const autosp_trainer_t *tr, float *gath
         const param_slot_t *s = &tr->params[p];
         autosp_st_tensor_t base = {.dtype = AUTOSP_F32, .ndim = x->shape.ndim};
         AUTOSP_ASSERT(shape_eval(j, &x->shape, base.shape, NULL) == EVAL_OK);
-        float *data[3] = {s->value, s->m, s->v};
+        float *data[3] = {s->work ? s->master : s->value, s->m, s->v};
         if (gathered) {
             data[1] = gathered, data[2] = gathered + s->n;
-            gathered += 2 * s->n;
+            if (s->work) data[0] = gathered + 2 * s->n;
+            gathered += (s->work ? 3 : 2) * s->n;
         }
         for (int k = 0; k < 3; k++) {
             snprintf(names[3 * p + k], sizeof names[0], "%s%s", x->name, STATE_SUFFIX[k]);
@@ -519,13 +598,13 @@ static autosp_st_tensor_t *state_tensors(const autosp_trainer_t *tr, float *gath
     return list;
 }
 
-/* ZeRO-1: every rank's chunks of m and v, whole on world rank 0 (*gathered, which the caller
- * frees; NULL on the other ranks). */
+/* ZeRO-1: every rank's chunks of m and v (and master weights), whole on world rank 0
+ * (*gathered, which the caller frees; NULL on the other ranks). */
 static autosp_status_t gather_state(const autosp_trainer_t *tr, int rank, float **gathered,
                                     autosp_error_t *err) {
     autosp_trainer_t *t = (autosp_trainer_t *)tr; /* the counts are scratch */
     int64_t total = 0;
-    for (int p = 0; p < tr->n_params; p++) total += 2 * tr->params[p].n;
+    for (int p = 0; p < tr->n_params; p++) total += (tr->params[p].work ? 3 : 2) * tr->params[p].n;
     *gathered = rank == 0 ? mem_calloc((size_t)total + 1, sizeof(float)) : NULL;
     int ready = rank != 0 || *gathered; /* rank 0 says whether it can receive */
     autosp_status_t st = tr->s.comm->ops->broadcast(tr->s.comm, &ready, sizeof ready, err);
@@ -538,12 +617,14 @@ static autosp_status_t gather_state(const autosp_trainer_t *tr, int rank, float 
     for (int p = 0; p < tr->n_params && st == AUTOSP_OK; p++) {
         const param_slot_t *s = &tr->params[p];
         chunk_layout(t, s);
-        for (int k = 0; k < 2 && st == AUTOSP_OK; k++)
-            st = zero_failed(tr->s.comm->ops->gather_blocks(tr->s.comm, k ? s->v : s->m,
+        const float *own[3] = {s->m, s->v, s->master};
+        int arrays = s->work ? 3 : 2;
+        for (int k = 0; k < arrays && st == AUTOSP_OK; k++)
+            st = zero_failed(tr->s.comm->ops->gather_blocks(tr->s.comm, own[k],
                                                             at ? at + k * s->n : NULL, tr->counts,
                                                             tr->displs, err),
                              "gather of the optimizer state", err);
-        if (at) at += 2 * s->n;
+        if (at) at += arrays * s->n;
     }
     return st;
 }
@@ -611,6 +692,18 @@ static autosp_status_t load_tensor(const autosp_safetensors_t *f, const char *pa
     return AUTOSP_OK;
 }
 
+/* bf16 parameters: each rank's master part rounded into the working copy, which ZeRO-1 then
+ * all-gathers. */
+static autosp_status_t round_working_copies(autosp_trainer_t *tr, autosp_error_t *err) {
+    bool mixed = false;
+    for (int p = 0; p < tr->n_params; p++) {
+        param_slot_t *s = &tr->params[p];
+        if (s->work) bf16_from_f32_n(s->work + s->lo, s->master, s->own);
+        mixed |= s->work != NULL;
+    }
+    return tr->sharded && mixed ? exchange_params(tr, all_gather_param, err) : AUTOSP_OK;
+}
+
 autosp_status_t autosp_trainer_load(autosp_trainer_t *tr, const char *path, autosp_error_t *err) {
     autosp_error_t local;
     if (!err) err = &local;
@@ -631,15 +724,18 @@ autosp_status_t autosp_trainer_load(autosp_trainer_t *tr, const char *path, auto
     for (autosp_tensor_t t = 0, p = 0; st == AUTOSP_OK && t < j->n_tensors; t++) {
         if (j->tensors[t].kind != AUTOSP_KIND_PARAM) continue;
         param_slot_t *ps = &tr->params[p++];
-        float *dst[3] = {ps->value, ps->m, ps->v}; /* the value whole, m and v as owned */
+        /* an f32 value whole, m, v and a master copy as owned */
+        float *dst[3] = {ps->work ? ps->master : ps->value, ps->m, ps->v};
         for (int k = 0; k < 3 && st == AUTOSP_OK; k++) {
             snprintf(name, sizeof name, "%s%s", j->tensors[t].name, STATE_SUFFIX[k]);
-            st =
-                load_tensor(f, path, name, dst[k], ps->n, k ? ps->lo : 0, k ? ps->own : ps->n, err);
+            bool owned = k || ps->work;
+            st = load_tensor(f, path, name, dst[k], ps->n, owned ? ps->lo : 0,
+                             owned ? ps->own : ps->n, err);
         }
     }
     if (st == AUTOSP_OK) tr->step = (int)s;
     autosp_safetensors_close(f);
+    if (st == AUTOSP_OK) st = round_working_copies(tr, err);
     return st == AUTOSP_OK ? set_ok(err) : st;
 }
 
