@@ -559,8 +559,8 @@ static int check_memory(autosp_trainer_t *tr, const options_t *o) {
     int64_t arena = autosp_trainer_arena_bytes(tr), state = autosp_trainer_state_bytes(tr);
     if (!o->mem_limit || arena + state <= o->mem_limit) return 0;
     return cli_usage_error(prog,
-                           "--mem-limit %.1f MiB: a rank needs %.1f MiB (arena %.1f MiB + AdamW "
-                           "state %.1f MiB) at --seq-len %lld --sp %lld --ac %s; more --sp "
+                           "--mem-limit %.1f MiB: a rank needs %.1f MiB (arena %.1f MiB + "
+                           "optimizer state %.1f MiB) at --seq-len %lld --sp %lld --ac %s; more --sp "
                            "ranks or another --ac need less",
                            (double)o->mem_limit / (1 << 20), (double)(arena + state) / (1 << 20),
                            (double)arena / (1 << 20), (double)state / (1 << 20),
@@ -902,6 +902,27 @@ static int check_train_batch(const options_t *o) {
                            (long long)o->dp, (long long)(o->batch * o->dp));
 }
 
+/* The planner's memory of a rank (autosp_plan_memory on the trainer's step) against what the
+ * run used: the arena's touched bytes (its guard bytes overwritten) and the optimizer state
+ * allocated (AdamW m and v, and f32 master weights of bf16 parameters). */
+static int print_memory(const autosp_trainer_t *tr, const options_t *o, int world) {
+    autosp_memory_plan_t m;
+    autosp_error_t err;
+    int zero = world > 1 ? (int)o->zero : 0;
+    if (autosp_plan_memory(autosp_trainer_graph(tr), zero, autosp_backend_cpu(), &m, &err) !=
+        AUTOSP_OK)
+        return cli_fail(prog, &err);
+    int64_t touched = autosp_trainer_touched_bytes(tr), state = autosp_trainer_state_bytes(tr);
+    printf("memory per rank: planned %.1f MiB (arena %.1f, f32 master %.1f, AdamW %.1f); "
+           "measured %.1f MiB (arena touched %.1f, optimizer state %.1f); planned / measured "
+           "%.3f\n",
+           (double)m.total / (1 << 20), (double)m.arena / (1 << 20), (double)m.master / (1 << 20),
+           (double)m.optimizer / (1 << 20), (double)(touched + state) / (1 << 20),
+           (double)touched / (1 << 20), (double)state / (1 << 20),
+           (double)m.total / (double)(touched + state));
+    return 0;
+}
+
 static int train_and_save(autosp_trainer_t *tr, const feed_t *f, options_t *o, int rank, int world,
                           const eval_ctx_t *e) {
     int rc = o->resume ? resume(tr, o) : 0;
@@ -910,6 +931,7 @@ static int train_and_save(autosp_trainer_t *tr, const feed_t *f, options_t *o, i
     autosp_comm_broadcast(autosp_trainer_comm(tr), &rc, sizeof rc, NULL);
     if (!rc) rc = train(tr, f, o, world, rank == 0, e, metrics);
     if (metrics) fclose(metrics);
+    if (!rc && rank == 0) rc = print_memory(tr, o, world);
     if (!rc && e->logits) rc = eval_passkey(tr, f, o, e, autosp_trainer_steps_taken(tr), rank == 0);
     if (!rc && o->save) rc = save_everywhere(tr, o, rank == 0, true);
     if (!rc && rank == 0 && o->plot) rc = plot(o, tr);
