@@ -49,22 +49,54 @@ static int64_t bytes_of(const autosp_graph_t *g, autosp_tensor_t t) {
     return numel < 0 ? 0 : numel * (int64_t)autosp_dtype_size(g->tensors[t].dtype);
 }
 
+/* "<param>.grad_local" in the wire dtype: itself, or cast to it as "<param>.grad_<dtype>". */
+static autosp_status_t to_wire(rewrite_t *rw, autosp_tensor_t *t, const char *name,
+                               autosp_dtype_t wire) {
+    if (wire == AUTOSP_F32) return AUTOSP_OK;
+    char cast[AUTOSP_MAX_NAME + 32];
+    snprintf(cast, sizeof cast, "%s_%s", name, autosp_dtype_name(wire));
+    attr_set_t a;
+    attrs_default(AUTOSP_OP_CAST, &a);
+    attrs_str(AUTOSP_OP_CAST, &a, "dtype", autosp_dtype_name(wire));
+    const char *names[1] = {cast};
+    autosp_status_t st = rewrite_emit(rw, AUTOSP_OP_CAST, cast, t, 1, names, 1, a.v, t);
+    if (st == AUTOSP_OK) rewrite_layout(rw, *t, LAYOUT_PARTIAL, -1);
+    return st;
+}
+
+/* The summed bucket back in f32 under the gradients' names. */
+static autosp_status_t from_wire(rewrite_t *rw, autosp_tensor_t *sums, const char *const *names,
+                                 int n, autosp_dtype_t wire) {
+    autosp_status_t st = AUTOSP_OK;
+    for (int k = 0; wire != AUTOSP_F32 && k < n && st == AUTOSP_OK; k++) {
+        attr_set_t a;
+        attrs_default(AUTOSP_OP_CAST, &a);
+        attrs_str(AUTOSP_OP_CAST, &a, "dtype", "f32");
+        char node[AUTOSP_MAX_NAME + 16];
+        snprintf(node, sizeof node, "%s_f32", names[k]);
+        st = rewrite_emit(rw, AUTOSP_OP_CAST, node, &sums[k], 1, &names[k], 1, a.v, &sums[k]);
+    }
+    return st;
+}
+
 /* One bucket [first, last) of grads: locals renamed "<param>.grad_local", then summed into
- * "<param>.grad". */
+ * "<param>.grad" (over the wire in `wire`: the sum's outputs are "<param>.grad_sum" then). */
 static autosp_status_t emit_bucket(rewrite_t *rw, const grad_t *grads, int first, int last,
-                                   int index, int world) {
+                                   int index, int world, autosp_dtype_t wire) {
     autosp_tensor_t in[AUTOSP_MAX_NODE_OUTPUTS], out[AUTOSP_MAX_NODE_OUTPUTS];
     char names[AUTOSP_MAX_NODE_OUTPUTS][AUTOSP_MAX_NAME + 16], local[AUTOSP_MAX_NAME + 16];
     const char *out_names[AUTOSP_MAX_NODE_OUTPUTS];
     autosp_status_t st = AUTOSP_OK;
     for (int k = first; k < last && st == AUTOSP_OK; k++) {
         const char *name = rw->src->tensors[grads[k].t].name;
-        snprintf(names[k - first], sizeof names[k - first], "%s", name);
+        snprintf(names[k - first], sizeof names[k - first], "%s%s", name,
+                 wire == AUTOSP_F32 ? "" : "_sum");
         out_names[k - first] = names[k - first];
         in[k - first] = rw->map[grads[k].t];
         snprintf(local, sizeof local, "%s_local", name);
         st = tensor_rename(rw->dst, in[k - first], local, rw->err);
         if (st == AUTOSP_OK) rewrite_layout(rw, in[k - first], LAYOUT_PARTIAL, -1);
+        if (st == AUTOSP_OK) st = to_wire(rw, &in[k - first], local, wire);
     }
     attr_set_t a;
     attrs_default(AUTOSP_OP_ALL_REDUCE, &a);
@@ -75,14 +107,27 @@ static autosp_status_t emit_bucket(rewrite_t *rw, const grad_t *grads, int first
     if (st == AUTOSP_OK)
         st = rewrite_emit(rw, AUTOSP_OP_ALL_REDUCE, node, in, last - first, out_names, last - first,
                           a.v, out);
+    const char *grad_names[AUTOSP_MAX_NODE_OUTPUTS];
+    for (int k = first; k < last; k++) grad_names[k - first] = rw->src->tensors[grads[k].t].name;
+    if (st == AUTOSP_OK) st = from_wire(rw, out, grad_names, last - first, wire);
     for (int k = first; k < last && st == AUTOSP_OK; k++) rw->map[grads[k].t] = out[k - first];
     return st;
 }
 
 autosp_graph_t *autosp_grad_sync(const autosp_graph_t *joint, int64_t bucket_bytes,
                                  autosp_error_t *err) {
+    return autosp_grad_sync_as(joint, bucket_bytes, AUTOSP_F32, err);
+}
+
+autosp_graph_t *autosp_grad_sync_as(const autosp_graph_t *joint, int64_t bucket_bytes,
+                                    autosp_dtype_t wire, autosp_error_t *err) {
     autosp_error_t local;
     if (!err) err = &local;
+    if (wire != AUTOSP_F32 && wire != AUTOSP_BF16) {
+        set_error(err, AUTOSP_ERR_INVALID, "grad_sync: reduce dtype %s, expected f32 or bf16",
+                  autosp_dtype_name(wire));
+        return NULL;
+    }
     if (autosp_graph_verify(joint, 0, err) != AUTOSP_OK) return NULL;
     int world = autosp_graph_sp(joint) * autosp_graph_dp(joint);
     grad_t *grads = mem_calloc((size_t)joint->n_outputs + 1, sizeof *grads);
@@ -109,7 +154,7 @@ autosp_graph_t *autosp_grad_sync(const autosp_graph_t *joint, int64_t bucket_byt
                 bytes += bytes_of(joint, grads[end++].t);
             bool full = end - next == AUTOSP_MAX_NODE_OUTPUTS || bytes >= bucket_bytes;
             if (!full && end < n) break; /* later gradients will fill it */
-            st = emit_bucket(&rw, grads, next, end, buckets++, world);
+            st = emit_bucket(&rw, grads, next, end, buckets++, world, wire);
             next = end;
         }
     }

@@ -32,7 +32,7 @@ static autosp_graph_t *compile_step(const autosp_graph_t *forward,
     autosp_graph_free(per_rank);
     autosp_graph_free(joint);
     if (cfg->zero_stage >= 1 || !checkpointed) return checkpointed; /* the optimizer sums */
-    autosp_graph_t *synced = autosp_grad_sync(checkpointed, cfg->bucket_bytes, err);
+    autosp_graph_t *synced = autosp_grad_sync_as(checkpointed, cfg->bucket_bytes, cfg->grad_reduce_dtype, err);
     autosp_graph_free(checkpointed);
     return synced;
 }

@@ -558,14 +558,14 @@ static autosp_tensor_t logits_of(const autosp_graph_t *g) {
 static int check_memory(autosp_trainer_t *tr, const options_t *o) {
     int64_t arena = autosp_trainer_arena_bytes(tr), state = autosp_trainer_state_bytes(tr);
     if (!o->mem_limit || arena + state <= o->mem_limit) return 0;
-    return cli_usage_error(prog,
-                           "--mem-limit %.1f MiB: a rank needs %.1f MiB (arena %.1f MiB + "
-                           "optimizer state %.1f MiB) at --seq-len %lld --sp %lld --ac %s; more --sp "
-                           "ranks or another --ac need less",
-                           (double)o->mem_limit / (1 << 20), (double)(arena + state) / (1 << 20),
-                           (double)arena / (1 << 20), (double)state / (1 << 20),
-                           (long long)o->seq_len, (long long)o->sp,
-                           autosp_ac_policy_name(o->ac.policy));
+    return cli_usage_error(
+        prog,
+        "--mem-limit %.1f MiB: a rank needs %.1f MiB (arena %.1f MiB + "
+        "optimizer state %.1f MiB) at --seq-len %lld --sp %lld --ac %s; more --sp "
+        "ranks or another --ac need less",
+        (double)o->mem_limit / (1 << 20), (double)(arena + state) / (1 << 20),
+        (double)arena / (1 << 20), (double)state / (1 << 20), (long long)o->seq_len,
+        (long long)o->sp, autosp_ac_policy_name(o->ac.policy));
 }
 
 /* logits (with --task passkey): the name of the logits tensor, which is made a graph output so
@@ -913,13 +913,14 @@ static int print_memory(const autosp_trainer_t *tr, const options_t *o, int worl
         AUTOSP_OK)
         return cli_fail(prog, &err);
     int64_t touched = autosp_trainer_touched_bytes(tr), state = autosp_trainer_state_bytes(tr);
-    printf("memory per rank: planned %.1f MiB (arena %.1f, f32 master %.1f, AdamW %.1f); "
-           "measured %.1f MiB (arena touched %.1f, optimizer state %.1f); planned / measured "
-           "%.3f\n",
-           (double)m.total / (1 << 20), (double)m.arena / (1 << 20), (double)m.master / (1 << 20),
-           (double)m.optimizer / (1 << 20), (double)(touched + state) / (1 << 20),
-           (double)touched / (1 << 20), (double)state / (1 << 20),
-           (double)m.total / (double)(touched + state));
+    fprintf(stderr,
+            "%s: memory per rank: planned %.1f MiB (arena %.1f, f32 master %.1f, AdamW %.1f); "
+            "measured %.1f MiB (arena touched %.1f, optimizer state %.1f); planned / measured "
+            "%.3f\n",
+            prog, (double)m.total / (1 << 20), (double)m.arena / (1 << 20),
+            (double)m.master / (1 << 20), (double)m.optimizer / (1 << 20),
+            (double)(touched + state) / (1 << 20), (double)touched / (1 << 20),
+            (double)state / (1 << 20), (double)m.total / (double)(touched + state));
     return 0;
 }
 

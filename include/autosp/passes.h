@@ -45,6 +45,12 @@ autosp_graph_t *autosp_ulysses(const autosp_graph_t *sharded, autosp_error_t *er
 autosp_graph_t *autosp_exact_loss(const autosp_graph_t *g, int dp, autosp_error_t *err);
 autosp_graph_t *autosp_grad_sync(const autosp_graph_t *joint, int64_t bucket_bytes,
                                  autosp_error_t *err);
+/* The same with the sum's wire dtype: AUTOSP_F32 (what autosp_grad_sync does), or AUTOSP_BF16:
+ * each f32 gradient cast to bf16 ("<param>.grad_bf16"), the bucket summed in bf16 (half the
+ * bytes; each partial sum rounded, docs/runtime.md gives the error), cast back to f32 as
+ * "<param>.grad". */
+autosp_graph_t *autosp_grad_sync_as(const autosp_graph_t *joint, int64_t bucket_bytes,
+                                    autosp_dtype_t reduce_dtype, autosp_error_t *err);
 
 /* ---- activation checkpointing --------------------------------------------------------------
  * Which forward activations the backward reads from memory (saved) and which it recomputes.
@@ -114,6 +120,9 @@ typedef struct autosp_parallel_config {
     int zero_stage;        /* 0: grad_sync all-reduces every gradient in the graph; 1 (ZeRO-1):
                             * no grad_sync, each rank's "<param>.grad" stays its own term and the
                             * optimizer reduce-scatters them (autosp/train.h) */
+    /* the dtype grad_sync sums the f32 gradients in: AUTOSP_F32 (the default) or AUTOSP_BF16
+     * (half the traffic, rounded partial sums: autosp_grad_sync_as) */
+    autosp_dtype_t grad_reduce_dtype;
     /* NULL, or the backend the step will run on: autosp_compile_training then fails at compile
      * time on a node it has no kernel for (autosp_backend_check), not at the first step */
     const struct autosp_backend *backend;
