@@ -1,6 +1,6 @@
 /* bench_train.c: training-step throughput and memory of the single-process trainer.
  *
- *     bench_train [--quick] [--steps N] [--threads T]
+ *     bench_train [--quick] [--steps N] [--threads T] [--dtype f32|bf16|both]
  *
  * First measures the machine's cblas_sgemm peak (best of 5 runs of one square product), then,
  * for each model configuration, builds the forward graph from a preset, binds B and S, creates
@@ -8,6 +8,10 @@
  * per configuration: step time, tokens/s, achieved GFLOP/s (the op-table FLOP count of the
  * joint forward+backward graph over the step time), its share of the sgemm peak, the planned
  * and the measured arena bytes, the optimizer state, and the peak RSS of the process so far.
+ * With --dtype both (the default) every configuration runs in f32 and in bf16 (mixed precision:
+ * bf16 weights and activations, f32 master weights, gradients and AdamW state); a bf16 row's
+ * %peak is against oneDNN's bf16 matmul peak at that model's linear-layer shapes, measured in
+ * the same run (built with oneDNN), and a recap gives bf16 / f32 tokens/s per configuration.
  *
  * A benchmark, not a test: it prints a table and asserts nothing. Exit 0 ok, 2 bad flags,
  * 1 when the library reports an error.
@@ -26,6 +30,11 @@
 #include <autosp/autosp.h>
 
 #include "bench_blas.h"
+#ifdef BENCH_HAVE_DNNL
+#include <omp.h>
+#define BENCH_NAME "bench_train"
+#include "bench_dnnl.h"
+#endif
 
 #define PEAK_N    2048 /* M = N = K of the peak sgemm */
 #define PEAK_RUNS 5
@@ -43,14 +52,18 @@ static const bench_config_t full_configs[] = {
     {"llama-tiny", 1, 8192},   {"llama-tiny", 1, 16384}, {"llama-small", 1, 1024},
     {"llama-small", 1, 2048},  {"llama-small", 1, 4096}, {"llama-small", 1, 8192},
     {"llama-small", 1, 16384}, {"gpt2-124m", 4, 64},     {"gpt2-124m", 1, 1024},
+    {"gpt2-124m", 4, 1024},
 };
 static const bench_config_t quick_configs[] = {
     {"llama-tiny", 1, 1024},
     {"gpt2-124m", 4, 64},
 };
+#define MAX_ROWS (2 * (int)(sizeof full_configs / sizeof *full_configs))
 
 typedef struct bench_row {
     const bench_config_t *cfg;
+    autosp_dtype_t dtype;
+    double peak; /* GFLOP/s the row's %peak is against: sgemm's, or oneDNN bf16's for it */
     int64_t params;
     int steps;
     double step_s, flops;
@@ -84,13 +97,14 @@ static int fill_inputs(autosp_trainer_t *tr, int64_t B, int64_t S, int vocab) {
     return 0;
 }
 
-static autosp_status_t run_config(const bench_config_t *bc, int fixed_steps, bench_row_t *row,
-                                  autosp_error_t *err) {
+static autosp_status_t run_config(const bench_config_t *bc, autosp_dtype_t dtype, int fixed_steps,
+                                  bench_row_t *row, autosp_error_t *err) {
     autosp_model_config_t mc;
     if (!autosp_model_preset(bc->preset, &mc)) {
         snprintf(err->message, sizeof err->message, "unknown preset \"%s\"", bc->preset);
         return err->status = AUTOSP_ERR_INVALID;
     }
+    mc.dtype = dtype;
     autosp_status_t st = AUTOSP_OK;
     autosp_trainer_t *tr = NULL;
     autosp_graph_t *g = autosp_model_build(&mc, bc->preset, err);
@@ -124,6 +138,7 @@ static autosp_status_t run_config(const bench_config_t *bc, int fixed_steps, ben
     }
     *row = (bench_row_t){
         .cfg = bc,
+        .dtype = dtype,
         .params = sum.num_params,
         .steps = steps,
         .step_s = elapsed / steps,
@@ -142,20 +157,22 @@ done:
 /* ---- output ------------------------------------------------------------------------------- */
 
 static void print_header(void) {
-    printf("%-12s %2s %6s %10s %5s %10s %10s %8s %6s %10s %10s %10s %10s\n", "model", "B", "S",
-           "params", "steps", "step_ms", "tokens/s", "GFLOP/s", "%peak", "arena_MiB", "touch_MiB",
-           "optst_MiB", "maxrss_MiB");
+    printf("%-12s %2s %6s %5s %10s %5s %10s %10s %8s %6s %10s %10s %10s %10s\n", "model", "B", "S",
+           "dtype", "params", "steps", "step_ms", "tokens/s", "GFLOP/s", "%peak", "arena_MiB",
+           "touch_MiB", "optst_MiB", "maxrss_MiB");
 }
 
 static double row_gflops(const bench_row_t *r) {
     return r->flops / r->step_s / 1e9;
 }
 
-static void print_row(const bench_row_t *r, double peak) {
-    double gflops = row_gflops(r);
-    printf("%-12s %2lld %6lld %10lld %5d %10.1f %10.0f %8.2f %6.1f %10.1f %10.1f %10.1f %10.1f\n",
-           r->cfg->preset, (long long)r->cfg->B, (long long)r->cfg->S, (long long)r->params,
-           r->steps, 1e3 * r->step_s, (double)(r->cfg->B * r->cfg->S) / r->step_s, gflops,
+static void print_row(const bench_row_t *r) {
+    double gflops = row_gflops(r), peak = r->peak;
+    printf("%-12s %2lld %6lld %5s %10lld %5d %10.1f %10.0f %8.2f %6.1f %10.1f %10.1f %10.1f "
+           "%10.1f\n",
+           r->cfg->preset, (long long)r->cfg->B, (long long)r->cfg->S, autosp_dtype_name(r->dtype),
+           (long long)r->params, r->steps, 1e3 * r->step_s,
+           (double)(r->cfg->B * r->cfg->S) / r->step_s, gflops,
            peak > 0 ? 100.0 * gflops / peak : 0.0, mib(r->arena), mib(r->touched), mib(r->state),
            mib(r->max_rss));
     fflush(stdout);
@@ -166,11 +183,37 @@ static void print_row(const bench_row_t *r, double peak) {
 static void print_peak_recap(const bench_row_t *rows, int n, double peak_start, double peak_end) {
     double peak = peak_end > peak_start ? peak_end : peak_start;
     if (peak <= 0) return;
-    printf("\ncblas_sgemm peak at end: %.1f GFLOP/s; %%peak against the higher (%.1f):\n", peak_end,
-           peak);
+    printf("\ncblas_sgemm peak at end: %.1f GFLOP/s; the f32 rows' %%peak against the higher "
+           "(%.1f):\n",
+           peak_end, peak);
     for (int i = 0; i < n; i++)
-        printf("  %-12s B=%lld S=%-6lld %5.1f%%\n", rows[i].cfg->preset, (long long)rows[i].cfg->B,
-               (long long)rows[i].cfg->S, 100.0 * row_gflops(&rows[i]) / peak);
+        if (rows[i].dtype == AUTOSP_F32)
+            printf("  %-12s B=%lld S=%-6lld %5.1f%%\n", rows[i].cfg->preset,
+                   (long long)rows[i].cfg->B, (long long)rows[i].cfg->S,
+                   100.0 * row_gflops(&rows[i]) / peak);
+}
+
+/* bf16 against f32 of the same configuration, where both ran. */
+static void print_dtype_recap(const bench_row_t *rows, int n) {
+    bool header = false;
+    for (int i = 0; i < n; i++) {
+        if (rows[i].dtype != AUTOSP_BF16) continue;
+        for (int k = 0; k < n; k++) {
+            if (rows[k].dtype != AUTOSP_F32 || rows[k].cfg != rows[i].cfg) continue;
+            if (!header)
+                printf("\nbf16 against f32 (tokens/s ratio; bf16 GFLOP/s over the bf16 peak):\n");
+            header = true;
+            printf("  %-12s B=%lld S=%-6lld bf16 %8.0f tok/s, f32 %8.0f tok/s: %.2fx; %.2f of the "
+                   "bf16 peak (%.0f GFLOP/s); memory touched %.2f of f32's\n",
+                   rows[i].cfg->preset, (long long)rows[i].cfg->B, (long long)rows[i].cfg->S,
+                   (double)(rows[i].cfg->B * rows[i].cfg->S) / rows[i].step_s,
+                   (double)(rows[k].cfg->B * rows[k].cfg->S) / rows[k].step_s,
+                   rows[k].step_s / rows[i].step_s,
+                   rows[i].peak > 0 ? row_gflops(&rows[i]) / rows[i].peak : 0.0, rows[i].peak,
+                   (double)(rows[i].touched + rows[i].state) /
+                       (double)(rows[k].touched + rows[k].state));
+        }
+    }
 }
 
 /* The planned arena per token of llama-tiny across S: roughly constant when attention's
@@ -191,13 +234,64 @@ static void print_linearity_note(const bench_row_t *rows, int n) {
                (long long)max_s, mib(max_s * max_s * (int64_t)sizeof(float)));
 }
 
+/* ---- oneDNN's bf16 peak at a model's shapes ------------------------------------------------ */
+
+#ifdef BENCH_HAVE_DNNL
+/* The forward product y (T,N) = x (T,K) W^T of every linear layer shape of the model: its best
+ * GFLOP/s (best of 3 samples, each long enough) is the bf16 peak a bf16 row is measured
+ * against. oneDNN runs on `threads` OpenMP threads, bf16 A and B, f32 C. */
+static double bf16_peak(const bench_config_t *bc, int threads) {
+    autosp_model_config_t mc;
+    if (!autosp_model_preset(bc->preset, &mc)) return 0;
+    int T = (int)(bc->B * bc->S), C = mc.dim, kv = mc.dim / mc.n_heads * mc.n_kv_heads;
+    int shapes[5][2] = {{C, C}, {kv, C}, {mc.ffn_dim, C}, {C, mc.ffn_dim}, {mc.vocab_size, C}};
+    omp_set_num_threads(threads > 0 ? threads : omp_get_max_threads());
+    dnnl_engine_t eng;
+    dnnl_stream_t stream;
+    if (dnnl_engine_create(&eng, dnnl_cpu, 0) != dnnl_success) return 0;
+    if (dnnl_stream_create(&stream, eng, dnnl_stream_default_flags) != dnnl_success) return 0;
+    double best = 0;
+    for (int i = 0; i < 5; i++) {
+        gemm_t g = {T, shapes[i][0], shapes[i][1], false, true};
+        uint16_t *a = calloc((size_t)g.M * g.K, 2), *b = calloc((size_t)g.N * g.K, 2);
+        float *c = calloc((size_t)g.M * g.N, sizeof(float));
+        for (size_t k = 0; a && k < (size_t)g.M * g.K; k++) a[k] = (uint16_t)(0x3c00 + k % 127);
+        for (size_t k = 0; b && k < (size_t)g.N * g.K; k++) b[k] = (uint16_t)(0xbc00 + k % 113);
+        dnnl_gemm_t d = {0};
+        if (a && b && c && dnnl_gemm_init(&d, eng, &g, dnnl_bf16, a, b, c) == 0 &&
+            dnnl_gemm_run(&d, stream) == 0) {
+            double t0 = now_s();
+            dnnl_gemm_run(&d, stream);
+            int reps = (int)(0.05 / (now_s() - t0 + 1e-9)) + 1;
+            for (int sample = 0; sample < 3; sample++) {
+                t0 = now_s();
+                for (int r = 0; r < reps; r++) dnnl_gemm_run(&d, stream);
+                double rate = gemm_flops(&g) * reps / (now_s() - t0) / 1e9;
+                best = rate > best ? rate : best;
+            }
+        }
+        dnnl_gemm_free(&d);
+        free(a), free(b), free(c);
+    }
+    dnnl_stream_destroy(stream);
+    dnnl_engine_destroy(eng);
+    return best;
+}
+#else
+static double bf16_peak(const bench_config_t *bc, int threads) {
+    (void)bc, (void)threads;
+    return 0; /* built without oneDNN: no bf16 peak to compare with */
+}
+#endif
+
 static int usage(FILE *f) {
     fprintf(f,
-            "usage: bench_train [--quick] [--steps N] [--threads T]\n"
+            "usage: bench_train [--quick] [--steps N] [--threads T] [--dtype f32|bf16|both]\n"
             "  --quick      llama-tiny S=1024 and gpt2-124m B=4 S=64 only, 2 steps each\n"
             "  --steps N    time exactly N steps per configuration (default: >= %.0f s and "
             ">= %d steps)\n"
-            "  --threads T  OpenBLAS threads (default: OpenBLAS's own default)\n",
+            "  --threads T  OpenBLAS threads (default: OpenBLAS's own default)\n"
+            "  --dtype D    f32, bf16 or both (default both: a row of each per configuration)\n",
             MIN_TIME, MIN_STEPS);
     return f == stdout ? 0 : 2;
 }
@@ -216,9 +310,19 @@ static int parse_positive(const char *flag, const char *s, int *out) {
 
 int main(int argc, char **argv) {
     int quick = 0, steps = 0, threads = 0;
+    bool want[2] = {true, true}; /* f32, bf16 */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             quick = 1;
+        } else if (strcmp(argv[i], "--dtype") == 0) {
+            const char *d = i + 1 < argc ? argv[++i] : "";
+            want[0] = !strcmp(d, "f32") || !strcmp(d, "both");
+            want[1] = !strcmp(d, "bf16") || !strcmp(d, "both");
+            if (!want[0] && !want[1]) {
+                fprintf(stderr, "bench_train: --dtype expects f32, bf16 or both, found \"%s\"\n",
+                        d);
+                return 2;
+            }
         } else if (strcmp(argv[i], "--steps") == 0) {
             if (parse_positive("--steps", i + 1 < argc ? argv[++i] : NULL, &steps) != 0) return 2;
         } else if (strcmp(argv[i], "--threads") == 0) {
@@ -238,7 +342,7 @@ int main(int argc, char **argv) {
     int n_configs = quick ? (int)(sizeof quick_configs / sizeof *quick_configs)
                           : (int)(sizeof full_configs / sizeof *full_configs);
 
-    printf("libautosp %s training-step benchmark (one process, f32, AdamW)\n",
+    printf("libautosp %s training-step benchmark (one process, f32 and bf16, AdamW)\n",
            AUTOSP_VERSION_STRING);
     printf("OpenBLAS: %s; threads %d (%s)\n", openblas_get_config(), openblas_get_num_threads(),
            threads > 0 ? "--threads" : "OpenBLAS default");
@@ -251,19 +355,26 @@ int main(int argc, char **argv) {
     printf("steps per row: %s\n\n", steps > 0 ? "fixed by --steps/--quick"
                                               : "enough for >= 2 s, at least 2 (after 1 warm-up)");
 
-    bench_row_t rows[sizeof full_configs / sizeof *full_configs];
+    bench_row_t rows[MAX_ROWS];
     int n_rows = 0, failed = 0;
     print_header();
     for (int i = 0; i < n_configs; i++) {
-        autosp_error_t err = {0};
-        if (run_config(&configs[i], steps, &rows[n_rows], &err) != AUTOSP_OK) {
-            printf("%-12s %2lld %6lld  error: %s\n", configs[i].preset, (long long)configs[i].B,
-                   (long long)configs[i].S, err.message);
-            failed = 1;
-            continue;
+        for (int d = 0; d < 2; d++) {
+            if (!want[d]) continue;
+            autosp_error_t err = {0};
+            autosp_dtype_t dtype = d ? AUTOSP_BF16 : AUTOSP_F32;
+            if (run_config(&configs[i], dtype, steps, &rows[n_rows], &err) != AUTOSP_OK) {
+                printf("%-12s %2lld %6lld %5s  error: %s\n", configs[i].preset,
+                       (long long)configs[i].B, (long long)configs[i].S, autosp_dtype_name(dtype),
+                       err.message);
+                failed = 1;
+                continue;
+            }
+            rows[n_rows].peak = d ? bf16_peak(&configs[i], threads) : peak;
+            print_row(&rows[n_rows++]);
         }
-        print_row(&rows[n_rows++], peak);
     }
+    print_dtype_recap(rows, n_rows);
     print_peak_recap(rows, n_rows, peak, bench_sgemm_peak_gflops(PEAK_N, PEAK_RUNS));
     print_linearity_note(rows, n_rows);
     printf("\nGFLOP/s = op-table FLOPs of the joint forward+backward graph / step time; the\n"
