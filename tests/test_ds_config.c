@@ -84,15 +84,15 @@ static void test_deepspeed_examples_autosp(void **state) {
     assert_false(l.cfg.has_warmup || l.cfg.has_total_steps || l.cfg.has_min_lr_ratio);
     const char *prefix = "autosp-train: warning: " FIXTURES "deepspeed_examples_autosp.json: ";
     char line[512];
-    snprintf(line, sizeof line, "%sbf16.enabled: true has no effect: the runtime trains in f32\n",
-             prefix);
-    assert_printed(&l, line);
+    assert_true(l.cfg.has_bf16 && l.cfg.bf16); /* autosp-train compares it with the model */
+    assert_false(l.cfg.has_comm_bf16);
+    assert_not_printed(&l, "bf16");
     snprintf(line, sizeof line, "%sgradient_clipping: \"auto\": the trainer's default is kept\n",
              prefix);
     assert_printed(&l, line);
     assert_printed(&l, "compile.deepcompile: true has no effect");
     assert_not_printed(&l, "wall_clock_breakdown"); /* false asks for nothing */
-    assert_int_equal(count_lines(l.err), 3);
+    assert_int_equal(count_lines(l.err), 2);
     free(l.err);
 }
 
@@ -203,6 +203,17 @@ static void test_same_lr_no_warmup(void **state) {
     free(l.err);
 }
 
+/* Mixed precision: bf16.enabled (either name) and communication_data_type, no warning. */
+static void test_bf16(void **state) {
+    loaded_t l = load_text("{\"bfloat16\": {\"enabled\": false}, \"communication_data_type\": "
+                           "\"bf16\"}");
+    assert_int_equal(l.rc, 0);
+    assert_string_equal(l.err, "");
+    assert_true(l.cfg.has_bf16 && !l.cfg.bf16);
+    assert_true(l.cfg.has_comm_bf16 && l.cfg.comm_bf16);
+    free(l.err);
+}
+
 /* WarmupCosineLR without cos_min_ratio ends at DeepSpeed's default; it takes no warmup_max_lr. */
 static void test_cosine_defaults(void **state) {
     loaded_t l = load_text("{\"scheduler\": {\"type\": \"WarmupCosineLR\", \"params\": "
@@ -248,8 +259,8 @@ static void test_warnings(void **state) {
         {"{\"zero_optimization\": {\"stage\": 1, \"overlap_comm\": true}}",
          ": zero_optimization.overlap_comm: has no effect in autosp-train, ignored\n"},
         {"{\"fp16\": {\"enabled\": true, \"loss_scale\": 0, \"initial_scale_power\": 16}}",
-         ": fp16.enabled: true has no effect: the runtime trains in f32, without loss scaling\n"},
-        {"{\"bfloat16\": {\"enabled\": true}}", ": bfloat16.enabled: true has no effect"},
+         ": fp16.enabled: true has no effect: autosp-train trains in the model's dtype (f32 or "
+         "bf16), without loss scaling\n"},
         {"{\"wall_clock_breakdown\": true}", ": wall_clock_breakdown: true has no effect"},
         {"{\"compile\": {\"passes\": [\"prefetch\"]}}",
          ": compile.passes: no \"autosp\": ignored, libautosp compiles the graph"},
@@ -350,6 +361,8 @@ static void test_errors(void **state) {
          "scheduler.params.warmup_min_lr: found \"0\", expected a number"},
         {"{\"bf16\": true}", "bf16: found true, expected an object"},
         {"{\"fp16\": {\"enabled\": 1}}", "fp16.enabled: found 1, expected true or false"},
+        {"{\"communication_data_type\": \"fp16\"}",
+         "communication_data_type: found \"fp16\", expected \"fp32\" or \"bf16\""},
         {"{\"compile\": {\"passes\": \"autosp\"}}",
          "compile.passes: found \"autosp\", expected an array of pass names"},
     };
@@ -401,6 +414,7 @@ int main(void) {
         cmocka_unit_test(test_warmup_lr),
         cmocka_unit_test(test_warmup_decay_lr),
         cmocka_unit_test(test_same_lr_no_warmup),
+        cmocka_unit_test(test_bf16),
         cmocka_unit_test(test_cosine_defaults),
         cmocka_unit_test(test_integers_and_reals),
         cmocka_unit_test(test_warnings),

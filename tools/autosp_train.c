@@ -19,6 +19,8 @@ static const char *prog = "autosp-train";
 
 typedef struct options {
     const char *model, *data, *save, *dump, *resume, *metrics, *plot, *config, *task;
+    const char *grad_reduce; /* NULL: f32 */
+    bool has_bf16, bf16;     /* --config's bf16.enabled, checked against the model's dtype */
     int64_t seq_len, batch, steps, seed, log_every, warmup, sp, dp, threads; /* dp 0: N / sp */
     int64_t save_every, until;                                               /* 0: never, the end */
     int64_t zero, eot, eval_rows, eval_every;                                /* eot -1: none */
@@ -62,6 +64,8 @@ static void usage(FILE *out) {
         "  --zero 0|1             1: ZeRO-1, AdamW's state sharded over the N ranks (gradients\n"
         "                         reduce-scattered, parameters all-gathered); same results\n"
         "                         (default 0)\n"
+        "  --grad-reduce f32|bf16 the dtype gradients are summed over the ranks in (ZeRO-0;\n"
+        "                         default f32; bf16 sends half the bytes, with rounded sums)\n"
         "  --ac POLICY            activation checkpointing: none, full, mincut-conservative or\n"
         "                         sac (default sac; losses and gradients are bitwise the same\n"
         "                         under every policy; docs/checkpointing.md)\n"
@@ -128,6 +132,7 @@ static const flag_t flags[] = {
     {"--save-every", 'i', OPT(save_every), 1, 1e9},
     {"--until", 'i', OPT(until), 1, 1e9},
     {"--zero", 'i', OPT(zero), 0, 1},
+    {"--grad-reduce", 's', OPT(grad_reduce), 0, 0},
     {"--config", 's', OPT(config), 0, 0},
     {"--task", 's', OPT(task), 0, 0},
     {"--data-format", 'f', OPT(format), 0, 0},
@@ -205,6 +210,8 @@ static int apply_config(const char *path, options_t *o) {
     if (c.has_train_batch) o->train_batch = c.train_batch; /* checked once dp is known */
     if (c.has_sp) o->sp = c.sp;
     if (c.has_zero) o->zero = c.zero_stage;
+    if (c.has_comm_bf16) o->grad_reduce = c.comm_bf16 ? "bf16" : "f32";
+    o->has_bf16 = c.has_bf16, o->bf16 = c.bf16;
     if (c.has_grad_clip) o->grad_clip = c.grad_clip;
     if (c.has_lr) o->lr = c.lr;
     if (c.has_betas) o->beta1 = c.beta1, o->beta2 = c.beta2;
@@ -568,6 +575,25 @@ static int check_memory(autosp_trainer_t *tr, const options_t *o) {
         (long long)o->sp, autosp_ac_policy_name(o->ac.policy));
 }
 
+/* The model's dtype decides what runs (f32, or bf16 mixed precision); --grad-reduce must be
+ * f32 or bf16, and a --config's bf16.enabled that disagrees with the model is pointed out. */
+static int check_dtype(const autosp_graph_t *g, const options_t *o) {
+    if (o->grad_reduce && strcmp(o->grad_reduce, "f32") && strcmp(o->grad_reduce, "bf16"))
+        return cli_usage_error(prog, "--grad-reduce \"%s\": expected f32 or bf16", o->grad_reduce);
+    bool bf16 = false;
+    for (autosp_tensor_t t = 0; t < autosp_graph_num_tensors(g); t++)
+        if (autosp_tensor_kind(g, t) == AUTOSP_KIND_PARAM) {
+            bf16 = autosp_tensor_dtype(g, t) == AUTOSP_BF16;
+            break;
+        }
+    if (o->has_bf16 && o->bf16 != bf16)
+        fprintf(stderr,
+                "%s: warning: --config \"%s\": bf16.enabled is %s, but \"%s\" is a%s model: "
+                "the model's dtype decides (autosp-model --dtype writes either)\n",
+                prog, o->config, o->bf16 ? "true" : "false", o->model, bf16 ? " bf16" : "n f32");
+    return 0;
+}
+
 /* logits (with --task passkey): the name of the logits tensor, which is made a graph output so
  * that the eval can read it after a step. */
 static autosp_trainer_t *make_trainer(const options_t *o, const autosp_comm_t *comm, char *logits,
@@ -576,6 +602,11 @@ static autosp_trainer_t *make_trainer(const options_t *o, const autosp_comm_t *c
     autosp_graph_t *g = autosp_graph_load_file(o->model, &err);
     if (!g) {
         *rc = cli_fail(prog, &err);
+        return NULL;
+    }
+    if (check_dtype(g, o)) {
+        *rc = 2;
+        autosp_graph_free(g);
         return NULL;
     }
     autosp_tensor_t out = logits_of(g); /* its last dim is the vocabulary */
@@ -602,6 +633,8 @@ static autosp_trainer_t *make_trainer(const options_t *o, const autosp_comm_t *c
     cfg.grad_clip = (float)o->grad_clip;
     cfg.ac = o->ac;
     cfg.zero_stage = o->dump ? 0 : (int)o->zero; /* a dump wants whole gradients */
+    cfg.grad_reduce_dtype =
+        o->grad_reduce && !strcmp(o->grad_reduce, "bf16") ? AUTOSP_BF16 : AUTOSP_F32;
     autosp_trainer_t *tr = NULL;
     if (autosp_symbol_bind(g, "S", o->seq_len, &err) == AUTOSP_OK &&
         autosp_symbol_bind(g, "B", o->batch, &err) == AUTOSP_OK)

@@ -17,7 +17,9 @@
  *   scheduler.params.total_num_steps   total_steps
  *   scheduler.params.warmup_max_lr     lr (over optimizer.params.lr, as in DeepSpeed)
  *   compile.passes                     autosp_pass ("autosp" in the list)
- * fp16, bf16, wall_clock_breakdown, compile.deepcompile, the other zero_optimization keys and
+ *   bf16.enabled (bfloat16.enabled)    bf16: compared with the model's dtype by the caller
+ *   communication_data_type            comm_bf16: "fp32" or "bf16" gradient sums
+ * fp16, wall_clock_breakdown, compile.deepcompile, the other zero_optimization keys and
  * any other key: a warning, then ignored (they tune DeepSpeed's runtime, not what is trained).
  * The numeric ranges are those of autosp-train's flags, so a value read here is accepted there.
  */
@@ -211,17 +213,33 @@ static int read_accumulation(reader_t *r, const char *key, json_t *v) {
                 "train_micro_batch_size_per_gpu instead)");
 }
 
-/* fp16, bf16 (or its old name bfloat16): the runtime computes in f32 whatever they say. */
+/* bf16 (or its old name bfloat16): recorded, for the caller to compare with the model's dtype;
+ * fp16: the runtime has no f16 kernels and no loss scaling. */
 static int read_precision(reader_t *r, const char *key, json_t *v) {
     if (!json_is_object(v)) return fail(r, key, v, "an object");
     char name[256];
     bool enabled;
     join(name, sizeof name, key, "enabled");
     if (read_bool(r, name, json_object_get(v, "enabled"), &enabled)) return 2;
-    if (enabled)
-        warn(r, name, "true has no effect: the runtime trains in f32%s",
-             strcmp(key, "fp16") ? "" : ", without loss scaling");
+    if (strcmp(key, "fp16") != 0 && json_object_get(v, "enabled") &&
+        !json_is_string(json_object_get(v, "enabled")))
+        r->out->has_bf16 = true, r->out->bf16 = enabled;
+    if (enabled && !strcmp(key, "fp16"))
+        warn(r, name,
+             "true has no effect: autosp-train trains in the model's dtype (f32 or bf16), "
+             "without loss scaling");
     return 0;
+}
+
+/* communication_data_type: the dtype of the gradients' sum over the ranks. */
+static int read_comm_dtype(reader_t *r, const char *key, json_t *v) {
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    if (s && (!strcmp(s, "fp32") || !strcmp(s, "bf16"))) {
+        r->out->has_comm_bf16 = true;
+        r->out->comm_bf16 = !strcmp(s, "bf16");
+        return 0;
+    }
+    return fail(r, key, v, "\"fp32\" or \"bf16\"");
 }
 
 static int read_wall_clock(reader_t *r, const char *key, json_t *v) {
@@ -480,6 +498,7 @@ static const struct {
     {"fp16", read_precision},
     {"bf16", read_precision},
     {"bfloat16", read_precision},
+    {"communication_data_type", read_comm_dtype},
     {"wall_clock_breakdown", read_wall_clock},
     {"compile", read_compile},
 };

@@ -2,7 +2,7 @@
  * users coming from DeepSpeed can keep their file. The result is plain data: the caller applies
  * it first and lets command-line flags override it. Keys that would change what is trained
  * (ZeRO-2/3, gradient accumulation, another optimizer or schedule) are errors; keys that only
- * tune DeepSpeed's own runtime (buckets, mixed precision, ...) are warned about and ignored. */
+ * tune DeepSpeed's own runtime (buckets, loss scaling, ...) are warned about and ignored. */
 #ifndef AUTOSP_DS_CONFIG_H
 #define AUTOSP_DS_CONFIG_H
 
@@ -42,6 +42,11 @@ typedef struct ds_config {
     bool has_log_every;
     int64_t log_every; /* steps_per_print */
     bool autosp_pass;  /* compile.passes contains "autosp" */
+    /* bf16.enabled (or bfloat16.enabled): the model's dtype decides what runs, so the caller
+     * compares it with the graph's and warns when they differ */
+    bool has_bf16, bf16;
+    /* communication_data_type: the dtype gradients are summed in, "fp32" or "bf16" */
+    bool has_comm_bf16, comm_bf16;
 } ds_config_t;
 /* clang-format on */
 

@@ -35,6 +35,10 @@ typedef struct autosp_train_config {
                      * of every parameter; gradients are reduce-scattered instead of all-reduced
                      * and the updated chunks all-gathered. The same results as 0 (summed in
                      * the same pairs at 2 ranks: bitwise). Ignored in one process. */
+    /* The dtype ZeRO-0's gradient sum runs in (autosp_parallel_config_t.grad_reduce_dtype):
+     * AUTOSP_F32 (the default, whatever the model's dtype) or AUTOSP_BF16 (half the bytes,
+     * rounded partial sums; docs/runtime.md gives the error). */
+    autosp_dtype_t grad_reduce_dtype;
 } autosp_train_config_t;
 
 /* The defaults of the library and of autosp-train alike (docs/runtime.md#defaults): lr 3e-3

@@ -235,6 +235,7 @@ static autosp_status_t build(autosp_trainer_t *tr, const autosp_graph_t *forward
     if (st != AUTOSP_OK) return st;
     autosp_parallel_config_t par = autosp_parallel_config_default();
     par.ac = tr->cfg.ac;
+    par.grad_reduce_dtype = tr->cfg.grad_reduce_dtype;
     par.backend = autosp_backend_cpu();
     if ((st = session_comm(&tr->s, comm, err)) != AUTOSP_OK) return st;
     par.sp = tr->s.comm->sp_size;
@@ -269,13 +270,15 @@ autosp_trainer_t *autosp_trainer_new_comm(const autosp_graph_t *forward,
     if (!(tr->cfg.lr >= 0) || !(tr->cfg.beta1 >= 0 && tr->cfg.beta1 < 1) ||
         !(tr->cfg.beta2 >= 0 && tr->cfg.beta2 < 1) || !(tr->cfg.eps > 0) ||
         !(tr->cfg.grad_clip >= 0) || tr->cfg.warmup_steps < 0 || tr->cfg.total_steps < 1 ||
-        tr->cfg.zero_stage < 0 || tr->cfg.zero_stage > 1) {
+        tr->cfg.zero_stage < 0 || tr->cfg.zero_stage > 1 ||
+        (tr->cfg.grad_reduce_dtype != AUTOSP_F32 && tr->cfg.grad_reduce_dtype != AUTOSP_BF16)) {
         set_error(err, AUTOSP_ERR_INVALID,
                   "train config: lr %g, betas (%g, %g), eps %g, grad_clip %g, warmup %d, total "
-                  "%d, zero_stage %d: expected lr >= 0, betas in [0,1), eps > 0, clip >= 0, "
-                  "total >= 1, zero_stage 0 or 1",
+                  "%d, zero_stage %d, grad_reduce_dtype %s: expected lr >= 0, betas in [0,1), "
+                  "eps > 0, clip >= 0, total >= 1, zero_stage 0 or 1, f32 or bf16 sums",
                   tr->cfg.lr, tr->cfg.beta1, tr->cfg.beta2, tr->cfg.eps, tr->cfg.grad_clip,
-                  tr->cfg.warmup_steps, tr->cfg.total_steps, tr->cfg.zero_stage);
+                  tr->cfg.warmup_steps, tr->cfg.total_steps, tr->cfg.zero_stage,
+                  autosp_dtype_name(tr->cfg.grad_reduce_dtype));
         mem_free(tr);
         return NULL;
     }
