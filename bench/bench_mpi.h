@@ -38,18 +38,24 @@ static inline void check(autosp_status_t st, const autosp_error_t *err, const ch
 }
 
 /* The preset's forward graph with B = 1; S is bound when seq > 0, else left unbound. */
-static inline autosp_graph_t *build_preset(const char *preset, int64_t seq) {
+static inline autosp_graph_t *build_preset_as(const char *preset, int64_t seq,
+                                              autosp_dtype_t dtype) {
     autosp_model_config_t mc;
     autosp_error_t err = {0};
     if (!autosp_model_preset(preset, &mc)) {
         snprintf(err.message, sizeof err.message, "unknown preset \"%s\"", preset);
         check(AUTOSP_ERR_INVALID, &err, "model");
     }
+    mc.dtype = dtype;
     autosp_graph_t *g = autosp_model_build(&mc, preset, &err);
     check(g ? AUTOSP_OK : err.status, &err, "autosp_model_build");
     check(autosp_symbol_bind(g, "B", 1, &err), &err, "bind B");
     if (seq > 0) check(autosp_symbol_bind(g, "S", seq, &err), &err, "bind S");
     return g;
+}
+
+static inline autosp_graph_t *build_preset(const char *preset, int64_t seq) {
+    return build_preset_as(preset, seq, AUTOSP_F32);
 }
 
 static inline uint64_t lcg_next(uint64_t *s) {

@@ -1,6 +1,7 @@
 /* bench_sp.c: memory and step time of one sequence-parallel run, one row per mpirun.
  *
  *     mpirun -np P bench_sp [--header] [--preset NAME] [--seq S] [--steps N] [--warmup W]
+ *                           [--dtype f32|bf16]
  *
  * Every rank builds the single-device forward graph (B = 1, S bound), compiles it for sp = P
  * ranks (autosp_trainer_new_comm), feeds its slice of one whole random sequence, runs W
@@ -11,6 +12,9 @@
  * of the single-device plan (planned in-process, not run) next to 1/P, the median step time
  * and the share of the timed wall time spent inside collectives, with the time inside
  * MPI_Alltoall and MPI_Allreduce themselves (caught through the MPI profiling interface).
+ * Measured memory: the activations the kernels touched (the touched arena less the persistent
+ * parameters, gradients and inputs at its start) and the rank's whole memory (touched arena +
+ * optimizer state) against autosp_plan_memory's total (plan/meas).
  * bench/run_sp.sh runs P = 1, 2, 4 and passes --header to the first.
  *
  * A benchmark, not a test: it prints and asserts nothing. Exit 0 ok, 2 bad flags; a library
@@ -38,6 +42,7 @@
 
 typedef struct options {
     const char *preset;
+    autosp_dtype_t dtype;
     int64_t seq;
     int steps, warmup;
     int header;
@@ -46,6 +51,7 @@ typedef struct options {
 /* What a row shows; every field is reduced with MPI_MAX over the ranks, so all are doubles. */
 typedef struct row {
     double arena, touched, params, grads, inputs, acts, workspace;
+    double acts_touched, plan_total, measured_total; /* see the top of the file */
     double act_ratio; /* acts / the single-device plan's activations */
     double step_s, comm_share, comm_s, a2a_s, allreduce_s, threads, max_rss;
     double pinned; /* 1: this rank's threads outnumber the CPUs it may run on */
@@ -110,7 +116,8 @@ static double single_device_acts(const autosp_graph_t *forward) {
     autosp_graph_t *joint = autosp_autodiff(forward, &err);
     check(joint ? AUTOSP_OK : err.status, &err, "autosp_autodiff");
     memplan_t plan;
-    check(memplan_build(joint, autosp_backend_cpu(), &plan, &err), &err, "memplan_build (single device)");
+    check(memplan_build(joint, autosp_backend_cpu(), &plan, &err), &err,
+          "memplan_build (single device)");
     double acts = (double)plan.activation_peak;
     memplan_free(&plan);
     autosp_graph_free(joint);
@@ -145,25 +152,27 @@ static void time_steps(autosp_trainer_t *tr, const options_t *o, row_t *r) {
 /* ---- output ------------------------------------------------------------------------------ */
 
 static void print_preamble(const options_t *o) {
-    printf("libautosp %s sequence-parallel benchmark: %s, B=1, S=%lld, f32, AdamW\n",
-           AUTOSP_VERSION_STRING, o->preset, (long long)o->seq);
+    printf("libautosp %s sequence-parallel benchmark: %s, B=1, S=%lld, %s, AdamW\n",
+           AUTOSP_VERSION_STRING, o->preset, (long long)o->seq, autosp_dtype_name(o->dtype));
     printf("OpenBLAS: %s\n", openblas_get_config());
     printf("load average (1 min): %.2f on %ld CPUs; %d warm-up + %d timed steps per run\n",
            load_average(), sysconf(_SC_NPROCESSORS_ONLN), o->warmup, o->steps);
     printf("every value: max over ranks; act = the plan's activation peak per rank; thr = "
            "OpenBLAS threads per rank\n\n");
-    printf("%3s %6s %3s %9s %9s %9s %9s %9s %9s %8s %7s %6s %9s %8s %6s %8s %8s %9s\n", "sp", "S",
-           "thr", "arena_MiB", "touch_MiB", "param_MiB", "grad_MiB", "input_MiB", "act_MiB",
-           "ws_MiB", "act/sp1", "1/P", "step_ms", "comm_ms", "comm%", "a2a_ms", "ar_ms", "rss_MiB");
+    printf("%3s %6s %3s %9s %9s %9s %9s %9s %9s %9s %8s %7s %6s %9s %8s %6s %8s %8s %9s %9s\n",
+           "sp", "S", "thr", "arena_MiB", "touch_MiB", "param_MiB", "grad_MiB", "input_MiB",
+           "act_MiB", "actm_MiB", "ws_MiB", "act/sp1", "1/P", "step_ms", "comm_ms", "comm%",
+           "a2a_ms", "ar_ms", "rss_MiB", "plan/meas");
 }
 
 static void print_row(int sp, const options_t *o, const row_t *r) {
-    printf("%3d %6lld %3.0f %9.1f %9.1f %9.1f %9.1f %9.3f %9.1f %8.1f %7.3f %6.3f %9.1f %8.1f "
-           "%6.1f %8.1f %8.1f %9.1f\n",
+    printf("%3d %6lld %3.0f %9.1f %9.1f %9.1f %9.1f %9.3f %9.1f %9.1f %8.1f %7.3f %6.3f %9.1f "
+           "%8.1f %6.1f %8.1f %8.1f %9.1f %9.3f\n",
            sp, (long long)o->seq, r->threads, mib(r->arena), mib(r->touched), mib(r->params),
-           mib(r->grads), mib(r->inputs), mib(r->acts), mib(r->workspace), r->act_ratio, 1.0 / sp,
-           1e3 * r->step_s, 1e3 * r->comm_s, 100.0 * r->comm_share, 1e3 * r->a2a_s,
-           1e3 * r->allreduce_s, mib(r->max_rss));
+           mib(r->grads), mib(r->inputs), mib(r->acts), mib(r->acts_touched), mib(r->workspace),
+           r->act_ratio, 1.0 / sp, 1e3 * r->step_s, 1e3 * r->comm_s, 100.0 * r->comm_share,
+           1e3 * r->a2a_s, 1e3 * r->allreduce_s, mib(r->max_rss),
+           r->plan_total / r->measured_total);
     if (r->touched > r->arena)
         printf("    note: touched > planned (%.0f > %.0f bytes): a kernel wrote past its block\n",
                r->touched, r->arena);
@@ -177,7 +186,8 @@ static void print_row(int sp, const options_t *o, const row_t *r) {
 
 static const char USAGE[] =
     "usage: mpirun -np P bench_sp [--header] [--preset NAME] [--seq S] [--steps N] [--warmup W]\n"
-    "  sp = P (every rank); defaults: llama-small, S=4096, 3 timed steps after 1 warm-up\n";
+    "                             [--dtype f32|bf16]\n"
+    "  sp = P (every rank); defaults: llama-small, S=4096, f32, 3 timed steps after 1 warm-up\n";
 
 /* 0 ok, 1 --help, -1 bad flags (why says which). */
 static int parse_options(int argc, char **argv, void *options, char *why, size_t why_size) {
@@ -194,6 +204,8 @@ static int parse_options(int argc, char **argv, void *options, char *why, size_t
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return 1;
         if (strcmp(a, "--preset") == 0 && v) {
             o->preset = v;
+        } else if (strcmp(a, "--dtype") == 0 && v && (!strcmp(v, "f32") || !strcmp(v, "bf16"))) {
+            o->dtype = !strcmp(v, "bf16") ? AUTOSP_BF16 : AUTOSP_F32;
         } else if (strcmp(a, "--seq") == 0) {
             if (parse_int(a, v, 1, 1 << 24, &n, why, why_size) != 0) return -1;
             o->seq = n;
@@ -213,7 +225,7 @@ static void run(const options_t *o, const autosp_comm_t *comm, row_t *r) {
     autosp_error_t err = {0};
     r->threads = set_threads(comm);
     r->pinned = pinned_below((int)r->threads);
-    autosp_graph_t *forward = build_preset(o->preset, o->seq);
+    autosp_graph_t *forward = build_preset_as(o->preset, o->seq, o->dtype);
     autosp_train_config_t tc = autosp_train_config_default();
     tc.ac.policy = AUTOSP_AC_NONE; /* what sequence parallelism alone does (bench_ac: the rest) */
     autosp_trainer_t *tr = autosp_trainer_new_comm(forward, &tc, comm, &err);
@@ -225,6 +237,12 @@ static void run(const options_t *o, const autosp_comm_t *comm, row_t *r) {
     r->act_ratio = r->acts / single_device_acts(forward);
     time_steps(tr, o, r);
     r->touched = (double)autosp_trainer_touched_bytes(tr);
+    r->acts_touched = r->touched - (r->params + r->grads + r->inputs);
+    r->measured_total = r->touched + (double)autosp_trainer_state_bytes(tr);
+    autosp_memory_plan_t mp;
+    check(autosp_plan_memory(autosp_trainer_graph(tr), 0, autosp_backend_cpu(), &mp, &err), &err,
+          "autosp_plan_memory");
+    r->plan_total = (double)mp.total;
     r->max_rss = (double)max_rss_bytes();
     autosp_trainer_free(tr);
     autosp_graph_free(forward);
