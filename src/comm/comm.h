@@ -20,7 +20,7 @@ typedef struct comm_ops {
     /* recv gets every rank's `bytes` of send, in rank order */
     autosp_status_t (*all_gather)(const autosp_comm_t *c, comm_group_t g, const void *send,
                                   void *recv, size_t bytes, autosp_error_t *err);
-    /* out = the element-wise sum of every rank's in (n values of dtype: f32, i32, i64, or
+    /* out = the element-wise sum of every rank's in (n values of dtype: f32, bf16, i32, i64, or
      * AUTOSP_DTYPE_COUNT for f64); in NULL: out is summed in place */
     autosp_status_t (*sum)(const autosp_comm_t *c, comm_group_t g, const void *in, void *out,
                            size_t n, autosp_dtype_t dtype, autosp_error_t *err);

@@ -4,6 +4,7 @@
 
 #include "autosp/comm_mpi.h"
 #include "base/base.h"
+#include "base/bf16.h"
 #include "comm/comm.h"
 
 typedef struct mpi_comm {
@@ -51,8 +52,25 @@ static autosp_status_t mpi_all_gather(const autosp_comm_t *c, comm_group_t g, co
         "MPI_Allgather", err);
 }
 
+/* bf16 has no MPI type: 16-bit words, summed by bf16_add (each partial sum widened, added in
+ * f32 and rounded back, so a sum over P ranks is rounded P - 1 times). */
+static void bf16_add(void *in, void *inout, int *len, MPI_Datatype *type) {
+    (void)type;
+    const bf16_t *a = in;
+    bf16_t *b = inout;
+    for (int i = 0; i < *len; i++) b[i] = f32_to_bf16(bf16_to_f32(a[i]) + bf16_to_f32(b[i]));
+}
+
+static MPI_Op bf16_sum_op(void) {
+    static MPI_Op op = MPI_OP_NULL; /* created once, by the first bf16 sum (on every rank) */
+    if (op == MPI_OP_NULL) MPI_Op_create(bf16_add, 1, &op);
+    return op;
+}
+
 static MPI_Datatype mpi_type(autosp_dtype_t dtype, size_t *size) {
     switch ((int)dtype) {
+    case AUTOSP_BF16:
+        return *size = 2, MPI_UINT16_T;
     case AUTOSP_I32:
         return *size = 4, MPI_INT32_T;
     case AUTOSP_I64:
@@ -74,9 +92,9 @@ static autosp_status_t mpi_sum(const autosp_comm_t *c, comm_group_t g, const voi
     for (size_t at = 0; at < n && st == AUTOSP_OK; at += chunk) {
         int count = (int)(n - at < chunk ? n - at : chunk);
         const void *from = in ? (const char *)in + at * size : MPI_IN_PLACE;
-        st = check(
-            MPI_Allreduce(from, (char *)out + at * size, count, type, MPI_SUM, group_of(c, g)),
-            "MPI_Allreduce", err);
+        st = check(MPI_Allreduce(from, (char *)out + at * size, count, type,
+                                 dtype == AUTOSP_BF16 ? bf16_sum_op() : MPI_SUM, group_of(c, g)),
+                   "MPI_Allreduce", err);
     }
     return st;
 }
