@@ -34,6 +34,13 @@ static autosp_status_t cast_to_grad_dtype(grad_ctx_t *c, autosp_tensor_t x, auto
     if (tt->dtype == to) return AUTOSP_OK;
     char name[AUTOSP_MAX_NAME + 16];
     snprintf(name, sizeof name, "%s.%s", tt->name, autosp_dtype_name(to));
+    autosp_tensor_t done = autosp_tensor_find(c->g, name); /* a value given to two operands */
+    if (done >= 0 && graph_tensor(c->g, done)->producer >= 0 &&
+        c->g->nodes[graph_tensor(c->g, done)->producer].op == AUTOSP_OP_CAST &&
+        c->g->nodes[graph_tensor(c->g, done)->producer].in[0] == *t) {
+        *t = done;
+        return AUTOSP_OK;
+    }
     attr_value_t v = {.s = autosp_dtype_name(to)};
     const char *names[1] = {name};
     return node_add_values(c->g, AUTOSP_OP_CAST, name, t, 1, names, 1, &v, t, c->err);

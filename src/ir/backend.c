@@ -13,11 +13,13 @@ bool autosp_backend_supports(const autosp_backend_t *b, autosp_op_t op, autosp_d
 }
 
 autosp_dtype_t node_dtype(const autosp_graph_t *g, const node_t *n) {
+    autosp_dtype_t wide = AUTOSP_DTYPE_COUNT;
     for (int k = 0; k < n->n_in; k++) {
         autosp_dtype_t t = g->tensors[n->in[k]].dtype;
-        if (t == AUTOSP_F32 || t == AUTOSP_BF16 || t == AUTOSP_F16) return t;
+        if (t == AUTOSP_BF16 || t == AUTOSP_F16) return t;
+        if (t == AUTOSP_F32 && wide == AUTOSP_DTYPE_COUNT) wide = t;
     }
-    return g->tensors[n->out[0]].dtype;
+    return wide != AUTOSP_DTYPE_COUNT ? wide : g->tensors[n->out[0]].dtype;
 }
 
 kernel_fn backend_kernel(const autosp_backend_t *b, const autosp_graph_t *g, int i) {

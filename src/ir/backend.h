@@ -26,15 +26,16 @@ typedef int64_t (*workspace_fn)(const cost_ctx_t *c);
 
 struct autosp_backend {
     const char *name;
-    const kernel_fn (*kernels)[AUTOSP_DTYPE_COUNT]; /* [op][dtype]; NULL: no kernel */
+    const kernel_fn (*kernels)[AUTOSP_DTYPE_COUNT];      /* [op][dtype]; NULL: no kernel */
     const workspace_fn (*workspace)[AUTOSP_DTYPE_COUNT]; /* [op][dtype]; NULL: no scratch */
     /* around each run of a graph (the cpu backend's thread-pool region); NULL: nothing */
     void (*begin_run)(void), (*end_run)(void);
 };
 
-/* The dtype a node's kernel is chosen by: its first float input's (a cross-entropy over bf16
- * logits runs the bf16 kernel though its loss is f32), else its first output's (fill, the
- * target count, collectives of ids). */
+/* The dtype a node's kernel is chosen by: its first 16-bit float input's, else f32 if it has a
+ * float input, else its first output's (fill, the target count, collectives of ids). So a node
+ * with any bf16 input runs the bf16 kernel, which also takes the f32 inputs the dtype rules allow
+ * beside it: the loss gradient of a cross-entropy backward, the f32 base of an index_add. */
 autosp_dtype_t node_dtype(const autosp_graph_t *g, const node_t *n);
 /* Node i's kernel on b, or NULL. */
 kernel_fn backend_kernel(const autosp_backend_t *b, const autosp_graph_t *g, int i);

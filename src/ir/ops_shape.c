@@ -411,6 +411,7 @@ autosp_status_t infer_all_reduce(infer_ctx_t *c) {
     TRY(need_fused_io(c));
     for (int i = 0; i < c->n_in; i++) {
         TRY(need_float(c, i));
+        TRY(need_same_dtype(c, 0, i)); /* a bucket is summed as one buffer of one dtype */
         c->out_shape[i] = c->in[i]->shape;
         c->out_dtype[i] = c->in[i]->dtype;
     }

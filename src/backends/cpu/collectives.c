@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu_ops.h"
+#include "base/bf16.h"
 #include "comm/comm.h"
 
 /* The group a node names, checked against its "ranks" attribute. */
@@ -89,28 +90,42 @@ static int64_t workspace_all_reduce(const cost_ctx_t *c) {
     return c->n_in > 1 ? cshape_bytes(c->in, c->n_in) : 0;
 }
 
+/* mean: the sum divided by P, in f32 (a bf16 sum widened and rounded back) */
+static void divide(void *x, int64_t n, size_t esize, int P) {
+    for (int64_t k = 0; k < n; k++) {
+        if (esize == 2)
+            ((bf16_t *)x)[k] = f32_to_bf16(bf16_to_f32(((bf16_t *)x)[k]) / (float)P);
+        else
+            ((float *)x)[k] /= (float)P;
+    }
+}
+
+/* f32 or bf16 (every input of a bucket the node's dtype: the dtype rules check it) */
 static autosp_status_t run_all_reduce(const kernel_args_t *r) {
     comm_group_t group;
     int P;
     autosp_status_t st = group_of(r, &group, &P);
     if (st != AUTOSP_OK) return st;
     const cost_ctx_t *c = r->c;
+    const size_t esize = c->in[0].esize;
+    const autosp_dtype_t dtype = esize == 2 ? AUTOSP_BF16 : AUTOSP_F32;
     bool mean = strcmp(node_attr_str(c->node, "op"), "mean") == 0;
     if (c->n_in == 1) {
         st = named(r, r->comm->ops->sum(r->comm, group, r->in[0], r->out[0], (size_t)c->in[0].numel,
-                                        AUTOSP_F32, r->err));
-        for (int64_t k = 0; mean && k < c->in[0].numel; k++) ((float *)r->out[0])[k] /= (float)P;
+                                        dtype, r->err));
+        if (mean && st == AUTOSP_OK) divide(r->out[0], c->in[0].numel, esize, P);
         return st;
     }
-    float *buf = r->workspace, *at = buf;
-    for (int i = 0; i < c->n_in; i++, at += c->in[i - 1].numel)
-        memcpy(at, r->in[i], (size_t)c->in[i].numel * sizeof(float));
-    st = named(
-        r, r->comm->ops->sum(r->comm, group, NULL, buf, (size_t)(at - buf), AUTOSP_F32, r->err));
+    char *buf = r->workspace, *at = buf;
+    for (int i = 0; i < c->n_in; i++, at += c->in[i - 1].numel * (int64_t)esize)
+        memcpy(at, r->in[i], (size_t)c->in[i].numel * esize);
+    size_t count = (size_t)(at - buf) / esize;
+    st = named(r, r->comm->ops->sum(r->comm, group, NULL, buf, count, dtype, r->err));
     at = buf;
-    for (int i = 0; i < c->n_in && st == AUTOSP_OK; i++, at += c->in[i - 1].numel) {
-        float *out = r->out[i];
-        for (int64_t k = 0; k < c->in[i].numel; k++) out[k] = mean ? at[k] / (float)P : at[k];
+    for (int i = 0; i < c->n_in && st == AUTOSP_OK;
+         i++, at += c->in[i - 1].numel * (int64_t)esize) {
+        memcpy(r->out[i], at, (size_t)c->in[i].numel * esize);
+        if (mean) divide(r->out[i], c->in[i].numel, esize, P);
     }
     return st;
 }
@@ -137,8 +152,11 @@ static autosp_status_t run_all_gather(const kernel_args_t *r) {
     return st;
 }
 
-/* all_reduce sums: f32 only; the others move bytes, segment ids (i32) too */
+/* all_reduce sums f32 or bf16; the others move bytes: bf16, and segment ids (i32), too */
 static const cpu_kernel_reg_t kernels[] = {
+    CPU_KERNEL(ALL_TO_ALL, BF16, run_all_to_all, .workspace = workspace_all_to_all),
+    CPU_KERNEL(ALL_REDUCE, BF16, run_all_reduce, .workspace = workspace_all_reduce),
+    CPU_KERNEL(ALL_GATHER, BF16, run_all_gather, .workspace = workspace_all_gather),
     CPU_KERNEL(ALL_TO_ALL, F32, run_all_to_all, .workspace = workspace_all_to_all),
     CPU_KERNEL(ALL_TO_ALL, I32, run_all_to_all, .workspace = workspace_all_to_all),
     CPU_KERNEL(ALL_REDUCE, F32, run_all_reduce, .workspace = workspace_all_reduce),

@@ -36,6 +36,38 @@ typedef struct cpu_family {
 extern const cpu_family_t cpu_elementwise, cpu_norm, cpu_linear, cpu_embedding, cpu_rope,
     cpu_attention, cpu_cross_entropy, cpu_repeat, cpu_collectives, cpu_layout, cpu_cast;
 
+/* bf16 through f32 (staged.c): the op's f32 adapter run on blocks of rows, the bf16 tensors
+ * widened into the workspace on the way in and rounded on the way out. Bit k of rows_in
+ * (rows_out) cuts input (output) k into rows; the other tensors are whole: inputs widened once,
+ * and outputs summed over the blocks, so a whole output must be a sum over the rows (a
+ * parameter's gradient). The f32 adapter must read its shapes through numel, rows_of and
+ * last_dim only, since a block's shapes are (1, .., rows, last). When the split tensors' rows
+ * disagree, or one is 1-D, one block holds the whole node. */
+typedef struct cpu_stage {
+    kernel_fn f32;
+    workspace_fn f32_workspace; /* the f32 adapter's rule, or NULL */
+    unsigned rows_in, rows_out;
+} cpu_stage_t;
+autosp_status_t cpu_run_staged(const kernel_args_t *r, const cpu_stage_t *st);
+int64_t cpu_staged_workspace(const cost_ctx_t *c, const cpu_stage_t *st);
+/* CPU_STAGED(silu, run_silu, NULL, 1, 1) defines run_silu_bf16 and workspace_silu_bf16;
+ * CPU_STAGED_ROW(SILU, silu) is its table row. */
+#define CPU_STAGED(name, f32_, rule_, in_, out_)                                                   \
+    static const cpu_stage_t name##_stage = {f32_, rule_, in_, out_};                              \
+    static autosp_status_t run_##name##_bf16(const kernel_args_t *r) {                             \
+        return cpu_run_staged(r, &name##_stage);                                                   \
+    }                                                                                              \
+    static int64_t workspace_##name##_bf16(const cost_ctx_t *c) {                                  \
+        return cpu_staged_workspace(c, &name##_stage);                                             \
+    }
+#define CPU_STAGED_ROW(op_, name)                                                                  \
+    CPU_KERNEL(op_, BF16, run_##name##_bf16, .workspace = workspace_##name##_bf16)
+/* bf16 <-> f32 of n elements, on the pool (round: to nearest even) */
+void cpu_widen(float *dst, const void *src, int64_t n);
+void cpu_round(void *dst, const float *src, int64_t n);
+/* Rows of row_elems elements in a staging block (for kernels that stage by hand). */
+int64_t cpu_stage_rows(int64_t row_elems);
+
 /* Helpers the adapters share (run_ops.c). */
 #define F(p)   ((float *)(p))
 #define CF(p)  ((const float *)(p))

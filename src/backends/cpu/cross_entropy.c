@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "backends/cpu/cpu_ops.h"
+#include "base/bf16.h"
 #include "base/base.h"
 #include "fastmath.h"
 #include "kernels.h"
@@ -163,7 +164,54 @@ static autosp_status_t run_target_count(const kernel_args_t *r) {
     return AUTOSP_OK;
 }
 
+/* bf16 logits: blocks of rows widened into the workspace and run through the f32 kernels with
+ * the whole call's divisor, so the blocks' losses add up to the mean; the gradient is computed
+ * in place in the block and rounded into dlogits (which may be the logits' buffer: a block is
+ * read before it is written). */
+static int64_t workspace_cross_entropy_bf16(const cost_ctx_t *c) {
+    if (c->node->op == AUTOSP_OP_CROSS_ENTROPY_BACKWARD && c->out[0].esize == 4) return 0;
+    const cshape_t *l = &c->in[c->node->op == AUTOSP_OP_CROSS_ENTROPY ? 0 : 1];
+    int64_t block = cpu_stage_rows(last_dim(l));
+    return (block < rows_of(l) ? block : rows_of(l)) * last_dim(l) * (int64_t)sizeof(float);
+}
+
+static autosp_status_t run_cross_entropy_bf16(const kernel_args_t *r) {
+    const cshape_t *l = &r->c->in[0];
+    int64_t rows = rows_of(l), V = last_dim(l), block = cpu_stage_rows(V);
+    int32_t ignore = (int32_t)node_attr_int(r->c->node, "ignore_index");
+    autosp_status_t st = cpu_check_ids(r, 1, V, ignore);
+    double count = targets(r, 1, 2, ignore), loss = 0;
+    for (int64_t r0 = 0; r0 < rows && st == AUTOSP_OK; r0 += block) {
+        int64_t n = rows - r0 < block ? rows - r0 : block;
+        cpu_widen(r->workspace, (const bf16_t *)r->in[0] + r0 * V, n * V);
+        loss += cross_entropy_forward_over(r->workspace, I32(r->in[1]) + r0, n, V, ignore, count);
+    }
+    F(r->out[0])[0] = (float)loss;
+    return st;
+}
+
+static autosp_status_t run_cross_entropy_backward_bf16(const kernel_args_t *r) {
+    const cshape_t *l = &r->c->in[1];
+    int64_t rows = rows_of(l), V = last_dim(l), block = cpu_stage_rows(V);
+    int32_t ignore = (int32_t)node_attr_int(r->c->node, "ignore_index");
+    double count = targets(r, 2, 3, ignore);
+    bool f32 = r->c->out[0].esize == 4; /* the gradient of bf16 logits that are a parameter */
+    for (int64_t r0 = 0; r0 < rows; r0 += block) {
+        int64_t n = rows - r0 < block ? rows - r0 : block;
+        float *at = f32 ? F(r->out[0]) + r0 * V : r->workspace;
+        cpu_widen(at, (const bf16_t *)r->in[1] + r0 * V, n * V);
+        cross_entropy_backward_over(at, at, I32(r->in[2]) + r0, n, V, ignore, CF(r->in[0])[0],
+                                    count);
+        if (!f32) cpu_round((bf16_t *)r->out[0] + r0 * V, at, n * V);
+    }
+    return AUTOSP_OK;
+}
+
 static const cpu_kernel_reg_t kernels[] = {
+    CPU_KERNEL(CROSS_ENTROPY, BF16, run_cross_entropy_bf16,
+               .workspace = workspace_cross_entropy_bf16),
+    CPU_KERNEL(CROSS_ENTROPY_BACKWARD, BF16, run_cross_entropy_backward_bf16,
+               .workspace = workspace_cross_entropy_bf16),
     CPU_KERNEL(CROSS_ENTROPY, F32, run_cross_entropy),
     CPU_KERNEL(CROSS_ENTROPY_BACKWARD, F32, run_cross_entropy_backward),
     CPU_KERNEL(TARGET_COUNT, F32, run_target_count),

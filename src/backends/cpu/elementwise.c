@@ -274,7 +274,36 @@ static autosp_status_t run_softcap_backward(const kernel_args_t *r) { /* (dout, 
     return AUTOSP_OK;
 }
 
+/* bf16: the f32 adapters on blocks of rows (staged.c). A broadcast add or mul, and sum_to, run
+ * as one block (their operands' rows differ). */
+CPU_STAGED(add, run_add, NULL, 3, 1)
+CPU_STAGED(mul, run_mul, NULL, 3, 1)
+CPU_STAGED(scale, run_scale, NULL, 1, 1)
+CPU_STAGED(fill, run_fill, NULL, 0, 1)
+CPU_STAGED(sum_to, run_sum_to, NULL, 0, 0)
+CPU_STAGED(silu, run_silu, NULL, 1, 1)
+CPU_STAGED(silu_backward, run_silu_backward, NULL, 3, 1)
+CPU_STAGED(gelu, run_gelu, NULL, 1, 1)
+CPU_STAGED(gelu_backward, run_gelu_backward, NULL, 3, 1)
+CPU_STAGED(swiglu, run_swiglu, NULL, 3, 1)
+CPU_STAGED(swiglu_backward, run_swiglu_backward, NULL, 7, 3)
+CPU_STAGED(softcap, run_softcap, NULL, 1, 1)
+CPU_STAGED(softcap_backward, run_softcap_backward, NULL, 3, 1)
+
 static const cpu_kernel_reg_t kernels[] = {
+    CPU_STAGED_ROW(ADD, add),
+    CPU_STAGED_ROW(MUL, mul),
+    CPU_STAGED_ROW(SCALE, scale),
+    CPU_STAGED_ROW(FILL, fill),
+    CPU_STAGED_ROW(SUM_TO, sum_to),
+    CPU_STAGED_ROW(SILU, silu),
+    CPU_STAGED_ROW(SILU_BACKWARD, silu_backward),
+    CPU_STAGED_ROW(GELU, gelu),
+    CPU_STAGED_ROW(GELU_BACKWARD, gelu_backward),
+    CPU_STAGED_ROW(SWIGLU, swiglu),
+    CPU_STAGED_ROW(SWIGLU_BACKWARD, swiglu_backward),
+    CPU_STAGED_ROW(SOFTCAP, softcap),
+    CPU_STAGED_ROW(SOFTCAP_BACKWARD, softcap_backward),
     CPU_KERNEL(ADD, F32, run_add),
     CPU_KERNEL(MUL, F32, run_mul),
     CPU_KERNEL(SCALE, F32, run_scale),

@@ -265,7 +265,22 @@ static autosp_status_t run_softmax_backward(const kernel_args_t *r) { /* (dout, 
     return AUTOSP_OK;
 }
 
+/* bf16: the f32 adapters on blocks of rows (staged.c); weight and bias widened once, their
+ * gradients summed over the blocks in f32. */
+CPU_STAGED(rmsnorm, run_rmsnorm, NULL, 1, 1)
+CPU_STAGED(rmsnorm_backward, run_rmsnorm_backward, workspace_norm_backward, 3, 1)
+CPU_STAGED(layernorm, run_layernorm, NULL, 1, 1)
+CPU_STAGED(layernorm_backward, run_layernorm_backward, workspace_norm_backward, 3, 1)
+CPU_STAGED(softmax, run_softmax, NULL, 1, 1)
+CPU_STAGED(softmax_backward, run_softmax_backward, NULL, 3, 1)
+
 static const cpu_kernel_reg_t kernels[] = {
+    CPU_STAGED_ROW(RMSNORM, rmsnorm),
+    CPU_STAGED_ROW(RMSNORM_BACKWARD, rmsnorm_backward),
+    CPU_STAGED_ROW(LAYERNORM, layernorm),
+    CPU_STAGED_ROW(LAYERNORM_BACKWARD, layernorm_backward),
+    CPU_STAGED_ROW(SOFTMAX, softmax),
+    CPU_STAGED_ROW(SOFTMAX_BACKWARD, softmax_backward),
     CPU_KERNEL(RMSNORM, F32, run_rmsnorm),
     CPU_KERNEL(RMSNORM_BACKWARD, F32, run_rmsnorm_backward, .workspace = workspace_norm_backward),
     CPU_KERNEL(LAYERNORM, F32, run_layernorm),

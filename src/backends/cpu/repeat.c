@@ -5,14 +5,20 @@
 #include "backends/cpu/cpu_ops.h"
 #include "kernels.h"
 
-void repeat_forward(float *out, const float *x, int64_t outer, int64_t n, int64_t r,
-                    int64_t inner) {
+/* the copies of `inner` bytes: shared by every element size */
+static void repeat_bytes(char *out, const char *x, int64_t outer, int64_t n, int64_t r,
+                         int64_t inner) {
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < n; i++) {
-            const float *src = x + (o * n + i) * inner;
+            const char *src = x + (o * n + i) * inner;
             for (int64_t k = 0; k < r; k++)
-                memcpy(out + ((o * n + i) * r + k) * inner, src, sizeof(float) * (size_t)inner);
+                memcpy(out + ((o * n + i) * r + k) * inner, src, (size_t)inner);
         }
+}
+
+void repeat_forward(float *out, const float *x, int64_t outer, int64_t n, int64_t r,
+                    int64_t inner) {
+    repeat_bytes((char *)out, (const char *)x, outer, n, r, inner * (int64_t)sizeof(float));
 }
 
 void repeat_backward(float *dx, const float *dout, int64_t outer, int64_t n, int64_t r,
@@ -43,8 +49,8 @@ static void repeat_dims(const kernel_args_t *r, const cshape_t *x, int64_t *oute
 static autosp_status_t run_repeat(const kernel_args_t *r) {
     int64_t outer, n, inner;
     repeat_dims(r, &r->c->in[0], &outer, &n, &inner);
-    repeat_forward(F(r->out[0]), CF(r->in[0]), outer, n, node_attr_int(r->c->node, "repeats"),
-                   inner);
+    repeat_bytes(r->out[0], r->in[0], outer, n, node_attr_int(r->c->node, "repeats"),
+                 inner * (int64_t)r->c->in[0].esize);
     return AUTOSP_OK;
 }
 
@@ -56,8 +62,14 @@ static autosp_status_t run_repeat_backward(const kernel_args_t *r) { /* (dout, x
     return AUTOSP_OK;
 }
 
-/* the forward only moves bytes: segment ids (i32) go through it too */
+/* bf16 backward: the f32 one on the whole tensors widened (staged.c; it reads the repeated dim,
+ * so it runs as one block). */
+CPU_STAGED(repeat_backward, run_repeat_backward, NULL, 0, 0)
+
+/* the forward only moves bytes: bf16, and segment ids (i32), go through it too */
 static const cpu_kernel_reg_t kernels[] = {
+    CPU_KERNEL(REPEAT, BF16, run_repeat),
+    CPU_STAGED_ROW(REPEAT_BACKWARD, repeat_backward),
     CPU_KERNEL(REPEAT, F32, run_repeat),
     CPU_KERNEL(REPEAT, I32, run_repeat),
     CPU_KERNEL(REPEAT_BACKWARD, F32, run_repeat_backward),

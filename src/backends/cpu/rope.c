@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "backends/cpu/cpu_ops.h"
+#include "base/bf16.h"
 #include "kernels.h"
 #include "parallel.h"
 
@@ -94,7 +95,35 @@ static autosp_status_t run_rope(const kernel_args_t *r) {
     return AUTOSP_OK;
 }
 
+/* bf16: blocks of (b, s) rows widened into the workspace, rotated there, rounded into out (the
+ * angles in double as in f32). A block stays within one batch entry, so a 1-D positions table
+ * is read at the block's own s. */
+static int64_t rope_block_rows(const cshape_t *x) {
+    int64_t rows = cpu_stage_rows(x->d[2] * x->d[3]);
+    return rows < x->d[1] ? rows : x->d[1];
+}
+static int64_t workspace_rope_bf16(const cost_ctx_t *c) {
+    return rope_block_rows(&c->in[0]) * c->in[0].d[2] * c->in[0].d[3] * (int64_t)sizeof(float);
+}
+
+static autosp_status_t run_rope_bf16(const kernel_args_t *r) {
+    const cshape_t *x = &r->c->in[0];
+    int64_t S = x->d[1], row = x->d[2] * x->d[3], block = rope_block_rows(x);
+    float theta = (float)node_attr_float(r->c->node, "theta"), *ws = r->workspace;
+    bool inverse = node_attr_int(r->c->node, "inverse"), shared = r->c->in[1].ndim == 1;
+    for (int64_t b = 0; b < x->d[0]; b++)
+        for (int64_t s0 = 0; s0 < S; s0 += block) {
+            int64_t n = S - s0 < block ? S - s0 : block, at = (b * S + s0) * row;
+            const int32_t *pos = I32(r->in[1]) + (shared ? s0 : b * S + s0);
+            cpu_widen(ws, (const bf16_t *)r->in[0] + at, n * row);
+            rope_forward(ws, ws, pos, 1, n, x->d[2], x->d[3], theta, inverse);
+            cpu_round((bf16_t *)r->out[0] + at, ws, n * row);
+        }
+    return AUTOSP_OK;
+}
+
 static const cpu_kernel_reg_t kernels[] = {
+    CPU_KERNEL(ROPE, BF16, run_rope_bf16, .workspace = workspace_rope_bf16),
     CPU_KERNEL(ROPE, F32, run_rope),
 };
 CPU_FAMILY(rope, kernels);

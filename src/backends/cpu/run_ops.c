@@ -46,16 +46,18 @@ static autosp_status_t run_transpose(const kernel_args_t *r) {
             src += (rem % o->d[k]) * stride[perm->ints[k]];
             rem /= o->d[k];
         }
-        F(r->out[0])[i] = CF(r->in[0])[src];
+        if (x->esize == 2)
+            ((uint16_t *)r->out[0])[i] = ((const uint16_t *)r->in[0])[src];
+        else
+            F(r->out[0])[i] = CF(r->in[0])[src];
     }
     return AUTOSP_OK;
 }
 
-/* both only move bytes: segment ids (i32) go through them too */
+/* both only move bytes: bf16, and segment ids (i32), go through them too */
 static const cpu_kernel_reg_t kernels[] = {
-    CPU_KERNEL(RESHAPE, F32, run_view),
-    CPU_KERNEL(RESHAPE, I32, run_view),
-    CPU_KERNEL(TRANSPOSE, F32, run_transpose),
-    CPU_KERNEL(TRANSPOSE, I32, run_transpose),
+    CPU_KERNEL(RESHAPE, BF16, run_view),       CPU_KERNEL(TRANSPOSE, BF16, run_transpose),
+    CPU_KERNEL(RESHAPE, F32, run_view),        CPU_KERNEL(RESHAPE, I32, run_view),
+    CPU_KERNEL(TRANSPOSE, F32, run_transpose), CPU_KERNEL(TRANSPOSE, I32, run_transpose),
 };
 CPU_FAMILY(layout, kernels);
