@@ -45,18 +45,27 @@ typedef struct bgemm {
     bool bias;       /* + a bf16 bias per column */
 } bgemm_t;
 
+/* One product and its buffers. */
+typedef struct bgemm_call {
+    bgemm_t g;
+    const bf16_t *A, *B, *bias; /* bias: NULL unless g.bias */
+    void *C;
+} bgemm_call_t;
+#define BGEMM_MAX_CALLS 2
+
 /* Workspace bytes the product needs; it is called at plan time (the workspace rule), where the
- * oneDNN path creates its primitives, so a step only looks them up. */
+ * oneDNN path creates its primitives, so a step only looks them up. Products run together
+ * (bgemm_run) share the workspace: it needs the largest of theirs. */
 int64_t bgemm_workspace(const bgemm_t *g);
-void bgemm(const bgemm_t *g, const bf16_t *A, const bf16_t *B, const bf16_t *bias, void *C,
-           void *workspace);
+/* n (<= BGEMM_MAX_CALLS) independent products, their blocks together on the pool */
+void bgemm_run(const bgemm_call_t *calls, int n, void *workspace);
 
 #ifdef AUTOSP_HAVE_DNNL
 /* The oneDNN product (linear_dnnl.c). prepare: the bytes of scratch, or -1 when oneDNN has no
- * primitive for it (the portable product then runs). run: false when prepare gave -1. */
+ * primitive for it (the portable product then runs). run: false when prepare gave -1 for one
+ * of the products (nothing ran). */
 int64_t dnnl_bgemm_prepare(const bgemm_t *g);
-bool dnnl_bgemm_run(const bgemm_t *g, const bf16_t *A, const bf16_t *B, const bf16_t *bias, void *C,
-                    void *workspace);
+bool dnnl_bgemm_run(const bgemm_call_t *calls, int n, void *workspace);
 /* Primitives in the cache (for the test that a second plan reuses them). */
 int dnnl_bgemm_cached(void);
 #endif

@@ -229,24 +229,31 @@ int64_t dnnl_bgemm_prepare(const bgemm_t *g) {
 
 /* ---- a run --------------------------------------------------------------------------------- */
 
-typedef struct run_job {
-    const bgemm_t *g;
+typedef struct run_prod {
+    const bgemm_call_t *c;
     blocking_t b;
     entry_t *e[2];
-    const bf16_t *A, *B, *bias;
-    char *C, *scratch;
-    int64_t slice;
+} run_prod_t;
+
+typedef struct run_job {
+    run_prod_t prod[BGEMM_MAX_CALLS];
+    int n;
+    char *scratch;
+    int64_t slice; /* bytes of scratchpad per slot */
 } run_job_t;
 
 static void run_block(void *ctx, int64_t task, int slot) {
     const run_job_t *j = ctx;
-    const bgemm_t *g = j->g;
-    const int64_t lo = task * j->b.chunk, esize = g->c_f32 ? 4 : 2;
-    const entry_t *e = j->e[task == j->b.n - 1 ? 1 : 0];
+    int i = 0;
+    while (task >= j->prod[i].b.n) task -= j->prod[i++].b.n;
+    const run_prod_t *p = &j->prod[i];
+    const bgemm_t *g = &p->c->g;
+    const int64_t lo = task * p->b.chunk, esize = g->c_f32 ? 4 : 2;
+    const entry_t *e = p->e[task == p->b.n - 1 ? 1 : 0];
     const prim_key_t *k = &e->key;
-    const bf16_t *A = j->A, *B = j->B, *bias = j->bias;
-    char *C = j->C;
-    if (j->b.by_rows) {
+    const bf16_t *A = p->c->A, *B = p->c->B, *bias = g->bias ? p->c->bias : NULL;
+    char *C = p->c->C;
+    if (p->b.by_rows) {
         A += g->ta ? lo : lo * k->lda;
         C += lo * k->ldc * esize;
     } else {
@@ -274,13 +281,21 @@ static void run_block(void *ctx, int64_t task, int slot) {
     pthread_mutex_unlock(&dn.slot_lock[slot]);
 }
 
-bool dnnl_bgemm_run(const bgemm_t *g, const bf16_t *A, const bf16_t *B, const bf16_t *bias, void *C,
-                    void *workspace) {
-    run_job_t j = {.g = g, .b = blocking(g), .A = A, .B = B, .bias = bias, .C = C};
-    if (!lookup(g, &j.b, false, j.e)) return false;
-    j.slice = scratch_of(j.e);
+/* The products' blocks, in the order given, are one list of tasks on the pool: the first
+ * product's blocks are handed out first (give the one with the longest blocks first). */
+bool dnnl_bgemm_run(const bgemm_call_t *calls, int n, void *workspace) {
+    run_job_t j = {.n = n};
+    int64_t tasks = 0;
+    for (int i = 0; i < n; i++) {
+        run_prod_t *p = &j.prod[i];
+        p->c = &calls[i];
+        p->b = blocking(&calls[i].g);
+        if (!lookup(&calls[i].g, &p->b, false, p->e)) return false;
+        if (scratch_of(p->e) > j.slice) j.slice = scratch_of(p->e);
+        tasks += p->b.n;
+    }
     j.scratch =
         (char *)(((uintptr_t)workspace + SCRATCH_ALIGN - 1) & ~(uintptr_t)(SCRATCH_ALIGN - 1));
-    par_run(j.b.n, dn.slots, run_block, &j);
+    par_run(tasks, dn.slots, run_block, &j);
     return true;
 }
