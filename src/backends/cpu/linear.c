@@ -5,6 +5,7 @@
 #include <cblas.h>
 
 #include "backends/cpu/cpu_ops.h"
+#include "backends/cpu/linear_bf16.h"
 #include "kernels.h"
 #include "parallel.h"
 
@@ -92,6 +93,20 @@ static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float 
     gemm_run(&s);
 }
 
+/* The same product cut into blocks of a fixed size, not one per thread: OpenBLAS takes another
+ * kernel for small products (SkylakeX: M N K <= 100^3), so a block's bits can depend on its size;
+ * fixed blocks give the same bits for every thread count whatever the shape. */
+void cpu_sgemm_blocks(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A,
+                      const float *B, float beta, float *C, int64_t block) {
+    gemm_set_t s = {.job = {gemm_job(ta, tb, M, N, K, A, B, beta, C, 1)}, .n = 1};
+    const int64_t dim = s.job[0].by_rows ? M : N;
+    if (dim > block) {
+        s.job[0].chunk = block;
+        s.job[0].blocks = (dim + block - 1) / block;
+    }
+    gemm_run(&s);
+}
+
 // x (rows,K), weight (N,K), bias (N) or NULL -> out (rows,N) = x @ weight^T + bias
 void linear_forward(float *out, const float *x, const float *weight, const float *bias,
                     int64_t rows, int64_t K, int64_t N) {
@@ -125,15 +140,7 @@ void linear_backward(float *dx, float *dweight, float *dbias, const float *dout,
     }
 }
 
-/* The batch loop of matmul, shared by the forward and the backward: the element strides of a,
- * b and out (0 for a shared operand), after folding the batch into M when that is one sgemm:
- * with b shared and a neither shared nor transposed, a's batch is one (batch*M, K) matrix. */
-typedef struct matmul_plan {
-    int64_t batch, M;
-    int64_t sa, sb, so;
-} matmul_plan_t;
-
-static matmul_plan_t matmul_plan(const matmul_dims_t *d) {
+matmul_plan_t matmul_plan(const matmul_dims_t *d) {
     matmul_plan_t p = {.batch = d->batch, .M = d->M};
     if (d->b_shared && !d->a_shared && !d->trans_a) {
         p.M = d->batch * d->M;
@@ -178,7 +185,7 @@ void matmul_backward(float *da, float *db, const float *dout, const float *a, co
 
 /* ---- adapters: a node's shapes and buffers, turned into one kernel call ------------------- */
 
-static matmul_dims_t matmul_dims(const cost_ctx_t *c, int a, int b) {
+matmul_dims_t matmul_dims(const cost_ctx_t *c, int a, int b) {
     const cshape_t *A = &c->in[a], *Bm = &c->in[b];
     const node_t *n = c->node;
     matmul_dims_t d = {.trans_a = node_attr_int(n, "trans_a"),
@@ -225,5 +232,11 @@ static const cpu_kernel_reg_t kernels[] = {
     CPU_KERNEL(MATMUL_BACKWARD, F32, run_matmul_backward),
     CPU_KERNEL(LINEAR, F32, run_linear),
     CPU_KERNEL(LINEAR_BACKWARD, F32, run_linear_backward),
+    CPU_KERNEL(MATMUL, BF16, run_matmul_bf16, .workspace = workspace_matmul_bf16),
+    CPU_KERNEL(MATMUL_BACKWARD, BF16, run_matmul_backward_bf16,
+               .workspace = workspace_matmul_backward_bf16),
+    CPU_KERNEL(LINEAR, BF16, run_linear_bf16, .workspace = workspace_linear_bf16),
+    CPU_KERNEL(LINEAR_BACKWARD, BF16, run_linear_backward_bf16,
+               .workspace = workspace_linear_backward_bf16),
 };
 CPU_FAMILY(linear, kernels);
