@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "backends/cpu/kernels.h"
+#include "base/bf16.h"
 #include "ref/ref.h"
 
 /* ---- deterministic inputs ------------------------------------------------------------------ */
@@ -386,6 +387,86 @@ static void test_threads_bitwise(void **state) {
     data_free(&a);
 }
 
+/* ---- bf16: the f32 kernel's arithmetic on the bf16 values, each output rounded once --------
+ * The bf16 kernel widens its tiles and runs the f32 code on them, so on inputs that are bf16
+ * values it must give the f32 kernel's results bit for bit (lse, and the gradients kept in
+ * f32) or their rounding to bf16 (out, and the bf16 gradients); a missing tile, a stale scratch
+ * row or a gradient summed in bf16 breaks that. Both with bf16 gradients and with f32 ones. */
+
+static bf16_t *narrowed(const float *x, size_t n) {
+    bf16_t *h = malloc(n * sizeof *h + 1);
+    assert_non_null(h);
+    bf16_from_f32_n(h, x, (int64_t)n);
+    return h;
+}
+
+static void round_in_place(float *x, size_t n) { /* x = widen(round(x)) */
+    bf16_t *h = narrowed(x, n);
+    bf16_to_f32_n(x, h, (int64_t)n);
+    free(h);
+}
+
+/* got (bf16 or float as f32) must be want, rounded when got is bf16 */
+static void assert_rounded(const char *name, const char *what, const void *got, bool got_bf16,
+                           const float *want, size_t n) {
+    for (size_t t = 0; t < n; t++) {
+        const float g = got_bf16 ? bf16_to_f32(((const bf16_t *)got)[t]) : ((const float *)got)[t];
+        const float w = got_bf16 ? bf16_to_f32(f32_to_bf16(want[t])) : want[t];
+        if (memcmp(&g, &w, sizeof g))
+            fail_msg("%s: bf16 %s[%zu] is %.9g, expected %.9g", name, what, t, g, w);
+    }
+}
+
+static void bf16_case(const attn_case_t *c, unsigned f32_grads) {
+    attn_data_t a = data_new(c, 0x243f6a8885a308d3ull ^ (uint64_t)(c->S * 131 + c->D));
+    round_in_place(a.q, a.nq), round_in_place(a.k, a.nkv), round_in_place(a.v, a.nkv);
+    round_in_place(a.dout, a.nq);
+    bf16_t *q = narrowed(a.q, a.nq), *k = narrowed(a.k, a.nkv), *v = narrowed(a.v, a.nkv);
+    bf16_t *dout = narrowed(a.dout, a.nq), *out = narrowed(a.q, a.nq); /* out: overwritten */
+    float *lse = nan_floats(a.nlse), *out_f = nan_floats(a.nq), *lse_f = nan_floats(a.nlse);
+    attention_dims_t d16 = a.d;
+    d16.bf16 = true, d16.f32_grads = f32_grads;
+    void *block;
+    void *ws = workspace_new(attention_forward_workspace(&d16), &block);
+    attention_forward(out, lse, q, k, v, a.seg, &d16, ws);
+    free(block);
+    ws = workspace_new(attention_forward_workspace(&a.d), &block);
+    attention_forward(out_f, lse_f, a.q, a.k, a.v, a.seg, &a.d, ws);
+    free(block);
+    assert_rounded(c->name, "out", out, true, out_f, a.nq);
+    assert_rounded(c->name, "lse", lse, false, lse_f, a.nlse);
+
+    /* the backward from the bf16 forward's out, in both kernels */
+    bf16_to_f32_n(out_f, out, (int64_t)a.nq);
+    const size_t esize[3] = {f32_grads & AUTOSP_ATTENTION_DQ_F32 ? 4 : 2,
+                             f32_grads & AUTOSP_ATTENTION_DK_F32 ? 4 : 2,
+                             f32_grads & AUTOSP_ATTENTION_DV_F32 ? 4 : 2};
+    void *dq = malloc(a.nq * esize[0]), *dk = malloc(a.nkv * esize[1]),
+         *dv = malloc(a.nkv * esize[2]);
+    float *dq_f = nan_floats(a.nq), *dk_f = nan_floats(a.nkv), *dv_f = nan_floats(a.nkv);
+    memset(dq, 0xff, a.nq * esize[0]), memset(dk, 0xff, a.nkv * esize[1]);
+    memset(dv, 0xff, a.nkv * esize[2]);
+    ws = workspace_new(attention_backward_workspace(&d16), &block);
+    attention_backward(dq, dk, dv, dout, q, k, v, a.seg, out, lse, &d16, ws);
+    free(block);
+    ws = workspace_new(attention_backward_workspace(&a.d), &block);
+    attention_backward(dq_f, dk_f, dv_f, a.dout, a.q, a.k, a.v, a.seg, out_f, lse, &a.d, ws);
+    free(block);
+    assert_rounded(c->name, "dq", dq, esize[0] == 2, dq_f, a.nq);
+    assert_rounded(c->name, "dk", dk, esize[1] == 2, dk_f, a.nkv);
+    assert_rounded(c->name, "dv", dv, esize[2] == 2, dv_f, a.nkv);
+
+    free(q), free(k), free(v), free(dout), free(out), free(lse), free(out_f), free(lse_f);
+    free(dq), free(dk), free(dv), free(dq_f), free(dk_f), free(dv_f);
+    data_free(&a);
+}
+
+static void test_bf16_rounds_f32(void **state) {
+    const attn_case_t *c = *state;
+    bf16_case(c, 0);
+    bf16_case(c, AUTOSP_ATTENTION_DQ_F32 | AUTOSP_ATTENTION_DV_F32);
+}
+
 /* ---- the cases ----------------------------------------------------------------------------- */
 
 static const attn_case_t cases[] = {
@@ -410,8 +491,9 @@ static const attn_case_t cases[] = {
 
 int main(void) {
     const size_t n_cases = sizeof cases / sizeof cases[0];
-    struct CMUnitTest tests[2 * (sizeof cases / sizeof cases[0]) + 3];
+    struct CMUnitTest tests[3 * (sizeof cases / sizeof cases[0]) + 3];
     static char thread_names[sizeof cases / sizeof cases[0]][96];
+    static char bf16_names[sizeof cases / sizeof cases[0]][96];
     for (size_t t = 0; t < n_cases; t++) {
         tests[t] = (struct CMUnitTest){.name = cases[t].name,
                                        .test_func = test_fast_vs_reference,
@@ -421,6 +503,10 @@ int main(void) {
         tests[n_cases + 3 + t] = (struct CMUnitTest){.name = thread_names[t],
                                                      .test_func = test_threads_bitwise,
                                                      .initial_state = (void *)&cases[t]};
+        snprintf(bf16_names[t], sizeof bf16_names[t], "bf16 = f32 rounded: %s", cases[t].name);
+        tests[2 * n_cases + 3 + t] = (struct CMUnitTest){.name = bf16_names[t],
+                                                         .test_func = test_bf16_rounds_f32,
+                                                         .initial_state = (void *)&cases[t]};
     }
     tests[n_cases] = (struct CMUnitTest){.name = "fd full small", .test_func = test_fd_full_small};
     tests[n_cases + 1] =

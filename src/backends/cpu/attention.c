@@ -14,7 +14,13 @@
  * head h / (Hq/Hkv) directly; dk and dv sum over the query heads of a group through sgemm's
  * beta = 1. A tile that the causal mask or the segment ids hide entirely is skipped. The
  * elementwise work per score (max, exp, sum) is written so that gcc -O2 vectorises it: exp is a
- * branch-free polynomial, not a libm call. */
+ * branch-free polynomial, not a libm call.
+ *
+ * bf16 tensors take the same path through views: a tile of q, k, v, out or dout is widened into
+ * the thread's scratch just before its sgemm (a key tile is widened once per query tile, 2 BC D
+ * conversions against 4 BR BC D flops), the running sums stay f32 (the output tile, dq of a
+ * query tile, dk and dv of a kv head), and each output is rounded once when it is complete.
+ * So a bf16 call computes, in f32, the attention of its bf16 inputs. */
 #include <cblas.h>
 #include "backends/cpu/cpu_ops.h"
 #include <math.h>
@@ -25,6 +31,7 @@
 #include <string.h>
 
 #include "base/base.h"
+#include "base/bf16.h"
 #include "fastmath.h"
 #include "kernels.h"
 #include "parallel.h"
@@ -56,18 +63,75 @@ int attention_thread_capacity(void) {
     return n < 1 ? 1 : n > AUTOSP_ATTENTION_MAX_THREADS ? AUTOSP_ATTENTION_MAX_THREADS : n;
 }
 
-/* Per-thread scratch, in floats, rounded up to WS_ALIGN bytes so that every slice is aligned. */
-#define FWD_SLICE ((BR * BC + 2 * BR + WS_ALIGN / 4 - 1) / (WS_ALIGN / 4) * (WS_ALIGN / 4))
-#define BWD_SLICE ((2 * BR * BC + BR + WS_ALIGN / 4 - 1) / (WS_ALIGN / 4) * (WS_ALIGN / 4))
+/* ---- per-thread scratch -------------------------------------------------------------------
+ * One slice per thread, laid out by slice_layout: the score tiles (f32 and bf16) and, in bf16,
+ * the widened tiles and the f32 sums of the outputs. Every slot starts WS_ALIGN-aligned. */
+enum {
+    SL_S,
+    SL_DS,
+    SL_M,
+    SL_L,
+    SL_DELTA,
+    SL_Q,
+    SL_K,
+    SL_V,
+    SL_O,
+    SL_DOUT,
+    SL_DQ,
+    SL_DK,
+    SL_DV,
+    SL_COUNT
+};
+typedef struct slice_layout {
+    size_t at[SL_COUNT]; /* offset of each slot, in floats */
+    size_t floats;
+} slice_layout_t;
+
+static slice_layout_t slice_layout(const attention_dims_t *d, bool backward) {
+    const size_t D = (size_t)d->D, align = WS_ALIGN / sizeof(float);
+    size_t n[SL_COUNT] = {[SL_S] = BR * BC};
+    if (backward)
+        n[SL_DS] = BR * BC, n[SL_DELTA] = BR;
+    else
+        n[SL_M] = n[SL_L] = BR;
+    if (d->bf16) {
+        n[SL_Q] = n[SL_O] = BR * D, n[SL_K] = n[SL_V] = BC * D;
+        if (backward) {
+            n[SL_DOUT] = BR * D;
+            if (!(d->f32_grads & AUTOSP_ATTENTION_DQ_F32)) n[SL_DQ] = BR * D;
+            if (!(d->f32_grads & AUTOSP_ATTENTION_DK_F32)) n[SL_DK] = (size_t)d->Skv * D;
+            if (!(d->f32_grads & AUTOSP_ATTENTION_DV_F32)) n[SL_DV] = (size_t)d->Skv * D;
+        }
+    }
+    slice_layout_t l = {.floats = 0};
+    for (int slot = 0; slot < SL_COUNT; slot++) {
+        l.at[slot] = l.floats;
+        l.floats += (n[slot] + align - 1) / align * align;
+    }
+    return l;
+}
+
+typedef struct scratch {
+    float *s, *ds, *m, *l, *delta; /* scores (then P), dP (then dS), softmax state, delta */
+    float *q, *k, *v, *out, *dout; /* widened bf16 tiles */
+    float *dq, *dk, *dv;           /* f32 sums of bf16 gradients; dk, dv: a whole kv head */
+} scratch_t;
+
+static scratch_t scratch_at(float *slice, const slice_layout_t *l) {
+    const size_t *at = l->at;
+    return (scratch_t){slice + at[SL_S],    slice + at[SL_DS],    slice + at[SL_M],
+                       slice + at[SL_L],    slice + at[SL_DELTA], slice + at[SL_Q],
+                       slice + at[SL_K],    slice + at[SL_V],     slice + at[SL_O],
+                       slice + at[SL_DOUT], slice + at[SL_DQ],    slice + at[SL_DK],
+                       slice + at[SL_DV]};
+}
 
 size_t attention_forward_workspace(const attention_dims_t *d) {
-    /* per thread one tile, whatever the sizes: scores, running max and sum */
-    return WS_ALIGN + sizeof(float) * FWD_SLICE * (size_t)thread_capacity(d);
+    return WS_ALIGN + sizeof(float) * slice_layout(d, false).floats * (size_t)thread_capacity(d);
 }
 
 size_t attention_backward_workspace(const attention_dims_t *d) {
-    /* per thread P, dP then dS, delta */
-    return WS_ALIGN + sizeof(float) * BWD_SLICE * (size_t)thread_capacity(d);
+    return WS_ALIGN + sizeof(float) * slice_layout(d, true).floats * (size_t)thread_capacity(d);
 }
 
 /* ---- running work items on the pool -------------------------------------------------------
@@ -96,27 +160,59 @@ static void run_items(item_fn fn, const void *args, int64_t n, const attention_d
 
 /* ---- one (batch, query head): where its rows live -------------------------------------- */
 
+/* A head's rows of one tensor: row r starts at base + r * ld elements, floats or bf16_t. */
+typedef struct rows {
+    const void *base;
+    int64_t ld;
+    bool bf16;
+} rows_t;
+
+/* A head's rows of one gradient, the same layout. */
+typedef struct grad_rows {
+    void *base;
+    int64_t ld;
+    bool f32;
+} grad_rows_t;
+
 typedef struct head {
-    const float *q, *k, *v;  /* first row of this head; q (S,D) stride ldq, k v (Skv,D) ldkv */
-    const float *dout, *out; /* (S,D) stride ldq, backward only */
-    float *dq, *dk, *dv;     /* same layouts as q, k, v; backward only */
-    const int32_t *seg;      /* (S) or NULL */
-    int64_t ldq, ldkv;
+    rows_t q, k, v;         /* q (S,D), k v (Skv,D) */
+    rows_t dout, out;       /* (S,D), backward only */
+    grad_rows_t dq, dk, dv; /* same layouts as q, k, v; backward only */
+    void *o;                /* the forward's output rows, q's layout */
+    const int32_t *seg;     /* (S) or NULL */
     int64_t S, Skv, D;
     bool causal;
     float scale;
 } head_t;
 
-static head_t head_at(const attention_dims_t *d, int64_t b, int64_t h, const float *q,
-                      const float *k, const float *v, const int32_t *segment_ids) {
-    const int64_t hk = h / (d->Hq / d->Hkv);
+/* rows_t of the head whose first element is element `off` of tensor `base` */
+static rows_t rows_at(const void *base, int64_t off, int64_t ld, bool bf16) {
+    const size_t esize = bf16 ? sizeof(bf16_t) : sizeof(float);
+    return (rows_t){(const char *)base + (size_t)off * esize, ld, bf16};
+}
+
+static grad_rows_t grad_rows_at(void *base, int64_t off, int64_t ld, bool f32) {
+    const size_t esize = f32 ? sizeof(float) : sizeof(bf16_t);
+    return (grad_rows_t){(char *)base + (size_t)off * esize, ld, f32};
+}
+
+/* Element offsets of (batch b, query head h)'s first q row and of its kv head's first k row. */
+static int64_t q_offset(const attention_dims_t *d, int64_t b, int64_t h) {
+    return (b * d->S * d->Hq + h) * d->D;
+}
+
+static int64_t kv_offset(const attention_dims_t *d, int64_t b, int64_t h) {
+    return (b * d->Skv * d->Hkv + h / (d->Hq / d->Hkv)) * d->D;
+}
+
+static head_t head_at(const attention_dims_t *d, int64_t b, int64_t h, const void *q, const void *k,
+                      const void *v, const int32_t *segment_ids) {
+    const int64_t qo = q_offset(d, b, h), kvo = kv_offset(d, b, h);
     head_t hd = {
-        .q = q + (b * d->S * d->Hq + h) * d->D,
-        .k = k + (b * d->Skv * d->Hkv + hk) * d->D,
-        .v = v + (b * d->Skv * d->Hkv + hk) * d->D,
+        .q = rows_at(q, qo, d->Hq * d->D, d->bf16),
+        .k = rows_at(k, kvo, d->Hkv * d->D, d->bf16),
+        .v = rows_at(v, kvo, d->Hkv * d->D, d->bf16),
         .seg = segment_ids ? segment_ids + b * d->S : NULL,
-        .ldq = d->Hq * d->D,
-        .ldkv = d->Hkv * d->D,
         .S = d->S,
         .Skv = d->Skv,
         .D = d->D,
@@ -124,6 +220,45 @@ static head_t head_at(const attention_dims_t *d, int64_t b, int64_t h, const flo
         .scale = d->scale,
     };
     return hd;
+}
+
+/* ---- views: f32 rows for the sgemms ------------------------------------------------------- */
+
+typedef struct view {
+    const float *p;
+    int ld;
+} view_t;
+
+typedef struct acc {
+    float *p;
+    int ld;
+} acc_t;
+
+/* Rows [r0, r0+n) of x as floats: in place, or widened into `scratch` (n x D). */
+static view_t load_rows(const rows_t *x, int64_t r0, int64_t n, int64_t D, float *scratch) {
+    if (!x->bf16) return (view_t){(const float *)x->base + r0 * x->ld, (int)x->ld};
+    for (int64_t r = 0; r < n; r++)
+        cpu_widen(scratch + r * D, (const bf16_t *)x->base + (r0 + r) * x->ld, D);
+    return (view_t){scratch, (int)D};
+}
+
+/* Where rows [r0, r0+n) of an f32 sum accumulate: in the tensor itself when it is f32, else in
+ * `scratch` (rows of D) until store_rows rounds them into it. */
+static acc_t acc_rows(const grad_rows_t *x, int64_t r0, float *scratch, int64_t D) {
+    if (x->f32) return (acc_t){(float *)x->base + r0 * x->ld, (int)x->ld};
+    return (acc_t){scratch, (int)D};
+}
+
+/* Rounds n rows of D from a (an acc_rows of x at r0) into x, unless a is x itself. */
+static void store_rows(const grad_rows_t *x, int64_t r0, int64_t n, int64_t D, acc_t a) {
+    if (x->f32) return;
+    for (int64_t r = 0; r < n; r++)
+        cpu_round((bf16_t *)x->base + (r0 + r) * x->ld, a.p + r * a.ld, D);
+}
+
+/* Zeroes n rows of D of a. */
+static void clear_rows(acc_t a, int64_t n, int64_t D) {
+    for (int64_t r = 0; r < n; r++) memset(a.p + r * a.ld, 0, sizeof(float) * (size_t)D);
 }
 
 /* ---- masking ------------------------------------------------------------------------------ */
@@ -185,12 +320,12 @@ static void mask_tile(float *s, const head_t *hd, int64_t i0, int64_t nq, int64_
     }
 }
 
-/* s (nq,nk) stride BC = scale * q[i0..] k[j0..]^T, the hidden entries -inf */
-static void scores_tile(float *s, const head_t *hd, int64_t i0, int64_t nq, int64_t j0, int64_t nk,
-                        tile_vis_t vis) {
+/* s (nq,nk) stride BC = scale * q_i k_j^T for the queries from i0 and keys from j0 in q_i, k_j;
+ * the hidden entries -inf */
+static void scores_tile(float *s, const head_t *hd, view_t qi, view_t kj, int64_t i0, int64_t nq,
+                        int64_t j0, int64_t nk, tile_vis_t vis) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)nk, (int)hd->D, hd->scale,
-                hd->q + i0 * hd->ldq, (int)hd->ldq, hd->k + j0 * hd->ldkv, (int)hd->ldkv, 0.0f, s,
-                BC);
+                qi.p, qi.ld, kj.p, kj.ld, 0.0f, s, BC);
     if (vis == TILE_PARTIAL) mask_tile(s, hd, i0, nq, j0, nk);
 }
 
@@ -234,11 +369,10 @@ VECTOR_CLONES static float row_exp_sum(float *x, int64_t n, float sub) {
 /* ---- forward ---------------------------------------------------------------------------- */
 
 /* Online softmax for one tile. s (nq,nk) scores in, probabilities relative to the new running
- * max out (in place); m, l (nq) running max and sum; o (nq,D) stride ldq rescaled to the new
- * max. A row that has seen no visible key keeps m = -inf, l = 0 and gets p = 0. NaN scores
- * make the row's m or l NaN, so that NaN inputs give NaN out, not a plausible number. */
-static void softmax_tile(float *s, float *m, float *l, float *o, const head_t *hd, int64_t nq,
-                         int64_t nk) {
+ * max out (in place); m, l (nq) running max and sum; o (nq,D) rescaled to the new max. A row
+ * that has seen no visible key keeps m = -inf, l = 0 and gets p = 0. NaN scores make the row's
+ * m or l NaN, so that NaN inputs give NaN out, not a plausible number. */
+static void softmax_tile(float *s, float *m, float *l, acc_t o, int64_t D, int64_t nq, int64_t nk) {
     for (int64_t r = 0; r < nq; r++) {
         float *sr = s + r * BC;
         const float mx = row_max(sr, nk, m[r]);
@@ -251,45 +385,49 @@ static void softmax_tile(float *s, float *m, float *l, float *o, const head_t *h
         const float sum = row_exp_sum(sr, nk, mx);
         const float alpha = exp_approx(m[r] - mx); /* 0 when m was -inf */
         if (alpha != 1.0f)
-            for (int64_t t = 0; t < hd->D; t++) o[r * hd->ldq + t] *= alpha;
+            for (int64_t t = 0; t < D; t++) o.p[r * o.ld + t] *= alpha;
         l[r] = l[r] * alpha + sum;
         m[r] = mx;
     }
 }
 
-/* out[i0..i0+nq) (nq,D) and lse (nq) of one query tile, over every key tile it can see. */
-static void forward_query_tile(float *out, float *lse, const head_t *hd, int64_t i0, int64_t nq,
-                               float *ws) {
-    float *s = ws, *m = ws + BR * BC, *l = m + BR;
-    float *o = out + i0 * hd->ldq;
-    for (int64_t r = 0; r < nq; r++) {
-        m[r] = -INFINITY, l[r] = 0.0f;
-        memset(o + r * hd->ldq, 0, sizeof(float) * (size_t)hd->D);
-    }
+/* out rows [i0, i0+nq) and lse (nq) of one query tile, over every key tile it can see. */
+static void forward_query_tile(const head_t *hd, float *lse, int64_t i0, int64_t nq,
+                               const scratch_t *sc) {
+    const int64_t D = hd->D;
+    float *s = sc->s, *m = sc->m, *l = sc->l;
+    const grad_rows_t out = {hd->o, hd->q.ld, !hd->q.bf16};
+    const view_t qi = load_rows(&hd->q, i0, nq, D, sc->q);
+    const acc_t o = acc_rows(&out, i0, sc->out, D);
+    clear_rows(o, nq, D);
+    for (int64_t r = 0; r < nq; r++) m[r] = -INFINITY, l[r] = 0.0f;
     const int64_t kv_end = hd->causal ? i0 + nq : hd->Skv; /* causal: Skv == S */
     for (int64_t j0 = 0; j0 < kv_end; j0 += BC) {
         const int64_t nk = kv_end - j0 < BC ? kv_end - j0 : BC;
         tile_vis_t vis = tile_visibility(hd, i0, nq, j0, nk);
         if (vis == TILE_HIDDEN) continue;
-        scores_tile(s, hd, i0, nq, j0, nk, vis);
-        softmax_tile(s, m, l, o, hd, nq, nk);
-        /* o += p v[j0..j0+nk) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)hd->D, (int)nk, 1.0f,
-                    s, BC, hd->v + j0 * hd->ldkv, (int)hd->ldkv, 1.0f, o, (int)hd->ldq);
+        scores_tile(s, hd, qi, load_rows(&hd->k, j0, nk, D, sc->k), i0, nq, j0, nk, vis);
+        softmax_tile(s, m, l, o, D, nq, nk);
+        const view_t vj = load_rows(&hd->v, j0, nk, D, sc->v); /* o += p v_j */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)D, (int)nk, 1.0f, s,
+                    BC, vj.p, vj.ld, 1.0f, o.p, o.ld);
     }
     for (int64_t r = 0; r < nq; r++) {
         /* l = 0 exactly when the row saw no key (else l >= 1, from its max): out 0, lse -inf */
         const float inv = l[r] == 0.0f ? 0.0f : 1.0f / l[r];
-        for (int64_t t = 0; t < hd->D; t++) o[r * hd->ldq + t] *= inv;
+        for (int64_t t = 0; t < D; t++) o.p[r * o.ld + t] *= inv;
         lse[i0 + r] = l[r] == 0.0f ? -INFINITY : m[r] + logf(l[r]);
     }
+    store_rows(&out, i0, nq, D, o);
 }
 
 typedef struct fwd_args {
-    float *out, *lse;
-    const float *q, *k, *v;
+    void *out;
+    float *lse;
+    const void *q, *k, *v;
     const int32_t *seg;
     const attention_dims_t *d;
+    slice_layout_t layout;
 } fwd_args_t;
 
 /* item = b * Hq + h: every query tile of one (batch, query head) */
@@ -297,22 +435,30 @@ static void forward_item(const void *args, int64_t item, float *ws) {
     const fwd_args_t *a = args;
     const attention_dims_t *d = a->d;
     const int64_t b = item / d->Hq, h = item % d->Hq;
+    const scratch_t sc = scratch_at(ws, &a->layout);
     head_t hd = head_at(d, b, h, a->q, a->k, a->v, a->seg);
-    float *out_bh = a->out + (b * d->S * d->Hq + h) * d->D;
+    hd.o = grad_rows_at(a->out, q_offset(d, b, h), hd.q.ld, !d->bf16).base;
     float *lse_bh = a->lse + (b * d->Hq + h) * d->S;
     for (int64_t i0 = 0; i0 < d->S; i0 += BR) {
         const int64_t nq = d->S - i0 < BR ? d->S - i0 : BR;
-        forward_query_tile(out_bh, lse_bh, &hd, i0, nq, ws);
+        forward_query_tile(&hd, lse_bh, i0, nq, &sc);
     }
 }
 
 /* q (B,S,Hq,D), k v (B,Skv,Hkv,D), segment_ids (B,S) or NULL -> out (B,S,Hq,D), lse (B,Hq,S).
  * The (batch, query head) pairs are split over the threads; each writes only its own rows. */
-void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
+void attention_forward(void *out, float *lse, const void *q, const void *k, const void *v,
                        const int32_t *segment_ids, const attention_dims_t *d, void *workspace) {
     check_dims(d, segment_ids);
-    fwd_args_t a = {.out = out, .lse = lse, .q = q, .k = k, .v = v, .seg = segment_ids, .d = d};
-    run_items(forward_item, &a, d->B * d->Hq, d, align_workspace(workspace), FWD_SLICE);
+    fwd_args_t a = {.out = out,
+                    .lse = lse,
+                    .q = q,
+                    .k = k,
+                    .v = v,
+                    .seg = segment_ids,
+                    .d = d,
+                    .layout = slice_layout(d, false)};
+    run_items(forward_item, &a, d->B * d->Hq, d, align_workspace(workspace), a.layout.floats);
 }
 
 /* ---- backward --------------------------------------------------------------------------- */
@@ -337,87 +483,125 @@ VECTOR_CLONES static void dscores_tile(float *ds, const float *p, const float *d
             ds[r * BC + c] = p[r * BC + c] * (ds[r * BC + c] - delta[r]);
 }
 
-/* The gradients that query rows [i0, i0+nq) and keys [j0, j0+nk) contribute: dq[i0..] +=,
- * dk[j0..] +=, dv[j0..] +=. p and ds are (BR,BC) scratch; delta (nq). */
-static void backward_tile(const head_t *hd, const float *lse, const float *delta, int64_t i0,
-                          int64_t nq, int64_t j0, int64_t nk, tile_vis_t vis, float *p, float *ds) {
-    const int M = (int)nq, N = (int)nk, D = (int)hd->D, ldq = (int)hd->ldq;
-    const int ldkv = (int)hd->ldkv;
-    const float *qi = hd->q + i0 * hd->ldq, *doi = hd->dout + i0 * hd->ldq;
-    const float *kj = hd->k + j0 * hd->ldkv, *vj = hd->v + j0 * hd->ldkv;
+/* One query tile's views: its q and dout rows, where its dq sums, and the kv head's dk, dv sums
+ * (from key 0). */
+typedef struct query_tile {
+    view_t q, dout;
+    acc_t dq, dk, dv;
+    const float *lse, *delta;
+    int64_t i0, nq;
+} query_tile_t;
 
-    scores_tile(p, hd, i0, nq, j0, nk, vis);
-    probs_tile(p, lse + i0, nq, nk);
+/* The gradients that the tile's queries and keys [j0, j0+nk) contribute: dq +=, dk[j0..] +=,
+ * dv[j0..] +=. */
+static void backward_tile(const head_t *hd, const query_tile_t *t, int64_t j0, int64_t nk,
+                          tile_vis_t vis, const scratch_t *sc) {
+    const int M = (int)t->nq, N = (int)nk, D = (int)hd->D;
+    float *p = sc->s, *ds = sc->ds;
+    const view_t kj = load_rows(&hd->k, j0, nk, D, sc->k), vj = load_rows(&hd->v, j0, nk, D, sc->v);
+    float *dkj = t->dk.p + j0 * t->dk.ld, *dvj = t->dv.p + j0 * t->dv.ld;
+
+    scores_tile(p, hd, t->q, kj, t->i0, t->nq, j0, nk, vis);
+    probs_tile(p, t->lse + t->i0, t->nq, nk);
     /* dV_j (nk,D) += P^T dO_i */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, D, M, 1.0f, p, BC, doi, ldq, 1.0f,
-                hd->dv + j0 * hd->ldkv, ldkv);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, D, M, 1.0f, p, BC, t->dout.p,
+                t->dout.ld, 1.0f, dvj, t->dv.ld);
     /* dP (nq,nk) = dO_i V_j^T, then dS = P (dP - delta) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, D, 1.0f, doi, ldq, vj, ldkv, 0.0f,
-                ds, BC);
-    dscores_tile(ds, p, delta, nq, nk);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, D, 1.0f, t->dout.p, t->dout.ld, vj.p,
+                vj.ld, 0.0f, ds, BC);
+    dscores_tile(ds, p, t->delta, t->nq, nk);
     /* dQ_i (nq,D) += scale dS K_j; dK_j (nk,D) += scale dS^T Q_i */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, N, hd->scale, ds, BC, kj, ldkv,
-                1.0f, hd->dq + i0 * hd->ldq, ldq);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, D, M, hd->scale, ds, BC, qi, ldq, 1.0f,
-                hd->dk + j0 * hd->ldkv, ldkv);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, D, N, hd->scale, ds, BC, kj.p, kj.ld,
+                1.0f, t->dq.p, t->dq.ld);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, D, M, hd->scale, ds, BC, t->q.p,
+                t->q.ld, 1.0f, dkj, t->dk.ld);
 }
 
-/* One query tile against every key tile it can see. */
+/* One query tile against every key tile it can see; dk and dv sum into dk, dv. */
 static void backward_query_tile(const head_t *hd, const float *lse, int64_t i0, int64_t nq,
-                                float *ws) {
-    float *p = ws, *ds = ws + BR * BC, *delta = ds + BR * BC;
+                                acc_t dk, acc_t dv, const scratch_t *sc) {
+    const int64_t D = hd->D;
+    query_tile_t t = {.q = load_rows(&hd->q, i0, nq, D, sc->q),
+                      .dout = load_rows(&hd->dout, i0, nq, D, sc->dout),
+                      .dq = acc_rows(&hd->dq, i0, sc->dq, D),
+                      .dk = dk,
+                      .dv = dv,
+                      .lse = lse,
+                      .delta = sc->delta,
+                      .i0 = i0,
+                      .nq = nq};
+    if (!hd->dq.f32) clear_rows(t.dq, nq, D); /* an f32 dq was zeroed as a whole */
+    const view_t out = load_rows(&hd->out, i0, nq, D, sc->out);
     for (int64_t r = 0; r < nq; r++) { /* delta_i = rowsum(dout_i * out_i) */
-        const float *dor = hd->dout + (i0 + r) * hd->ldq, *outr = hd->out + (i0 + r) * hd->ldq;
         double acc = 0.0;
-        for (int64_t t = 0; t < hd->D; t++) acc += (double)dor[t] * outr[t];
-        delta[r] = (float)acc;
+        for (int64_t c = 0; c < D; c++)
+            acc += (double)t.dout.p[r * t.dout.ld + c] * out.p[r * out.ld + c];
+        sc->delta[r] = (float)acc;
     }
     const int64_t kv_end = hd->causal ? i0 + nq : hd->Skv;
     for (int64_t j0 = 0; j0 < kv_end; j0 += BC) {
         const int64_t nk = kv_end - j0 < BC ? kv_end - j0 : BC;
         tile_vis_t vis = tile_visibility(hd, i0, nq, j0, nk);
-        if (vis != TILE_HIDDEN) backward_tile(hd, lse, delta, i0, nq, j0, nk, vis, p, ds);
+        if (vis != TILE_HIDDEN) backward_tile(hd, &t, j0, nk, vis, sc);
     }
+    store_rows(&hd->dq, i0, nq, D, t.dq);
 }
 
 typedef struct bwd_args {
-    float *dq, *dk, *dv;
-    const float *dout, *q, *k, *v, *out, *lse;
+    void *dq, *dk, *dv;
+    const void *dout, *q, *k, *v, *out;
+    const float *lse;
     const int32_t *seg;
     const attention_dims_t *d;
+    slice_layout_t layout;
 } bwd_args_t;
+
+static bool grad_is_f32(const attention_dims_t *d, unsigned bit) {
+    return !d->bf16 || (d->f32_grads & bit);
+}
 
 /* item = b * Hkv + hk: every query head of one GQA group, in increasing order (the order in
  * which dk and dv of kv head hk accumulate is the same as on one thread) */
 static void backward_item(const void *args, int64_t item, float *ws) {
     const bwd_args_t *a = args;
     const attention_dims_t *d = a->d;
-    const int64_t b = item / d->Hkv, hk = item % d->Hkv, group = d->Hq / d->Hkv;
+    const int64_t b = item / d->Hkv, hk = item % d->Hkv, group = d->Hq / d->Hkv, D = d->D;
+    const scratch_t sc = scratch_at(ws, &a->layout);
+    const int64_t kvo = kv_offset(d, b, hk * group), ldkv = d->Hkv * D;
+    const grad_rows_t dk = grad_rows_at(a->dk, kvo, ldkv, grad_is_f32(d, AUTOSP_ATTENTION_DK_F32));
+    const grad_rows_t dv = grad_rows_at(a->dv, kvo, ldkv, grad_is_f32(d, AUTOSP_ATTENTION_DV_F32));
+    const acc_t dk_sum = acc_rows(&dk, 0, sc.dk, D), dv_sum = acc_rows(&dv, 0, sc.dv, D);
+    if (!dk.f32) clear_rows(dk_sum, d->Skv, D);
+    if (!dv.f32) clear_rows(dv_sum, d->Skv, D);
     for (int64_t h = hk * group; h < (hk + 1) * group; h++) {
         head_t hd = head_at(d, b, h, a->q, a->k, a->v, a->seg);
-        const int64_t q_off = hd.q - a->q, kv_off = hd.k - a->k; /* the same for every tensor */
-        hd.dout = a->dout + q_off, hd.out = a->out + q_off, hd.dq = a->dq + q_off;
-        hd.dk = a->dk + kv_off, hd.dv = a->dv + kv_off;
+        const int64_t qo = q_offset(d, b, h), ldq = d->Hq * D;
+        hd.dout = rows_at(a->dout, qo, ldq, d->bf16), hd.out = rows_at(a->out, qo, ldq, d->bf16);
+        hd.dq = grad_rows_at(a->dq, qo, ldq, grad_is_f32(d, AUTOSP_ATTENTION_DQ_F32));
         const float *lse_bh = a->lse + (b * d->Hq + h) * d->S;
         for (int64_t i0 = 0; i0 < d->S; i0 += BR) {
             const int64_t nq = d->S - i0 < BR ? d->S - i0 : BR;
-            backward_query_tile(&hd, lse_bh, i0, nq, ws);
+            backward_query_tile(&hd, lse_bh, i0, nq, dk_sum, dv_sum, &sc);
         }
     }
+    store_rows(&dk, 0, d->Skv, D, dk_sum);
+    store_rows(&dv, 0, d->Skv, D, dv_sum);
 }
 
 /* dout, out, q (B,S,Hq,D), k v (B,Skv,Hkv,D), lse (B,Hq,S), segment_ids (B,S) or NULL
  * -> dq (B,S,Hq,D), dk dv (B,Skv,Hkv,D), overwritten. The (batch, kv head) pairs are split over
  * the threads: dk and dv of a kv head get every contribution from one thread, and the dq rows
- * of different query heads are disjoint, so no two threads write the same element. */
-void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
-                        const float *k, const float *v, const int32_t *segment_ids,
-                        const float *out, const float *lse, const attention_dims_t *d,
-                        void *workspace) {
+ * of different query heads are disjoint, so no two threads write the same element. An f32
+ * gradient sums in place (zeroed here); a bf16 one in the thread's scratch. */
+void attention_backward(void *dq, void *dk, void *dv, const void *dout, const void *q,
+                        const void *k, const void *v, const int32_t *segment_ids, const void *out,
+                        const float *lse, const attention_dims_t *d, void *workspace) {
     check_dims(d, segment_ids);
-    memset(dq, 0, sizeof(float) * (size_t)(d->B * d->S * d->Hq * d->D));
-    memset(dk, 0, sizeof(float) * (size_t)(d->B * d->Skv * d->Hkv * d->D));
-    memset(dv, 0, sizeof(float) * (size_t)(d->B * d->Skv * d->Hkv * d->D));
+    const size_t nq = (size_t)(d->B * d->S * d->Hq * d->D);
+    const size_t nkv = (size_t)(d->B * d->Skv * d->Hkv * d->D);
+    if (grad_is_f32(d, AUTOSP_ATTENTION_DQ_F32)) memset(dq, 0, sizeof(float) * nq);
+    if (grad_is_f32(d, AUTOSP_ATTENTION_DK_F32)) memset(dk, 0, sizeof(float) * nkv);
+    if (grad_is_f32(d, AUTOSP_ATTENTION_DV_F32)) memset(dv, 0, sizeof(float) * nkv);
     bwd_args_t a = {.dq = dq,
                     .dk = dk,
                     .dv = dv,
@@ -428,12 +612,14 @@ void attention_backward(float *dq, float *dk, float *dv, const float *dout, cons
                     .out = out,
                     .lse = lse,
                     .seg = segment_ids,
-                    .d = d};
-    run_items(backward_item, &a, d->B * d->Hkv, d, align_workspace(workspace), BWD_SLICE);
+                    .d = d,
+                    .layout = slice_layout(d, true)};
+    run_items(backward_item, &a, d->B * d->Hkv, d, align_workspace(workspace), a.layout.floats);
 }
 
 /* ---- adapters: a node's shapes and buffers, turned into one kernel call ------------------- */
 
+/* q is input `q` of the node; a backward's outputs are dq, dk, dv */
 static attention_dims_t attention_dims(const cost_ctx_t *c, int q) {
     const cshape_t *Q = &c->in[q], *K = &c->in[q + 1];
     double scale = node_attr_float(c->node, "scale");
@@ -444,8 +630,12 @@ static attention_dims_t attention_dims(const cost_ctx_t *c, int q) {
                           .Hkv = K->d[2],
                           .D = Q->d[3],
                           .causal = node_attr_int(c->node, "causal"),
-                          .threads = attention_thread_capacity()}; /* the same when sized and run */
+                          .threads = attention_thread_capacity(), /* the same sized and run */
+                          .bf16 = Q->esize == sizeof(bf16_t)};
     d.scale = (float)(scale > 0 ? scale : 1.0 / sqrt((double)d.D));
+    if (c->node->op == AUTOSP_OP_ATTENTION_BACKWARD)
+        for (int i = 0; i < 3; i++)
+            if (c->out[i].esize == sizeof(float)) d.f32_grads |= 1u << i; /* DQ, DK, DV bits */
     return d;
 }
 
@@ -465,7 +655,7 @@ static autosp_status_t run_attention(const kernel_args_t *r) {
     attention_dims_t d = attention_dims(r->c, 0);
     size_t ws = (attention_forward_workspace(&d) + 63) / 64 * 64;
     float *lse = r->c->n_out == 2 ? F(r->out[1]) : (float *)((char *)r->workspace + ws);
-    attention_forward(F(r->out[0]), lse, CF(r->in[0]), CF(r->in[1]), CF(r->in[2]),
+    attention_forward(r->out[0], lse, r->in[0], r->in[1], r->in[2],
                       r->c->n_in == 4 ? I32(r->in[3]) : NULL, &d, r->workspace);
     return AUTOSP_OK;
 }
@@ -473,15 +663,19 @@ static autosp_status_t run_attention(const kernel_args_t *r) {
 /* (dout, out, lse, q, k, v[, segment_ids]) -> dq, dk, dv */
 static autosp_status_t run_attention_backward(const kernel_args_t *r) {
     attention_dims_t d = attention_dims(r->c, 3);
-    attention_backward(F(r->out[0]), F(r->out[1]), F(r->out[2]), CF(r->in[0]), CF(r->in[3]),
-                       CF(r->in[4]), CF(r->in[5]), r->c->n_in == 7 ? I32(r->in[6]) : NULL,
-                       CF(r->in[1]), CF(r->in[2]), &d, r->workspace);
+    attention_backward(r->out[0], r->out[1], r->out[2], r->in[0], r->in[3], r->in[4], r->in[5],
+                       r->c->n_in == 7 ? I32(r->in[6]) : NULL, r->in[1], CF(r->in[2]), &d,
+                       r->workspace);
     return AUTOSP_OK;
 }
 
+/* One adapter per op serves both dtypes: the dims say which. */
 static const cpu_kernel_reg_t kernels[] = {
     CPU_KERNEL(ATTENTION, F32, run_attention, .workspace = workspace_attention),
     CPU_KERNEL(ATTENTION_BACKWARD, F32, run_attention_backward,
+               .workspace = workspace_attention_backward),
+    CPU_KERNEL(ATTENTION, BF16, run_attention, .workspace = workspace_attention),
+    CPU_KERNEL(ATTENTION_BACKWARD, BF16, run_attention_backward,
                .workspace = workspace_attention_backward),
 };
 CPU_FAMILY(attention, kernels);

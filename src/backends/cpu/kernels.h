@@ -112,8 +112,15 @@ void repeat_backward(float *dx, const float *dout, int64_t outer, int64_t n, int
  * lse (B,Hq,S): the log-sum-exp of each query row's scaled scores (what the backward needs).
  * Query head h reads kv head h / (Hq/Hkv). causal: query i sees keys j <= i (Skv == S).
  * Segment ids: query i sees key j only if seg[i] == seg[j] and seg[j] >= 0; a query that
- * sees no key (padding) outputs zeros and lse = -inf. */
+ * sees no key (padding) outputs zeros and lse = -inf.
+ * dtypes: q, k, v, out and dout are all f32 or all bf16 (d->bf16); lse is f32. In bf16 each
+ * tile is widened into per-thread f32 scratch, every sum runs in f32, and each output is
+ * rounded once. A gradient is bf16 too unless its bit in d->f32_grads is set (a parameter's
+ * gradient, kept in f32). */
 #define AUTOSP_ATTENTION_MAX_THREADS 64
+#define AUTOSP_ATTENTION_DQ_F32      1u
+#define AUTOSP_ATTENTION_DK_F32      2u
+#define AUTOSP_ATTENTION_DV_F32      4u
 typedef struct attention_dims {
     int64_t B, S, Skv, Hq, Hkv, D;
     bool causal;
@@ -125,22 +132,26 @@ typedef struct attention_dims {
      * and to the kernel call, and the thread count may change in between without
      * overflowing the workspace. The results are bitwise identical for every thread count. */
     int threads;
+    bool bf16;          /* q, k, v, out, dout are bf16_t */
+    unsigned f32_grads; /* AUTOSP_ATTENTION_D*_F32 bits: those gradients are float (bf16 only) */
 } attention_dims_t;
 /* A thread capacity that does not change while the process runs (OpenBLAS's CPU count, at
  * most AUTOSP_ATTENTION_MAX_THREADS): what the executor puts in `threads` both when it sizes
  * the workspace and when it runs the kernel. */
 int attention_thread_capacity(void);
 /* bytes of scratch the forward and the backward need (per call, reused across calls): a
- * per-thread scratch times the thread capacity d->threads, so it depends on d->threads only */
+ * per-thread scratch times the thread capacity d->threads. In f32 the scratch is one tile per
+ * thread; bf16 adds the widened q, k, v, out, dout tiles and, for a bf16 dk or dv, an f32 sum
+ * of one kv head (Skv x D) per thread. */
 size_t attention_forward_workspace(const attention_dims_t *d);
 size_t attention_backward_workspace(const attention_dims_t *d);
-void attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
+/* The tensors are float or bf16_t as d says. */
+void attention_forward(void *out, float *lse, const void *q, const void *k, const void *v,
                        const int32_t *segment_ids, const attention_dims_t *d, void *workspace);
 /* dq (B,S,Hq,D), dk and dv (B,Skv,Hkv,D), overwritten. out and lse from the forward. */
-void attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q,
-                        const float *k, const float *v, const int32_t *segment_ids,
-                        const float *out, const float *lse, const attention_dims_t *d,
-                        void *workspace);
+void attention_backward(void *dq, void *dk, void *dv, const void *dout, const void *q,
+                        const void *k, const void *v, const int32_t *segment_ids, const void *out,
+                        const float *lse, const attention_dims_t *d, void *workspace);
 
 /* ---- reductions for gradients of broadcast operands ---------------------------------------- */
 /* out (C) += sum over rows of x (rows,C) */
