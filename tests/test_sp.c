@@ -551,6 +551,15 @@ CASE(llama_sp4, "llama-tiny", .sp = 4, .dp = 1, .batch = 2, .seq = 32)
 CASE(llama_gqa_sp4, "llama-tiny-gqa", .sp = 4, .dp = 1, .batch = 1, .seq = 64, .segments = true)
 CASE(gpt2_sp4_segments, "gpt2-tiny", .sp = 4, .dp = 1, .batch = 2, .seq = 32, .segments = true)
 CASE(llama_dp2_sp2, "llama-tiny", .sp = 2, .dp = 2, .batch = 1, .seq = 32)
+CASE(llama_sp2_bf16, "llama-tiny", .sp = 2, .dp = 1, .batch = 2, .seq = 32, .dtype = AUTOSP_BF16)
+CASE(gpt2_sp2_bf16_sums, "gpt2-tiny", .sp = 2, .dp = 1, .batch = 2, .seq = 32, .segments = true,
+     .dtype = AUTOSP_BF16, .reduce = AUTOSP_BF16)
+CASE(llama_gqa_sp4_bf16, "llama-tiny-gqa", .sp = 4, .dp = 1, .batch = 1, .seq = 64,
+     .segments = true, .dtype = AUTOSP_BF16)
+CASE(gpt2_sp4_bf16, "gpt2-tiny", .sp = 4, .dp = 1, .batch = 2, .seq = 32, .segments = true,
+     .dtype = AUTOSP_BF16)
+CASE(llama_dp2_sp2_bf16, "llama-tiny", .sp = 2, .dp = 2, .batch = 1, .seq = 32,
+     .dtype = AUTOSP_BF16)
 
 int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
@@ -567,6 +576,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test(llama_dp2_sp2_zero), cmocka_unit_test(gpt2_sp4_zero),
         cmocka_unit_test(llama_sp2_eval),     cmocka_unit_test(gpt2_dp2_eval),
         cmocka_unit_test(llama_gqa_sp4_eval), cmocka_unit_test(llama_dp2_sp2_eval),
+        cmocka_unit_test(llama_sp2_bf16),     cmocka_unit_test(gpt2_sp2_bf16_sums),
+        cmocka_unit_test(llama_gqa_sp4_bf16), cmocka_unit_test(gpt2_sp4_bf16),
+        cmocka_unit_test(llama_dp2_sp2_bf16),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();
