@@ -1,6 +1,6 @@
 /* bench_train.c: training-step throughput and memory of the single-process trainer.
  *
- *     bench_train [--quick] [--steps N] [--threads T] [--dtype f32|bf16|both]
+ *     bench_train [--quick] [--steps N] [--threads T] [--dtype f32|bf16|both] [--preset P]
  *
  * First measures the machine's cblas_sgemm peak (best of 5 runs of one square product), then,
  * for each model configuration, builds the forward graph from a preset, binds B and S, creates
@@ -286,12 +286,14 @@ static double bf16_peak(const bench_config_t *bc, int threads) {
 
 static int usage(FILE *f) {
     fprintf(f,
-            "usage: bench_train [--quick] [--steps N] [--threads T] [--dtype f32|bf16|both]\n"
+            "usage: bench_train [--quick] [--steps N] [--threads T] [--dtype f32|bf16|both] "
+            "[--preset P]\n"
             "  --quick      llama-tiny S=1024 and gpt2-124m B=4 S=64 only, 2 steps each\n"
             "  --steps N    time exactly N steps per configuration (default: >= %.0f s and "
             ">= %d steps)\n"
             "  --threads T  OpenBLAS threads (default: OpenBLAS's own default)\n"
-            "  --dtype D    f32, bf16 or both (default both: a row of each per configuration)\n",
+            "  --dtype D    f32, bf16 or both (default both: a row of each per configuration)\n"
+            "  --preset P   only the configurations of model preset P (e.g. gpt2-124m)\n",
             MIN_TIME, MIN_STEPS);
     return f == stdout ? 0 : 2;
 }
@@ -311,6 +313,7 @@ static int parse_positive(const char *flag, const char *s, int *out) {
 int main(int argc, char **argv) {
     int quick = 0, steps = 0, threads = 0;
     bool want[2] = {true, true}; /* f32, bf16 */
+    const char *only = NULL;     /* --preset */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             quick = 1;
@@ -323,6 +326,8 @@ int main(int argc, char **argv) {
                         d);
                 return 2;
             }
+        } else if (strcmp(argv[i], "--preset") == 0) {
+            only = i + 1 < argc ? argv[++i] : "";
         } else if (strcmp(argv[i], "--steps") == 0) {
             if (parse_positive("--steps", i + 1 < argc ? argv[++i] : NULL, &steps) != 0) return 2;
         } else if (strcmp(argv[i], "--threads") == 0) {
@@ -336,6 +341,11 @@ int main(int argc, char **argv) {
         }
     }
     if (quick && steps == 0) steps = 2;
+    autosp_model_config_t probe;
+    if (only && !autosp_model_preset(only, &probe)) {
+        fprintf(stderr, "bench_train: --preset \"%s\" is not a model preset\n", only);
+        return 2;
+    }
     if (threads > 0) openblas_set_num_threads(threads);
 
     const bench_config_t *configs = quick ? quick_configs : full_configs;
@@ -359,6 +369,7 @@ int main(int argc, char **argv) {
     int n_rows = 0, failed = 0;
     print_header();
     for (int i = 0; i < n_configs; i++) {
+        if (only && strcmp(configs[i].preset, only) != 0) continue;
         for (int d = 0; d < 2; d++) {
             if (!want[d]) continue;
             autosp_error_t err = {0};
