@@ -20,7 +20,10 @@
  * the thread's scratch just before its sgemm (a key tile is widened once per query tile, 2 BC D
  * conversions against 4 BR BC D flops), the running sums stay f32 (the output tile, dq of a
  * query tile, dk and dv of a kv head), and each output is rounded once when it is complete.
- * So a bf16 call computes, in f32, the attention of its bf16 inputs. */
+ * So a bf16 call computes, in f32, the attention of its bf16 inputs. That is the portable path.
+ * With AVX512_BF16 (bf16_native()) the tile products run on gemm_bf16 instead: K and V of a
+ * head are packed once per item, the Q and dO rows of a query tile copied, and P and dS rounded
+ * to bf16 before their products (as FlashAttention does on GPUs); sums stay f32. */
 #include <cblas.h>
 #include "backends/cpu/cpu_ops.h"
 #include <math.h>
@@ -33,6 +36,7 @@
 #include "base/base.h"
 #include "base/bf16.h"
 #include "fastmath.h"
+#include "gemm_bf16.h"
 #include "kernels.h"
 #include "parallel.h"
 
@@ -80,12 +84,44 @@ enum {
     SL_DQ,
     SL_DK,
     SL_DV,
+    SL_KT, /* native bf16 (packed for gemm_bf16): K^T, K, V^T, V of a whole kv head */
+    SL_KB,
+    SL_VT,
+    SL_VB,
+    SL_QA, /* and of a query tile: Q's and dO's rows (A), Q and dO (B), P or dS rows, P^T or dS^T */
+    SL_QB,
+    SL_DOA,
+    SL_DOB,
+    SL_PA,
+    SL_PAT,
     SL_COUNT
 };
 typedef struct slice_layout {
     size_t at[SL_COUNT]; /* offset of each slot, in floats */
     size_t floats;
 } slice_layout_t;
+
+/* bf16 with the CPU's AVX512_BF16: the tile products on gemm_bf16 (P and dS rounded to bf16),
+ * else on sgemm over widened tiles */
+static bool native_bf16(const attention_dims_t *d) {
+    return d->bf16 && bf16_native();
+}
+
+/* slot sizes of the native path, in 4-byte words */
+static void native_slots(const attention_dims_t *d, bool backward, size_t n[SL_COUNT]) {
+    const int64_t D = d->D, Skv = d->Skv, rows16 = (D + 1) / 2; /* even rows of D bf16s */
+    const int64_t kt = gemm_bf16_pairs(D) * gemm_bf16_round_cols(Skv);
+    const int64_t kb = gemm_bf16_pairs(Skv) * gemm_bf16_round_cols(D);
+    const int64_t tile_b = gemm_bf16_pairs(BR) * gemm_bf16_round_cols(D);
+    n[SL_KT] = (size_t)kt, n[SL_QA] = (size_t)(BR * rows16), n[SL_PA] = BR * BC / 2;
+    n[SL_Q] = n[SL_K] = n[SL_V] = 0;
+    if (!backward) {
+        n[SL_VB] = (size_t)kb;
+        return;
+    }
+    n[SL_KB] = (size_t)kb, n[SL_VT] = (size_t)kt, n[SL_QB] = n[SL_DOB] = (size_t)tile_b;
+    n[SL_DOA] = (size_t)(BR * rows16), n[SL_PAT] = (size_t)(gemm_bf16_pairs(BR) * BC);
+}
 
 static slice_layout_t slice_layout(const attention_dims_t *d, bool backward) {
     const size_t D = (size_t)d->D, align = WS_ALIGN / sizeof(float);
@@ -96,6 +132,7 @@ static slice_layout_t slice_layout(const attention_dims_t *d, bool backward) {
         n[SL_M] = n[SL_L] = BR;
     if (d->bf16) {
         n[SL_Q] = n[SL_O] = BR * D, n[SL_K] = n[SL_V] = BC * D;
+        if (native_bf16(d)) native_slots(d, backward, n);
         if (backward) {
             n[SL_DOUT] = BR * D;
             if (!(d->f32_grads & AUTOSP_ATTENTION_DQ_F32)) n[SL_DQ] = BR * D;
@@ -115,15 +152,42 @@ typedef struct scratch {
     float *s, *ds, *m, *l, *delta; /* scores (then P), dP (then dS), softmax state, delta */
     float *q, *k, *v, *out, *dout; /* widened bf16 tiles */
     float *dq, *dk, *dv;           /* f32 sums of bf16 gradients; dk, dv: a whole kv head */
+    uint32_t *kt, *kb, *vt, *vb;   /* native bf16: packed operands (see the SL_ slots) */
+    bf16_t *qa;
+    uint32_t *qb;
+    bf16_t *doa;
+    uint32_t *dob;
+    bf16_t *pa;
+    uint32_t *pat;
 } scratch_t;
 
 static scratch_t scratch_at(float *slice, const slice_layout_t *l) {
     const size_t *at = l->at;
-    return (scratch_t){slice + at[SL_S],    slice + at[SL_DS],    slice + at[SL_M],
-                       slice + at[SL_L],    slice + at[SL_DELTA], slice + at[SL_Q],
-                       slice + at[SL_K],    slice + at[SL_V],     slice + at[SL_O],
-                       slice + at[SL_DOUT], slice + at[SL_DQ],    slice + at[SL_DK],
-                       slice + at[SL_DV]};
+    return (scratch_t){
+        .s = slice + at[SL_S],
+        .ds = slice + at[SL_DS],
+        .m = slice + at[SL_M],
+        .l = slice + at[SL_L],
+        .delta = slice + at[SL_DELTA],
+        .q = slice + at[SL_Q],
+        .k = slice + at[SL_K],
+        .v = slice + at[SL_V],
+        .out = slice + at[SL_O],
+        .dout = slice + at[SL_DOUT],
+        .dq = slice + at[SL_DQ],
+        .dk = slice + at[SL_DK],
+        .dv = slice + at[SL_DV],
+        .kt = (uint32_t *)(slice + at[SL_KT]),
+        .kb = (uint32_t *)(slice + at[SL_KB]),
+        .vt = (uint32_t *)(slice + at[SL_VT]),
+        .vb = (uint32_t *)(slice + at[SL_VB]),
+        .qa = (bf16_t *)(slice + at[SL_QA]),
+        .qb = (uint32_t *)(slice + at[SL_QB]),
+        .doa = (bf16_t *)(slice + at[SL_DOA]),
+        .dob = (uint32_t *)(slice + at[SL_DOB]),
+        .pa = (bf16_t *)(slice + at[SL_PA]),
+        .pat = (uint32_t *)(slice + at[SL_PAT]),
+    };
 }
 
 size_t attention_forward_workspace(const attention_dims_t *d) {
@@ -421,6 +485,56 @@ static void forward_query_tile(const head_t *hd, float *lse, int64_t i0, int64_t
     store_rows(&out, i0, nq, D, o);
 }
 
+/* ---- native bf16: the tile products on gemm_bf16 -------------------------------------------
+ * K and V of the head are packed once per (batch, head) item; per query tile the Q rows are
+ * copied, and P is rounded to bf16 for P V (as FlashAttention does on GPUs): the one rounding
+ * the sgemm path does not have. Even row strides: an odd D's rows get a zero element. */
+#define ROWS16(D) (((D) + 1) / 2 * 2)
+
+/* K^T (D x Skv) and V (Skv x D) of a head, packed as gemm_bf16's B operands */
+static void pack_kv_forward(const head_t *hd, const scratch_t *sc) {
+    gemm_bf16_transpose(sc->kt, gemm_bf16_round_cols(hd->Skv), hd->k.base, hd->k.ld, hd->Skv,
+                        hd->D);
+    gemm_bf16_interleave(sc->vb, gemm_bf16_round_cols(hd->D), hd->v.base, hd->v.ld, hd->Skv, hd->D);
+}
+
+/* s (nq,nk) stride BC = scale q_i k_j^T from the packed K^T; the hidden entries -inf */
+static void scores_native(float *s, const head_t *hd, const bf16_t *qa, int64_t i0, int64_t nq,
+                          int64_t j0, int64_t nk, tile_vis_t vis, const uint32_t *kt) {
+    gemm_bf16(s, BC, qa, ROWS16(hd->D) / 2, 1, kt + j0, gemm_bf16_round_cols(hd->Skv), nq, nk,
+              hd->D, hd->scale, false);
+    if (vis == TILE_PARTIAL) mask_tile(s, hd, i0, nq, j0, nk);
+}
+
+static void forward_query_tile_native(const head_t *hd, float *lse, int64_t i0, int64_t nq,
+                                      const scratch_t *sc) {
+    const int64_t D = hd->D, ldvb = gemm_bf16_round_cols(D);
+    float *s = sc->s, *m = sc->m, *l = sc->l;
+    const grad_rows_t out = {hd->o, hd->q.ld, false};
+    gemm_bf16_copy_rows(sc->qa, ROWS16(D), (const bf16_t *)hd->q.base + i0 * hd->q.ld, hd->q.ld, nq,
+                        D);
+    const acc_t o = {sc->out, (int)D};
+    clear_rows(o, nq, D);
+    for (int64_t r = 0; r < nq; r++) m[r] = -INFINITY, l[r] = 0.0f;
+    const int64_t kv_end = hd->causal ? i0 + nq : hd->Skv;
+    for (int64_t j0 = 0; j0 < kv_end; j0 += BC) {
+        const int64_t nk = kv_end - j0 < BC ? kv_end - j0 : BC;
+        tile_vis_t vis = tile_visibility(hd, i0, nq, j0, nk);
+        if (vis == TILE_HIDDEN) continue;
+        scores_native(s, hd, sc->qa, i0, nq, j0, nk, vis, sc->kt);
+        softmax_tile(s, m, l, o, D, nq, nk);
+        gemm_bf16_round_rows(sc->pa, BC, s, BC, nq, nk); /* o += p v_j */
+        gemm_bf16(o.p, o.ld, sc->pa, BC / 2, 1, sc->vb + j0 / 2 * ldvb, ldvb, nq, D, nk, 1.0f,
+                  true);
+    }
+    for (int64_t r = 0; r < nq; r++) {
+        const float inv = l[r] == 0.0f ? 0.0f : 1.0f / l[r];
+        for (int64_t t = 0; t < D; t++) o.p[r * o.ld + t] *= inv;
+        lse[i0 + r] = l[r] == 0.0f ? -INFINITY : m[r] + logf(l[r]);
+    }
+    store_rows(&out, i0, nq, D, o);
+}
+
 typedef struct fwd_args {
     void *out;
     float *lse;
@@ -439,9 +553,14 @@ static void forward_item(const void *args, int64_t item, float *ws) {
     head_t hd = head_at(d, b, h, a->q, a->k, a->v, a->seg);
     hd.o = grad_rows_at(a->out, q_offset(d, b, h), hd.q.ld, !d->bf16).base;
     float *lse_bh = a->lse + (b * d->Hq + h) * d->S;
+    const bool native = native_bf16(d);
+    if (native) pack_kv_forward(&hd, &sc);
     for (int64_t i0 = 0; i0 < d->S; i0 += BR) {
         const int64_t nq = d->S - i0 < BR ? d->S - i0 : BR;
-        forward_query_tile(&hd, lse_bh, i0, nq, &sc);
+        if (native)
+            forward_query_tile_native(&hd, lse_bh, i0, nq, &sc);
+        else
+            forward_query_tile(&hd, lse_bh, i0, nq, &sc);
     }
 }
 
@@ -517,6 +636,16 @@ static void backward_tile(const head_t *hd, const query_tile_t *t, int64_t j0, i
                 t->q.ld, 1.0f, dkj, t->dk.ld);
 }
 
+/* delta_i = rowsum(dout_i * out_i), in double */
+static void tile_delta(float *delta, view_t dout, view_t out, int64_t nq, int64_t D) {
+    for (int64_t r = 0; r < nq; r++) {
+        double acc = 0.0;
+        for (int64_t c = 0; c < D; c++)
+            acc += (double)dout.p[r * dout.ld + c] * out.p[r * out.ld + c];
+        delta[r] = (float)acc;
+    }
+}
+
 /* One query tile against every key tile it can see; dk and dv sum into dk, dv. */
 static void backward_query_tile(const head_t *hd, const float *lse, int64_t i0, int64_t nq,
                                 acc_t dk, acc_t dv, const scratch_t *sc) {
@@ -531,18 +660,74 @@ static void backward_query_tile(const head_t *hd, const float *lse, int64_t i0, 
                       .i0 = i0,
                       .nq = nq};
     if (!hd->dq.f32) clear_rows(t.dq, nq, D); /* an f32 dq was zeroed as a whole */
-    const view_t out = load_rows(&hd->out, i0, nq, D, sc->out);
-    for (int64_t r = 0; r < nq; r++) { /* delta_i = rowsum(dout_i * out_i) */
-        double acc = 0.0;
-        for (int64_t c = 0; c < D; c++)
-            acc += (double)t.dout.p[r * t.dout.ld + c] * out.p[r * out.ld + c];
-        sc->delta[r] = (float)acc;
-    }
+    tile_delta(sc->delta, t.dout, load_rows(&hd->out, i0, nq, D, sc->out), nq, D);
     const int64_t kv_end = hd->causal ? i0 + nq : hd->Skv;
     for (int64_t j0 = 0; j0 < kv_end; j0 += BC) {
         const int64_t nk = kv_end - j0 < BC ? kv_end - j0 : BC;
         tile_vis_t vis = tile_visibility(hd, i0, nq, j0, nk);
         if (vis != TILE_HIDDEN) backward_tile(hd, &t, j0, nk, vis, sc);
+    }
+    store_rows(&hd->dq, i0, nq, D, t.dq);
+}
+
+/* K^T, K and V^T of a kv head, packed as gemm_bf16's B operands (for S, dQ and dP) */
+static void pack_kv_backward(const head_t *hd, const scratch_t *sc) {
+    const int64_t cols = gemm_bf16_round_cols(hd->Skv);
+    gemm_bf16_transpose(sc->kt, cols, hd->k.base, hd->k.ld, hd->Skv, hd->D);
+    gemm_bf16_interleave(sc->kb, gemm_bf16_round_cols(hd->D), hd->k.base, hd->k.ld, hd->Skv, hd->D);
+    gemm_bf16_transpose(sc->vt, cols, hd->v.base, hd->v.ld, hd->Skv, hd->D);
+}
+
+/* x (nq,nk) stride BC rounded into sc->pa (rows, for x K_j or x V_j) and sc->pat (columns of
+ * pairs, for x^T Q_i or x^T dO_i) */
+static void pack_scores(const scratch_t *sc, const float *x, int64_t nq, int64_t nk) {
+    gemm_bf16_round_rows(sc->pa, BC, x, BC, nq, nk);
+    gemm_bf16_interleave(sc->pat, BC, sc->pa, BC, nq, nk);
+}
+
+static void backward_tile_native(const head_t *hd, const query_tile_t *t, int64_t j0, int64_t nk,
+                                 tile_vis_t vis, const scratch_t *sc) {
+    const int64_t D = hd->D, ldd = gemm_bf16_round_cols(D), lds = gemm_bf16_round_cols(hd->Skv);
+    float *p = sc->s, *ds = sc->ds;
+    float *dkj = t->dk.p + j0 * t->dk.ld, *dvj = t->dv.p + j0 * t->dv.ld;
+    scores_native(p, hd, sc->qa, t->i0, t->nq, j0, nk, vis, sc->kt);
+    probs_tile(p, t->lse + t->i0, t->nq, nk);
+    pack_scores(sc, p, t->nq, nk); /* dV_j += P^T dO_i */
+    gemm_bf16(dvj, t->dv.ld, sc->pat, 1, BC, sc->dob, ldd, nk, D, t->nq, 1.0f, true);
+    /* dP = dO_i V_j^T, then dS = P (dP - delta) */
+    gemm_bf16(ds, BC, sc->doa, ROWS16(D) / 2, 1, sc->vt + j0, lds, t->nq, nk, D, 1.0f, false);
+    dscores_tile(ds, p, t->delta, t->nq, nk);
+    pack_scores(sc, ds, t->nq, nk); /* dQ_i += scale dS K_j; dK_j += scale dS^T Q_i */
+    gemm_bf16(t->dq.p, t->dq.ld, sc->pa, BC / 2, 1, sc->kb + j0 / 2 * ldd, ldd, t->nq, D, nk,
+              hd->scale, true);
+    gemm_bf16(dkj, t->dk.ld, sc->pat, 1, BC, sc->qb, ldd, nk, D, t->nq, hd->scale, true);
+}
+
+/* The native query tile: Q and dO packed both ways, then backward_tile_native per key tile. */
+static void backward_query_tile_native(const head_t *hd, const float *lse, int64_t i0, int64_t nq,
+                                       acc_t dk, acc_t dv, const scratch_t *sc) {
+    const int64_t D = hd->D, ldd = gemm_bf16_round_cols(D);
+    const bf16_t *q = (const bf16_t *)hd->q.base + i0 * hd->q.ld;
+    const bf16_t *dout = (const bf16_t *)hd->dout.base + i0 * hd->dout.ld;
+    gemm_bf16_copy_rows(sc->qa, ROWS16(D), q, hd->q.ld, nq, D);
+    gemm_bf16_interleave(sc->qb, ldd, q, hd->q.ld, nq, D);
+    gemm_bf16_copy_rows(sc->doa, ROWS16(D), dout, hd->dout.ld, nq, D);
+    gemm_bf16_interleave(sc->dob, ldd, dout, hd->dout.ld, nq, D);
+    query_tile_t t = {.dq = acc_rows(&hd->dq, i0, sc->dq, D),
+                      .dk = dk,
+                      .dv = dv,
+                      .lse = lse,
+                      .delta = sc->delta,
+                      .i0 = i0,
+                      .nq = nq};
+    if (!hd->dq.f32) clear_rows(t.dq, nq, D);
+    tile_delta(sc->delta, load_rows(&hd->dout, i0, nq, D, sc->dout),
+               load_rows(&hd->out, i0, nq, D, sc->out), nq, D);
+    const int64_t kv_end = hd->causal ? i0 + nq : hd->Skv;
+    for (int64_t j0 = 0; j0 < kv_end; j0 += BC) {
+        const int64_t nk = kv_end - j0 < BC ? kv_end - j0 : BC;
+        tile_vis_t vis = tile_visibility(hd, i0, nq, j0, nk);
+        if (vis != TILE_HIDDEN) backward_tile_native(hd, &t, j0, nk, vis, sc);
     }
     store_rows(&hd->dq, i0, nq, D, t.dq);
 }
@@ -573,6 +758,11 @@ static void backward_item(const void *args, int64_t item, float *ws) {
     const acc_t dk_sum = acc_rows(&dk, 0, sc.dk, D), dv_sum = acc_rows(&dv, 0, sc.dv, D);
     if (!dk.f32) clear_rows(dk_sum, d->Skv, D);
     if (!dv.f32) clear_rows(dv_sum, d->Skv, D);
+    const bool native = native_bf16(d);
+    if (native) {
+        const head_t first = head_at(d, b, hk * group, a->q, a->k, a->v, a->seg);
+        pack_kv_backward(&first, &sc);
+    }
     for (int64_t h = hk * group; h < (hk + 1) * group; h++) {
         head_t hd = head_at(d, b, h, a->q, a->k, a->v, a->seg);
         const int64_t qo = q_offset(d, b, h), ldq = d->Hq * D;
@@ -581,7 +771,10 @@ static void backward_item(const void *args, int64_t item, float *ws) {
         const float *lse_bh = a->lse + (b * d->Hq + h) * d->S;
         for (int64_t i0 = 0; i0 < d->S; i0 += BR) {
             const int64_t nq = d->S - i0 < BR ? d->S - i0 : BR;
-            backward_query_tile(&hd, lse_bh, i0, nq, dk_sum, dv_sum, &sc);
+            if (native)
+                backward_query_tile_native(&hd, lse_bh, i0, nq, dk_sum, dv_sum, &sc);
+            else
+                backward_query_tile(&hd, lse_bh, i0, nq, dk_sum, dv_sum, &sc);
         }
     }
     store_rows(&dk, 0, d->Skv, D, dk_sum);
