@@ -5,7 +5,7 @@
 # from it continues the same loss curve; resuming at sp=2 gives the next loss of the sp=1 run;
 # the metrics file has a row per step (a resumed run appends) and loss.svg draws them all; a
 # checkpoint of another seed is refused; ZeRO-1 on 2 ranks writes the weights and checkpoint of
-# ZeRO-0.
+# ZeRO-0; bf16 mixed precision resumes bitwise and writes its weights in bf16 or f32.
 # usage: resume_test.sh AUTOSP_TRAIN SOURCE_DIR [WITH_MPI: ON or OFF]
 set -eu
 train=$1
@@ -70,6 +70,66 @@ cmp -s "$tmp/zero0/model.safetensors" "$tmp/zero1/model.safetensors" || fail "Ze
 cmp -s "$tmp/zero0/checkpoint.safetensors" "$tmp/zero1/checkpoint.safetensors" ||
     fail "ZeRO-1 checkpoint differs"
 fi
+
+# bf16 mixed precision: a resumed run is bitwise the uninterrupted one (the checkpoint holds
+# the f32 master weights); model.safetensors is bf16 by default and the masters with
+# --save-dtype f32 (under ZeRO-1 too, gathered from both ranks); an f32 model saved as bf16 is
+# its weights rounded to nearest even
+sed '/"op": "cross_entropy"/!s/"dtype": "f32"/"dtype": "bf16"/g' \
+    "$src/examples/llama-tiny-gqa.json" >"$tmp/bf16.json"
+runb() { # runb OUT ARGS...: the bf16 model's step lines
+    out=$1
+    shift
+    "$train" --model "$tmp/bf16.json" --data "$src/README.md" --seq-len 64 --batch 2 \
+        --steps 12 --log-every 1 "$@" 2>"$tmp/stderr" | cut -d'|' -f1-2 >"$out"
+    [ -s "$out" ] || fail "bf16 $*: $(cat "$tmp/stderr")"
+}
+runb "$tmp/bf_full.log" --save "$tmp/bf_full"
+runb "$tmp/bf_part1.log" --until 6 --save "$tmp/bf_a"
+runb "$tmp/bf_part2.log" --resume "$tmp/bf_a" --save "$tmp/bf_b" --save-dtype f32
+cat "$tmp/bf_part1.log" "$tmp/bf_part2.log" | cmp -s - "$tmp/bf_full.log" || fail "bf16 resumed losses differ"
+cmp -s "$tmp/bf_full/checkpoint.safetensors" "$tmp/bf_b/checkpoint.safetensors" ||
+    fail "bf16 checkpoints differ"
+run "$tmp/f32b.log" --steps 3 --save "$tmp/f32b" --save-dtype bf16
+check_weights() { # check_weights CHECKPOINT MODEL F32|BF16: MODEL = CHECKPOINT's parameters
+    python3 - "$src/tests" "$@" <<'PY' || fail "weights $2 against $1"
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from safetensors_numpy import read_header
+def tensors(path):
+    header, data = read_header(open(path, "rb").read())
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__": continue
+        b, t = e["data_offsets"]
+        out[name] = (e["dtype"], np.frombuffer(data[b:t], dtype="<u4" if e["dtype"] == "F32" else "<u2"))
+    return out
+ck, model, want = tensors(sys.argv[2]), tensors(sys.argv[3]), sys.argv[4]
+params = {k: v for k, v in ck.items() if not k.endswith((".adam_m", ".adam_v"))}
+assert set(params) == set(model), sorted(set(params) ^ set(model))
+for name, (dtype, bits) in params.items():
+    assert dtype == "F32", (name, dtype)
+    if want == "BF16":  # round to nearest even, as the C code does
+        bits = ((bits.astype(np.uint64) + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    assert model[name][0] == want and np.array_equal(model[name][1], bits), name
+print(f"{sys.argv[3]}: {len(model)} {want} tensors, the checkpoint's parameters")
+PY
+}
+check_weights "$tmp/bf_full/checkpoint.safetensors" "$tmp/bf_full/model.safetensors" BF16
+check_weights "$tmp/bf_b/checkpoint.safetensors" "$tmp/bf_b/model.safetensors" F32
+check_weights "$tmp/f32b/checkpoint.safetensors" "$tmp/f32b/model.safetensors" BF16
+if [ "$with_mpi" != OFF ]; then
+    mpirun --oversubscribe -np 2 "$train" --model "$tmp/bf16.json" --data "$src/README.md" \
+        --seq-len 64 --batch 2 --steps 4 --sp 2 --zero 1 --save "$tmp/bf_z1" --save-dtype f32 \
+        >/dev/null 2>"$tmp/stderr" || fail "bf16 --zero 1: $(cat "$tmp/stderr")"
+    check_weights "$tmp/bf_z1/checkpoint.safetensors" "$tmp/bf_z1/model.safetensors" F32
+fi
+set +e
+run "$tmp/bad.log" --steps 1 --save "$tmp/bad" --save-dtype f16
+set -e
+grep -q -- '--save-dtype "f16": expected f32 or bf16' "$tmp/stderr" ||
+    fail "--save-dtype f16: $(cat "$tmp/stderr")"
 
 # metrics: one JSON object per step, appended by a resumed run, and the loss curve as SVG
 run "$tmp/more" --resume "$tmp/a" --save "$tmp/a" --until 12

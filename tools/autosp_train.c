@@ -20,6 +20,7 @@ static const char *prog = "autosp-train";
 typedef struct options {
     const char *model, *data, *save, *dump, *resume, *metrics, *plot, *config, *task;
     const char *grad_reduce; /* NULL: f32 */
+    const char *save_dtype;  /* NULL: each parameter's own */
     bool has_bf16, bf16;     /* --config's bf16.enabled, checked against the model's dtype */
     int64_t seq_len, batch, steps, seed, log_every, warmup, sp, dp, threads; /* dp 0: N / sp */
     int64_t save_every, until;                                               /* 0: never, the end */
@@ -94,6 +95,8 @@ static void usage(FILE *out) {
         "  --save DIR             write DIR/checkpoint.safetensors (resumable) and\n"
         "                         DIR/model.safetensors at the end\n"
         "  --save-every K         with --save: also write the checkpoint every K steps\n"
+        "  --save-dtype f32|bf16  the dtype of model.safetensors (default the model's;\n"
+        "                         f32 of a bf16 model is its f32 master weights)\n"
         "  --until K              stop after step K (the schedule still spans --steps)\n"
         "  --resume DIR           continue from DIR/checkpoint.safetensors\n"
         "  --metrics FILE         one JSON object per logged step (default with --save:\n"
@@ -133,6 +136,7 @@ static const flag_t flags[] = {
     {"--until", 'i', OPT(until), 1, 1e9},
     {"--zero", 'i', OPT(zero), 0, 1},
     {"--grad-reduce", 's', OPT(grad_reduce), 0, 0},
+    {"--save-dtype", 's', OPT(save_dtype), 0, 0},
     {"--config", 's', OPT(config), 0, 0},
     {"--task", 's', OPT(task), 0, 0},
     {"--data-format", 'f', OPT(format), 0, 0},
@@ -286,6 +290,7 @@ static int check_args(options_t *o) {
     if (!o->data && !o->init_only && !passkey)
         return cli_usage_error(prog, "--data (or --task passkey) is required");
     if (o->init_only && !o->save) return cli_usage_error(prog, "--init-only needs --save DIR");
+    if (o->save_dtype && !o->save) return cli_usage_error(prog, "--save-dtype needs --save DIR");
     if (o->save_every && !o->save) return cli_usage_error(prog, "--save-every needs --save DIR");
     if (o->plot && !o->metrics && !o->save)
         return cli_usage_error(prog, "--plot needs --metrics FILE or --save DIR");
@@ -462,12 +467,17 @@ static int make_folder(const char *dir) {
     }
 }
 
-/* DIR/model.safetensors; every rank calls it (rank 0 writes). */
-static int save_weights(autosp_trainer_t *tr, const char *dir, bool root) {
+/* DIR/model.safetensors, in --save-dtype; every rank calls it (rank 0 writes). */
+static int save_weights(autosp_trainer_t *tr, const options_t *o, bool root) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    snprintf(path, sizeof path, "%s/model.safetensors", o->save);
     autosp_error_t err;
-    if (autosp_trainer_save_weights(tr, path, &err) != AUTOSP_OK) return cli_fail(prog, &err);
+    autosp_status_t st =
+        !o->save_dtype
+            ? autosp_trainer_save_weights(tr, path, &err)
+            : autosp_trainer_save_weights_as(
+                  tr, path, strcmp(o->save_dtype, "bf16") ? AUTOSP_F32 : AUTOSP_BF16, &err);
+    if (st != AUTOSP_OK) return cli_fail(prog, &err);
     if (root) fprintf(stderr, "%s: wrote %s\n", prog, path);
     return 0;
 }
@@ -503,7 +513,7 @@ static int save_checkpoint(autosp_trainer_t *tr, const options_t *o, const char 
  * whether it worked, so none waits in a collective for a rank that stopped. */
 static int save_everywhere(autosp_trainer_t *tr, const options_t *o, bool root, bool weights) {
     int rc = save_checkpoint(tr, o, o->save, root);
-    if (weights && !rc) rc = save_weights(tr, o->save, root);
+    if (weights && !rc) rc = save_weights(tr, o, root);
     autosp_comm_broadcast(autosp_trainer_comm(tr), &rc, sizeof rc, NULL);
     return rc;
 }
@@ -580,6 +590,8 @@ static int check_memory(autosp_trainer_t *tr, const options_t *o) {
 static int check_dtype(const autosp_graph_t *g, const options_t *o) {
     if (o->grad_reduce && strcmp(o->grad_reduce, "f32") && strcmp(o->grad_reduce, "bf16"))
         return cli_usage_error(prog, "--grad-reduce \"%s\": expected f32 or bf16", o->grad_reduce);
+    if (o->save_dtype && strcmp(o->save_dtype, "f32") && strcmp(o->save_dtype, "bf16"))
+        return cli_usage_error(prog, "--save-dtype \"%s\": expected f32 or bf16", o->save_dtype);
     bool bf16 = false;
     for (autosp_tensor_t t = 0; t < autosp_graph_num_tensors(g); t++)
         if (autosp_tensor_kind(g, t) == AUTOSP_KIND_PARAM) {
@@ -991,7 +1003,7 @@ static int run(options_t *o, int rank, int world) {
     if (rc || !tr) {
         /* the message is out */
     } else if (o->init_only) {
-        rc = save_weights(tr, o->save, rank == 0);
+        rc = save_weights(tr, o, rank == 0);
     } else if (o->dump) {
         autosp_error_t err;
         rc = fill_batch(tr, &feed, o, &src, 0);

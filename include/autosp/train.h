@@ -97,6 +97,12 @@ autosp_status_t autosp_trainer_gather(autosp_trainer_t *tr, const char *name, vo
  * rank 0 writes and every rank returns the outcome. err may be NULL. */
 autosp_status_t autosp_trainer_save_weights(const autosp_trainer_t *tr, const char *path,
                                             autosp_error_t *err);
+/* The same with every parameter in `dtype`, AUTOSP_F32 or AUTOSP_BF16, whatever the graph's:
+ * f32 of a bf16 parameter is its f32 master copy (under ZeRO-1 gathered from every rank, so
+ * every rank must call it), bf16 of an f32 parameter is its value rounded to nearest even.
+ * A bf16 graph's own save writes its working copies, which are its masters rounded. */
+autosp_status_t autosp_trainer_save_weights_as(const autosp_trainer_t *tr, const char *path,
+                                               autosp_dtype_t dtype, autosp_error_t *err);
 /* Every parameter from a weights file (model.safetensors, or a checkpoint's parameters),
  * names, shapes and dtypes checked, every missing or extra tensor named; the optimizer state
  * and step count are left as they are. err may be NULL. */

@@ -676,6 +676,60 @@ autosp_status_t autosp_trainer_save_weights(const autosp_trainer_t *tr, const ch
     return session_save_weights(&tr->s, path, err ? err : &local);
 }
 
+/* Every parameter as `dtype` (world rank 0): f32 from the masters, or the f32 values; bf16 from
+ * the working copies, or an f32 parameter rounded once (into `rounded`, the caller frees it). */
+static autosp_status_t write_weights_as(const autosp_trainer_t *tr, const char *path,
+                                        autosp_dtype_t dtype, float *gathered,
+                                        autosp_error_t *err) {
+    char(*names)[AUTOSP_MAX_NAME + 8] = mem_calloc((size_t)(3 * tr->n_params + 1), sizeof *names);
+    int n = 0;
+    autosp_st_tensor_t *list = names ? state_tensors(tr, gathered, names, &n) : NULL;
+    int64_t to_round = 0;
+    for (int p = 0; p < tr->n_params; p++)
+        if (dtype == AUTOSP_BF16 && !tr->params[p].work) to_round += tr->params[p].n;
+    bf16_t *rounded = list ? mem_calloc((size_t)to_round + 1, sizeof *rounded) : NULL;
+    autosp_status_t st = rounded ? AUTOSP_OK : nomem(err);
+    bf16_t *at = rounded;
+    for (int p = 0; p < tr->n_params && st == AUTOSP_OK; p++) {
+        const param_slot_t *s = &tr->params[p];
+        list[p] = list[3 * p]; /* the parameter, not its m and v */
+        if (dtype == AUTOSP_F32) continue;
+        list[p].dtype = AUTOSP_BF16;
+        if (s->work) {
+            list[p].data = s->work;
+        } else {
+            bf16_from_f32_n(at, s->value, s->n);
+            list[p].data = at;
+            at += s->n;
+        }
+    }
+    const char *keys[1] = {"format"}, *values[1] = {"autosp"};
+    if (st == AUTOSP_OK)
+        st = autosp_safetensors_write(path, list, tr->n_params, keys, values, 1, err);
+    mem_free(rounded);
+    mem_free(list);
+    mem_free(names);
+    return st;
+}
+
+autosp_status_t autosp_trainer_save_weights_as(const autosp_trainer_t *tr, const char *path,
+                                               autosp_dtype_t dtype, autosp_error_t *err) {
+    autosp_error_t local;
+    if (!err) err = &local;
+    if (dtype != AUTOSP_F32 && dtype != AUTOSP_BF16)
+        return set_error(err, AUTOSP_ERR_INVALID, "weights \"%s\" as %s: expected f32 or bf16",
+                         path, autosp_dtype_name(dtype));
+    bool masters = false;
+    for (int p = 0; p < tr->n_params; p++) masters |= dtype == AUTOSP_F32 && tr->params[p].work;
+    int rank = tr->s.comm->rank;
+    float *gathered = NULL;
+    autosp_status_t st =
+        masters && tr->sharded ? gather_state(tr, rank, &gathered, err) : AUTOSP_OK;
+    if (st == AUTOSP_OK && rank == 0) st = write_weights_as(tr, path, dtype, gathered, err);
+    mem_free(gathered);
+    return session_outcome(&tr->s, st, "weights", path, err);
+}
+
 /* Copies elements [from, from + count) of the checkpoint's tensor `name` (n floats) into dst,
  * or says what is wrong with it. */
 static autosp_status_t load_tensor(const autosp_safetensors_t *f, const char *path,
