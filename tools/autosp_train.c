@@ -467,16 +467,20 @@ static int make_folder(const char *dir) {
     }
 }
 
+/* The dtype a --grad-reduce or --save-dtype names: f32 or bf16 (false for anything else). */
+static bool float_dtype_from_name(const char *name, autosp_dtype_t *out) {
+    return autosp_dtype_from_name(name, out) && (*out == AUTOSP_F32 || *out == AUTOSP_BF16);
+}
+
 /* DIR/model.safetensors, in --save-dtype; every rank calls it (rank 0 writes). */
 static int save_weights(autosp_trainer_t *tr, const options_t *o, bool root) {
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors", o->save);
     autosp_error_t err;
-    autosp_status_t st =
-        !o->save_dtype
-            ? autosp_trainer_save_weights(tr, path, &err)
-            : autosp_trainer_save_weights_as(
-                  tr, path, strcmp(o->save_dtype, "bf16") ? AUTOSP_F32 : AUTOSP_BF16, &err);
+    autosp_dtype_t dtype;
+    autosp_status_t st = o->save_dtype && float_dtype_from_name(o->save_dtype, &dtype)
+                             ? autosp_trainer_save_weights_as(tr, path, dtype, &err)
+                             : autosp_trainer_save_weights(tr, path, &err);
     if (st != AUTOSP_OK) return cli_fail(prog, &err);
     if (root) fprintf(stderr, "%s: wrote %s\n", prog, path);
     return 0;
@@ -588,9 +592,10 @@ static int check_memory(autosp_trainer_t *tr, const options_t *o) {
 /* The model's dtype decides what runs (f32, or bf16 mixed precision); --grad-reduce must be
  * f32 or bf16, and a --config's bf16.enabled that disagrees with the model is pointed out. */
 static int check_dtype(const autosp_graph_t *g, const options_t *o) {
-    if (o->grad_reduce && strcmp(o->grad_reduce, "f32") && strcmp(o->grad_reduce, "bf16"))
+    autosp_dtype_t unused;
+    if (o->grad_reduce && !float_dtype_from_name(o->grad_reduce, &unused))
         return cli_usage_error(prog, "--grad-reduce \"%s\": expected f32 or bf16", o->grad_reduce);
-    if (o->save_dtype && strcmp(o->save_dtype, "f32") && strcmp(o->save_dtype, "bf16"))
+    if (o->save_dtype && !float_dtype_from_name(o->save_dtype, &unused))
         return cli_usage_error(prog, "--save-dtype \"%s\": expected f32 or bf16", o->save_dtype);
     bool bf16 = false;
     for (autosp_tensor_t t = 0; t < autosp_graph_num_tensors(g); t++)
@@ -645,8 +650,8 @@ static autosp_trainer_t *make_trainer(const options_t *o, const autosp_comm_t *c
     cfg.grad_clip = (float)o->grad_clip;
     cfg.ac = o->ac;
     cfg.zero_stage = o->dump ? 0 : (int)o->zero; /* a dump wants whole gradients */
-    cfg.grad_reduce_dtype =
-        o->grad_reduce && !strcmp(o->grad_reduce, "bf16") ? AUTOSP_BF16 : AUTOSP_F32;
+    cfg.grad_reduce_dtype = AUTOSP_F32;
+    if (o->grad_reduce) float_dtype_from_name(o->grad_reduce, &cfg.grad_reduce_dtype);
     autosp_trainer_t *tr = NULL;
     if (autosp_symbol_bind(g, "S", o->seq_len, &err) == AUTOSP_OK &&
         autosp_symbol_bind(g, "B", o->batch, &err) == AUTOSP_OK)
