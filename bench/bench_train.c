@@ -97,6 +97,8 @@ static int fill_inputs(autosp_trainer_t *tr, int64_t B, int64_t S, int vocab) {
     return 0;
 }
 
+static int64_t loss_chunk; /* --loss-chunk: 0 planned, AUTOSP_LOSS_UNCHUNKED off, or rows */
+
 static autosp_status_t run_config(const bench_config_t *bc, autosp_dtype_t dtype, int fixed_steps,
                                   bench_row_t *row, autosp_error_t *err) {
     autosp_model_config_t mc;
@@ -116,6 +118,7 @@ static autosp_status_t run_config(const bench_config_t *bc, autosp_dtype_t dtype
         goto done;
     autosp_train_config_t tc = autosp_train_config_default();
     tc.ac.policy = AUTOSP_AC_NONE; /* the kernels' throughput; bench_ac measures checkpointing */
+    tc.loss_chunk = loss_chunk;
     if (!(tr = autosp_trainer_new(g, &tc, err))) {
         st = err->status;
         goto done;
@@ -287,13 +290,15 @@ static double bf16_peak(const bench_config_t *bc, int threads) {
 static int usage(FILE *f) {
     fprintf(f,
             "usage: bench_train [--quick] [--steps N] [--threads T] [--dtype f32|bf16|both] "
-            "[--preset P]\n"
+            "[--preset P] [--loss-chunk planned|off|N]\n"
             "  --quick      llama-tiny S=1024 and gpt2-124m B=4 S=64 only, 2 steps each\n"
             "  --steps N    time exactly N steps per configuration (default: >= %.0f s and "
             ">= %d steps)\n"
             "  --threads T  OpenBLAS threads (default: OpenBLAS's own default)\n"
             "  --dtype D    f32, bf16 or both (default both: a row of each per configuration)\n"
-            "  --preset P   only the configurations of model preset P (e.g. gpt2-124m)\n",
+            "  --preset P   only the configurations of model preset P (e.g. gpt2-124m)\n"
+            "  --loss-chunk the lm head and loss in the planner's chunks (planned, the default),\n"
+            "               whole (off), or in chunks of N rows\n",
             MIN_TIME, MIN_STEPS);
     return f == stdout ? 0 : 2;
 }
@@ -328,6 +333,17 @@ int main(int argc, char **argv) {
             }
         } else if (strcmp(argv[i], "--preset") == 0) {
             only = i + 1 < argc ? argv[++i] : "";
+        } else if (strcmp(argv[i], "--loss-chunk") == 0) {
+            const char *v = i + 1 < argc ? argv[++i] : "";
+            int n = 0;
+            if (!strcmp(v, "off"))
+                loss_chunk = AUTOSP_LOSS_UNCHUNKED;
+            else if (!strcmp(v, "planned"))
+                loss_chunk = 0;
+            else if (parse_positive("--loss-chunk", v, &n) == 0)
+                loss_chunk = n;
+            else
+                return 2;
         } else if (strcmp(argv[i], "--steps") == 0) {
             if (parse_positive("--steps", i + 1 < argc ? argv[++i] : NULL, &steps) != 0) return 2;
         } else if (strcmp(argv[i], "--threads") == 0) {
@@ -356,6 +372,10 @@ int main(int argc, char **argv) {
            AUTOSP_VERSION_STRING);
     printf("OpenBLAS: %s; threads %d (%s)\n", openblas_get_config(), openblas_get_num_threads(),
            threads > 0 ? "--threads" : "OpenBLAS default");
+    printf("lm head and loss: %s\n", loss_chunk == AUTOSP_LOSS_UNCHUNKED
+                                         ? "whole (--loss-chunk off)"
+                                     : loss_chunk == 0 ? "in the planner's chunks"
+                                                       : "in chunks of --loss-chunk rows");
     bench_warn_openblas_env();
     double peak = bench_sgemm_peak_gflops(PEAK_N, PEAK_RUNS);
     printf("cblas_sgemm peak: %.1f GFLOP/s (best of %d, M=N=K=%d, 2*M*N*K/time)\n", peak, PEAK_RUNS,

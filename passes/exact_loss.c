@@ -6,6 +6,7 @@
  *
  *     count = all_reduce_sum(target_count(labels))          the global number of targets
  *     part  = cross_entropy(logits, labels, count)          this rank's sum / global count
+ *             (or linear_cross_entropy(x, weight, labels, count), the chunked lm head)
  *     loss  = all_reduce_sum(part)                          the exact mean, on every rank
  *
  * Labels arrive already shifted (labels[i] is the token after tokens[i], shifted over the
@@ -38,14 +39,19 @@ static autosp_status_t rewrite_loss(rewrite_t *rw, int i, int world) {
     snprintf(local, sizeof local, "%s.targets_local", loss);
     snprintf(count, sizeof count, "%s.targets", loss);
     snprintf(part, sizeof part, "%s.local", loss);
-    autosp_tensor_t in[3] = {rw->map[n->in[0]], rw->map[n->in[1]]}, c;
-    autosp_status_t st =
-        rewrite_emit(rw, AUTOSP_OP_TARGET_COUNT, local, &in[1], 1, NULL, 1, n->attrs, &c);
+    /* (logits, labels) or (x, weight, labels): the labels last, the normalizer appended */
+    autosp_tensor_t in[AUTOSP_MAX_NODE_INPUTS], c;
+    for (int k = 0; k < n->n_in; k++) in[k] = rw->map[n->in[k]];
+    attr_set_t count_attrs;
+    attrs_default(AUTOSP_OP_TARGET_COUNT, &count_attrs);
+    attrs_int(AUTOSP_OP_TARGET_COUNT, &count_attrs, "ignore_index",
+              node_attr_int(n, "ignore_index"));
+    autosp_status_t st = rewrite_emit(rw, AUTOSP_OP_TARGET_COUNT, local, &in[n->n_in - 1], 1, NULL,
+                                      1, count_attrs.v, &c);
     if (st == AUTOSP_OK) rewrite_layout(rw, c, LAYOUT_PARTIAL, -1);
-    if (st == AUTOSP_OK) st = sum_over_world(rw, count, c, world, &in[2]);
+    if (st == AUTOSP_OK) st = sum_over_world(rw, count, c, world, &in[n->n_in]);
     autosp_tensor_t p, l;
-    if (st == AUTOSP_OK)
-        st = rewrite_emit(rw, AUTOSP_OP_CROSS_ENTROPY, part, in, 3, NULL, 1, n->attrs, &p);
+    if (st == AUTOSP_OK) st = rewrite_emit(rw, n->op, part, in, n->n_in + 1, NULL, 1, n->attrs, &p);
     if (st == AUTOSP_OK) rewrite_layout(rw, p, LAYOUT_PARTIAL, -1);
     if (st == AUTOSP_OK) st = sum_over_world(rw, loss, p, world, &l);
     if (st == AUTOSP_OK) rw->map[n->out[0]] = l;
@@ -66,9 +72,10 @@ autosp_graph_t *autosp_exact_loss(const autosp_graph_t *g, int dp, autosp_error_
     if (st == AUTOSP_OK) rw.dst->dp = dp;
     for (int i = 0; st == AUTOSP_OK && i < g->n_nodes; i++) {
         const node_t *n = &g->nodes[i];
-        if (n->op == AUTOSP_OP_CROSS_ENTROPY && n->n_in == 3 && world > 1)
+        bool loss = n->op == AUTOSP_OP_CROSS_ENTROPY || n->op == AUTOSP_OP_LINEAR_CROSS_ENTROPY;
+        if (loss && n->n_in == op_table[n->op].max_inputs && world > 1)
             st = pass_fail(err, PASS, g, i, "already has a normalizer: exact_loss runs once");
-        else if (n->op == AUTOSP_OP_CROSS_ENTROPY && world > 1)
+        else if (loss && world > 1)
             st = rewrite_loss(&rw, i, world);
         else
             st = rewrite_node(&rw, i, NULL);

@@ -18,8 +18,8 @@ autosp_graph_t *autosp_parallelize(const autosp_graph_t *forward,
     return exact;
 }
 
-static autosp_graph_t *compile_step(const autosp_graph_t *forward,
-                                    const autosp_parallel_config_t *cfg, autosp_error_t *err) {
+static autosp_graph_t *compile_joint(const autosp_graph_t *forward,
+                                     const autosp_parallel_config_t *cfg, autosp_error_t *err) {
     if (cfg->sp * cfg->dp == 1) { /* nothing to split or to sum */
         autosp_graph_t *joint = autosp_autodiff(forward, err);
         autosp_graph_t *checkpointed = joint ? autosp_checkpoint(joint, &cfg->ac, err) : NULL;
@@ -32,9 +32,21 @@ static autosp_graph_t *compile_step(const autosp_graph_t *forward,
     autosp_graph_free(per_rank);
     autosp_graph_free(joint);
     if (cfg->zero_stage >= 1 || !checkpointed) return checkpointed; /* the optimizer sums */
-    autosp_graph_t *synced = autosp_grad_sync_as(checkpointed, cfg->bucket_bytes, cfg->grad_reduce_dtype, err);
+    autosp_graph_t *synced =
+        autosp_grad_sync_as(checkpointed, cfg->bucket_bytes, cfg->grad_reduce_dtype, err);
     autosp_graph_free(checkpointed);
     return synced;
+}
+
+/* The loss chunked (or not) first: the passes after it see one op, which has a sharding rule
+ * and an exact loss like cross_entropy's. */
+static autosp_graph_t *compile_step(const autosp_graph_t *forward,
+                                    const autosp_parallel_config_t *cfg, autosp_error_t *err) {
+    if (cfg->loss_chunk == AUTOSP_LOSS_UNCHUNKED) return compile_joint(forward, cfg, err);
+    autosp_graph_t *chunked = autosp_chunked_loss(forward, cfg->loss_chunk, err);
+    autosp_graph_t *step = chunked ? compile_joint(chunked, cfg, err) : NULL;
+    autosp_graph_free(chunked);
+    return step;
 }
 
 autosp_graph_t *autosp_compile_training(const autosp_graph_t *forward,

@@ -6,6 +6,7 @@
  * outputs' layouts. When that is not so it fails, naming the node and the input: sp_shard
  * never guesses. */
 #include <stdarg.h>
+#include <string.h>
 
 #include "rewrite.h"
 
@@ -38,15 +39,20 @@ static autosp_status_t outputs_at(shard_ctx_t *c, int layout, int dim) {
     return AUTOSP_OK;
 }
 
-/* Inputs from `first` on must be whole (weights, biases, a normalizer). */
+/* Input k must be whole (a weight, a bias, a normalizer). */
+static autosp_status_t need_whole(shard_ctx_t *c, int k) {
+    if (split_dim(c, k) < 0) return AUTOSP_OK;
+    return shard_fail(c,
+                      "input \"%s\" (tensor \"%s\") is split over the sequence, but the op "
+                      "needs it whole on every rank",
+                      in_name(c, k), c->in[k]->name);
+}
+
+/* Inputs from `first` on must be whole. */
 static autosp_status_t rest_whole(shard_ctx_t *c, int first) {
-    for (int k = first; k < c->n_in; k++)
-        if (split_dim(c, k) >= 0)
-            return shard_fail(c,
-                              "input \"%s\" (tensor \"%s\") is split over the sequence, but "
-                              "the op needs it whole on every rank",
-                              in_name(c, k), c->in[k]->name);
-    return AUTOSP_OK;
+    autosp_status_t st = AUTOSP_OK;
+    for (int k = first; k < c->n_in && st == AUTOSP_OK; k++) st = need_whole(c, k);
+    return st;
 }
 
 static int out_ndim(const shard_ctx_t *c) {
@@ -178,14 +184,20 @@ autosp_status_t shard_transpose(shard_ctx_t *c) {
 
 /* logits and labels split on the same row dim: each rank's loss is a partial term, made exact
  * (a token-count-weighted sum over ranks) by the exact_loss pass. */
+/* The loss over rows: the logits (or, for the fused lm head, x) and the labels split alike on a
+ * dim but the last; the lm head's weight and the normalizer whole. Each rank has its part. */
 autosp_status_t shard_cross_entropy(shard_ctx_t *c) {
+    int labels = 1;
+    while (strcmp(in_name(c, labels), "labels") != 0) labels++;
     int d = split_dim(c, 0);
-    if (d < 0 || d == c->in[0]->shape.ndim - 1 || split_dim(c, 1) != d)
+    if (d < 0 || d == c->in[0]->shape.ndim - 1 || split_dim(c, labels) != d)
         return shard_fail(c,
-                          "inputs \"logits\" and \"labels\" must be split on the same dim, not "
-                          "the vocabulary; found dims %d and %d (-1: whole)",
-                          d, split_dim(c, 1));
-    autosp_status_t st = rest_whole(c, 2);
+                          "inputs \"%s\" and \"labels\" must be split on the same dim, not "
+                          "the last; found dims %d and %d (-1: whole)",
+                          in_name(c, 0), d, split_dim(c, labels));
+    autosp_status_t st = AUTOSP_OK;
+    for (int k = 1; k < c->n_in && st == AUTOSP_OK; k++)
+        if (k != labels) st = need_whole(c, k);
     return st != AUTOSP_OK ? st : outputs_at(c, LAYOUT_PARTIAL, -1);
 }
 

@@ -164,6 +164,16 @@ static void ref_cross_entropy(const cost_ctx_t *c, const void *const *in, float 
     out[0] = ref_cross_entropy_forward(CF(in[0]), CI(in[1]), rows_of(&c->in[0]), last_of(&c->in[0]),
                                        (int32_t)node_attr_int(c->node, "ignore_index"));
 }
+/* x (rows,C) weight^T, then the mean cross-entropy (the chunk changes nothing but the sums' order)
+ */
+static void ref_linear_cross_entropy(const cost_ctx_t *c, const void *const *in, float *out) {
+    int64_t rows = rows_of(&c->in[0]), C = last_of(&c->in[0]), V = c->in[1].d[0];
+    float *logits = malloc(sizeof(float) * (size_t)(rows * V));
+    ref_linear_forward(logits, CF(in[0]), CF(in[1]), NULL, rows, C, V);
+    out[0] = ref_cross_entropy_forward(logits, CI(in[2]), rows, V,
+                                       (int32_t)node_attr_int(c->node, "ignore_index"));
+    free(logits);
+}
 static void ref_target_count(const cost_ctx_t *c, const void *const *in, float *out) {
     out[0] = (float)ref_count_targets(CI(in[0]), c->in[0].numel,
                                       (int32_t)node_attr_int(c->node, "ignore_index"));
@@ -244,6 +254,12 @@ static const op_row_t rows[] = {
      .ref = ref_transpose_op},
     {OP(CROSS_ENTROPY), .in = {X("B,S,6"), LABELS("B,S")}, .out = "", .ref = ref_cross_entropy,
      .not_local = "the mean over every target (exact_loss divides by the global count)"},
+    {OP(LINEAR_CROSS_ENTROPY), .what = "linear_cross_entropy in chunks of 3 rows of 10",
+     .in = {X("B,S,4"), X("6,4"), LABELS("B,S")}, .attrs = {A_INT("chunk", 3)}, .out = "",
+     .ref = ref_linear_cross_entropy, .not_local = "the mean over every target, as cross_entropy"},
+    {OP(LINEAR_CROSS_ENTROPY), .what = "linear_cross_entropy in the planner's chunks",
+     .in = {X("B,S,4"), X("6,4"), LABELS("B,S")}, .out = "", .ref = ref_linear_cross_entropy,
+     .not_local = "the mean over every target, as cross_entropy"},
     {OP(TARGET_COUNT), .in = {LABELS("B,S")}, .out = "", .ref = ref_target_count,
      .not_local = "a count over the whole sequence, summed across ranks, not concatenated"},
     {OP(REPEAT), .what = "repeat (GQA's kv heads for more ranks)", .in = {X("B,S,2,3")},

@@ -268,6 +268,42 @@ static void test_cross_entropy(void **state) {
     assert_error_and_free(g, "has dtype f32, expected an integer dtype");
 }
 
+static void test_linear_cross_entropy(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t in[4] = {in_f32(g, "x", "B,S,64"), in_f32(g, "w", "256,64"),
+                             in_i32(g, "labels", "B,S"), in_f32(g, "count", "")},
+                    l;
+    autosp_attr_t chunk = {.name = "chunk", .type = AUTOSP_ATTR_INT, .i = 32};
+    assert_int_equal(
+        autosp_node_add(g, AUTOSP_OP_LINEAR_CROSS_ENTROPY, "loss", in, 4, NULL, 1, &chunk, 1, &l),
+        AUTOSP_OK);
+    ok(g, l, "", F32);
+    autosp_graph_free(g);
+
+    const struct {
+        const char *x, *w, *labels, *error;
+    } bad[] = {
+        {"B,S,64", "256,32", "B,S",
+         "input \"weight\" (tensor \"w\") has shape [256,32]: dim 1 "
+         "is 32, expected 64 (the last dim C of input \"x\")"},
+        {"B,S,64", "256,64", "B,S,1", "input \"labels\" (tensor \"labels\") has 3 dims"},
+        {"B,S,64", "256,64", "S,B", "the leading dims of input \"x\""},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        g = new_graph();
+        autosp_tensor_t b[3] = {in_f32(g, "x", bad[k].x), in_f32(g, "w", bad[k].w),
+                                in_i32(g, "labels", bad[k].labels)};
+        autosp_node_add(g, AUTOSP_OP_LINEAR_CROSS_ENTROPY, "loss", b, 3, NULL, 1, NULL, 0, &l);
+        assert_error_and_free(g, bad[k].error);
+    }
+    g = new_graph(); /* x and weight in one dtype */
+    autosp_tensor_t m[3] = {in_f32(g, "x", "B,S,64"),
+                            autosp_input(g, "w", AUTOSP_BF16, "256,64", AUTOSP_ROLE_OTHER, -1),
+                            in_i32(g, "labels", "B,S")};
+    autosp_node_add(g, AUTOSP_OP_LINEAR_CROSS_ENTROPY, "loss", m, 3, NULL, 1, NULL, 0, &l);
+    assert_error_and_free(g, "has dtype bf16, expected f32");
+}
+
 static void test_collectives(void **state) {
     autosp_graph_t *g = new_graph();
     autosp_tensor_t x = in_f32(g, "x", "B,S/4,8,16");
@@ -508,6 +544,7 @@ int main(void) {
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_reshape_transpose),
         cmocka_unit_test(test_cross_entropy),
+        cmocka_unit_test(test_linear_cross_entropy),
         cmocka_unit_test(test_collectives),
         cmocka_unit_test(test_fill_and_sum_to),
         cmocka_unit_test(test_index_add),

@@ -539,6 +539,62 @@ ZERO(gpt2_sp4_zero, "gpt2-tiny", .sp = 4, .dp = 1, .batch = 1, .seq = 32, .segme
 POLICIES(llama_sp2_policies, "llama-tiny", .sp = 2, .dp = 1, .batch = 1, .seq = 64)
 POLICIES(gpt2_sp4_policies, "gpt2-tiny", .sp = 4, .dp = 1, .batch = 1, .seq = 64, .segments = true)
 
+/* The chunked lm head and loss at sp x dp against the unchunked one at the same sp x dp (issue
+ * 19's bound): loss and every gradient within 1e-6 relative, chunks of 5 rows (which do not
+ * divide a rank's rows) and the planner's. */
+static void run_chunked(const sp_case_t *c) {
+    if (c->sp * c->dp != world_size) return;
+    autosp_error_t err;
+    autosp_comm_t *comm = autosp_comm_new_mpi(MPI_COMM_WORLD, c->sp, &err);
+    assert_non_null(comm);
+    autosp_graph_t *whole = model(c, c->batch * c->dp), *per_rank = model(c, c->batch);
+    batch_t b = make_batch(c->batch * c->dp, c->seq, 256, 77);
+    autosp_train_config_t cfg = autosp_train_config_default();
+    cfg.loss_chunk = AUTOSP_LOSS_UNCHUNKED;
+    autosp_trainer_t *ref = autosp_trainer_new_comm(per_rank, &cfg, comm, &err);
+    assert_non_null(ref);
+    autosp_trainer_init_params(ref, 1234);
+    feed(ref, &b, c->segments);
+    float loss_ref;
+    assert_int_equal(autosp_trainer_compute(ref, &loss_ref, &err), AUTOSP_OK);
+    const int64_t chunks[] = {5, 0};
+    for (size_t k = 0; k < sizeof chunks / sizeof *chunks; k++) {
+        cfg.loss_chunk = chunks[k];
+        autosp_trainer_t *tr = autosp_trainer_new_comm(per_rank, &cfg, comm, &err);
+        if (!tr) fail_msg("%s", err.message);
+        autosp_trainer_init_params(tr, 1234);
+        feed(tr, &b, c->segments);
+        float loss;
+        assert_int_equal(autosp_trainer_compute(tr, &loss, &err), AUTOSP_OK);
+        char worst[AUTOSP_MAX_NAME + 8] = "";
+        bool noise[256] = {false};
+        float loss_err = world_max(fabsf(loss - loss_ref) / fabsf(loss_ref));
+        float grad_err =
+            world_max(compare(tr, ref, whole, ".grad", NULL, noise, worst, sizeof worst, NULL));
+        if (world_rank == 0)
+            printf("%-14s sp=%d dp=%d loss chunk %lld against unchunked: loss rel %.1e, grads rel "
+                   "%.1e (%s)\n",
+                   c->preset, c->sp, c->dp, (long long)chunks[k], loss_err, grad_err, worst);
+        assert_true(loss_err <= 1e-6f);
+        assert_true(grad_err <= 1e-6f);
+        autosp_trainer_free(tr);
+    }
+    free_batch(&b);
+    autosp_trainer_free(ref);
+    autosp_graph_free(whole);
+    autosp_graph_free(per_rank);
+    autosp_comm_free(comm);
+}
+
+#define CHUNKED(name, ...)                                                                         \
+    static void name(void **state) {                                                               \
+        run_chunked(&(sp_case_t){__VA_ARGS__});                                                    \
+    }
+CHUNKED(llama_sp2_chunked, "llama-tiny", .sp = 2, .dp = 1, .batch = 2, .seq = 32)
+CHUNKED(gpt2_sp4_chunked, "gpt2-tiny", .sp = 4, .dp = 1, .batch = 2, .seq = 32, .segments = true)
+CHUNKED(llama_dp2_sp2_chunked, "llama-tiny", .sp = 2, .dp = 2, .batch = 1, .seq = 32)
+CHUNKED(llama_gqa_sp4_chunked, "llama-tiny-gqa", .sp = 4, .dp = 1, .batch = 1, .seq = 64)
+
 #define CASE(name, ...)                                                                            \
     static void name(void **state) {                                                               \
         run_case(&(sp_case_t){__VA_ARGS__});                                                       \
@@ -567,18 +623,33 @@ int main(int argc, char **argv) {
     MPI_Comm_size(MPI_COMM_WORLD, &world_size);
     openblas_set_num_threads(1); /* ranks x threads within the cores */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(llama_sp2),          cmocka_unit_test(llama_gqa_sp2),
-        cmocka_unit_test(gpt2_sp2_segments),  cmocka_unit_test(llama_dp2),
-        cmocka_unit_test(llama_sp4),          cmocka_unit_test(llama_gqa_sp4),
-        cmocka_unit_test(gpt2_sp4_segments),  cmocka_unit_test(llama_dp2_sp2),
-        cmocka_unit_test(llama_sp2_policies), cmocka_unit_test(gpt2_sp4_policies),
-        cmocka_unit_test(llama_sp2_zero),     cmocka_unit_test(llama_dp2_zero),
-        cmocka_unit_test(llama_dp2_sp2_zero), cmocka_unit_test(gpt2_sp4_zero),
-        cmocka_unit_test(llama_sp2_eval),     cmocka_unit_test(gpt2_dp2_eval),
-        cmocka_unit_test(llama_gqa_sp4_eval), cmocka_unit_test(llama_dp2_sp2_eval),
-        cmocka_unit_test(llama_sp2_bf16),     cmocka_unit_test(gpt2_sp2_bf16_sums),
-        cmocka_unit_test(llama_gqa_sp4_bf16), cmocka_unit_test(gpt2_sp4_bf16),
+        cmocka_unit_test(llama_sp2),
+        cmocka_unit_test(llama_gqa_sp2),
+        cmocka_unit_test(gpt2_sp2_segments),
+        cmocka_unit_test(llama_dp2),
+        cmocka_unit_test(llama_sp4),
+        cmocka_unit_test(llama_gqa_sp4),
+        cmocka_unit_test(gpt2_sp4_segments),
+        cmocka_unit_test(llama_dp2_sp2),
+        cmocka_unit_test(llama_sp2_policies),
+        cmocka_unit_test(gpt2_sp4_policies),
+        cmocka_unit_test(llama_sp2_zero),
+        cmocka_unit_test(llama_dp2_zero),
+        cmocka_unit_test(llama_dp2_sp2_zero),
+        cmocka_unit_test(gpt2_sp4_zero),
+        cmocka_unit_test(llama_sp2_eval),
+        cmocka_unit_test(gpt2_dp2_eval),
+        cmocka_unit_test(llama_gqa_sp4_eval),
+        cmocka_unit_test(llama_dp2_sp2_eval),
+        cmocka_unit_test(llama_sp2_bf16),
+        cmocka_unit_test(gpt2_sp2_bf16_sums),
+        cmocka_unit_test(llama_gqa_sp4_bf16),
+        cmocka_unit_test(gpt2_sp4_bf16),
         cmocka_unit_test(llama_dp2_sp2_bf16),
+        cmocka_unit_test(llama_sp2_chunked),
+        cmocka_unit_test(gpt2_sp4_chunked),
+        cmocka_unit_test(llama_dp2_sp2_chunked),
+        cmocka_unit_test(llama_gqa_sp4_chunked),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();

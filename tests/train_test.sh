@@ -71,7 +71,8 @@ fi
 # --profile: the ops of steps 2..3 by time, what the step spent outside the graph, the step.
 if "$train" --model "$src/examples/llama-tiny.json" --data "$text" --seq-len 32 --steps 3 \
     --profile >"$tmp/log" 2>"$tmp/err" && grep -q "^profile of steps 2\.\.3 on rank 0" "$tmp/log" &&
-    grep -q "^linear_backward  *15 " "$tmp/log" && grep -q "^outside the graph  " "$tmp/log" &&
+    grep -q "^linear_backward  *14 " "$tmp/log" &&
+    grep -q "^linear_cross_entropy_backward  *1 " "$tmp/log" && grep -q "^outside the graph  " "$tmp/log" &&
     awk '$1 == "step" && $2 > 0 && $3 == "100.0%" { found = 1 } END { exit !found }' "$tmp/log"; then
     ok
 else

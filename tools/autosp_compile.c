@@ -12,7 +12,8 @@ static void usage(FILE *out) {
     fprintf(
         out,
         "usage: autosp-compile IN.json [-o OUT.json] [--set SYM=VAL]... [--sp P] [--dp D]\n"
-        "                      [--autodiff [--ac POLICY] [--recompute-budget F] [--machine M]]\n"
+        "                      [--autodiff [--ac POLICY] [--recompute-budget F] [--machine M]\n"
+        "                       [--loss-chunk N|planned|off]]\n"
         "                      [--info]\n"
         "                      [--dot OUT.dot] [--zero 0|1] [--max-seq --mem BYTES]\n"
         "                      [--backend cpu|none]\n"
@@ -32,6 +33,10 @@ static void usage(FILE *out) {
         "                         mincut-conservative or sac (default sac; docs/checkpointing.md)\n"
         "  --recompute-budget F   sac: recompute at most F of the step's modelled time\n"
         "                         (default 0.1)\n"
+        "  --loss-chunk N         --autodiff: the lm head and its cross-entropy fused and run\n"
+        "                         over chunks of N rows, so no more than a chunk of the logits\n"
+        "                         exists (chunked_loss, docs/passes.md); planned (default): the\n"
+        "                         planner's size; off: logits whole, saved for the backward\n"
         "  --machine M            the cost model's machine: cpu (default: 100 GFLOP/s, 10 GB/s\n"
         "                         memory, 5 GB/s network), h100 (600 TFLOP/s, 3 TB/s, 200 GB/s),\n"
         "                         or FLOPS,MEM_BYTES,NET_BYTES per second\n"
@@ -68,6 +73,7 @@ typedef struct options {
     int64_t sp, dp;                         /* 0: not given */
     int64_t zero, mem, seq_step, seq_limit; /* zero -1: not given */
     autosp_ac_config_t ac;
+    int64_t loss_chunk;                   /* autosp_parallel_config_t.loss_chunk */
     const autosp_backend_t *plan_backend; /* whose workspace is planned */
     bool check_backend;                   /* --backend given: its kernels are checked */
 } options_t;
@@ -107,6 +113,10 @@ static int parse_args(int argc, char **argv, options_t *o) {
         } else if (!strcmp(a, "--ac") || !strcmp(a, "--recompute-budget")) {
             if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
             int rc = cli_parse_ac(prog, a, argv[++i], &o->ac);
+            if (rc) return rc;
+        } else if (!strcmp(a, "--loss-chunk")) {
+            if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
+            int rc = cli_parse_loss_chunk(prog, argv[++i], &o->loss_chunk);
             if (rc) return rc;
         } else if (!strcmp(a, "--machine")) {
             if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
@@ -187,6 +197,7 @@ static autosp_parallel_config_t parallel_config(const options_t *o) {
     cfg.sp = o->sp ? (int)o->sp : 1;
     cfg.dp = o->dp ? (int)o->dp : 1;
     cfg.ac = o->ac;
+    cfg.loss_chunk = o->loss_chunk;
     return cfg;
 }
 

@@ -87,6 +87,22 @@ int cli_parse_ac(const char *prog, const char *flag, const char *value, autosp_a
     return 0;
 }
 
+int cli_parse_loss_chunk(const char *prog, const char *value, int64_t *chunk) {
+    if (!strcmp(value, "off")) {
+        *chunk = AUTOSP_LOSS_UNCHUNKED;
+        return 0;
+    }
+    if (!strcmp(value, "planned")) {
+        *chunk = 0;
+        return 0;
+    }
+    if (cli_parse_int(value, 0, INT64_MAX / 2, chunk)) return 0; /* 0: planned */
+    return cli_usage_error(prog,
+                           "--loss-chunk \"%s\": expected planned, off or a number of rows per "
+                           "chunk",
+                           value);
+}
+
 static bool write_all(int fd, const char *text) {
     size_t left = strlen(text);
     while (left > 0) {

@@ -52,6 +52,14 @@ autosp_graph_t *autosp_grad_sync(const autosp_graph_t *joint, int64_t bucket_byt
 autosp_graph_t *autosp_grad_sync_as(const autosp_graph_t *joint, int64_t bucket_bytes,
                                     autosp_dtype_t reduce_dtype, autosp_error_t *err);
 
+/* chunked_loss: every cross_entropy(linear(x, weight), labels) whose logits nothing else reads
+ * (and that has no bias) becomes one linear_cross_entropy node, which computes the loss and
+ * its gradients over chunks of `chunk` rows (0: the planner's size, docs/ops.md), so no
+ * more than a chunk of the rows x V logits ever exists; the backward recomputes each chunk's
+ * logits (one more product of the lm head's size). Loss and gradients equal the unfused
+ * graph's up to the order of the f32 sums. Other graphs come back as a copy. */
+autosp_graph_t *autosp_chunked_loss(const autosp_graph_t *g, int64_t chunk, autosp_error_t *err);
+
 /* ---- activation checkpointing --------------------------------------------------------------
  * Which forward activations the backward reads from memory (saved) and which it recomputes.
  *
@@ -123,12 +131,19 @@ typedef struct autosp_parallel_config {
     /* the dtype grad_sync sums the f32 gradients in: AUTOSP_F32 (the default) or AUTOSP_BF16
      * (half the traffic, rounded partial sums: autosp_grad_sync_as) */
     autosp_dtype_t grad_reduce_dtype;
+    /* the lm head and its loss: AUTOSP_LOSS_UNCHUNKED (-1) leaves them apart (the rows x V
+     * logits saved for the backward); 0 (the default) fuses them (autosp_chunked_loss) in
+     * chunks of the planner's size; N > 0 in chunks of N rows */
+    int64_t loss_chunk;
     /* NULL, or the backend the step will run on: autosp_compile_training then fails at compile
      * time on a node it has no kernel for (autosp_backend_check), not at the first step */
     const struct autosp_backend *backend;
 } autosp_parallel_config_t;
 
-/* sp 1, dp 1, 25 MiB buckets (PyTorch DDP's default), autosp_ac_config_default(), ZeRO 0 */
+#define AUTOSP_LOSS_UNCHUNKED (-1)
+
+/* sp 1, dp 1, 25 MiB buckets (PyTorch DDP's default), autosp_ac_config_default(), ZeRO 0, the
+ * loss chunked at the planner's size */
 autosp_parallel_config_t autosp_parallel_config_default(void);
 
 /* sp_shard, ulysses, exact_loss: the per-rank forward program. */

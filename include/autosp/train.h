@@ -39,12 +39,15 @@ typedef struct autosp_train_config {
      * AUTOSP_F32 (the default, whatever the model's dtype) or AUTOSP_BF16 (half the bytes,
      * rounded partial sums; docs/runtime.md gives the error). */
     autosp_dtype_t grad_reduce_dtype;
+    /* The lm head and its loss (autosp_parallel_config_t.loss_chunk): 0 (the default) in chunks
+     * of the planner's size, N > 0 in chunks of N rows, AUTOSP_LOSS_UNCHUNKED apart. */
+    int64_t loss_chunk;
 } autosp_train_config_t;
 
 /* The defaults of the library and of autosp-train alike (docs/runtime.md#defaults): lr 3e-3
  * (for the bundled small models; models of 100M parameters and more want 3e-4 to 6e-4),
  * min_lr_ratio 0.1, warmup 10, total 100, betas (0.9, 0.95), eps 1e-8, weight decay 0.1, grad
- * clip 1.0, checkpointing autosp_ac_config_default(), ZeRO stage 0 */
+ * clip 1.0, checkpointing autosp_ac_config_default(), ZeRO stage 0, the loss chunked */
 autosp_train_config_t autosp_train_config_default(void);
 
 /* The learning rate of step t (0-based) under cfg's warm-up and cosine schedule. */

@@ -157,6 +157,7 @@ autosp_status_t infer_attention(infer_ctx_t *c);
 autosp_status_t infer_reshape(infer_ctx_t *c);
 autosp_status_t infer_transpose(infer_ctx_t *c);
 autosp_status_t infer_cross_entropy(infer_ctx_t *c);
+autosp_status_t infer_linear_cross_entropy(infer_ctx_t *c);
 autosp_status_t infer_all_to_all(infer_ctx_t *c);
 autosp_status_t infer_all_reduce(infer_ctx_t *c);
 autosp_status_t infer_all_gather(infer_ctx_t *c);
@@ -203,6 +204,14 @@ double flops_matmul(const cost_ctx_t *c);
 double flops_linear(const cost_ctx_t *c);
 double flops_attention(const cost_ctx_t *c);
 double flops_cross_entropy(const cost_ctx_t *c);
+double flops_linear_cross_entropy(const cost_ctx_t *c);
+/* Rows per chunk of a linear_cross_entropy of `rows` rows of C channels over V classes:
+ * `chunk` (its attribute) if > 0, else the planner's size: the rows whose logits have no more
+ * elements than x itself (Liger's rule: the loss adds at most about one hidden state), a
+ * multiple of LOSS_CHUNK_ALIGN, at least LOSS_CHUNK_MIN_ROWS so the products stay efficient.
+ * At most rows (at least 1). The kernels, their workspace rules and the planner all ask it. */
+enum { LOSS_CHUNK_ALIGN = 16, LOSS_CHUNK_MIN_ROWS = 256 };
+int64_t loss_chunk_rows(int64_t rows, int64_t C, int64_t V, int64_t chunk);
 double flops_backward(const cost_ctx_t *c);
 double flops_sum_to(const cost_ctx_t *c);
 double flops_index_add(const cost_ctx_t *c);

@@ -81,6 +81,20 @@ double flops_cross_entropy(const cost_ctx_t *c) {
     return 4.0 * (double)c->in[0].numel;
 }
 
+/* x (rows, C), weight (V, C): the lm head's product, then the cross-entropy of its logits */
+double flops_linear_cross_entropy(const cost_ctx_t *c) {
+    double rows = (double)c->in[0].numel / (double)last(&c->in[0]), V = (double)c->in[1].d[0];
+    return rows * V * (2.0 * (double)last(&c->in[0]) + 4.0);
+}
+
+int64_t loss_chunk_rows(int64_t rows, int64_t C, int64_t V, int64_t chunk) {
+    if (chunk <= 0) {
+        chunk = V > 0 ? rows * C / V / LOSS_CHUNK_ALIGN * LOSS_CHUNK_ALIGN : rows;
+        if (chunk < LOSS_CHUNK_MIN_ROWS) chunk = LOSS_CHUNK_MIN_ROWS;
+    }
+    return chunk < rows ? chunk : rows > 0 ? rows : 1;
+}
+
 double op_flops(autosp_op_t op, const cost_ctx_t *c) {
     const op_info_t *info = &op_table[op];
     return info->flops ? info->flops(c) : info->flops_per_elem * (double)c->out[0].numel;
@@ -88,14 +102,17 @@ double op_flops(autosp_op_t op, const cost_ctx_t *c) {
 
 /* A backward op costs a multiple of its forward: 2x (the two products of a matmul's backward
  * for one of the forward, and about the same for elementwise ops), attention 2.5x (five
- * S x S products instead of two, as FlashAttention-2 counts). */
+ * S x S products instead of two, as FlashAttention-2 counts), the chunked lm head and loss 3x. */
 double flops_backward(const cost_ctx_t *c) {
     const op_info_t *info = &op_table[c->node->op];
     cost_ctx_t f = {.node = c->node, .n_in = c->n_in - info->fwd_first, .n_out = 1};
     for (int i = 0; i < f.n_in; i++) f.in[i] = c->in[info->fwd_first + i];
     f.out[0] = c->in[0];
     double forward = op_flops(info->forward_op, &f);
-    return (info->forward_op == AUTOSP_OP_ATTENTION ? 2.5 : 2.0) * forward;
+    if (info->forward_op == AUTOSP_OP_ATTENTION) return 2.5 * forward;
+    /* the two products of the lm head's backward and the one that recomputes its logits */
+    if (info->forward_op == AUTOSP_OP_LINEAR_CROSS_ENTROPY) return 3.0 * forward;
+    return 2.0 * forward;
 }
 
 /* one add per element of src */

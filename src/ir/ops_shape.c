@@ -351,6 +351,31 @@ autosp_status_t infer_cross_entropy(infer_ctx_t *c) {
     return set_out(c, &scalar, AUTOSP_F32);
 }
 
+/* x (..., C), weight (V, C), labels (...) -> the loss of cross_entropy(linear(x, weight)) */
+autosp_status_t infer_linear_cross_entropy(infer_ctx_t *c) {
+    TRY(need_float(c, 0));
+    TRY(need_ndim(c, 0, 1, AUTOSP_MAX_DIMS));
+    TRY(need_same_dtype(c, 0, 1));
+    TRY(need_ndim(c, 1, 2, 2));
+    const shape_t *x = &c->in[0]->shape;
+    TRY(need_dim(c, 1, 1, x->d[x->ndim - 1], "the last dim C of input \"x\""));
+    TRY(need_int(c, 2));
+    TRY(need_ndim(c, 2, x->ndim - 1, x->ndim - 1));
+    for (int i = 0; i < x->ndim - 1; i++)
+        TRY(need_dim(c, 2, i, x->d[i], "the leading dims of input \"x\""));
+    if (c->n_in == 4) {
+        TRY(need_ndim(c, 3, 0, 0));
+        if (c->in[3]->dtype != AUTOSP_F32)
+            return infer_fail_input(c, 3, "has dtype %s, expected f32", dtype_str(c->in[3]->dtype));
+    }
+    int64_t chunk = node_attr_int(c->node, "chunk");
+    if (chunk < 0)
+        return infer_fail(c, "attribute \"chunk\" is %lld, expected rows per chunk (0: planned)",
+                          (long long)chunk);
+    shape_t scalar = {.ndim = 0};
+    return set_out(c, &scalar, AUTOSP_F32);
+}
+
 static autosp_status_t need_axis(infer_ctx_t *c, int input, const char *name) {
     int64_t v = node_attr_int(c->node, name);
     int nd = c->in[input]->shape.ndim;

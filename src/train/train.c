@@ -236,6 +236,7 @@ static autosp_status_t build(autosp_trainer_t *tr, const autosp_graph_t *forward
     autosp_parallel_config_t par = autosp_parallel_config_default();
     par.ac = tr->cfg.ac;
     par.grad_reduce_dtype = tr->cfg.grad_reduce_dtype;
+    par.loss_chunk = tr->cfg.loss_chunk;
     par.backend = autosp_backend_cpu();
     if ((st = session_comm(&tr->s, comm, err)) != AUTOSP_OK) return st;
     par.sp = tr->s.comm->sp_size;
@@ -245,9 +246,11 @@ static autosp_status_t build(autosp_trainer_t *tr, const autosp_graph_t *forward
     st = session_start(&tr->s, autosp_compile_training(forward, &par, err), err);
     if (st == AUTOSP_OK) st = autosp_graph_summarize(tr->s.g, &sum, err);
     if (st != AUTOSP_OK) return st;
-    /* the model's FLOPs: a node the checkpointing runs twice counts once */
+    /* the model's FLOPs: a node the checkpointing runs twice counts once, and so do the lm
+     * head's logits, which the chunked loss's backward recomputes (a third of its FLOPs) */
     const autosp_ac_report_t *ac = autosp_graph_checkpoint_report(tr->s.g);
-    tr->flops = sum.cost.flops - (ac ? ac->recompute_flops : 0);
+    tr->flops = sum.cost.flops - (ac ? ac->recompute_flops : 0) -
+                sum.flops_by_op[AUTOSP_OP_LINEAR_CROSS_ENTROPY_BACKWARD] / 3;
     return bind_params(tr, err);
 }
 
@@ -270,15 +273,16 @@ autosp_trainer_t *autosp_trainer_new_comm(const autosp_graph_t *forward,
     if (!(tr->cfg.lr >= 0) || !(tr->cfg.beta1 >= 0 && tr->cfg.beta1 < 1) ||
         !(tr->cfg.beta2 >= 0 && tr->cfg.beta2 < 1) || !(tr->cfg.eps > 0) ||
         !(tr->cfg.grad_clip >= 0) || tr->cfg.warmup_steps < 0 || tr->cfg.total_steps < 1 ||
-        tr->cfg.zero_stage < 0 || tr->cfg.zero_stage > 1 ||
+        tr->cfg.zero_stage < 0 || tr->cfg.zero_stage > 1 || tr->cfg.loss_chunk < -1 ||
         (tr->cfg.grad_reduce_dtype != AUTOSP_F32 && tr->cfg.grad_reduce_dtype != AUTOSP_BF16)) {
         set_error(err, AUTOSP_ERR_INVALID,
                   "train config: lr %g, betas (%g, %g), eps %g, grad_clip %g, warmup %d, total "
-                  "%d, zero_stage %d, grad_reduce_dtype %s: expected lr >= 0, betas in [0,1), "
-                  "eps > 0, clip >= 0, total >= 1, zero_stage 0 or 1, f32 or bf16 sums",
+                  "%d, zero_stage %d, grad_reduce_dtype %s, loss_chunk %lld: expected lr >= 0, "
+                  "betas in [0,1), eps > 0, clip >= 0, total >= 1, zero_stage 0 or 1, f32 or "
+                  "bf16 sums, loss_chunk -1 (unchunked), 0 (planned) or rows",
                   tr->cfg.lr, tr->cfg.beta1, tr->cfg.beta2, tr->cfg.eps, tr->cfg.grad_clip,
                   tr->cfg.warmup_steps, tr->cfg.total_steps, tr->cfg.zero_stage,
-                  autosp_dtype_name(tr->cfg.grad_reduce_dtype));
+                  autosp_dtype_name(tr->cfg.grad_reduce_dtype), (long long)tr->cfg.loss_chunk);
         mem_free(tr);
         return NULL;
     }

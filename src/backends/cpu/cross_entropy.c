@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "backends/cpu/cpu_ops.h"
+#include "backends/cpu/linear_bf16.h"
 #include "base/bf16.h"
 #include "base/base.h"
 #include "fastmath.h"
@@ -207,6 +208,162 @@ static autosp_status_t run_cross_entropy_backward_bf16(const kernel_args_t *r) {
     return AUTOSP_OK;
 }
 
+/* ---- the lm head and its loss over chunks of rows (linear_cross_entropy) -------------------
+ * x (rows,C), weight (V,C), labels (rows): each chunk of rows gets its logits x_c weight^T in
+ * the workspace, then the cross-entropy's forward (a sum) or, in the backward, its gradient in
+ * place and the two products dx_c = dlogits weight, dweight += dlogits^T x_c. dweight is zeroed
+ * once and always accumulated, so every chunk runs the same products. f32 logits in both dtypes:
+ * bf16's products accumulate in f32 anyway, and rounding the logits would only lose bits. */
+typedef struct lce {
+    int64_t rows, C, V, chunk;
+    int32_t ignore;
+    double count;
+} lce_t;
+
+static lce_t lce_dims(const kernel_args_t *r, int x) { /* x: the index of input x */
+    const cshape_t *xs = &r->c->in[x];
+    int32_t ignore = (int32_t)node_attr_int(r->c->node, "ignore_index");
+    lce_t d = {.rows = rows_of(xs), .C = last_dim(xs), .V = r->c->in[x + 1].d[0], .ignore = ignore};
+    d.chunk = loss_chunk_rows(d.rows, d.C, d.V, node_attr_int(r->c->node, "chunk"));
+    d.count = targets(r, x + 2, x + 3, ignore);
+    return d;
+}
+
+static int64_t lce_chunk(const cost_ctx_t *c, int x) {
+    const cshape_t *xs = &c->in[x];
+    return loss_chunk_rows(rows_of(xs), last_dim(xs), c->in[x + 1].d[0],
+                           node_attr_int(c->node, "chunk"));
+}
+
+/* (x, weight, labels[, normalizer]) */
+static autosp_status_t run_linear_cross_entropy(const kernel_args_t *r) {
+    lce_t d = lce_dims(r, 0);
+    autosp_status_t st = cpu_check_ids(r, 2, d.V, d.ignore);
+    float *logits = r->workspace;
+    double loss = 0;
+    for (int64_t r0 = 0; r0 < d.rows && st == AUTOSP_OK; r0 += d.chunk) {
+        int64_t n = d.rows - r0 < d.chunk ? d.rows - r0 : d.chunk;
+        linear_forward(logits, CF(r->in[0]) + r0 * d.C, CF(r->in[1]), NULL, n, d.C, d.V);
+        loss += cross_entropy_forward_over(logits, I32(r->in[2]) + r0, n, d.V, d.ignore, d.count);
+    }
+    F(r->out[0])[0] = (float)loss;
+    return st;
+}
+
+/* (dloss, x, weight, labels[, normalizer]) -> dx, dweight */
+static autosp_status_t run_linear_cross_entropy_backward(const kernel_args_t *r) {
+    lce_t d = lce_dims(r, 1);
+    const float *x = CF(r->in[1]), *w = CF(r->in[2]);
+    float *logits = r->workspace, *dx = F(r->out[0]), *dw = F(r->out[1]);
+    cpu_zero(dw, &r->c->out[1]);
+    for (int64_t r0 = 0; r0 < d.rows; r0 += d.chunk) {
+        int64_t n = d.rows - r0 < d.chunk ? d.rows - r0 : d.chunk;
+        linear_forward(logits, x + r0 * d.C, w, NULL, n, d.C, d.V);
+        cross_entropy_backward_over(logits, logits, I32(r->in[3]) + r0, n, d.V, d.ignore,
+                                    CF(r->in[0])[0], d.count);
+        cpu_sgemm(false, false, n, d.C, d.V, logits, w, 0.0f, dx + r0 * d.C);
+        cpu_sgemm(true, false, d.V, d.C, n, logits, x + r0 * d.C, 1.0f, dw);
+    }
+    return AUTOSP_OK;
+}
+
+static int64_t workspace_linear_cross_entropy(const cost_ctx_t *c) {
+    int x = c->node->op == AUTOSP_OP_LINEAR_CROSS_ENTROPY ? 0 : 1;
+    return lce_chunk(c, x) * c->in[x + 1].d[0] * (int64_t)sizeof(float);
+}
+
+/* bf16: the logits' product into f32; the backward rounds the chunk's gradient to bf16 for its
+ * two products (as linear's backward gets a bf16 dout), dweight accumulated in f32. The
+ * workspace: f32 logits, their bf16 copy, then the products' own scratch. A bf16 dweight (the
+ * weight is not a parameter) is summed in an f32 copy there and rounded at the end. */
+typedef struct lce_bf16 {
+    bgemm_t logits, dx, dw;
+    int64_t f32_bytes, bf16_bytes, dw_bytes, gemm_offset;
+} lce_bf16_t;
+
+static lce_bf16_t lce_bf16_plan(int64_t chunk, int64_t C, int64_t V, bool backward, bool dx_f32,
+                                bool dw_f32) {
+    lce_bf16_t p = {
+        .logits = {.M = chunk, .N = V, .K = C, .tb = true, .c_f32 = true},
+        .dx = {.M = chunk, .N = C, .K = V, .c_f32 = dx_f32},
+        .dw = {.M = V, .N = C, .K = chunk, .ta = true, .c_f32 = true, .accumulate = true}};
+    p.f32_bytes = (chunk * V * (int64_t)sizeof(float) + 63) / 64 * 64;
+    p.bf16_bytes = backward ? (chunk * V * (int64_t)sizeof(bf16_t) + 63) / 64 * 64 : 0;
+    p.dw_bytes = backward && !dw_f32 ? V * C * (int64_t)sizeof(float) : 0;
+    p.gemm_offset = p.f32_bytes + p.bf16_bytes + p.dw_bytes;
+    return p;
+}
+
+/* The products' scratch for a chunk of `chunk` rows (oneDNN's primitives made now). */
+static int64_t lce_bf16_gemm_bytes(const lce_bf16_t *p, bool backward) {
+    int64_t a = bgemm_workspace(&p->logits), b = backward ? bgemm_workspace(&p->dx) : 0,
+            c = backward ? bgemm_workspace(&p->dw) : 0;
+    return a > b ? (a > c ? a : c) : (b > c ? b : c);
+}
+
+static int64_t workspace_linear_cross_entropy_bf16(const cost_ctx_t *c) {
+    bool backward = c->node->op == AUTOSP_OP_LINEAR_CROSS_ENTROPY_BACKWARD;
+    int x = backward ? 1 : 0;
+    int64_t rows = rows_of(&c->in[x]), C = last_dim(&c->in[x]), V = c->in[x + 1].d[0];
+    int64_t chunk = lce_chunk(c, x), tail = rows % chunk;
+    bool dx_f32 = backward && c->out[0].esize == 4, dw_f32 = backward && c->out[1].esize == 4;
+    lce_bf16_t p = lce_bf16_plan(chunk, C, V, backward, dx_f32, dw_f32);
+    int64_t gemm = lce_bf16_gemm_bytes(&p, backward);
+    if (tail) { /* the last, shorter chunk has primitives of its own */
+        lce_bf16_t t = lce_bf16_plan(tail, C, V, backward, dx_f32, dw_f32);
+        int64_t g = lce_bf16_gemm_bytes(&t, backward);
+        gemm = g > gemm ? g : gemm;
+    }
+    return p.gemm_offset + gemm;
+}
+
+static autosp_status_t run_linear_cross_entropy_bf16(const kernel_args_t *r) {
+    lce_t d = lce_dims(r, 0);
+    autosp_status_t st = cpu_check_ids(r, 2, d.V, d.ignore);
+    lce_bf16_t p = lce_bf16_plan(d.chunk, d.C, d.V, false, true, true);
+    float *logits = r->workspace;
+    char *gemm_ws = (char *)r->workspace + p.gemm_offset;
+    double loss = 0;
+    for (int64_t r0 = 0; r0 < d.rows && st == AUTOSP_OK; r0 += d.chunk) {
+        int64_t n = d.rows - r0 < d.chunk ? d.rows - r0 : d.chunk;
+        p.logits.M = n;
+        const bgemm_call_t call = {p.logits, (const bf16_t *)r->in[0] + r0 * d.C, r->in[1], NULL,
+                                   logits};
+        bgemm_run(&call, 1, gemm_ws);
+        loss += cross_entropy_forward_over(logits, I32(r->in[2]) + r0, n, d.V, d.ignore, d.count);
+    }
+    F(r->out[0])[0] = (float)loss;
+    return st;
+}
+
+static autosp_status_t run_linear_cross_entropy_backward_bf16(const kernel_args_t *r) {
+    lce_t d = lce_dims(r, 1);
+    bool dx_f32 = r->c->out[0].esize == 4, dw_f32 = r->c->out[1].esize == 4;
+    lce_bf16_t p = lce_bf16_plan(d.chunk, d.C, d.V, true, dx_f32, dw_f32);
+    const bf16_t *x = r->in[1], *w = r->in[2];
+    char *ws = r->workspace;
+    float *logits = (float *)ws,
+          *dw = dw_f32 ? F(r->out[1]) : (float *)(ws + p.f32_bytes + p.bf16_bytes);
+    bf16_t *dlogits = (bf16_t *)(ws + p.f32_bytes);
+    const cshape_t dw_shape = {.ndim = 1, .d = {d.V * d.C}, .numel = d.V * d.C, .esize = 4};
+    cpu_zero(dw, &dw_shape);
+    for (int64_t r0 = 0; r0 < d.rows; r0 += d.chunk) {
+        int64_t n = d.rows - r0 < d.chunk ? d.rows - r0 : d.chunk;
+        p.logits.M = p.dx.M = p.dw.K = n;
+        const bgemm_call_t fwd = {p.logits, x + r0 * d.C, w, NULL, logits};
+        bgemm_run(&fwd, 1, ws + p.gemm_offset);
+        cross_entropy_backward_over(logits, logits, I32(r->in[3]) + r0, n, d.V, d.ignore,
+                                    CF(r->in[0])[0], d.count);
+        cpu_round(dlogits, logits, n * d.V);
+        const bgemm_call_t bwd[] = {
+            {p.dw, dlogits, x + r0 * d.C, NULL, dw},
+            {p.dx, dlogits, w, NULL, (char *)r->out[0] + r0 * d.C * r->c->out[0].esize}};
+        bgemm_run(bwd, 2, ws + p.gemm_offset);
+    }
+    if (!dw_f32) cpu_round(r->out[1], dw, d.V * d.C);
+    return AUTOSP_OK;
+}
+
 static const cpu_kernel_reg_t kernels[] = {
     CPU_KERNEL(CROSS_ENTROPY, BF16, run_cross_entropy_bf16,
                .workspace = workspace_cross_entropy_bf16),
@@ -215,5 +372,13 @@ static const cpu_kernel_reg_t kernels[] = {
     CPU_KERNEL(CROSS_ENTROPY, F32, run_cross_entropy),
     CPU_KERNEL(CROSS_ENTROPY_BACKWARD, F32, run_cross_entropy_backward),
     CPU_KERNEL(TARGET_COUNT, F32, run_target_count),
+    CPU_KERNEL(LINEAR_CROSS_ENTROPY, F32, run_linear_cross_entropy,
+               .workspace = workspace_linear_cross_entropy),
+    CPU_KERNEL(LINEAR_CROSS_ENTROPY_BACKWARD, F32, run_linear_cross_entropy_backward,
+               .workspace = workspace_linear_cross_entropy),
+    CPU_KERNEL(LINEAR_CROSS_ENTROPY, BF16, run_linear_cross_entropy_bf16,
+               .workspace = workspace_linear_cross_entropy_bf16),
+    CPU_KERNEL(LINEAR_CROSS_ENTROPY_BACKWARD, BF16, run_linear_cross_entropy_backward_bf16,
+               .workspace = workspace_linear_cross_entropy_bf16),
 };
 CPU_FAMILY(cross_entropy, kernels);

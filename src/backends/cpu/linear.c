@@ -87,8 +87,8 @@ static void gemm_run(gemm_set_t *s) {
         par_run(tasks, (int)tasks, gemm_task, s);
 }
 
-static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B,
-                 float beta, float *C) {
+void cpu_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B,
+               float beta, float *C) {
     gemm_set_t s = {.job = {gemm_job(ta, tb, M, N, K, A, B, beta, C, par_threads())}, .n = 1};
     gemm_run(&s);
 }
@@ -115,7 +115,7 @@ void linear_forward(float *out, const float *x, const float *weight, const float
             for (int64_t n = 0; n < N; n++) out[r * N + n] = bias[n];
         }
     }
-    gemm(false, true, rows, N, K, x, weight, bias ? 1.0f : 0.0f, out);
+    cpu_sgemm(false, true, rows, N, K, x, weight, bias ? 1.0f : 0.0f, out);
 }
 
 // dout (rows,N), x (rows,K), weight (N,K) -> dx (rows,K) = dout @ weight,
@@ -131,8 +131,8 @@ void linear_backward(float *dx, float *dweight, float *dbias, const float *dout,
                         .n = 2};
         gemm_run(&s);
     } else {
-        if (dx) gemm(false, false, rows, K, N, dout, weight, 0.0f, dx);
-        if (dweight) gemm(true, false, N, K, rows, dout, x, 0.0f, dweight);
+        if (dx) cpu_sgemm(false, false, rows, K, N, dout, weight, 0.0f, dx);
+        if (dweight) cpu_sgemm(true, false, N, K, rows, dout, x, 0.0f, dweight);
     }
     if (dbias) {
         for (int64_t n = 0; n < N; n++) dbias[n] = 0.0f;
@@ -157,8 +157,8 @@ matmul_plan_t matmul_plan(const matmul_dims_t *d) {
 void matmul_forward(float *out, const float *a, const float *b, const matmul_dims_t *d) {
     matmul_plan_t p = matmul_plan(d);
     for (int64_t i = 0; i < p.batch; i++) {
-        gemm(d->trans_a, d->trans_b, p.M, d->N, d->K, a + i * p.sa, b + i * p.sb, 0.0f,
-             out + i * p.so);
+        cpu_sgemm(d->trans_a, d->trans_b, p.M, d->N, d->K, a + i * p.sa, b + i * p.sb, 0.0f,
+                  out + i * p.so);
     }
 }
 
@@ -176,10 +176,10 @@ void matmul_backward(float *da, float *db, const float *dout, const float *a, co
         float *dai = da ? da + i * p.sa : NULL, *dbi = db ? db + i * p.sb : NULL;
         float beta_a = d->a_shared && i > 0 ? 1.0f : 0.0f;
         float beta_b = d->b_shared && i > 0 ? 1.0f : 0.0f;
-        if (da && ta) gemm(tb, true, K, M, N, bi, douti, beta_a, dai);    /* op(b) @ dout^T */
-        if (da && !ta) gemm(false, !tb, M, K, N, douti, bi, beta_a, dai); /* dout @ op(b)^T */
-        if (db && tb) gemm(true, ta, N, K, M, douti, ai, beta_b, dbi);    /* dout^T @ op(a) */
-        if (db && !tb) gemm(!ta, false, K, N, M, ai, douti, beta_b, dbi); /* op(a)^T @ dout */
+        if (da && ta) cpu_sgemm(tb, true, K, M, N, bi, douti, beta_a, dai);    /* op(b) @ dout^T */
+        if (da && !ta) cpu_sgemm(false, !tb, M, K, N, douti, bi, beta_a, dai); /* dout @ op(b)^T */
+        if (db && tb) cpu_sgemm(true, ta, N, K, M, douti, ai, beta_b, dbi);    /* dout^T @ op(a) */
+        if (db && !tb) cpu_sgemm(!ta, false, K, N, M, ai, douti, beta_b, dbi); /* op(a)^T @ dout */
     }
 }
 

@@ -20,7 +20,10 @@
 
 /* The f32 product of linear.c on the pool: C (M,N) = op(A) op(B) + beta C, row-major,
  * contiguous; op(A) is (M,K), stored (K,M) if ta; op(B) is (K,N), stored (N,K) if tb. C is cut
- * into blocks of `block` along its larger dim, one single-threaded sgemm each. */
+ * along its larger dim into a block per thread, one single-threaded sgemm each. */
+void cpu_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B,
+               float beta, float *C);
+/* The same, C cut into blocks of a fixed `block` (bits independent of the thread count). */
 void cpu_sgemm_blocks(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A,
                       const float *B, float beta, float *C, int64_t block);
 

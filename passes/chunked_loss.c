@@ -1,0 +1,91 @@
+/* chunked_loss.c: the lm head and its cross-entropy fused, so the logits never exist whole.
+ *
+ *     logits = linear(x, weight)                 (rows, V)
+ *     loss   = cross_entropy(logits, labels[, n])
+ * becomes
+ *     loss   = linear_cross_entropy(x, weight, labels[, n]) {chunk}
+ *
+ * when the logits feed nothing but the loss (not an output, no other reader) and the linear
+ * has no bias. The fused op computes the same loss and gradients over chunks of rows (Liger's
+ * fused linear cross-entropy, Cut Cross-Entropy): at most one chunk's logits at a time in
+ * the forward and again in the backward, which recomputes them, instead of rows x V logits
+ * and their gradient saved between the two (at Llama 3's V = 128,256 about half of what a
+ * long-context step saves). Other graphs pass through unchanged. */
+#include <string.h>
+
+#include "autosp/passes.h"
+#include "base/base.h"
+#include "rewrite.h"
+
+static const char PASS[] = "chunked_loss";
+
+/* readers[t]: the nodes that read tensor t, plus one if t is a graph output */
+static int *count_readers(const autosp_graph_t *g) {
+    int *readers = mem_calloc((size_t)g->n_tensors + 1, sizeof *readers);
+    if (!readers) return NULL;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++) readers[g->nodes[i].in[k]]++;
+    for (int o = 0; o < g->n_outputs; o++) readers[g->outputs[o]]++;
+    return readers;
+}
+
+/* The linear node whose logits only cross-entropy node i reads, or -1. */
+static int fusable_head(const autosp_graph_t *g, int i, const int *readers) {
+    const node_t *n = &g->nodes[i];
+    if (n->op != AUTOSP_OP_CROSS_ENTROPY) return -1;
+    int head = g->tensors[n->in[0]].producer;
+    if (head < 0 || g->nodes[head].op != AUTOSP_OP_LINEAR || g->nodes[head].n_in != 2) return -1;
+    return readers[n->in[0]] == 1 ? head : -1;
+}
+
+static autosp_status_t emit_fused(rewrite_t *rw, int i, int head, int64_t chunk) {
+    const node_t *n = &rw->src->nodes[i], *h = &rw->src->nodes[head];
+    autosp_tensor_t in[4] = {rw->map[h->in[0]], rw->map[h->in[1]]}, out;
+    for (int k = 1; k < n->n_in; k++) in[1 + k] = rw->map[n->in[k]];
+    attr_set_t a;
+    attrs_default(AUTOSP_OP_LINEAR_CROSS_ENTROPY, &a);
+    attrs_int(AUTOSP_OP_LINEAR_CROSS_ENTROPY, &a, "ignore_index", node_attr_int(n, "ignore_index"));
+    attrs_int(AUTOSP_OP_LINEAR_CROSS_ENTROPY, &a, "chunk", chunk);
+    const tensor_t *loss = &rw->src->tensors[n->out[0]];
+    autosp_status_t st = rewrite_emit(rw, AUTOSP_OP_LINEAR_CROSS_ENTROPY, n->name, in, n->n_in + 1,
+                                      &loss->name, 1, a.v, &out);
+    if (st != AUTOSP_OK) return st;
+    rw->map[n->out[0]] = out;
+    rewrite_layout(rw, out, loss->layout, loss->layout_dim);
+    return AUTOSP_OK;
+}
+
+autosp_graph_t *autosp_chunked_loss(const autosp_graph_t *g, int64_t chunk, autosp_error_t *err) {
+    autosp_error_t local;
+    if (!err) err = &local;
+    if (autosp_graph_verify(g, 0, err) != AUTOSP_OK) return NULL;
+    if (chunk < 0) {
+        pass_fail(err, PASS, g, -1, "chunk = %lld rows, expected 0 (planned) or more",
+                  (long long)chunk);
+        return NULL;
+    }
+    int *readers = count_readers(g);
+    bool *fused_head = mem_calloc((size_t)g->n_nodes + 1, sizeof *fused_head);
+    if (!readers || !fused_head) {
+        mem_free(readers);
+        mem_free(fused_head);
+        nomem(err);
+        return NULL;
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        int head = fusable_head(g, i, readers);
+        if (head >= 0) fused_head[head] = true;
+    }
+    rewrite_t rw;
+    autosp_status_t st = rewrite_begin(&rw, g, err);
+    for (int i = 0; st == AUTOSP_OK && i < g->n_nodes; i++) {
+        int head = fusable_head(g, i, readers);
+        if (head >= 0)
+            st = emit_fused(&rw, i, head, chunk);
+        else if (!fused_head[i])
+            st = rewrite_node(&rw, i, NULL);
+    }
+    mem_free(readers);
+    mem_free(fused_head);
+    return rewrite_finish(&rw, st);
+}
