@@ -29,6 +29,16 @@ else
     bad "training failed: $(cat "$tmp/err")"
 fi
 
+# The memory line: planned against the arena touched and the optimizer state (equal: the plan
+# places every byte the executor touches), and the resident set's growth, which holds the
+# plan plus what the runtime allocates beside it (so it is never below the plan).
+if grep -q "memory per rank: planned .* planned / measured 1.000$" "$tmp/err" &&
+    awk '/resident set per rank/ { r = $NF; found = r > 0 && r <= 1.001 } END { exit !found }' "$tmp/err"; then
+    ok
+else
+    bad "memory lines: $(grep -i "memory\|resident" "$tmp/err")"
+fi
+
 # One forward and backward written out, checked by an independent NumPy implementation.
 if "$train" --model "$src/examples/llama-tiny-gqa.json" --data "$text" --seq-len 32 \
     --batch 2 --seed 3 --dump "$tmp/dump.safetensors" 2>"$tmp/err" &&

@@ -960,37 +960,66 @@ static int check_train_batch(const options_t *o) {
                            (long long)o->dp, (long long)(o->batch * o->dp));
 }
 
+/* RSS from just before the trainer was built to the high-water mark since: the arena, the
+ * optimizer state and whatever the runtime allocates beside them, as the OS counts it. Each
+ * rank's, gathered on every rank (collective). */
+static void rss_growth(const autosp_trainer_t *tr, int64_t before, int world, int64_t *lo,
+                       int64_t *hi) {
+    int64_t *all = calloc((size_t)world, sizeof *all);
+    int64_t hwm = cli_rss_bytes("VmHWM"), mine = before >= 0 && hwm >= 0 ? hwm - before : -1;
+    *lo = *hi = mine;
+    if (!all) return;
+    all[autosp_comm_rank(autosp_trainer_comm(tr))] = mine;
+    if (autosp_comm_sum(autosp_trainer_comm(tr), all, (size_t)world, AUTOSP_I64, NULL) == AUTOSP_OK)
+        for (int r = 0; r < world; r++) {
+            *lo = all[r] < *lo ? all[r] : *lo;
+            *hi = all[r] > *hi ? all[r] : *hi;
+        }
+    free(all);
+}
+
 /* The planner's memory of a rank (autosp_plan_memory on the trainer's step) against what the
  * run used: the arena's touched bytes (its guard bytes overwritten) and the optimizer state
- * allocated (AdamW m and v, and f32 master weights of bf16 parameters). */
-static int print_memory(const autosp_trainer_t *tr, const options_t *o, int world) {
+ * allocated (AdamW m and v, and f32 master weights of bf16 parameters), and the growth of the
+ * resident set. Collective; rank 0 prints. */
+static int print_memory(const autosp_trainer_t *tr, const options_t *o, int world,
+                        int64_t rss_before, bool root) {
     autosp_memory_plan_t m;
     autosp_error_t err;
     int zero = world > 1 ? (int)o->zero : 0;
+    int64_t rss_lo, rss_hi;
+    rss_growth(tr, rss_before, world, &rss_lo, &rss_hi);
+    if (!root) return 0;
     if (autosp_plan_memory(autosp_trainer_graph(tr), zero, autosp_backend_cpu(), &m, &err) !=
         AUTOSP_OK)
         return cli_fail(prog, &err);
     int64_t touched = autosp_trainer_touched_bytes(tr), state = autosp_trainer_state_bytes(tr);
+    const double MiB = 1 << 20;
     fprintf(stderr,
             "%s: memory per rank: planned %.1f MiB (arena %.1f, f32 master %.1f, AdamW %.1f); "
             "measured %.1f MiB (arena touched %.1f, optimizer state %.1f); planned / measured "
             "%.3f\n",
-            prog, (double)m.total / (1 << 20), (double)m.arena / (1 << 20),
-            (double)m.master / (1 << 20), (double)m.optimizer / (1 << 20),
-            (double)(touched + state) / (1 << 20), (double)touched / (1 << 20),
-            (double)state / (1 << 20), (double)m.total / (double)(touched + state));
+            prog, m.total / MiB, m.arena / MiB, m.master / MiB, m.optimizer / MiB,
+            (touched + state) / MiB, touched / MiB, state / MiB,
+            (double)m.total / (double)(touched + state));
+    if (rss_lo >= 0)
+        fprintf(stderr,
+                "%s: resident set per rank: high-water mark minus before the trainer %.1f MiB "
+                "(%.1f .. %.1f over %d ranks); planned / resident %.3f\n",
+                prog, rss_hi / MiB, rss_lo / MiB, rss_hi / MiB, world,
+                (double)m.total / (double)rss_hi);
     return 0;
 }
 
 static int train_and_save(autosp_trainer_t *tr, const feed_t *f, options_t *o, int rank, int world,
-                          const eval_ctx_t *e) {
+                          const eval_ctx_t *e, int64_t rss_before) {
     int rc = o->resume ? resume(tr, o) : 0;
     FILE *metrics = NULL;
     if (!rc && rank == 0 && o->metrics) rc = open_metrics(o, &metrics);
     autosp_comm_broadcast(autosp_trainer_comm(tr), &rc, sizeof rc, NULL);
     if (!rc) rc = train(tr, f, o, world, rank == 0, e, metrics);
     if (metrics) fclose(metrics);
-    if (!rc && rank == 0) rc = print_memory(tr, o, world);
+    if (!rc) rc = print_memory(tr, o, world, rss_before, rank == 0);
     if (!rc && e->logits) rc = eval_passkey(tr, f, o, e, autosp_trainer_steps_taken(tr), rank == 0);
     if (!rc && o->save) rc = save_everywhere(tr, o, rank == 0, true);
     if (!rc && rank == 0 && o->plot) rc = plot(o, tr);
@@ -1009,6 +1038,7 @@ static int run(options_t *o, int rank, int world) {
     if (!rc && o->save && rank == 0) rc = make_folder(o->save);
     /* every rank stops if rank 0 could not make the folder, instead of waiting for it */
     if (comm) autosp_comm_broadcast(comm, &rc, sizeof rc, NULL);
+    int64_t rss_before = cli_rss_bytes("VmRSS");
     if (!rc) tr = make_trainer(o, comm, src.passkey ? logits : NULL, &vocab, &rc);
     if (tr) rc = find_inputs(tr, o, &feed);
     if (!rc && tr && !o->init_only) rc = check_source(&feed, o, &src, vocab, rank == 0);
@@ -1023,7 +1053,7 @@ static int run(options_t *o, int rank, int world) {
         if (!rc && autosp_trainer_compute(tr, NULL, &err) != AUTOSP_OK) rc = cli_fail(prog, &err);
         if (!rc && rank == 0) rc = write_dump(tr, &feed, o->dump);
     } else {
-        rc = train_and_save(tr, &feed, o, rank, world, &e);
+        rc = train_and_save(tr, &feed, o, rank, world, &e, rss_before);
     }
     autosp_trainer_free(tr);
     autosp_comm_free(comm);

@@ -103,6 +103,19 @@ int cli_parse_loss_chunk(const char *prog, const char *value, int64_t *chunk) {
                            value);
 }
 
+int64_t cli_rss_bytes(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long long kib = -1;
+    size_t n = strlen(field);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, field, n) && line[n] == ':' && sscanf(line + n + 1, "%lld", &kib) == 1)
+            break;
+    fclose(f);
+    return kib < 0 ? -1 : (int64_t)kib * 1024;
+}
+
 static bool write_all(int fd, const char *text) {
     size_t left = strlen(text);
     while (left > 0) {

@@ -28,5 +28,8 @@ int cli_parse_ac(const char *prog, const char *flag, const char *value, autosp_a
 /* --loss-chunk: "planned" (0), "off" (AUTOSP_LOSS_UNCHUNKED) or rows per chunk; 0 or a usage
  * error (2). */
 int cli_parse_loss_chunk(const char *prog, const char *value, int64_t *chunk);
+/* A line of /proc/self/status in bytes: "VmRSS" (resident now) or "VmHWM" (its high-water
+ * mark); -1 where there is none (not Linux). */
+int64_t cli_rss_bytes(const char *field);
 
 #endif
