@@ -86,7 +86,9 @@ contains max_seq "$tmp/stdout" "2 ranks of 0.25 GiB, ZeRO-1"
 contains max_seq "$tmp/stdout" "mincut-conservative     2    1"
 contains max_seq "$tmp/stdout" "sac                     1    2"
 check max_seq_tiny 0 "$compile" "$src/examples/llama-small.json" --max-seq --mem 1MiB
-contains max_seq_tiny "$tmp/stdout" "(not even S = 1024 fits)"
+contains max_seq_tiny "$tmp/stdout" "(nothing fits: parameters 0.02 + gradients 0.02 + f32 master 0.00 + AdamW 0.05 = 0.10 GiB before any activation)"
+check max_seq_short 0 "$compile" "$src/examples/llama-small.json" --max-seq --mem 160MiB
+contains max_seq_short "$tmp/stdout" "none                    1    1          -   (not even S = 1024 fits: it needs 0.23 GiB, 0.10 of them fixed)"
 
 # sequence parallelism: the per-rank program, its collectives, and every validation error
 check sp 0 "$compile" "$src/examples/llama-tiny.json" --sp 2 --autodiff --set S=64 --info \

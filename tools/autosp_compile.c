@@ -253,6 +253,21 @@ static const char *symbol_value(const autosp_graph_t *g, const char *name) {
     return text;
 }
 
+/* A --max-seq row where nothing fits: what is fixed (no S in it) against the memory, or the
+ * smallest candidate's total when the fixed part alone fits. */
+static void print_no_fit(autosp_ac_policy_t policy, int sp, int world, int64_t smallest,
+                         int64_t mem, const autosp_memory_plan_t *p) {
+    int64_t fixed = p->params + p->grads + p->master + p->optimizer;
+    printf("%-20s %4d %4d %10s   ", autosp_ac_policy_name(policy), sp, world / sp, "-");
+    if (fixed > mem)
+        printf("(nothing fits: parameters %.2f + gradients %.2f + f32 master %.2f + AdamW %.2f "
+               "= %.2f GiB before any activation)\n",
+               gib(p->params), gib(p->grads), gib(p->master), gib(p->optimizer), gib(fixed));
+    else
+        printf("(not even S = %lld fits: it needs %.2f GiB, %.2f of them fixed)\n",
+               (long long)smallest, gib(p->total), gib(fixed));
+}
+
 /* --max-seq: one row per policy and sp. */
 static int print_max_seq(const options_t *o, const autosp_graph_t *forward) {
     static const autosp_ac_policy_t policies[] = {AUTOSP_AC_NONE, AUTOSP_AC_MINCUT_CONSERVATIVE,
@@ -282,9 +297,7 @@ static int print_max_seq(const options_t *o, const autosp_graph_t *forward) {
             if (autosp_max_seq(forward, &cfg, &q, &a, &err) != AUTOSP_OK)
                 return cli_fail(prog, &err);
             if (a.seq == 0) {
-                printf("%-20s %4d %4d %10s   (not even S = %lld fits)\n",
-                       autosp_ac_policy_name(policies[k]), sp, world / sp, "-",
-                       (long long)q.multiple);
+                print_no_fit(policies[k], sp, world, q.multiple, o->mem, &a.plan);
                 continue;
             }
             printf("%-20s %4d %4d %10lld %11.2f %11.2f %11.2f %9.1f%%\n",

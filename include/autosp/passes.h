@@ -172,8 +172,8 @@ typedef struct autosp_seq_query {
 
 typedef struct autosp_seq_answer {
     int64_t seq;               /* 0: even the smallest candidate does not fit */
-    autosp_memory_plan_t plan; /* at seq */
-    autosp_ac_report_t ac;     /* at seq */
+    autosp_memory_plan_t plan; /* at seq; when nothing fits, at the smallest candidate */
+    autosp_ac_report_t ac;     /* the same */
 } autosp_seq_answer_t;
 
 autosp_status_t autosp_max_seq(const autosp_graph_t *forward, const autosp_parallel_config_t *cfg,

@@ -18,8 +18,8 @@ static autosp_status_t try_seq(const autosp_graph_t *forward, const autosp_paral
     else if (st == AUTOSP_OK)
         st = err->status;
     *fits = st == AUTOSP_OK && plan.total <= q->mem_bytes;
-    if (*fits) {
-        a->seq = seq;
+    if (*fits || (st == AUTOSP_OK && a->seq == 0)) { /* a fit, or why the first try failed */
+        a->seq = *fits ? seq : 0;
         a->plan = plan;
         a->ac = step->ac;
     }
