@@ -162,3 +162,47 @@ autosp_graph_t *autosp_grad_sync_as(const autosp_graph_t *joint, int64_t bucket_
     mem_free(grads);
     return rewrite_finish(&rw, st);
 }
+
+/* ZeRO-2: each "<param>.grad" reduce-scattered over the world as soon as it is final, and the
+ * rank's shard "<param>.grad_shard" in its place among the outputs. The whole gradient is then
+ * a value like any other, freed by the memory plan after its exchange: a rank holds its
+ * 1/world of the gradients, plus those not yet exchanged. */
+autosp_graph_t *autosp_grad_shard(const autosp_graph_t *joint, autosp_error_t *err) {
+    autosp_error_t local;
+    if (!err) err = &local;
+    if (autosp_graph_verify(joint, 0, err) != AUTOSP_OK) return NULL;
+    int world = autosp_graph_sp(joint) * autosp_graph_dp(joint);
+    grad_t *grads = mem_calloc((size_t)joint->n_outputs + 1, sizeof *grads);
+    autosp_tensor_t *shards = mem_calloc((size_t)joint->n_outputs + 1, sizeof *shards);
+    if (!grads || !shards) {
+        mem_free(grads);
+        mem_free(shards);
+        nomem(err);
+        return NULL;
+    }
+    int n = find_grads(joint, grads), next = 0;
+    rewrite_t rw;
+    autosp_status_t st = rewrite_begin(&rw, joint, err);
+    if (st == AUTOSP_OK && n == 0)
+        st = pass_fail(err, "grad_shard", joint, -1,
+                       "graph \"%s\" has no \"<param>.grad\" outputs (run autodiff first)",
+                       joint->name);
+    attr_set_t a;
+    attrs_default(AUTOSP_OP_REDUCE_SCATTER, &a);
+    attrs_int(AUTOSP_OP_REDUCE_SCATTER, &a, "ranks", world);
+    attrs_str(AUTOSP_OP_REDUCE_SCATTER, &a, "group", "world");
+    for (int i = 0; st == AUTOSP_OK && i < joint->n_nodes; i++) {
+        st = rewrite_node(&rw, i, NULL);
+        for (; st == AUTOSP_OK && next < n && grads[next].ready <= i; next++) {
+            char name[AUTOSP_MAX_NAME + 16];
+            snprintf(name, sizeof name, "%s_shard", joint->tensors[grads[next].t].name);
+            const char *names[1] = {name};
+            st = rewrite_emit(&rw, AUTOSP_OP_REDUCE_SCATTER, name, &rw.map[grads[next].t], 1, names,
+                              1, a.v, &shards[next]);
+        }
+    }
+    for (int k = 0; st == AUTOSP_OK && k < n; k++) rw.map[grads[k].t] = shards[k];
+    mem_free(grads);
+    mem_free(shards);
+    return rewrite_finish(&rw, st);
+}

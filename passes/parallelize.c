@@ -31,6 +31,11 @@ static autosp_graph_t *compile_joint(const autosp_graph_t *forward,
     autosp_graph_t *checkpointed = joint ? autosp_checkpoint(joint, &cfg->ac, err) : NULL;
     autosp_graph_free(per_rank);
     autosp_graph_free(joint);
+    if (cfg->zero_stage == 2 && checkpointed) {
+        autosp_graph_t *sharded = autosp_grad_shard(checkpointed, err);
+        autosp_graph_free(checkpointed);
+        return sharded;
+    }
     if (cfg->zero_stage >= 1 || !checkpointed) return checkpointed; /* the optimizer sums */
     autosp_graph_t *synced =
         autosp_grad_sync_as(checkpointed, cfg->bucket_bytes, cfg->grad_reduce_dtype, err);

@@ -182,13 +182,13 @@ autosp_status_t shard_transpose(shard_ctx_t *c) {
     return AUTOSP_ERR_INTERNAL;
 }
 
-/* logits and labels split on the same row dim: each rank's loss is a partial term, made exact
- * (a token-count-weighted sum over ranks) by the exact_loss pass. */
 /* The loss over rows: the logits (or, for the fused lm head, x) and the labels split alike on a
- * dim but the last; the lm head's weight and the normalizer whole. Each rank has its part. */
+ * dim but the last; the lm head's weight and the normalizer whole. Each rank's loss is a
+ * partial term, made exact (a token-count-weighted sum over ranks) by the exact_loss pass. */
 autosp_status_t shard_cross_entropy(shard_ctx_t *c) {
     int labels = 1;
-    while (strcmp(in_name(c, labels), "labels") != 0) labels++;
+    while (labels < c->n_in - 1 && strcmp(in_name(c, labels), "labels") != 0) labels++;
+    AUTOSP_ASSERT(!strcmp(in_name(c, labels), "labels")); /* both ops' input lists name it */
     int d = split_dim(c, 0);
     if (d < 0 || d == c->in[0]->shape.ndim - 1 || split_dim(c, labels) != d)
         return shard_fail(c,

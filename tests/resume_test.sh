@@ -59,9 +59,10 @@ print(f"{key}: sp=1 {full[key]:.4f}, resumed at sp=2 {loss:.4f}")
 sys.exit(0 if key == 'step    11/20' and abs(loss - full[key]) <= 2e-4 else 1)
 PY
 
-# ZeRO-1 on 2 ranks: the optimizer state split in two, and bitwise the weights and checkpoint of
-# ZeRO-0 (the reduce-scatter adds the same two terms as the all-reduce)
-for z in 0 1; do
+# ZeRO-1 and ZeRO-2 on 2 ranks: the optimizer state (and under ZeRO-2 the gradients) split in
+# two, and bitwise the weights and checkpoint of ZeRO-0 (a reduce-scatter adds the same two terms
+# as the all-reduce)
+for z in 0 1 2; do
     mpirun --oversubscribe -np 2 "$train" --model "$src/examples/llama-tiny-gqa.json" \
         --data "$src/README.md" --seq-len 64 --batch 2 --steps 6 --sp 2 --zero $z \
         --save "$tmp/zero$z" >/dev/null 2>"$tmp/stderr" || fail "--zero $z: $(cat "$tmp/stderr")"
@@ -69,6 +70,9 @@ done
 cmp -s "$tmp/zero0/model.safetensors" "$tmp/zero1/model.safetensors" || fail "ZeRO-1 weights differ"
 cmp -s "$tmp/zero0/checkpoint.safetensors" "$tmp/zero1/checkpoint.safetensors" ||
     fail "ZeRO-1 checkpoint differs"
+cmp -s "$tmp/zero0/model.safetensors" "$tmp/zero2/model.safetensors" || fail "ZeRO-2 weights differ"
+cmp -s "$tmp/zero0/checkpoint.safetensors" "$tmp/zero2/checkpoint.safetensors" ||
+    fail "ZeRO-2 checkpoint differs"
 fi
 
 # bf16 mixed precision: a resumed run is bitwise the uninterrupted one (the checkpoint holds

@@ -235,7 +235,7 @@ static void test_cosine_defaults(void **state) {
 /* A whole real is an integer, an integer is a number. */
 static void test_integers_and_reals(void **state) {
     loaded_t l = load_text("{\"train_micro_batch_size_per_gpu\": 2.0, \"steps_per_print\": 2e3,"
-                           " \"gradient_clipping\": 1, \"zero_optimization\": {\"stage\": 1.0},"
+                           " \"gradient_clipping\": 1, \"zero_optimization\": {\"stage\": 2.0},"
                            " \"optimizer\": {\"type\": \"ADAMW\", \"params\": {\"lr\": 0, "
                            "\"betas\": [0, 0.5]}}}");
     assert_int_equal(l.rc, 0);
@@ -243,7 +243,7 @@ static void test_integers_and_reals(void **state) {
     assert_true(l.cfg.has_micro_batch && l.cfg.micro_batch == 2);
     assert_true(l.cfg.has_log_every && l.cfg.log_every == 2000);
     assert_true(l.cfg.has_grad_clip && l.cfg.grad_clip == 1.0);
-    assert_true(l.cfg.has_zero && l.cfg.zero_stage == 1);
+    assert_true(l.cfg.has_zero && l.cfg.zero_stage == 2);
     assert_true(l.cfg.has_lr && l.cfg.lr == 0.0);
     assert_true(l.cfg.has_betas && l.cfg.beta1 == 0.0 && l.cfg.beta2 == 0.5);
     free(l.err);
@@ -315,12 +315,10 @@ static void test_errors(void **state) {
         {"{\"steps_per_print\": null}", "steps_per_print: found null, expected an integer"},
         {"{\"gradient_clipping\": -1}", "gradient_clipping: found -1, expected a number in 0.."},
         {"{\"zero_optimization\": {\"stage\": 1.5}}",
-         "zero_optimization.stage: found 1.5, expected an integer in 0..1"},
-        {"{\"zero_optimization\": {\"stage\": 2}}",
-         "zero_optimization.stage: found 2, expected 0 or 1: autosp-train implements ZeRO-1 at "
-         "most"},
+         "zero_optimization.stage: found 1.5, expected an integer in 0..2"},
         {"{\"zero_optimization\": {\"stage\": 3}}",
-         "zero_optimization.stage: found 3, expected 0 or 1: autosp-train implements ZeRO-1"},
+         "zero_optimization.stage: found 3, expected 0, 1 or 2: autosp-train implements ZeRO-2 "
+         "at most"},
         {"{\"zero_optimization\": 1}", "zero_optimization: found 1, expected an object"},
         {"{\"gradient_accumulation_steps\": 4}",
          "gradient_accumulation_steps: found 4, expected 1: autosp-train does not accumulate"},
@@ -385,8 +383,8 @@ static void test_exact_message(void **state) {
     assert_int_equal(l.rc, 2);
     char want[512];
     snprintf(want, sizeof want,
-             "autosp-train: %s: zero_optimization.stage: found 3, expected 0 or 1: autosp-train "
-             "implements ZeRO-1 at most (see autosp-train --help)\n",
+             "autosp-train: %s: zero_optimization.stage: found 3, expected 0, 1 or 2: "
+             "autosp-train implements ZeRO-2 at most (see autosp-train --help)\n",
              text_path);
     assert_string_equal(l.err, want);
     assert_false(l.cfg.has_sp);

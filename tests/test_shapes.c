@@ -268,6 +268,28 @@ static void test_cross_entropy(void **state) {
     assert_error_and_free(g, "has dtype f32, expected an integer dtype");
 }
 
+static void test_reduce_scatter(void **state) {
+    autosp_attr_t a[2] = {{.name = "ranks", .type = AUTOSP_ATTR_INT, .i = 4},
+                          {.name = "group", .type = AUTOSP_ATTR_STRING, .s = "world"}};
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t out, x = in_f32(g, "x", "6,4"), y = in_f32(g, "y", "5,5");
+    ok(g, autosp_reduce_scatter(g, x, 4, "rs"), "6", F32);
+    ok(g, autosp_reduce_scatter(g, y, 4, "rs2"), "7", F32); /* 25: 7 + 6 + 6 + 6, padded to 7 */
+    autosp_graph_free(g);
+    g = new_graph();
+    x = in_f32(g, "x", "B,S,4");
+    autosp_node_add(g, AUTOSP_OP_REDUCE_SCATTER, "rs", &x, 1, NULL, 1, a, 2, &out);
+    assert_error_and_free(g, "has a symbolic dim 0: a shard needs a constant size");
+    g = new_graph();
+    x = autosp_input(g, "x", AUTOSP_BF16, "6,4", AUTOSP_ROLE_OTHER, -1);
+    autosp_node_add(g, AUTOSP_OP_REDUCE_SCATTER, "rs", &x, 1, NULL, 1, a, 2, &out);
+    assert_error_and_free(g, "has dtype bf16, expected f32");
+    g = new_graph();
+    x = in_f32(g, "x", "6,4");
+    autosp_node_add(g, AUTOSP_OP_REDUCE_SCATTER, "rs", &x, 1, NULL, 1, a, 1, &out);
+    assert_error_and_free(g, "attribute \"group\" is \"sp\", expected \"world\"");
+}
+
 static void test_linear_cross_entropy(void **state) {
     autosp_graph_t *g = new_graph();
     autosp_tensor_t in[4] = {in_f32(g, "x", "B,S,64"), in_f32(g, "w", "256,64"),
@@ -545,6 +567,7 @@ int main(void) {
         cmocka_unit_test(test_reshape_transpose),
         cmocka_unit_test(test_cross_entropy),
         cmocka_unit_test(test_linear_cross_entropy),
+        cmocka_unit_test(test_reduce_scatter),
         cmocka_unit_test(test_collectives),
         cmocka_unit_test(test_fill_and_sum_to),
         cmocka_unit_test(test_index_add),

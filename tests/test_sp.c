@@ -38,6 +38,7 @@ typedef struct sp_case {
     int sp, dp, batch, seq;
     bool segments;
     autosp_dtype_t dtype, reduce; /* the model's; the gradient sum's (f32 unless set) */
+    int zero;                     /* run_zero's stage against ZeRO-0 (0: 1) */
 } sp_case_t;
 
 /* The whole batch (dp x batch rows of seq tokens): tokens, labels shifted over the whole
@@ -405,7 +406,9 @@ static void run_zero(const sp_case_t *c) {
     assert_non_null(comm);
     autosp_graph_t *per_rank = model(c, c->batch);
     batch_t b = make_batch(c->batch * c->dp, c->seq, 256, 5);
-    autosp_trainer_t *tr[2] = {zero_trainer(per_rank, comm, 0), zero_trainer(per_rank, comm, 1)};
+    const int stage = c->zero ? c->zero : 1;
+    autosp_trainer_t *tr[2] = {zero_trainer(per_rank, comm, 0),
+                               zero_trainer(per_rank, comm, stage)};
     float **before = snapshot(tr[0], per_rank);
     bool noise[256];
     char worst[AUTOSP_MAX_NAME + 8];
@@ -444,12 +447,15 @@ static void run_zero(const sp_case_t *c) {
     float resumed_distance =
         world_max((float)param_distance(tr[1], resumed, per_rank, saved, noise, &differ_resumed));
     differ = (int)world_max((float)(differ + differ_resumed));
+    int64_t arena[2] = {autosp_trainer_arena_bytes(tr[0]), autosp_trainer_arena_bytes(tr[1])};
     if (world_rank == 0)
-        printf("%-14s sp=%d dp=%d: ZeRO-1 state %lld B over %d ranks (ZeRO-0: %lld B each); "
-               "parameters after %d steps %.2e, after a resume %.2e; %d tensors differ\n",
-               c->preset, c->sp, c->dp, state[1], world_size, state[0], STEPS, distance,
-               resumed_distance, differ);
-    assert_true(state[1] == state[0]); /* the world holds one copy of the state */
+        printf("%-14s sp=%d dp=%d: ZeRO-%d state %lld B over %d ranks (ZeRO-0: %lld B each), "
+               "arena %lld B (ZeRO-0: %lld B); parameters after %d steps %.2e, after a resume "
+               "%.2e; %d tensors differ\n",
+               c->preset, c->sp, c->dp, stage, state[1], world_size, state[0], (long long)arena[1],
+               (long long)arena[0], STEPS, distance, resumed_distance, differ);
+    assert_true(state[1] == state[0]);                /* the world holds one copy of the state */
+    if (stage == 2) assert_true(arena[1] < arena[0]); /* a shard of each gradient */
     if (world_size == 2) assert_int_equal(differ, 0);
     assert_true(distance <= TOLERANCE && resumed_distance <= TOLERANCE);
     for (int z = 0; z < 2; z++) autosp_trainer_free(tr[z]);
@@ -531,6 +537,10 @@ ZERO(llama_sp2_zero, "llama-tiny", .sp = 2, .dp = 1, .batch = 2, .seq = 32)
 ZERO(llama_dp2_zero, "llama-tiny", .sp = 1, .dp = 2, .batch = 1, .seq = 32)
 ZERO(llama_dp2_sp2_zero, "llama-tiny", .sp = 2, .dp = 2, .batch = 1, .seq = 32)
 ZERO(gpt2_sp4_zero, "gpt2-tiny", .sp = 4, .dp = 1, .batch = 1, .seq = 32, .segments = true)
+ZERO(llama_sp2_zero2, "llama-tiny", .sp = 2, .dp = 1, .batch = 2, .seq = 32, .zero = 2)
+ZERO(llama_dp2_sp2_zero2, "llama-tiny", .sp = 2, .dp = 2, .batch = 1, .seq = 32, .zero = 2)
+ZERO(gpt2_sp4_zero2, "gpt2-tiny", .sp = 4, .dp = 1, .batch = 1, .seq = 32, .segments = true,
+     .zero = 2)
 
 #define POLICIES(name, ...)                                                                        \
     static void name(void **state) {                                                               \
@@ -650,6 +660,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test(gpt2_sp4_chunked),
         cmocka_unit_test(llama_dp2_sp2_chunked),
         cmocka_unit_test(llama_gqa_sp4_chunked),
+        cmocka_unit_test(llama_sp2_zero2),
+        cmocka_unit_test(llama_dp2_sp2_zero2),
+        cmocka_unit_test(gpt2_sp4_zero2),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();

@@ -108,7 +108,7 @@ $m --data $tmp/ids.bin --seq-len 2|holds token id 300, but the model's vocabular
 $m --data $tmp/ids.bin --data-format u32|do not hold whole 4-byte ids
 $m --data $text --data-format utf8|--data-format: unknown data format "utf8": expected auto, text, u16 or u32
 $m --data $text --lr fast|--lr "fast": expected a number
-$m --data $text --zero 2|--zero "2": expected an integer in 0..1
+$m --data $text --zero 3|--zero "3": expected an integer in 0..2
 $m --data $text --mem-limit lots|--mem-limit "lots": expected a size
 $m --data $text --mem-limit 1MiB|--mem-limit 1.0 MiB: a rank needs
 $m --data $text --task copy|--task "copy": expected passkey

@@ -6,7 +6,7 @@
  *   sequence_parallel_size             sp
  *   gradient_clipping                  grad_clip
  *   steps_per_print                    log_every
- *   zero_optimization.stage            zero_stage (0 or 1; 2 and 3 are errors)
+ *   zero_optimization.stage            zero_stage (0, 1 or 2; 3 is an error)
  *   gradient_accumulation_steps        nothing: 1 is what autosp-train does, others are errors
  *   optimizer.type                     must be AdamW or Adam (DeepSpeed's Adam is AdamW unless
  *                                      params.adam_w_mode is false, which is an error)
@@ -184,9 +184,9 @@ static int read_field(const reader_t *r, const field_t *f, const json_t *v) {
 /* ---- zero_optimization, gradient_accumulation_steps, precision, compile ------------------- */
 
 static int read_stage(const reader_t *r, const char *key, const json_t *v) {
-    if (number_in(v, 2, 3, true))
-        return fail(r, key, v, "0 or 1: autosp-train implements ZeRO-1 at most");
-    return read_int(r, key, v, 0, 1, &r->out->has_zero, &r->out->zero_stage);
+    if (number_in(v, 3, 3, true))
+        return fail(r, key, v, "0, 1 or 2: autosp-train implements ZeRO-2 at most");
+    return read_int(r, key, v, 0, 2, &r->out->has_zero, &r->out->zero_stage);
 }
 
 /* Only the stage changes what is trained; buckets, overlap and offload tune DeepSpeed. */

@@ -209,6 +209,11 @@ autosp_tensor_t autosp_all_reduce(autosp_graph_t *g, autosp_tensor_t x, const ch
                                   int ranks, const char *group, const char *name);
 autosp_tensor_t autosp_all_gather(autosp_graph_t *g, autosp_tensor_t x, int dim, int ranks,
                                   const char *group, const char *name);
+/* ZeRO-2's exchange over the world of `ranks` ranks: f32 x (a constant shape, n elements) summed,
+ * and this rank's elements [n r / ranks, n (r + 1) / ranks) of the flat sum kept at the start of
+ * a vector of ceil(n / ranks), zero-padded. */
+autosp_tensor_t autosp_reduce_scatter(autosp_graph_t *g, autosp_tensor_t x, int ranks,
+                                      const char *name);
 
 #ifdef __cplusplus
 }

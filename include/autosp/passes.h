@@ -57,8 +57,16 @@ autosp_graph_t *autosp_grad_sync_as(const autosp_graph_t *joint, int64_t bucket_
  * its gradients over chunks of `chunk` rows (0: the planner's size, docs/ops.md), so no
  * more than a chunk of the rows x V logits ever exists; the backward recomputes each chunk's
  * logits (one more product of the lm head's size). Loss and gradients equal the unfused
- * graph's up to the order of the f32 sums. Other graphs come back as a copy. */
+ * graph's up to the order of the f32 sums (in bf16, also up to the logits' rounding: the fused
+ * kernel keeps them in f32). Other graphs come back as a copy. */
 autosp_graph_t *autosp_chunked_loss(const autosp_graph_t *g, int64_t chunk, autosp_error_t *err);
+
+/* grad_shard (ZeRO-2): every "<param>.grad" of a per-rank joint graph reduce-scattered over
+ * the world right after the node that finishes it, its place among the outputs taken by this
+ * rank's shard "<param>.grad_shard": elements [n r / world, n (r + 1) / world) of the flat
+ * gradient, zero-padded to ceil(n / world). The whole gradients become values the memory plan
+ * frees after their exchange. */
+autosp_graph_t *autosp_grad_shard(const autosp_graph_t *joint, autosp_error_t *err);
 
 /* ---- activation checkpointing --------------------------------------------------------------
  * Which forward activations the backward reads from memory (saved) and which it recomputes.
@@ -127,7 +135,8 @@ typedef struct autosp_parallel_config {
     autosp_ac_config_t ac; /* autosp_compile_training checkpoints the joint graph with it */
     int zero_stage;        /* 0: grad_sync all-reduces every gradient in the graph; 1 (ZeRO-1):
                             * no grad_sync, each rank's "<param>.grad" stays its own term and the
-                            * optimizer reduce-scatters them (autosp/train.h) */
+                            * optimizer reduce-scatters them (autosp/train.h); 2 (ZeRO-2):
+                            * grad_shard, each rank keeps the shards of the summed gradients */
     /* the dtype grad_sync sums the f32 gradients in: AUTOSP_F32 (the default) or AUTOSP_BF16
      * (half the traffic, rounded partial sums: autosp_grad_sync_as) */
     autosp_dtype_t grad_reduce_dtype;
@@ -166,7 +175,7 @@ typedef struct autosp_seq_query {
     int64_t multiple;   /* candidates are multiples of this */
     int64_t limit;      /* the largest candidate */
     int64_t mem_bytes;  /* one rank's memory */
-    int zero_stage;     /* 0 or 1 (autosp_plan_memory) */
+    int zero_stage;     /* 0, 1 or 2 (autosp_plan_memory); 2 also compiles with grad_shard */
     const struct autosp_backend *backend; /* whose workspace is planned; NULL: none */
 } autosp_seq_query_t;
 

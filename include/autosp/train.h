@@ -34,7 +34,9 @@ typedef struct autosp_train_config {
     int zero_stage; /* 1 (ZeRO-1): each of the world's ranks keeps AdamW's m and v for 1/world
                      * of every parameter; gradients are reduce-scattered instead of all-reduced
                      * and the updated chunks all-gathered. The same results as 0 (summed in
-                     * the same pairs at 2 ranks: bitwise). Ignored in one process. */
+                     * the same pairs at 2 ranks: bitwise). 2 (ZeRO-2): the gradients too: the
+                     * step reduce-scatters each one as the backward finishes it (the grad_shard
+                     * pass), so a rank keeps only its shard. Ignored in one process. */
     /* The dtype ZeRO-0's gradient sum runs in (autosp_parallel_config_t.grad_reduce_dtype):
      * AUTOSP_F32 (the default, whatever the model's dtype) or AUTOSP_BF16 (half the bytes,
      * rounded partial sums; docs/runtime.md gives the error). */
@@ -158,7 +160,8 @@ typedef struct autosp_step_stats {
 } autosp_step_stats_t;
 
 /* Forward and backward only: loss and gradients, no update. Under ZeRO-1 each rank's
- * "<param>.grad" holds the summed gradient only in the chunk it owns. */
+ * "<param>.grad" holds the summed gradient only in the chunk it owns; under ZeRO-2 the chunk is
+ * the executor's "<param>.grad_shard" (ceil(n / world) elements, the owned ones first). */
 autosp_status_t autosp_trainer_compute(autosp_trainer_t *tr, float *loss, autosp_error_t *err);
 /* One training step: compute, clip the global gradient norm, AdamW update. */
 autosp_status_t autosp_trainer_step(autosp_trainer_t *tr, autosp_step_stats_t *stats,

@@ -155,3 +155,9 @@ autosp_tensor_t autosp_all_gather(autosp_graph_t *g, autosp_tensor_t x, int dim,
     return build(g, AUTOSP_OP_ALL_GATHER, name, IN(x),
                  ATTR_LIST(A_INT("dim", dim), A_INT("ranks", ranks), A_STR("group", group)));
 }
+
+autosp_tensor_t autosp_reduce_scatter(autosp_graph_t *g, autosp_tensor_t x, int ranks,
+                                      const char *name) {
+    return build(g, AUTOSP_OP_REDUCE_SCATTER, name, IN(x),
+                 ATTR_LIST(A_INT("ranks", ranks), A_STR("group", "world")));
+}

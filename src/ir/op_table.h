@@ -161,6 +161,7 @@ autosp_status_t infer_linear_cross_entropy(infer_ctx_t *c);
 autosp_status_t infer_all_to_all(infer_ctx_t *c);
 autosp_status_t infer_all_reduce(infer_ctx_t *c);
 autosp_status_t infer_all_gather(infer_ctx_t *c);
+autosp_status_t infer_reduce_scatter(infer_ctx_t *c);
 autosp_status_t infer_target_count(infer_ctx_t *c);
 autosp_status_t infer_repeat(infer_ctx_t *c);
 autosp_status_t infer_fill(infer_ctx_t *c);
@@ -218,6 +219,7 @@ double flops_index_add(const cost_ctx_t *c);
 double sent_all_to_all(const cost_ctx_t *c);
 double sent_all_reduce(const cost_ctx_t *c);
 double sent_all_gather(const cost_ctx_t *c);
+double sent_reduce_scatter(const cost_ctx_t *c);
 
 /* Adds a node whose attribute values are given already (op_table[op].n_attrs of them, e.g.
  * copied from another node with the same schema); the values are deep-copied. */

@@ -143,6 +143,11 @@ double sent_all_reduce(const cost_ctx_t *c) {
     return 2 * bytes_in(c) * (ranks(c) - 1) / ranks(c);
 }
 
+/* the part every other rank keeps, out of this rank's whole input */
+double sent_reduce_scatter(const cost_ctx_t *c) {
+    return bytes_in(c) * (ranks(c) - 1) / ranks(c);
+}
+
 /* a rank's slice to each of the others */
 double sent_all_gather(const cost_ctx_t *c) {
     return bytes_in(c) * (ranks(c) - 1);

@@ -452,6 +452,29 @@ autosp_status_t infer_all_gather(infer_ctx_t *c) {
     return set_out(c, &s, c->in[0]->dtype);
 }
 
+/* x (constant shape, n elements) f32 -> (ceil(n / ranks)) f32, over the world */
+autosp_status_t infer_reduce_scatter(infer_ctx_t *c) {
+    TRY(need_attr_range(c, "ranks", 1, 1 << 20));
+    if (c->in[0]->dtype != AUTOSP_F32)
+        return infer_fail_input(c, 0, "has dtype %s, expected f32 (gradients are summed in f32)",
+                                dtype_str(c->in[0]->dtype));
+    if (strcmp(node_attr_str(c->node, "group"), "world") != 0)
+        return infer_fail(c,
+                          "attribute \"group\" is \"%s\", expected \"world\" (ZeRO shards "
+                          "over every rank)",
+                          node_attr_str(c->node, "group"));
+    int64_t n = 1, d;
+    for (int i = 0; i < c->in[0]->shape.ndim; i++) {
+        if (!dim_is_const(c->in[0]->shape.d[i], &d))
+            return infer_fail_input(c, 0, "has a symbolic dim %d: a shard needs a constant size",
+                                    i);
+        n *= d;
+    }
+    int64_t ranks = node_attr_int(c->node, "ranks");
+    shape_t s = {.ndim = 1, .d = {dim_const((n + ranks - 1) / ranks)}};
+    return set_out(c, &s, AUTOSP_F32);
+}
+
 /* x (..., n, ...) -> (..., n * repeats, ...): each slice along dim repeated in place
  * (out[i] = x[i / repeats]); GQA's kv heads shared by more sequence-parallel ranks */
 autosp_status_t infer_repeat(infer_ctx_t *c) {

@@ -25,6 +25,8 @@ static const double PI = 3.14159265358979323846;
  * and rounds it into the working copy. Its gradient is f32 (the autodiff pass sees to it). */
 typedef struct param_slot {
     float *value, *grad, *m, *v; /* value (f32 params) and grad live in the executor's arena */
+    float *own_grad;             /* the owned part's summed gradient: grad + lo, or ZeRO-2's
+                                  * shard "<param>.grad_shard" (grad is NULL then) */
     float *master;               /* f32 of the owned part, or NULL for an f32 parameter */
     bf16_t *work;                /* the arena's bf16 parameter, or NULL */
     const char *name;            /* the graph's */
@@ -46,8 +48,9 @@ struct autosp_trainer {
     void *state_block; /* what mem_free takes */
     int step;
     double flops;
-    /* ZeRO-1: optimizer state sharded over every rank of comm's world */
-    bool sharded;
+    /* ZeRO-1 and 2: optimizer state sharded over every rank of comm's world; ZeRO-2: the
+     * graph reduce-scatters the gradients itself (grad_shard) */
+    bool sharded, grad_shards;
     int *counts, *displs; /* one parameter's chunk per rank */
     float *chunk;         /* reduce-scatter's receive buffer: the largest owned chunk */
     double optimizer_comm_seconds;
@@ -168,8 +171,8 @@ static autosp_status_t find_params(autosp_trainer_t *tr, autosp_error_t *err) {
     for (autosp_tensor_t t = 0, p = 0; t < j->n_tensors; t++) {
         const tensor_t *x = &j->tensors[t];
         if (x->kind != AUTOSP_KIND_PARAM) continue;
-        char grad[AUTOSP_MAX_NAME + 8];
-        snprintf(grad, sizeof grad, "%s.grad", x->name);
+        char grad[AUTOSP_MAX_NAME + 16];
+        snprintf(grad, sizeof grad, "%s.grad%s", x->name, tr->grad_shards ? "_shard" : "");
         param_slot_t *s = &tr->params[p++];
         s->name = x->name;
         s->n = autosp_tensor_numel(j, t);
@@ -183,9 +186,11 @@ static autosp_status_t find_params(autosp_trainer_t *tr, autosp_error_t *err) {
             return set_error(err, AUTOSP_ERR_INVALID,
                              "parameter \"%s\" is %s: the trainer trains f32 and bf16 parameters",
                              x->name, autosp_dtype_name(x->dtype));
-        s->grad = autosp_executor_data(tr->s.ex, grad);
+        float *g = autosp_executor_data(tr->s.ex, grad);
+        AUTOSP_ASSERT(g && j->tensors[autosp_tensor_find(j, grad)].dtype == AUTOSP_F32);
+        s->grad = tr->grad_shards ? NULL : g;
+        s->own_grad = tr->grad_shards ? g : g + s->lo;
         s->decay = x->shape.ndim >= 2;
-        AUTOSP_ASSERT(s->grad && j->tensors[autosp_tensor_find(j, grad)].dtype == AUTOSP_F32);
         if (tr->sharded && s->n > INT_MAX)
             return set_error(err, AUTOSP_ERR_LIMIT,
                              "ZeRO-1: parameter \"%s\" has %lld elements, more than MPI's int "
@@ -241,8 +246,9 @@ static autosp_status_t build(autosp_trainer_t *tr, const autosp_graph_t *forward
     if ((st = session_comm(&tr->s, comm, err)) != AUTOSP_OK) return st;
     par.sp = tr->s.comm->sp_size;
     par.dp = tr->s.comm->dp_size;
-    tr->sharded = tr->cfg.zero_stage == 1 && tr->s.comm->size > 1;
-    par.zero_stage = tr->sharded;
+    tr->sharded = tr->cfg.zero_stage >= 1 && tr->s.comm->size > 1;
+    tr->grad_shards = tr->sharded && tr->cfg.zero_stage == 2;
+    par.zero_stage = tr->sharded ? tr->cfg.zero_stage : 0;
     st = session_start(&tr->s, autosp_compile_training(forward, &par, err), err);
     if (st == AUTOSP_OK) st = autosp_graph_summarize(tr->s.g, &sum, err);
     if (st != AUTOSP_OK) return st;
@@ -273,12 +279,12 @@ autosp_trainer_t *autosp_trainer_new_comm(const autosp_graph_t *forward,
     if (!(tr->cfg.lr >= 0) || !(tr->cfg.beta1 >= 0 && tr->cfg.beta1 < 1) ||
         !(tr->cfg.beta2 >= 0 && tr->cfg.beta2 < 1) || !(tr->cfg.eps > 0) ||
         !(tr->cfg.grad_clip >= 0) || tr->cfg.warmup_steps < 0 || tr->cfg.total_steps < 1 ||
-        tr->cfg.zero_stage < 0 || tr->cfg.zero_stage > 1 || tr->cfg.loss_chunk < -1 ||
+        tr->cfg.zero_stage < 0 || tr->cfg.zero_stage > 2 || tr->cfg.loss_chunk < -1 ||
         (tr->cfg.grad_reduce_dtype != AUTOSP_F32 && tr->cfg.grad_reduce_dtype != AUTOSP_BF16)) {
         set_error(err, AUTOSP_ERR_INVALID,
                   "train config: lr %g, betas (%g, %g), eps %g, grad_clip %g, warmup %d, total "
                   "%d, zero_stage %d, grad_reduce_dtype %s, loss_chunk %lld: expected lr >= 0, "
-                  "betas in [0,1), eps > 0, clip >= 0, total >= 1, zero_stage 0 or 1, f32 or "
+                  "betas in [0,1), eps > 0, clip >= 0, total >= 1, zero_stage 0, 1 or 2, f32 or "
                   "bf16 sums, loss_chunk -1 (unchunked), 0 (planned) or rows",
                   tr->cfg.lr, tr->cfg.beta1, tr->cfg.beta2, tr->cfg.eps, tr->cfg.grad_clip,
                   tr->cfg.warmup_steps, tr->cfg.total_steps, tr->cfg.zero_stage,
@@ -427,7 +433,8 @@ exchange_params(autosp_trainer_t *tr,
 
 autosp_status_t autosp_trainer_compute(autosp_trainer_t *tr, float *loss, autosp_error_t *err) {
     autosp_status_t st = autosp_executor_run(tr->s.ex, err);
-    if (st == AUTOSP_OK && tr->sharded) st = exchange_params(tr, reduce_scatter_grad, err);
+    if (st == AUTOSP_OK && tr->sharded && !tr->grad_shards)
+        st = exchange_params(tr, reduce_scatter_grad, err);
     if (st == AUTOSP_OK && loss) *loss = *(float *)autosp_executor_data(tr->s.ex, "loss");
     return st;
 }
@@ -478,7 +485,7 @@ static double parallel_params(autosp_trainer_t *tr, share_t proto) {
  * depends on how the elements are split (over threads, or over ranks under ZeRO-1), and the
  * float norm of a sharded run comes out equal to the unsharded one. */
 VECTOR_CLONES static void sum_squares(share_t *s, param_slot_t *p, int64_t from, int64_t to) {
-    const float *grad = p->grad + p->lo;
+    const float *grad = p->own_grad;
     double lane[8] = {0};
     int64_t i = from;
     for (; i + 8 <= to; i += 8)
@@ -494,7 +501,7 @@ VECTOR_CLONES static void adamw_share(share_t *s, param_slot_t *p, int64_t from,
     float bc1 = 1.0f - powf(c->beta1, t), bc2 = 1.0f - powf(c->beta2, t);
     float decay = p->decay ? c->weight_decay : 0.0f, b1 = c->beta1, b2 = c->beta2, eps = c->eps;
     float *restrict m = p->m, *restrict v = p->v, *restrict w = updated_weights(p);
-    const float *restrict grad = p->grad + p->lo; /* distinct arrays: lets the loop vectorise */
+    const float *restrict grad = p->own_grad; /* distinct arrays: lets the loop vectorise */
     for (int64_t i = from; i < to; i++) {
         float g = grad[i] * g_scale;
         m[i] = b1 * m[i] + (1 - b1) * g;

@@ -152,6 +152,32 @@ static autosp_status_t run_all_gather(const kernel_args_t *r) {
     return st;
 }
 
+/* The per-rank counts of the world's split, in the workspace. */
+static int64_t workspace_reduce_scatter(const cost_ctx_t *c) {
+    return node_attr_int(c->node, "ranks") * (int64_t)sizeof(int);
+}
+
+/* x summed over the world; this rank's elements [n r / P, n (r + 1) / P) land at the start of
+ * the output, the padding to ceil(n / P) is zeroed. */
+static autosp_status_t run_reduce_scatter(const kernel_args_t *r) {
+    comm_group_t group;
+    int P;
+    autosp_status_t st = group_of(r, &group, &P);
+    if (st != AUTOSP_OK) return st;
+    const int64_t n = r->c->in[0].numel;
+    if (n / P >= INT32_MAX)
+        return named(r, set_error(r->err, AUTOSP_ERR_LIMIT,
+                                  "%lld elements per rank are more than MPI's int count allows",
+                                  (long long)(n / P)));
+    int *counts = r->workspace;
+    for (int k = 0; k < P; k++) counts[k] = (int)(n * (k + 1) / P - n * k / P);
+    float *out = r->out[0];
+    int own = counts[r->comm->rank];
+    st = named(r, r->comm->ops->reduce_scatter(r->comm, r->in[0], out, counts, r->err));
+    for (int64_t k = own; k < r->c->out[0].numel; k++) out[k] = 0.0f;
+    return st;
+}
+
 /* all_reduce sums f32 or bf16; the others move bytes: bf16, and segment ids (i32), too */
 static const cpu_kernel_reg_t kernels[] = {
     CPU_KERNEL(ALL_TO_ALL, BF16, run_all_to_all, .workspace = workspace_all_to_all),
@@ -162,5 +188,6 @@ static const cpu_kernel_reg_t kernels[] = {
     CPU_KERNEL(ALL_REDUCE, F32, run_all_reduce, .workspace = workspace_all_reduce),
     CPU_KERNEL(ALL_GATHER, F32, run_all_gather, .workspace = workspace_all_gather),
     CPU_KERNEL(ALL_GATHER, I32, run_all_gather, .workspace = workspace_all_gather),
+    CPU_KERNEL(REDUCE_SCATTER, F32, run_reduce_scatter, .workspace = workspace_reduce_scatter),
 };
 CPU_FAMILY(collectives, kernels);

@@ -296,9 +296,9 @@ static lce_bf16_t lce_bf16_plan(int64_t chunk, int64_t C, int64_t V, bool backwa
 
 /* The products' scratch for a chunk of `chunk` rows (oneDNN's primitives made now). */
 static int64_t lce_bf16_gemm_bytes(const lce_bf16_t *p, bool backward) {
-    int64_t a = bgemm_workspace(&p->logits), b = backward ? bgemm_workspace(&p->dx) : 0,
-            c = backward ? bgemm_workspace(&p->dw) : 0;
-    return a > b ? (a > c ? a : c) : (b > c ? b : c);
+    const bgemm_t both[2] = {p->dx, p->dw}; /* run together */
+    int64_t a = bgemm_workspace(&p->logits), b = backward ? bgemm_workspace_all(both, 2) : 0;
+    return a > b ? a : b;
 }
 
 static int64_t workspace_linear_cross_entropy_bf16(const cost_ctx_t *c) {

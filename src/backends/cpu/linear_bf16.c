@@ -88,15 +88,27 @@ static void portable_bgemm(const bgemm_t *g, const bf16_t *A, const bf16_t *B, c
     if (!g->c_f32) narrow(C, c, g->M * g->N);
 }
 
-int64_t bgemm_workspace(const bgemm_t *g) {
-    if (g->M == 0 || g->N == 0) return 0;
+/* bgemm_run takes oneDNN's path only when every product has a primitive, and otherwise runs
+ * them all portably: the workspace is the largest of the path's that will run. */
+int64_t bgemm_workspace_all(const bgemm_t *gs, int n) {
+    int64_t dnnl = 0, staged = 0;
+    bool all_dnnl = use_dnnl();
+    for (int i = 0; i < n; i++) {
+        if (gs[i].M == 0 || gs[i].N == 0) continue;
+        int64_t d = -1;
 #ifdef AUTOSP_HAVE_DNNL
-    if (use_dnnl()) {
-        int64_t n = dnnl_bgemm_prepare(g);
-        if (n >= 0) return n;
-    }
+        if (all_dnnl) d = dnnl_bgemm_prepare(&gs[i]);
 #endif
-    return portable_workspace(g);
+        all_dnnl = all_dnnl && d >= 0;
+        dnnl = d > dnnl ? d : dnnl;
+        int64_t p = portable_workspace(&gs[i]);
+        staged = p > staged ? p : staged;
+    }
+    return all_dnnl ? dnnl : staged;
+}
+
+int64_t bgemm_workspace(const bgemm_t *g) {
+    return bgemm_workspace_all(g, 1);
 }
 
 void bgemm_run(const bgemm_call_t *calls, int n, void *workspace) {
@@ -193,8 +205,8 @@ static void linear_bwd(const cost_ctx_t *c, bgemm_t *dx, bgemm_t *dw) {
 int64_t workspace_linear_backward_bf16(const cost_ctx_t *c) {
     bgemm_t dx, dw;
     linear_bwd(c, &dx, &dw);
-    const int64_t a = bgemm_workspace(&dx), b = bgemm_workspace(&dw);
-    return a > b ? a : b;
+    const bgemm_t both[2] = {dw, dx}; /* run together */
+    return bgemm_workspace_all(both, 2);
 }
 
 autosp_status_t run_linear_backward_bf16(const kernel_args_t *r) {

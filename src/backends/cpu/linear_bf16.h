@@ -60,6 +60,8 @@ typedef struct bgemm_call {
  * oneDNN path creates its primitives, so a step only looks them up. Products run together
  * (bgemm_run) share the workspace: it needs the largest of theirs. */
 int64_t bgemm_workspace(const bgemm_t *g);
+/* The workspace of n products run together by one bgemm_run. */
+int64_t bgemm_workspace_all(const bgemm_t *gs, int n);
 /* n (<= BGEMM_MAX_CALLS) independent products, their blocks together on the pool */
 void bgemm_run(const bgemm_call_t *calls, int n, void *workspace);
 
