@@ -29,7 +29,7 @@ struct autodiff {
  * parameter gradient through an op without a backward op of its own: mul, scale) is cast to
  * it, so every sum of contributions adds one dtype. */
 static autosp_status_t cast_to_grad_dtype(grad_ctx_t *c, autosp_tensor_t x, autosp_tensor_t *t) {
-    autosp_dtype_t to = grad_dtype_of(graph_tensor(c->g, x));
+    autosp_dtype_t to = grad_dtype_of(c->g, graph_tensor(c->g, x));
     const tensor_t *tt = graph_tensor(c->g, *t);
     if (tt->dtype == to) return AUTOSP_OK;
     char name[AUTOSP_MAX_NAME + 16];

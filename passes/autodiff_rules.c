@@ -105,7 +105,7 @@ autosp_status_t grad_scale(grad_ctx_t *c) {
 
 /* dx = dy cast back to x's gradient dtype (a parameter's: f32, then dy itself when it is f32) */
 autosp_status_t grad_cast(grad_ctx_t *c) {
-    autosp_dtype_t to = grad_dtype_of(graph_tensor(c->g, c->node.in[0]));
+    autosp_dtype_t to = grad_dtype_of(c->g, graph_tensor(c->g, c->node.in[0]));
     if (graph_tensor(c->g, c->dout[0])->dtype == to) return grad_give(c, 0, c->dout[0]);
     attr_value_t v = {.s = autosp_dtype_name(to)};
     autosp_tensor_t t;
@@ -183,4 +183,15 @@ autosp_status_t grad_all_reduce(grad_ctx_t *c) {
         if (st != AUTOSP_OK) return st;
     }
     return AUTOSP_OK;
+}
+
+/* Each rank's term of the whole parameter's gradient, summed over the world into the shard's:
+ * the reduce_scatter whose output layout is unshard's input. */
+autosp_status_t grad_unshard(grad_ctx_t *c) {
+    attr_value_t v[2];
+    v[op_attr_index(AUTOSP_OP_REDUCE_SCATTER, "ranks")] = *node_attr(&c->node, "ranks");
+    v[op_attr_index(AUTOSP_OP_REDUCE_SCATTER, "group")] = *node_attr(&c->node, "group");
+    autosp_tensor_t t;
+    autosp_status_t st = grad_emit(c, AUTOSP_OP_REDUCE_SCATTER, "grad", c->dout, 1, 1, v, &t);
+    return st == AUTOSP_OK ? grad_give(c, 0, t) : st;
 }

@@ -118,9 +118,18 @@ static autosp_status_t search_budget(ckpt_t *ck, maxflow_t *f, double tie) {
     return st == AUTOSP_OK ? solve(ck, f, hi, &seconds) : st;
 }
 
+/* Policy none keeps every value but ZeRO-3's gathered parameters, which it gathers again. */
+static void keep_all(ckpt_t *ck) {
+    const autosp_graph_t *g = ck->g;
+    memcpy(ck->needed, ck->read_by_backward, sizeof *ck->needed * (size_t)g->n_tensors);
+    for (int i = 0; i < g->n_nodes; i++)
+        ck->recompute[i] = ck->forward[i] && g->nodes[i].op == AUTOSP_OP_UNSHARD &&
+                           ck->read_by_backward[g->nodes[i].out[0]];
+}
+
 static autosp_status_t choose(ckpt_t *ck) {
     if (ck->cfg->policy == AUTOSP_AC_NONE) {
-        memcpy(ck->needed, ck->read_by_backward, sizeof *ck->needed * (size_t)ck->g->n_tensors);
+        keep_all(ck);
         return AUTOSP_OK;
     }
     maxflow_t *f = maxflow_new(FIRST_VERTEX + ck->g->n_nodes + ck->g->n_tensors);

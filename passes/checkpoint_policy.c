@@ -213,9 +213,13 @@ autosp_status_t ckpt_policy(ckpt_t *ck) {
         if (policy == AUTOSP_AC_MINCUT_CONSERVATIVE) banned |= cls != RECOMPUTE_CHEAP;
         if (policy == AUTOSP_AC_SAC)
             banned |= cls == RECOMPUTE_ATTENTION && !ck->cfg->recompute_attention;
-        ck->banned[i] = banned;
+        ck->banned[i] = banned && n->op != AUTOSP_OP_UNSHARD;
     }
     if (st == AUTOSP_OK && policy == AUTOSP_AC_FULL) st = full_capacities(ck, &l, n_fwd);
+    /* ZeRO-3: a parameter gathered for the forward is freed after it and gathered again for
+     * the backward, under every policy, or its shards would save nothing */
+    for (int i = 0; i < n_fwd; i++)
+        if (g->nodes[i].op == AUTOSP_OP_UNSHARD) ck->save_cost[g->nodes[i].out[0]] = MAXFLOW_INF;
     mem_free(l.input);
     return st;
 }

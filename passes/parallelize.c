@@ -27,6 +27,11 @@ static autosp_graph_t *compile_joint(const autosp_graph_t *forward,
         return checkpointed;
     }
     autosp_graph_t *per_rank = autosp_parallelize(forward, cfg, err);
+    if (cfg->zero_stage == 3 && per_rank) { /* the gradients come out as shards, summed */
+        autosp_graph_t *sharded = autosp_param_shard(per_rank, err);
+        autosp_graph_free(per_rank);
+        per_rank = sharded;
+    }
     autosp_graph_t *joint = per_rank ? autosp_autodiff(per_rank, err) : NULL;
     autosp_graph_t *checkpointed = joint ? autosp_checkpoint(joint, &cfg->ac, err) : NULL;
     autosp_graph_free(per_rank);
@@ -36,7 +41,8 @@ static autosp_graph_t *compile_joint(const autosp_graph_t *forward,
         autosp_graph_free(checkpointed);
         return sharded;
     }
-    if (cfg->zero_stage >= 1 || !checkpointed) return checkpointed; /* the optimizer sums */
+    if (cfg->zero_stage == 1 || cfg->zero_stage == 3 || !checkpointed)
+        return checkpointed; /* ZeRO-1: the optimizer sums */
     autosp_graph_t *synced =
         autosp_grad_sync_as(checkpointed, cfg->bucket_bytes, cfg->grad_reduce_dtype, err);
     autosp_graph_free(checkpointed);

@@ -84,6 +84,57 @@ static void test_other_forward_outputs_stay(void **state) {
     autosp_graph_free(g);
 }
 
+/* ZeRO-3 on gpt2-tiny at sp 2: each parameter is held as half its elements; the tied wte is
+ * gathered once per reader (embedding, lm head), each right before it; its gradient is the
+ * reduce-scattered shard, and no gradient is all-reduced. */
+static void test_param_shard_gathers_per_reader(void **state) {
+    autosp_model_config_t cfg;
+    assert_true(autosp_model_preset("gpt2-tiny", &cfg));
+    autosp_graph_t *g = autosp_model_build(&cfg, "t", NULL);
+    autosp_symbol_bind(g, "B", 1, NULL);
+    autosp_symbol_bind(g, "S", 32, NULL);
+    autosp_parallel_config_t pc = autosp_parallel_config_default();
+    pc.sp = 2, pc.zero_stage = 3, pc.loss_chunk = AUTOSP_LOSS_UNCHUNKED;
+    autosp_error_t err;
+    autosp_graph_t *j = autosp_compile_training(g, &pc, &err);
+    if (!j) fail_msg("%s", err.message);
+    autosp_tensor_t wte = autosp_tensor_find(g, "wte");
+    int64_t whole = autosp_tensor_numel(g, wte);
+    assert_int_equal(autosp_tensor_numel(j, autosp_tensor_find(j, "wte")), (whole + 1) / 2);
+    assert_int_equal(autosp_tensor_numel(j, autosp_tensor_find(j, "wte.grad")), (whole + 1) / 2);
+    int gathers = 0;
+    for (int i = 0; i < autosp_graph_num_nodes(j); i++) {
+        autosp_op_t op = autosp_node_op(j, i);
+        if (op == AUTOSP_OP_ALL_REDUCE) /* the loss's sum only */
+            for (int k = 0; k < autosp_node_num_inputs(j, i); k++)
+                assert_null(strstr(autosp_tensor_name(j, autosp_node_input(j, i, k)), ".grad"));
+        if (op != AUTOSP_OP_UNSHARD) continue;
+        autosp_tensor_t out = autosp_node_output(j, i, 0);
+        if (strncmp(autosp_node_name(j, i), "wte.gathered", 12) == 0) {
+            gathers++;
+            assert_int_equal(autosp_tensor_numel(j, out), whole);
+        }
+    }
+    assert_true(gathers >= 2); /* the backward may gather again what the forward freed */
+    assert_int_equal(autosp_tensor_producer(j, autosp_tensor_find(j, "wte.grad")) >= 0, 1);
+    autosp_graph_free(j);
+    autosp_graph_free(g);
+}
+
+/* A parameter whose shape has a symbol cannot be split into fixed shards. */
+static void test_param_shard_rejects_symbolic(void **state) {
+    autosp_graph_t *g = autosp_graph_new("t");
+    autosp_symbol(g, "S", 8);
+    autosp_tensor_t x = autosp_input(g, "x", AUTOSP_F32, "S,4", AUTOSP_ROLE_OTHER, 0);
+    autosp_tensor_t w = autosp_param(g, "w", AUTOSP_F32, "S,4", AUTOSP_INIT_ZEROS, 0);
+    autosp_output(g, autosp_add(g, x, w, "y"));
+    autosp_error_t err;
+    assert_null(autosp_param_shard(g, &err));
+    assert_non_null(strstr(err.message, "parameter \"w\""));
+    assert_non_null(strstr(err.message, "a symbol"));
+    autosp_graph_free(g);
+}
+
 static void test_errors(void **state) {
     autosp_graph_t *g = new_graph();
     autosp_output(g, autosp_silu(g, in_f32(g, "x", "B,S"), "y"));
@@ -108,6 +159,8 @@ int main(void) {
         cmocka_unit_test(test_joint_graph_of_every_tiny_model),
         cmocka_unit_test(test_tied_embedding_sums_two_contributions),
         cmocka_unit_test(test_other_forward_outputs_stay),
+        cmocka_unit_test(test_param_shard_gathers_per_reader),
+        cmocka_unit_test(test_param_shard_rejects_symbolic),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -268,26 +268,44 @@ static void test_cross_entropy(void **state) {
     assert_error_and_free(g, "has dtype f32, expected an integer dtype");
 }
 
+/* One node of op on one input x (dtype, shape) with the first n of attrs fails naming part. */
+static void one_input_fails(autosp_op_t op, autosp_dtype_t dtype, const char *shape,
+                            const autosp_attr_t *attrs, int n, const char *part) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t out, x = autosp_input(g, "x", dtype, shape, AUTOSP_ROLE_OTHER, -1);
+    autosp_node_add(g, op, "n", &x, 1, NULL, 1, attrs, n, &out);
+    assert_error_and_free(g, part);
+}
+
 static void test_reduce_scatter(void **state) {
     autosp_attr_t a[2] = {{.name = "ranks", .type = AUTOSP_ATTR_INT, .i = 4},
                           {.name = "group", .type = AUTOSP_ATTR_STRING, .s = "world"}};
     autosp_graph_t *g = new_graph();
-    autosp_tensor_t out, x = in_f32(g, "x", "6,4"), y = in_f32(g, "y", "5,5");
+    autosp_tensor_t x = in_f32(g, "x", "6,4"), y = in_f32(g, "y", "5,5");
     ok(g, autosp_reduce_scatter(g, x, 4, "rs"), "6", F32);
     ok(g, autosp_reduce_scatter(g, y, 4, "rs2"), "7", F32); /* 25: 7 + 6 + 6 + 6, padded to 7 */
     autosp_graph_free(g);
-    g = new_graph();
-    x = in_f32(g, "x", "B,S,4");
-    autosp_node_add(g, AUTOSP_OP_REDUCE_SCATTER, "rs", &x, 1, NULL, 1, a, 2, &out);
-    assert_error_and_free(g, "has a symbolic dim 0: a shard needs a constant size");
-    g = new_graph();
-    x = autosp_input(g, "x", AUTOSP_BF16, "6,4", AUTOSP_ROLE_OTHER, -1);
-    autosp_node_add(g, AUTOSP_OP_REDUCE_SCATTER, "rs", &x, 1, NULL, 1, a, 2, &out);
-    assert_error_and_free(g, "has dtype bf16, expected f32");
-    g = new_graph();
-    x = in_f32(g, "x", "6,4");
-    autosp_node_add(g, AUTOSP_OP_REDUCE_SCATTER, "rs", &x, 1, NULL, 1, a, 1, &out);
-    assert_error_and_free(g, "attribute \"group\" is \"sp\", expected \"world\"");
+    const autosp_op_t rs = AUTOSP_OP_REDUCE_SCATTER;
+    one_input_fails(rs, F32, "B,S,4", a, 2, "has a symbolic dim 0: a shard needs a constant size");
+    one_input_fails(rs, AUTOSP_BF16, "6,4", a, 2, "has dtype bf16, expected f32");
+    one_input_fails(rs, F32, "6,4", a, 1, "attribute \"group\" is \"sp\", expected \"world\"");
+}
+
+static void test_unshard(void **state) {
+    autosp_attr_t a[3] = {{.name = "shape", .type = AUTOSP_ATTR_SHAPE, .s = "5,5"},
+                          {.name = "ranks", .type = AUTOSP_ATTR_INT, .i = 4},
+                          {.name = "group", .type = AUTOSP_ATTR_STRING, .s = "world"}};
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t out, x = autosp_input(g, "x", AUTOSP_BF16, "7", AUTOSP_ROLE_OTHER, -1);
+    autosp_node_add(g, AUTOSP_OP_UNSHARD, "u", &x, 1, NULL, 1, a, 3, &out);
+    ok(g, out, "5,5", AUTOSP_BF16); /* 25 elements: shards of 7 + 6 + 6 + 6, each padded to 7 */
+    autosp_graph_free(g);
+    const autosp_op_t u = AUTOSP_OP_UNSHARD;
+    one_input_fails(u, F32, "6", a, 3,
+                    "is [6], expected [7] (a shard of 25 elements over 4 ranks)");
+    one_input_fails(u, F32, "7", a, 2, "attribute \"group\" is \"sp\", expected \"world\"");
+    a[0].s = "S,5";
+    one_input_fails(u, F32, "7", a, 3, "attribute \"shape\" has a symbolic dim 0");
 }
 
 static void test_linear_cross_entropy(void **state) {
@@ -568,6 +586,7 @@ int main(void) {
         cmocka_unit_test(test_cross_entropy),
         cmocka_unit_test(test_linear_cross_entropy),
         cmocka_unit_test(test_reduce_scatter),
+        cmocka_unit_test(test_unshard),
         cmocka_unit_test(test_collectives),
         cmocka_unit_test(test_fill_and_sum_to),
         cmocka_unit_test(test_index_add),

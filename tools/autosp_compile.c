@@ -15,7 +15,7 @@ static void usage(FILE *out) {
         "                      [--autodiff [--ac POLICY] [--recompute-budget F] [--machine M]\n"
         "                       [--loss-chunk N|planned|off]]\n"
         "                      [--info]\n"
-        "                      [--dot OUT.dot] [--zero 0|1|2] [--max-seq --mem BYTES]\n"
+        "                      [--dot OUT.dot] [--zero 0-3] [--max-seq --mem BYTES]\n"
         "                      [--backend cpu|none]\n"
         "\n"
         "Loads and verifies a graph (docs/json-format.md), binds shape symbols, and writes it.\n"
@@ -47,11 +47,12 @@ static void usage(FILE *out) {
         "  --dot OUT.dot          write a Graphviz view of the graph (split tensors coloured:\n"
         "                         green by sequence, purple by heads, orange a\n"
         "                         partial sum over ranks)\n"
-        "  --zero 0|1|2           the memory plan (--info, --max-seq) without or with ZeRO-1\n"
-        "                         (f32 master weights and AdamW state sharded over the world)\n"
-        "                         or ZeRO-2 (the gradients too: --autodiff reduce-scatters\n"
-        "                         each one, grad_shard); default 1 when the world has more\n"
-        "                         than one rank\n"
+        "  --zero 0-3             the memory plan (--info, --max-seq) without or with ZeRO-1\n"
+        "                         (f32 master weights and AdamW state sharded over the world),\n"
+        "                         ZeRO-2 (the gradients too: --autodiff reduce-scatters\n"
+        "                         each one, grad_shard) or ZeRO-3 (the parameters too, each\n"
+        "                         gathered before each reader, param_shard); default 1 when\n"
+        "                         the world has more than one rank\n"
         "  --max-seq              print, for every policy and every sp (a power of two dividing\n"
         "                         the world of --sp x --dp ranks; dp = world / sp), the longest\n"
         "                         S whose training step fits --mem per rank\n"
@@ -143,9 +144,9 @@ static int parse_args(int argc, char **argv, options_t *o) {
             if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
             bool zero = !strcmp(a, "--zero");
             int64_t *v = zero ? &o->zero : !strcmp(a, "--seq-step") ? &o->seq_step : &o->seq_limit;
-            if (!cli_parse_int(argv[++i], zero ? 0 : 1, zero ? 2 : INT64_MAX / 2, v))
+            if (!cli_parse_int(argv[++i], zero ? 0 : 1, zero ? 3 : INT64_MAX / 2, v))
                 return cli_usage_error(prog, "%s \"%s\": expected %s", a, argv[i],
-                                       zero ? "0, 1 or 2" : "a positive integer");
+                                       zero ? "0, 1, 2 or 3" : "a positive integer");
         } else if (!strcmp(a, "--sp") || !strcmp(a, "--dp")) {
             if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
             int64_t *v = !strcmp(a, "--sp") ? &o->sp : &o->dp;
@@ -200,7 +201,7 @@ static autosp_parallel_config_t parallel_config(const options_t *o) {
     cfg.dp = o->dp ? (int)o->dp : 1;
     cfg.ac = o->ac;
     cfg.loss_chunk = o->loss_chunk;
-    if (o->zero == 2) cfg.zero_stage = 2; /* the gradients' shards are in the graph */
+    if (o->zero >= 2) cfg.zero_stage = (int)o->zero; /* the shards are in the graph */
     return cfg;
 }
 

@@ -67,7 +67,8 @@ autosp_status_t autosp_graph_summarize(const autosp_graph_t *g, autosp_graph_sum
  * optimizer's state. Parameters, gradients and activations take the graph's dtypes (a bf16
  * graph plans bf16 weights and activations); a parameter stored in another dtype than f32 adds
  * an f32 master copy, and AdamW's m and v are f32. ZeRO-1 (zero_stage 1) shards the master copy
- * and m and v over the world (sp x dp ranks). All sizes in bytes. */
+ * and m and v over the world (sp x dp ranks), and so do stages 2 and 3, whose graphs hold the
+ * gradients' (2) and the parameters' (3) shards themselves. All sizes in bytes. */
 typedef struct autosp_memory_plan {
     int64_t params, grads; /* in the arena for the whole step */
     int64_t master;        /* f32 copy of non-f32 parameters (0 for an f32 graph) */

@@ -68,6 +68,15 @@ autosp_graph_t *autosp_chunked_loss(const autosp_graph_t *g, int64_t chunk, auto
  * frees after their exchange. */
 autosp_graph_t *autosp_grad_shard(const autosp_graph_t *joint, autosp_error_t *err);
 
+/* param_shard (ZeRO-3): every parameter of a per-rank forward graph held as this rank's shard
+ * (elements [n r / world, n (r + 1) / world) of the flat parameter, padded to ceil(n / world);
+ * the parameter keeps its name, init and dtype) and gathered whole by an unshard node right
+ * before each node that reads it, "<param>.gathered" (a second reader's "<param>.gathered2",
+ * ...). Autodiff then gives each "<param>.grad" as the shard's, summed over the world; the
+ * checkpoint pass frees every gathered parameter after its forward reader and gathers it again
+ * for the backward. Fails on a parameter with a symbolic shape. */
+autosp_graph_t *autosp_param_shard(const autosp_graph_t *forward, autosp_error_t *err);
+
 /* ---- activation checkpointing --------------------------------------------------------------
  * Which forward activations the backward reads from memory (saved) and which it recomputes.
  *
@@ -136,7 +145,8 @@ typedef struct autosp_parallel_config {
     int zero_stage;        /* 0: grad_sync all-reduces every gradient in the graph; 1 (ZeRO-1):
                             * no grad_sync, each rank's "<param>.grad" stays its own term and the
                             * optimizer reduce-scatters them (autosp/train.h); 2 (ZeRO-2):
-                            * grad_shard, each rank keeps the shards of the summed gradients */
+                            * grad_shard, each rank keeps the shards of the summed gradients;
+                            * 3 (ZeRO-3): param_shard before autodiff, the parameters too */
     /* the dtype grad_sync sums the f32 gradients in: AUTOSP_F32 (the default) or AUTOSP_BF16
      * (half the traffic, rounded partial sums: autosp_grad_sync_as) */
     autosp_dtype_t grad_reduce_dtype;
@@ -175,7 +185,8 @@ typedef struct autosp_seq_query {
     int64_t multiple;   /* candidates are multiples of this */
     int64_t limit;      /* the largest candidate */
     int64_t mem_bytes;  /* one rank's memory */
-    int zero_stage;     /* 0, 1 or 2 (autosp_plan_memory); 2 also compiles with grad_shard */
+    int zero_stage;     /* 0 to 3 (autosp_plan_memory); 2 and 3 also compile with grad_shard
+                         * and param_shard */
     const struct autosp_backend *backend; /* whose workspace is planned; NULL: none */
 } autosp_seq_query_t;
 

@@ -139,9 +139,10 @@ autosp_status_t need_dim(infer_ctx_t *c, int input, int axis, dim_t expected, co
 const char *dtype_str(autosp_dtype_t t);
 /* The dtype of x's gradient. Mixed precision: a parameter's gradient is f32 whatever the
  * parameter's dtype, so that the backward's weight products accumulate into f32 (as in
- * Megatron's bf16 training) and the optimizer updates f32 master weights from it. Other
- * gradients have their value's dtype. */
-autosp_dtype_t grad_dtype_of(const tensor_t *x);
+ * Megatron's bf16 training) and the optimizer updates f32 master weights from it. So is a
+ * parameter gathered from its ZeRO-3 shards (an unshard's output, in g). Other gradients have
+ * their value's dtype. */
+autosp_dtype_t grad_dtype_of(const autosp_graph_t *g, const tensor_t *x);
 
 /* Shape rules, grouped by family (ops_*.c). */
 autosp_status_t infer_embedding(infer_ctx_t *c);
@@ -162,6 +163,7 @@ autosp_status_t infer_all_to_all(infer_ctx_t *c);
 autosp_status_t infer_all_reduce(infer_ctx_t *c);
 autosp_status_t infer_all_gather(infer_ctx_t *c);
 autosp_status_t infer_reduce_scatter(infer_ctx_t *c);
+autosp_status_t infer_unshard(infer_ctx_t *c);
 autosp_status_t infer_target_count(infer_ctx_t *c);
 autosp_status_t infer_repeat(infer_ctx_t *c);
 autosp_status_t infer_fill(infer_ctx_t *c);
@@ -185,6 +187,7 @@ autosp_status_t grad_cast(grad_ctx_t *c);
 autosp_status_t grad_transpose(grad_ctx_t *c);
 autosp_status_t grad_all_to_all(grad_ctx_t *c);
 autosp_status_t grad_all_reduce(grad_ctx_t *c);
+autosp_status_t grad_unshard(grad_ctx_t *c);
 
 /* Sharding rules (passes/sharding_rules.c). */
 autosp_status_t shard_same(shard_ctx_t *c); /* elementwise, with broadcasting */

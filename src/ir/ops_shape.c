@@ -11,9 +11,10 @@ const char *dtype_str(autosp_dtype_t t) {
     return autosp_dtype_name(t);
 }
 
-autosp_dtype_t grad_dtype_of(const tensor_t *x) {
+autosp_dtype_t grad_dtype_of(const autosp_graph_t *g, const tensor_t *x) {
     bool is_fp = x->dtype == AUTOSP_F32 || x->dtype == AUTOSP_BF16 || x->dtype == AUTOSP_F16;
-    return x->kind == AUTOSP_KIND_PARAM && is_fp ? AUTOSP_F32 : x->dtype;
+    bool gathered = x->producer >= 0 && g->nodes[x->producer].op == AUTOSP_OP_UNSHARD;
+    return (x->kind == AUTOSP_KIND_PARAM || gathered) && is_fp ? AUTOSP_F32 : x->dtype;
 }
 
 static bool is_float(autosp_dtype_t t) {
@@ -475,6 +476,37 @@ autosp_status_t infer_reduce_scatter(infer_ctx_t *c) {
     return set_out(c, &s, AUTOSP_F32);
 }
 
+/* x (ceil(n / ranks)) f32 or bf16 -> shape (n elements, constant), over the world */
+autosp_status_t infer_unshard(infer_ctx_t *c) {
+    TRY(need_attr_range(c, "ranks", 1, 1 << 20));
+    TRY(need_float(c, 0));
+    if (strcmp(node_attr_str(c->node, "group"), "world") != 0)
+        return infer_fail(c,
+                          "attribute \"group\" is \"%s\", expected \"world\" (ZeRO shards "
+                          "over every rank)",
+                          node_attr_str(c->node, "group"));
+    const shape_t *whole = node_attr(c->node, "shape")->shape;
+    int64_t n = 1, d, ranks = node_attr_int(c->node, "ranks");
+    for (int i = 0; i < whole->ndim; i++) {
+        if (!dim_is_const(whole->d[i], &d))
+            return infer_fail(c,
+                              "attribute \"shape\" has a symbolic dim %d: a shard needs a "
+                              "constant size",
+                              i);
+        n *= d;
+    }
+    int64_t shard = (n + ranks - 1) / ranks;
+    if (c->in[0]->shape.ndim != 1 || !dim_is_const(c->in[0]->shape.d[0], &d) || d != shard) {
+        char s[256];
+        return infer_fail_input(c, 0,
+                                "is [%s], expected [%lld] (a shard of %lld elements over "
+                                "%lld ranks)",
+                                shape_str(c->g, &c->in[0]->shape, s, sizeof s), (long long)shard,
+                                (long long)n, (long long)ranks);
+    }
+    return set_out(c, whole, c->in[0]->dtype);
+}
+
 /* x (..., n, ...) -> (..., n * repeats, ...): each slice along dim repeated in place
  * (out[i] = x[i / repeats]); GQA's kv heads shared by more sequence-parallel ranks */
 autosp_status_t infer_repeat(infer_ctx_t *c) {
@@ -511,7 +543,7 @@ autosp_status_t infer_sum_to(infer_ctx_t *c) {
         TRY(need_dim(c, 1, i, x->d[x->ndim - like->ndim + i],
                      "equal to the aligned dim of input \"x\" or 1"));
     }
-    return set_out(c, like, grad_dtype_of(c->in[1]));
+    return set_out(c, like, grad_dtype_of(c->g, c->in[1]));
 }
 
 /* base (V,C), ids (...) int, src (...,C) -> (V,C): base with src's rows added at ids (what an
@@ -576,7 +608,7 @@ autosp_status_t infer_backward(infer_ctx_t *c) {
                           c->n_out, expected);
     for (int i = 0; i < c->n_out; i++) {
         c->out_shape[i] = c->in[info->grad_of[i]]->shape;
-        c->out_dtype[i] = grad_dtype_of(c->in[info->grad_of[i]]);
+        c->out_dtype[i] = grad_dtype_of(c->g, c->in[info->grad_of[i]]);
     }
     return AUTOSP_OK;
 }

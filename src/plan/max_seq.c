@@ -1,7 +1,7 @@
 /* max_seq.c: the longest sequence whose training step fits a rank's memory (autosp/passes.h).
  * Each candidate S is compiled for real (parallel passes, autodiff, checkpointing at that S,
- * grad_sync, or grad_shard for ZeRO-2) and planned, so the answer includes every decision that
- * depends on S. */
+ * grad_sync, or grad_shard for ZeRO-2 and param_shard for ZeRO-3) and planned, so the answer
+ * includes every decision that depends on S. */
 #include "autosp/passes.h"
 #include "ir/ir.h"
 
@@ -12,7 +12,7 @@ static autosp_status_t try_seq(const autosp_graph_t *forward, const autosp_paral
     autosp_graph_t *g = autosp_graph_clone(forward);
     if (!g) return nomem(err);
     autosp_parallel_config_t c = *cfg;
-    if (q->zero_stage == 2) c.zero_stage = 2; /* the gradients' shards are in the graph */
+    if (q->zero_stage >= 2) c.zero_stage = q->zero_stage; /* the shards are in the graph */
     autosp_status_t st = autosp_symbol_bind(g, q->symbol, seq, err);
     autosp_graph_t *step = st == AUTOSP_OK ? autosp_compile_training(g, &c, err) : NULL;
     autosp_memory_plan_t plan;

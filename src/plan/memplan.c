@@ -197,8 +197,9 @@ autosp_status_t autosp_plan_memory(const autosp_graph_t *step, int zero_stage,
                                    const autosp_backend_t *backend, autosp_memory_plan_t *out,
                                    autosp_error_t *err) {
     memset(out, 0, sizeof *out);
-    if (zero_stage < 0 || zero_stage > 2)
-        return set_error(err, AUTOSP_ERR_INVALID, "ZeRO stage %d: expected 0, 1 or 2", zero_stage);
+    if (zero_stage < 0 || zero_stage > 3)
+        return set_error(err, AUTOSP_ERR_INVALID, "ZeRO stage %d: expected 0, 1, 2 or 3",
+                         zero_stage);
     memplan_t p;
     autosp_status_t st = memplan_build(step, backend, &p, err);
     if (st != AUTOSP_OK) return st;
@@ -211,7 +212,8 @@ autosp_status_t autosp_plan_memory(const autosp_graph_t *step, int zero_stage,
         if (x->dtype != AUTOSP_F32) master += 4 * numel; /* f32 master weights */
         optimizer += 8 * numel;                          /* AdamW m and v in f32 */
     }
-    if (zero_stage >= 1) { /* each rank keeps its 1/world of the flat state */
+    if (zero_stage >= 1 && zero_stage < 3) { /* its 1/world of the flat state (3: the graph's
+                                              * parameters are the shards already) */
         master = (master + world - 1) / world;
         optimizer = (optimizer + world - 1) / world;
     }

@@ -157,25 +157,53 @@ static int64_t workspace_reduce_scatter(const cost_ctx_t *c) {
     return node_attr_int(c->node, "ranks") * (int64_t)sizeof(int);
 }
 
+/* The world's split of n elements: counts[k] and (when displs) displs[k] = n k / P, P set.
+ * Fails on a group that is not the world's or a count past MPI's int. */
+static autosp_status_t world_split(const kernel_args_t *r, int64_t n, int *counts, int *displs,
+                                   int *P) {
+    comm_group_t group;
+    autosp_status_t st = group_of(r, &group, P);
+    if (st != AUTOSP_OK) return st;
+    if (n / *P >= INT32_MAX)
+        return named(r, set_error(r->err, AUTOSP_ERR_LIMIT,
+                                  "%lld elements per rank are more than MPI's int count allows",
+                                  (long long)(n / *P)));
+    for (int k = 0; k < *P; k++) {
+        counts[k] = (int)(n * (k + 1) / *P - n * k / *P);
+        if (displs) displs[k] = (int)(n * k / *P);
+    }
+    return AUTOSP_OK;
+}
+
 /* x summed over the world; this rank's elements [n r / P, n (r + 1) / P) land at the start of
  * the output, the padding to ceil(n / P) is zeroed. */
 static autosp_status_t run_reduce_scatter(const kernel_args_t *r) {
-    comm_group_t group;
-    int P;
-    autosp_status_t st = group_of(r, &group, &P);
+    int P, *counts = r->workspace;
+    autosp_status_t st = world_split(r, r->c->in[0].numel, counts, NULL, &P);
     if (st != AUTOSP_OK) return st;
-    const int64_t n = r->c->in[0].numel;
-    if (n / P >= INT32_MAX)
-        return named(r, set_error(r->err, AUTOSP_ERR_LIMIT,
-                                  "%lld elements per rank are more than MPI's int count allows",
-                                  (long long)(n / P)));
-    int *counts = r->workspace;
-    for (int k = 0; k < P; k++) counts[k] = (int)(n * (k + 1) / P - n * k / P);
     float *out = r->out[0];
     int own = counts[r->comm->rank];
     st = named(r, r->comm->ops->reduce_scatter(r->comm, r->in[0], out, counts, r->err));
     for (int64_t k = own; k < r->c->out[0].numel; k++) out[k] = 0.0f;
     return st;
+}
+
+/* The per-rank counts and displacements of the world's split, in the workspace. */
+static int64_t workspace_unshard(const cost_ctx_t *c) {
+    return 2 * node_attr_int(c->node, "ranks") * (int64_t)sizeof(int);
+}
+
+/* This rank's shard at its place in the whole parameter, then every other rank's gathered
+ * around it in place: reduce_scatter's layout, inverted. */
+static autosp_status_t run_unshard(const kernel_args_t *r) {
+    const size_t esize = r->c->out[0].esize;
+    int P, *counts = r->workspace, *displs = counts + node_attr_int(r->c->node, "ranks");
+    autosp_status_t st = world_split(r, r->c->out[0].numel, counts, displs, &P);
+    if (st != AUTOSP_OK) return st;
+    int me = r->comm->rank;
+    memcpy((char *)r->out[0] + (size_t)displs[me] * esize, r->in[0], (size_t)counts[me] * esize);
+    return named(
+        r, r->comm->ops->all_gather_blocks(r->comm, r->out[0], esize, counts, displs, r->err));
 }
 
 /* all_reduce sums f32 or bf16; the others move bytes: bf16, and segment ids (i32), too */
@@ -189,5 +217,7 @@ static const cpu_kernel_reg_t kernels[] = {
     CPU_KERNEL(ALL_GATHER, F32, run_all_gather, .workspace = workspace_all_gather),
     CPU_KERNEL(ALL_GATHER, I32, run_all_gather, .workspace = workspace_all_gather),
     CPU_KERNEL(REDUCE_SCATTER, F32, run_reduce_scatter, .workspace = workspace_reduce_scatter),
+    CPU_KERNEL(UNSHARD, F32, run_unshard, .workspace = workspace_unshard),
+    CPU_KERNEL(UNSHARD, BF16, run_unshard, .workspace = workspace_unshard),
 };
 CPU_FAMILY(collectives, kernels);
