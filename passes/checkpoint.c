@@ -33,6 +33,13 @@ static bool forward_input(const ckpt_t *ck, autosp_tensor_t t) {
     return p >= 0 && ck->forward[p];
 }
 
+/* A ZeRO-3 gather: its output is never saved (checkpoint_policy.c), so gathering it again is
+ * not the policy's choice. It costs nothing in the cut and nothing against sac's budget, or a
+ * short step, where the gathers outweigh 10% of the compute, would leave no feasible lambda. */
+static bool regather(const ckpt_t *ck, int node) {
+    return ck->g->nodes[node].op == AUTOSP_OP_UNSHARD;
+}
+
 static autosp_status_t build_cut(const ckpt_t *ck, maxflow_t *f) {
     const autosp_graph_t *g = ck->g;
     bool ok = true;
@@ -44,8 +51,9 @@ static autosp_status_t build_cut(const ckpt_t *ck, maxflow_t *f) {
          * a 1% tilt by position orders such ties, so the budget search can take them one at
          * a time instead of all or none */
         double tilt = 1 + 0.01 * (double)i / g->n_nodes;
-        ok = ck->banned[i] ? maxflow_edge(f, SOURCE, v, MAXFLOW_INF, 0)
-                           : maxflow_edge(f, SOURCE, v, 0, ck->seconds[i] * tilt);
+        ok = ck->banned[i]
+                 ? maxflow_edge(f, SOURCE, v, MAXFLOW_INF, 0)
+                 : maxflow_edge(f, SOURCE, v, 0, regather(ck, i) ? 0 : ck->seconds[i] * tilt);
         for (int k = 0; k < n->n_out && ok; k++)
             ok = maxflow_edge(f, v, tensor_vertex(ck, n->out[k]), ck->save_cost[n->out[k]], 0);
         for (int k = 0; k < n->n_in && ok; k++)
@@ -70,7 +78,7 @@ static double take_cut(ckpt_t *ck, const maxflow_t *f) {
         if (!ck->forward[i] || maxflow_source_side(f, node_vertex(i))) continue;
         for (int k = 0; k < n->n_out; k++) ck->recompute[i] |= ck->needed[n->out[k]];
         if (!ck->recompute[i]) continue;
-        seconds += ck->seconds[i];
+        if (!regather(ck, i)) seconds += ck->seconds[i];
         for (int k = 0; k < n->n_in; k++)
             if (forward_input(ck, n->in[k])) ck->needed[n->in[k]] = true;
     }

@@ -59,10 +59,11 @@ print(f"{key}: sp=1 {full[key]:.4f}, resumed at sp=2 {loss:.4f}")
 sys.exit(0 if key == 'step    11/20' and abs(loss - full[key]) <= 2e-4 else 1)
 PY
 
-# ZeRO-1 and ZeRO-2 on 2 ranks: the optimizer state (and under ZeRO-2 the gradients) split in
-# two, and bitwise the weights and checkpoint of ZeRO-0 (a reduce-scatter adds the same two terms
-# as the all-reduce)
-for z in 0 1 2; do
+# ZeRO-1, 2 and 3 on 2 ranks: the optimizer state (under ZeRO-2 the gradients, under ZeRO-3 the
+# parameters too) split in two, and bitwise the weights and checkpoint of ZeRO-0 (a
+# reduce-scatter adds the same two terms as the all-reduce); a ZeRO-3 run resumed from a
+# ZeRO-0 checkpoint of step 3 ends on the same checkpoint
+for z in 0 1 2 3; do
     mpirun --oversubscribe -np 2 "$train" --model "$src/examples/llama-tiny-gqa.json" \
         --data "$src/README.md" --seq-len 64 --batch 2 --steps 6 --sp 2 --zero $z \
         --save "$tmp/zero$z" >/dev/null 2>"$tmp/stderr" || fail "--zero $z: $(cat "$tmp/stderr")"
@@ -73,6 +74,19 @@ cmp -s "$tmp/zero0/checkpoint.safetensors" "$tmp/zero1/checkpoint.safetensors" |
 cmp -s "$tmp/zero0/model.safetensors" "$tmp/zero2/model.safetensors" || fail "ZeRO-2 weights differ"
 cmp -s "$tmp/zero0/checkpoint.safetensors" "$tmp/zero2/checkpoint.safetensors" ||
     fail "ZeRO-2 checkpoint differs"
+cmp -s "$tmp/zero0/model.safetensors" "$tmp/zero3/model.safetensors" || fail "ZeRO-3 weights differ"
+cmp -s "$tmp/zero0/checkpoint.safetensors" "$tmp/zero3/checkpoint.safetensors" ||
+    fail "ZeRO-3 checkpoint differs"
+for z in 0 3; do
+    [ $z = 0 ] && from="--until 3" || from="--resume $tmp/z3a"
+    # shellcheck disable=SC2086
+    mpirun --oversubscribe -np 2 "$train" --model "$src/examples/llama-tiny-gqa.json" \
+        --data "$src/README.md" --seq-len 64 --batch 2 --steps 6 --sp 2 --zero $z $from \
+        --save "$tmp/z3${z}" >/dev/null 2>"$tmp/stderr" || fail "--zero $z $from: $(cat "$tmp/stderr")"
+    [ $z = 0 ] && mv "$tmp/z30" "$tmp/z3a"
+done
+cmp -s "$tmp/zero0/checkpoint.safetensors" "$tmp/z33/checkpoint.safetensors" ||
+    fail "ZeRO-3 resumed from ZeRO-0 differs"
 fi
 
 # bf16 mixed precision: a resumed run is bitwise the uninterrupted one (the checkpoint holds
@@ -128,6 +142,17 @@ if [ "$with_mpi" != OFF ]; then
         --seq-len 64 --batch 2 --steps 4 --sp 2 --zero 1 --save "$tmp/bf_z1" --save-dtype f32 \
         >/dev/null 2>"$tmp/stderr" || fail "bf16 --zero 1: $(cat "$tmp/stderr")"
     check_weights "$tmp/bf_z1/checkpoint.safetensors" "$tmp/bf_z1/model.safetensors" F32
+    for d in f32 native; do # native: model.safetensors in the model's dtype, bf16
+        [ $d = f32 ] && as="--save-dtype f32" || as=""
+        # shellcheck disable=SC2086
+        mpirun --oversubscribe -np 2 "$train" --model "$tmp/bf16.json" --data "$src/README.md" \
+            --seq-len 64 --batch 2 --steps 4 --sp 2 --zero 3 --save "$tmp/bf_z3$d" $as \
+            >/dev/null 2>"$tmp/stderr" || fail "bf16 --zero 3: $(cat "$tmp/stderr")"
+    done
+    cmp -s "$tmp/bf_z1/checkpoint.safetensors" "$tmp/bf_z3f32/checkpoint.safetensors" ||
+        fail "bf16 ZeRO-3 checkpoint differs from ZeRO-1's"
+    check_weights "$tmp/bf_z3f32/checkpoint.safetensors" "$tmp/bf_z3f32/model.safetensors" F32
+    check_weights "$tmp/bf_z3native/checkpoint.safetensors" "$tmp/bf_z3native/model.safetensors" BF16
 fi
 set +e
 run "$tmp/bad.log" --steps 1 --save "$tmp/bad" --save-dtype f16

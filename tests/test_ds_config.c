@@ -315,10 +315,9 @@ static void test_errors(void **state) {
         {"{\"steps_per_print\": null}", "steps_per_print: found null, expected an integer"},
         {"{\"gradient_clipping\": -1}", "gradient_clipping: found -1, expected a number in 0.."},
         {"{\"zero_optimization\": {\"stage\": 1.5}}",
-         "zero_optimization.stage: found 1.5, expected an integer in 0..2"},
-        {"{\"zero_optimization\": {\"stage\": 3}}",
-         "zero_optimization.stage: found 3, expected 0, 1 or 2: autosp-train implements ZeRO-2 "
-         "at most"},
+         "zero_optimization.stage: found 1.5, expected an integer in 0..3"},
+        {"{\"zero_optimization\": {\"stage\": 4}}",
+         "zero_optimization.stage: found 4, expected an integer in 0..3"},
         {"{\"zero_optimization\": 1}", "zero_optimization: found 1, expected an object"},
         {"{\"gradient_accumulation_steps\": 4}",
          "gradient_accumulation_steps: found 4, expected 1: autosp-train does not accumulate"},
@@ -379,12 +378,12 @@ static void test_errors(void **state) {
 /* The whole message, once, byte for byte. */
 static void test_exact_message(void **state) {
     loaded_t l =
-        load_text("{\"sequence_parallel_size\": 2, \"zero_optimization\": {\"stage\": 3}}");
+        load_text("{\"sequence_parallel_size\": 2, \"zero_optimization\": {\"stage\": 4}}");
     assert_int_equal(l.rc, 2);
     char want[512];
     snprintf(want, sizeof want,
-             "autosp-train: %s: zero_optimization.stage: found 3, expected 0, 1 or 2: "
-             "autosp-train implements ZeRO-2 at most (see autosp-train --help)\n",
+             "autosp-train: %s: zero_optimization.stage: found 4, expected an integer in 0..3 "
+             "(see autosp-train --help)\n",
              text_path);
     assert_string_equal(l.err, want);
     assert_false(l.cfg.has_sp);

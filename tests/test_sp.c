@@ -163,15 +163,17 @@ static float compare(autosp_trainer_t *sp, autosp_trainer_t *ref, const autosp_g
     return max;
 }
 
-/* Copies of every parameter of the forward graph, in order. */
+/* Copies of every parameter of the forward graph, in order, whole (under ZeRO-3 gathered:
+ * collective). */
 static float **snapshot(autosp_trainer_t *tr, const autosp_graph_t *fwd) {
     float **copies = test_calloc(256, sizeof *copies);
     int count = 0;
     for (autosp_tensor_t t = 0; t < autosp_graph_num_tensors(fwd); t++) {
         if (autosp_tensor_kind(fwd, t) != AUTOSP_KIND_PARAM) continue;
-        size_t bytes = sizeof(float) * (size_t)autosp_tensor_numel(fwd, t);
-        copies[count] = test_malloc(bytes);
-        memcpy(copies[count++], autosp_trainer_data(tr, autosp_tensor_name(fwd, t)), bytes);
+        copies[count] = test_malloc(sizeof(float) * (size_t)autosp_tensor_numel(fwd, t));
+        autosp_error_t err;
+        if (autosp_trainer_param(tr, autosp_tensor_name(fwd, t), copies[count++], &err))
+            fail_msg("%s", err.message);
     }
     return copies;
 }
@@ -369,17 +371,46 @@ static void run_policies(const sp_case_t *c) {
 static double param_distance(autosp_trainer_t *a, autosp_trainer_t *b, const autosp_graph_t *fwd,
                              float *const *before, const bool *noise, int *differ) {
     double l2[2] = {0, 0};
-    int count = 0;
-    for (autosp_tensor_t t = 0; t < autosp_graph_num_tensors(fwd); t++) {
+    float **x = snapshot(a, fwd), **y = snapshot(b, fwd);
+    for (int count = 0, t = 0; t < autosp_graph_num_tensors(fwd); t++) {
         if (autosp_tensor_kind(fwd, t) != AUTOSP_KIND_PARAM) continue;
-        const char *name = autosp_tensor_name(fwd, t);
-        const float *x = autosp_trainer_data(a, name), *y = autosp_trainer_data(b, name);
         int64_t n = autosp_tensor_numel(fwd, t);
-        if (!noise[count]) l2_terms(y, x, before[count], n, &l2[0], &l2[1]);
+        if (!noise[count]) l2_terms(y[count], x[count], before[count], n, &l2[0], &l2[1]);
+        *differ += memcmp(x[count], y[count], sizeof(float) * (size_t)n) != 0;
         count++;
-        *differ += memcmp(x, y, sizeof(float) * (size_t)n) != 0;
     }
+    free_snapshot(x);
+    free_snapshot(y);
     return sqrt(l2[0] / l2[1]);
+}
+
+/* The summed gradient this rank's optimizer sees for its part [n r / W, n (r + 1) / W) of each
+ * parameter under stage (ZeRO-1: that part of "<param>.grad"; 2: "<param>.grad_shard"; 3:
+ * "<param>.grad"), against the same part of ZeRO-0's whole gradient: the worst max |diff|
+ * over a tensor's largest value (raised to 1e-3 of the largest of all), on every rank. */
+static float shard_grad_error(autosp_trainer_t *zero0, autosp_trainer_t *sharded, int stage,
+                              const autosp_graph_t *fwd) {
+    float top = 0, worst = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (autosp_tensor_t t = 0; t < autosp_graph_num_tensors(fwd); t++) {
+            if (autosp_tensor_kind(fwd, t) != AUTOSP_KIND_PARAM) continue;
+            char name[AUTOSP_MAX_NAME + 16];
+            snprintf(name, sizeof name, "%s.grad", autosp_tensor_name(fwd, t));
+            int64_t n = autosp_tensor_numel(fwd, t), lo = n * world_rank / world_size,
+                    own = n * (world_rank + 1) / world_size - lo;
+            const float *whole = autosp_trainer_data(zero0, name);
+            float scale = max_abs(whole, n);
+            if (pass == 0) {
+                top = scale > top ? scale : top;
+                continue;
+            }
+            if (stage == 2) strcat(name, "_shard");
+            const float *part =
+                (const float *)autosp_trainer_data(sharded, name) + (stage == 1 ? lo : 0);
+            float e = max_abs_diff(part, whole + lo, own) / fmaxf(scale, 1e-3f * top);
+            worst = e > worst ? e : worst;
+        }
+    return world_max(worst);
 }
 
 static autosp_trainer_t *zero_trainer(const autosp_graph_t *per_rank, autosp_comm_t *comm,
@@ -412,9 +443,14 @@ static void run_zero(const sp_case_t *c) {
     float **before = snapshot(tr[0], per_rank);
     bool noise[256];
     char worst[AUTOSP_MAX_NAME + 8];
-    feed(tr[0], &b, c->segments);
-    assert_int_equal(autosp_trainer_compute(tr[0], NULL, &err), AUTOSP_OK);
+    float loss[2];
+    for (int z = 0; z < 2; z++) {
+        feed(tr[z], &b, c->segments);
+        assert_int_equal(autosp_trainer_compute(tr[z], &loss[z], &err), AUTOSP_OK);
+    }
     compare(tr[0], tr[0], per_rank, ".grad", NULL, noise, worst, sizeof worst, NULL);
+    float loss_error = fabsf(loss[1] - loss[0]) / fabsf(loss[0]);
+    float grad_error = shard_grad_error(tr[0], tr[1], stage, per_rank);
     for (int s = 0; s < STEPS; s++)
         for (int z = 0; z < 2; z++) {
             feed(tr[z], &b, c->segments);
@@ -449,13 +485,15 @@ static void run_zero(const sp_case_t *c) {
     differ = (int)world_max((float)(differ + differ_resumed));
     int64_t arena[2] = {autosp_trainer_arena_bytes(tr[0]), autosp_trainer_arena_bytes(tr[1])};
     if (world_rank == 0)
-        printf("%-14s sp=%d dp=%d: ZeRO-%d state %lld B over %d ranks (ZeRO-0: %lld B each), "
-               "arena %lld B (ZeRO-0: %lld B); parameters after %d steps %.2e, after a resume "
-               "%.2e; %d tensors differ\n",
-               c->preset, c->sp, c->dp, stage, state[1], world_size, state[0], (long long)arena[1],
-               (long long)arena[0], STEPS, distance, resumed_distance, differ);
+        printf("%-14s sp=%d dp=%d: ZeRO-%d loss %.1e, gradients %.1e from ZeRO-0; state %lld B "
+               "over %d ranks (ZeRO-0: %lld B each), arena %lld B (ZeRO-0: %lld B); parameters "
+               "after %d steps %.2e, after a resume %.2e; %d tensors differ\n",
+               c->preset, c->sp, c->dp, stage, loss_error, grad_error, state[1], world_size,
+               state[0], (long long)arena[1], (long long)arena[0], STEPS, distance,
+               resumed_distance, differ);
+    assert_true(loss_error <= 1e-6f && grad_error <= 1e-6f);
     assert_true(state[1] == state[0]);                /* the world holds one copy of the state */
-    if (stage == 2) assert_true(arena[1] < arena[0]); /* a shard of each gradient */
+    if (stage >= 2) assert_true(arena[1] < arena[0]); /* a shard of each gradient */
     if (world_size == 2) assert_int_equal(differ, 0);
     assert_true(distance <= TOLERANCE && resumed_distance <= TOLERANCE);
     for (int z = 0; z < 2; z++) autosp_trainer_free(tr[z]);
@@ -541,6 +579,10 @@ ZERO(llama_sp2_zero2, "llama-tiny", .sp = 2, .dp = 1, .batch = 2, .seq = 32, .ze
 ZERO(llama_dp2_sp2_zero2, "llama-tiny", .sp = 2, .dp = 2, .batch = 1, .seq = 32, .zero = 2)
 ZERO(gpt2_sp4_zero2, "gpt2-tiny", .sp = 4, .dp = 1, .batch = 1, .seq = 32, .segments = true,
      .zero = 2)
+ZERO(llama_sp2_zero3, "llama-tiny", .sp = 2, .dp = 1, .batch = 2, .seq = 32, .zero = 3)
+ZERO(llama_dp2_sp2_zero3, "llama-tiny", .sp = 2, .dp = 2, .batch = 1, .seq = 32, .zero = 3)
+ZERO(gpt2_sp4_zero3, "gpt2-tiny", .sp = 4, .dp = 1, .batch = 1, .seq = 32, .segments = true,
+     .zero = 3)
 
 #define POLICIES(name, ...)                                                                        \
     static void name(void **state) {                                                               \
@@ -663,6 +705,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test(llama_sp2_zero2),
         cmocka_unit_test(llama_dp2_sp2_zero2),
         cmocka_unit_test(gpt2_sp4_zero2),
+        cmocka_unit_test(llama_sp2_zero3),
+        cmocka_unit_test(llama_dp2_sp2_zero3),
+        cmocka_unit_test(gpt2_sp4_zero3),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     MPI_Finalize();

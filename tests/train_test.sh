@@ -90,7 +90,7 @@ else
 fi
 
 # Bad input: exit 2 and a message that names what is wrong.
-printf '{"zero_optimization": {"stage": 3}}' >"$tmp/zero3.json"
+printf '{"zero_optimization": {"stage": 4}}' >"$tmp/zero4.json"
 printf '{"train_batch_size": 64, "train_micro_batch_size_per_gpu": 4}' >"$tmp/batch.json"
 printf 'short' >"$tmp/short.txt"
 printf '\001\000\054\001\002\000' >"$tmp/ids.bin" # ids 1, 300, 2
@@ -108,14 +108,14 @@ $m --data $tmp/ids.bin --seq-len 2|holds token id 300, but the model's vocabular
 $m --data $tmp/ids.bin --data-format u32|do not hold whole 4-byte ids
 $m --data $text --data-format utf8|--data-format: unknown data format "utf8": expected auto, text, u16 or u32
 $m --data $text --lr fast|--lr "fast": expected a number
-$m --data $text --zero 3|--zero "3": expected an integer in 0..2
+$m --data $text --zero 4|--zero "4": expected an integer in 0..3
 $m --data $text --mem-limit lots|--mem-limit "lots": expected a size
 $m --data $text --mem-limit 1MiB|--mem-limit 1.0 MiB: a rank needs
 $m --data $text --task copy|--task "copy": expected passkey
 $m --data $text --task passkey|--task passkey makes its own rows: drop --data
 $m --data $text --eval-every 5|--eval-rows and --eval-every need --task passkey
 $m --data $text --config $tmp/nowhere.json|nowhere.json
-$m --data $text --config $tmp/zero3.json|zero_optimization.stage
+$m --data $text --config $tmp/zero4.json|zero_optimization.stage
 $m --data $text --config $tmp/batch.json|train_batch_size 64, but the micro batch 4 x dp 1 is 4
 --model $src/tests/bad/cycle.json --data $text|cycle
 $m --data $text --save /dev/null/run|cannot create

@@ -263,7 +263,16 @@ static void print_no_fit(autosp_ac_policy_t policy, int sp, int world, int64_t s
                          int64_t mem, const autosp_memory_plan_t *p) {
     int64_t fixed = p->params + p->grads + p->master + p->optimizer;
     printf("%-20s %4d %4d %10s   ", autosp_ac_policy_name(policy), sp, world / sp, "-");
-    if (fixed > mem)
+    const char *alone = p->master + p->optimizer > mem ? "the optimizer state alone"
+                        : p->params > mem              ? "the parameters alone"
+                        : p->grads > mem               ? "the gradients alone"
+                                                       : NULL;
+    if (fixed > mem && alone)
+        printf("(nothing fits: %s exceeds the %s of a rank; parameters %.2f + gradients "
+               "%.2f + f32 master %.2f + AdamW %.2f = %.2f GiB before any activation)\n",
+               alone, human(mem), gib(p->params), gib(p->grads), gib(p->master), gib(p->optimizer),
+               gib(fixed));
+    else if (fixed > mem)
         printf("(nothing fits: parameters %.2f + gradients %.2f + f32 master %.2f + AdamW %.2f "
                "= %.2f GiB before any activation)\n",
                gib(p->params), gib(p->grads), gib(p->master), gib(p->optimizer), gib(fixed));

@@ -63,10 +63,12 @@ static void usage(FILE *out) {
         "  --sp P                 sequence-parallel ranks: each holds S/P tokens of every\n"
         "                         sequence (default 1; must divide N, S and the heads)\n"
         "  --dp D                 data-parallel ranks (default N / P; D x P must be N)\n"
-        "  --zero 0|1|2           1: ZeRO-1, AdamW's state sharded over the N ranks (gradients\n"
+        "  --zero 0-3             1: ZeRO-1, AdamW's state sharded over the N ranks (gradients\n"
         "                         reduce-scattered, parameters all-gathered); 2: ZeRO-2, the\n"
         "                         gradients too (each reduce-scattered as the backward\n"
-        "                         finishes it, only the shard kept); same results (default 0)\n"
+        "                         finishes it, only the shard kept); 3: ZeRO-3, the\n"
+        "                         parameters too (each gathered right before each use, in\n"
+        "                         the forward and the backward); same results (default 0)\n"
         "  --grad-reduce f32|bf16 the dtype gradients are summed over the ranks in (ZeRO-0;\n"
         "                         default f32; bf16 sends half the bytes, with rounded sums)\n"
         "  --ac POLICY            activation checkpointing: none, full, mincut-conservative or\n"
@@ -139,7 +141,7 @@ static const flag_t flags[] = {
     {"--plot", 's', OPT(plot), 0, 0},
     {"--save-every", 'i', OPT(save_every), 1, 1e9},
     {"--until", 'i', OPT(until), 1, 1e9},
-    {"--zero", 'i', OPT(zero), 0, 2},
+    {"--zero", 'i', OPT(zero), 0, 3},
     {"--grad-reduce", 's', OPT(grad_reduce), 0, 0},
     {"--save-dtype", 's', OPT(save_dtype), 0, 0},
     {"--config", 's', OPT(config), 0, 0},

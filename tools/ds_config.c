@@ -184,9 +184,7 @@ static int read_field(const reader_t *r, const field_t *f, const json_t *v) {
 /* ---- zero_optimization, gradient_accumulation_steps, precision, compile ------------------- */
 
 static int read_stage(const reader_t *r, const char *key, const json_t *v) {
-    if (number_in(v, 3, 3, true))
-        return fail(r, key, v, "0, 1 or 2: autosp-train implements ZeRO-2 at most");
-    return read_int(r, key, v, 0, 2, &r->out->has_zero, &r->out->zero_stage);
+    return read_int(r, key, v, 0, 3, &r->out->has_zero, &r->out->zero_stage);
 }
 
 /* Only the stage changes what is trained; buckets, overlap and offload tune DeepSpeed. */

@@ -36,7 +36,11 @@ typedef struct autosp_train_config {
                      * and the updated chunks all-gathered. The same results as 0 (summed in
                      * the same pairs at 2 ranks: bitwise). 2 (ZeRO-2): the gradients too: the
                      * step reduce-scatters each one as the backward finishes it (the grad_shard
-                     * pass), so a rank keeps only its shard. Ignored in one process. */
+                     * pass), so a rank keeps only its shard. 3 (ZeRO-3): the parameters too:
+                     * each rank holds 1/world of each, gathered whole right before each node
+                     * that reads it, in the forward and again in the backward (param_shard);
+                     * autosp_trainer_data then gives the shard, autosp_trainer_param the whole.
+                     * Ignored in one process. */
     /* The dtype ZeRO-0's gradient sum runs in (autosp_parallel_config_t.grad_reduce_dtype):
      * AUTOSP_F32 (the default, whatever the model's dtype) or AUTOSP_BF16 (half the bytes,
      * rounded partial sums; docs/runtime.md gives the error). */
@@ -86,6 +90,12 @@ int64_t autosp_trainer_state_bytes(const autosp_trainer_t *tr);
 /* A tensor of the joint graph (inputs, parameters, "loss", "<param>.grad"); see
  * autosp_executor_data. NULL for an unknown name. */
 void *autosp_trainer_data(autosp_trainer_t *tr, const char *name);
+/* Parameter `name`'s f32 weights, whole (its numel in the forward graph), into `whole` (the
+ * caller's) on every rank: a bf16 parameter's master copy, gathered from every rank under ZeRO
+ * (collective then: every rank calls it); an f32 one's value. Under ZeRO-3 autosp_trainer_data
+ * gives this rank's shard only; this is the whole parameter. */
+autosp_status_t autosp_trainer_param(autosp_trainer_t *tr, const char *name, float *whole,
+                                     autosp_error_t *err);
 /* Writes this rank's part of a whole-batch input: `global` holds the input for all ranks, its
  * dim 0 (the batch, unless dim 0 is the sequence) dp times the per-rank batch and its sequence
  * dim all S tokens, laid out as in the single-device graph. The caller shifts the labels over

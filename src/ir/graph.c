@@ -72,6 +72,13 @@ int node_find(const autosp_graph_t *g, const char *name) {
     return name_map_get(&g->node_names, g->nodes, sizeof(node_t), name);
 }
 
+const shape_t *param_whole_shape(const autosp_graph_t *g, autosp_tensor_t t) {
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].op == AUTOSP_OP_UNSHARD && g->nodes[i].in[0] == t)
+            return node_attr(&g->nodes[i], "shape")->shape;
+    return &g->tensors[t].shape;
+}
+
 /* ---- lifecycle ------------------------------------------------------------------------- */
 
 autosp_graph_t *autosp_graph_new(const char *name) {

@@ -129,6 +129,9 @@ int name_map_get(const name_map_t *m, const void *base, size_t stride, const cha
 /* Adds the entry at index (its name is the first field of the struct); -1 when out of memory. */
 int name_map_put(name_map_t *m, const void *base, size_t stride, int index);
 int node_find(const autosp_graph_t *g, const char *name);
+/* Parameter t's whole shape: under ZeRO-3 (param_shard) t is a 1-D shard and this is the
+ * "shape" of the unshard that reads it; otherwise t's own shape. */
+const shape_t *param_whole_shape(const autosp_graph_t *g, autosp_tensor_t t);
 bool name_ok(const char *name, autosp_error_t *err, const char *what);
 /* Records err as the graph's sticky error (if it has none yet); returns err->status. */
 autosp_status_t graph_fail(autosp_graph_t *g, const autosp_error_t *err);

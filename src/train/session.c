@@ -121,18 +121,33 @@ static bool f32_or_bf16(autosp_dtype_t t) {
     return t == AUTOSP_F32 || t == AUTOSP_BF16;
 }
 
-/* The file's tensor for parameter x, checked: x's shape, and x's dtype or another of f32 and
- * bf16 (converted: a bf16 model starts from f32 weights, and the other way round). */
+int64_t session_param_slice(const session_t *s, autosp_tensor_t t, int64_t *lo, int64_t *count) {
+    const shape_t *whole = param_whole_shape(s->g, t);
+    int64_t n;
+    AUTOSP_ASSERT(shape_eval(s->g, whole, NULL, &n) == EVAL_OK);
+    *lo = 0, *count = n;
+    if (whole != &s->g->tensors[t].shape) {
+        int r = s->comm->rank, ranks = s->comm->size;
+        *lo = n * r / ranks;
+        *count = n * (r + 1) / ranks - *lo;
+    }
+    return n;
+}
+
+/* The file's tensor for parameter x, checked: x's (whole) shape, and x's dtype or another of
+ * f32 and bf16 (converted: a bf16 model starts from f32 weights, and the other way round). */
 static autosp_status_t check_weight(const autosp_st_tensor_t *w, const session_t *s,
-                                    const tensor_t *x, const char *path, autosp_error_t *err) {
+                                    autosp_tensor_t t, const char *path, autosp_error_t *err) {
+    const tensor_t *x = &s->g->tensors[t];
+    const shape_t *whole = param_whole_shape(s->g, t);
     int64_t dims[AUTOSP_MAX_DIMS], numel;
-    AUTOSP_ASSERT(shape_eval(s->g, &x->shape, dims, &numel) == EVAL_OK);
-    bool same = w->ndim == x->shape.ndim &&
+    AUTOSP_ASSERT(shape_eval(s->g, whole, dims, &numel) == EVAL_OK);
+    bool same = w->ndim == whole->ndim &&
                 (w->dtype == x->dtype || (f32_or_bf16(w->dtype) && f32_or_bf16(x->dtype)));
     for (int k = 0; same && k < w->ndim; k++) same = w->shape[k] == dims[k];
     if (same) return AUTOSP_OK;
     char want[128], found[128];
-    shape_text(dims, x->shape.ndim, want, sizeof want);
+    shape_text(dims, whole->ndim, want, sizeof want);
     shape_text(w->shape, w->ndim, found, sizeof found);
     return set_error(err, AUTOSP_ERR_INVALID,
                      "weights \"%s\": tensor \"%s\" is %s [%s], expected %s [%s]", path, x->name,
@@ -177,15 +192,17 @@ autosp_status_t session_load_weights(session_t *s, const char *path, autosp_erro
         const tensor_t *x = &s->g->tensors[t];
         if (x->kind != AUTOSP_KIND_PARAM) continue;
         const autosp_st_tensor_t *w = autosp_safetensors_find(f, x->name);
-        if ((st = check_weight(w, s, x, path, err)) != AUTOSP_OK) break;
+        if ((st = check_weight(w, s, t, path, err)) != AUTOSP_OK) break;
         void *dst = autosp_executor_data(s->ex, x->name);
-        int64_t n = autosp_tensor_numel(s->g, t);
+        int64_t lo, n;
+        session_param_slice(s, t, &lo, &n);
+        const char *src = (const char *)w->data + (size_t)lo * autosp_dtype_size(w->dtype);
         if (w->dtype == x->dtype)
-            memcpy(dst, w->data, (size_t)n * autosp_dtype_size(x->dtype));
+            memcpy(dst, src, (size_t)n * autosp_dtype_size(x->dtype));
         else if (x->dtype == AUTOSP_BF16)
-            bf16_from_f32_n(dst, w->data, n);
+            bf16_from_f32_n(dst, (const float *)src, n);
         else
-            bf16_to_f32_n(dst, w->data, n);
+            bf16_to_f32_n(dst, (const bf16_t *)src, n);
     }
     autosp_safetensors_close(f);
     return st == AUTOSP_OK ? set_ok(err) : st;

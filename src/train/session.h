@@ -31,7 +31,11 @@ autosp_status_t session_save_weights(const session_t *s, const char *path, autos
 /* st on world rank 0 (a file it wrote) made every rank's: what, path name it in a message. */
 autosp_status_t session_outcome(const session_t *s, autosp_status_t st, const char *what,
                                 const char *path, autosp_error_t *err);
-/* Every parameter from a weights file, names and shapes checked (autosp_trainer_load_weights). */
+/* The whole numel of parameter t, and the elements [*lo, *lo + *count) of it this rank's arena
+ * holds: all of it, or under ZeRO-3 its shard (the first *count elements of the tensor). */
+int64_t session_param_slice(const session_t *s, autosp_tensor_t t, int64_t *lo, int64_t *count);
+/* Every parameter (this rank's part of it) from a weights file, names and shapes checked
+ * (autosp_trainer_load_weights). */
 autosp_status_t session_load_weights(session_t *s, const char *path, autosp_error_t *err);
 
 #endif

@@ -19,24 +19,34 @@
 static const double PI = 3.14159265358979323846;
 
 /* A parameter and the part of it this rank's optimizer owns: all of it, or under ZeRO-1 the
- * elements [lo, lo + own), whose m and v are all this rank keeps.
+ * elements [lo, lo + own), whose m and v are all this rank keeps. The arena holds all of it
+ * (held_lo 0, held n), or under ZeRO-3 the owned part only (held_lo = lo, held = own): value
+ * and work start at element held_lo.
  * Mixed precision: a parameter of another dtype than f32 (bf16) is a working copy in the arena
  * (`work`); the optimizer updates an f32 master copy of the owned part (`master`, like m and v)
  * and rounds it into the working copy. Its gradient is f32 (the autodiff pass sees to it). */
 typedef struct param_slot {
     float *value, *grad, *m, *v; /* value (f32 params) and grad live in the executor's arena */
     float *own_grad;             /* the owned part's summed gradient: grad + lo, or ZeRO-2's
-                                  * shard "<param>.grad_shard" (grad is NULL then) */
+                                  * shard "<param>.grad_shard", or ZeRO-3's "<param>.grad"
+                                  * (grad is NULL then) */
     float *master;               /* f32 of the owned part, or NULL for an f32 parameter */
     bf16_t *work;                /* the arena's bf16 parameter, or NULL */
     const char *name;            /* the graph's */
-    int64_t n, lo, own;
+    int64_t n, lo, own, held_lo, held;
+    int ndim; /* the whole parameter's shape */
+    int64_t shape[AUTOSP_MAX_DIMS];
     bool decay;
 } param_slot_t;
 
 /* The f32 weights AdamW updates for s, indexed from its owned part's start. */
 static float *updated_weights(const param_slot_t *s) {
-    return s->master ? s->master : s->value + s->lo;
+    return s->master ? s->master : s->value + (s->lo - s->held_lo);
+}
+
+/* The working copy of s's owned part (a bf16 parameter). */
+static bf16_t *owned_work(const param_slot_t *s) {
+    return s->work + (s->lo - s->held_lo);
 }
 
 struct autosp_trainer {
@@ -48,9 +58,9 @@ struct autosp_trainer {
     void *state_block; /* what mem_free takes */
     int step;
     double flops;
-    /* ZeRO-1 and 2: optimizer state sharded over every rank of comm's world; ZeRO-2: the
-     * graph reduce-scatters the gradients itself (grad_shard) */
-    bool sharded, grad_shards;
+    /* ZeRO-1 to 3: optimizer state sharded over every rank of comm's world; ZeRO-2 and 3: the
+     * graph reduce-scatters the gradients itself; ZeRO-3: the arena holds parameter shards */
+    bool sharded, grad_shards, param_shards;
     int *counts, *displs; /* one parameter's chunk per rank */
     float *chunk;         /* reduce-scatter's receive buffer: the largest owned chunk */
     double optimizer_comm_seconds;
@@ -58,6 +68,12 @@ struct autosp_trainer {
     int profiled_steps;
     double profiled_seconds;
 };
+
+/* Whether a checkpoint gathers s's f32 weights from every rank: a bf16 parameter's master
+ * copy, or under ZeRO-3 any parameter (the arena holds a shard). */
+static bool gathers_weights(const autosp_trainer_t *tr, const param_slot_t *s) {
+    return s->work || tr->param_shards;
+}
 
 autosp_train_config_t autosp_train_config_default(void) {
     return (autosp_train_config_t){.lr = 3e-3f,
@@ -113,38 +129,36 @@ static void init_values(float *w, int64_t n, const tensor_t *t, uint64_t *s) {
     }
 }
 
-static void init_param(float *w, int64_t n, const tensor_t *t, uint64_t seed) {
-    uint64_t s = name_seed(seed, t->name);
-    init_values(w, n, t, &s);
+/* The overlap of piece [at, at + n) of a parameter with its elements [lo, lo + count). */
+static bool overlap(int64_t at, int64_t n, int64_t lo, int64_t count, int64_t *from, int64_t *to) {
+    *from = at > lo ? at : lo;
+    *to = at + n < lo + count ? at + n : lo + count;
+    return *from < *to;
 }
 
-/* A bf16 parameter's values are the f32 stream of init_param (the same numbers at every world
- * size), drawn a piece at a time: the owned part goes to the master copy, all of it rounded to
- * the working copy. */
-static void init_mixed(param_slot_t *p, const tensor_t *x, uint64_t seed) {
+/* A parameter's values are the f32 stream of its name (the same numbers at every world size
+ * and ZeRO stage), drawn a piece at a time: the f32 weights this rank updates get their part,
+ * the working copy of a bf16 parameter its held part, rounded. */
+static void init_slot(param_slot_t *p, const tensor_t *x, uint64_t seed) {
     enum { PIECE = 1024 }; /* even: the stream's pairs stay whole */
     float piece[PIECE];
     uint64_t s = name_seed(seed, x->name);
+    int64_t f32_lo = p->work ? p->lo : p->held_lo, f32_count = p->work ? p->own : p->held, from, to;
+    float *f32 = p->work ? p->master : p->value;
     for (int64_t at = 0; at < p->n; at += PIECE) {
         int64_t n = p->n - at < PIECE ? p->n - at : PIECE;
         init_values(piece, n, x, &s);
-        bf16_from_f32_n(p->work + at, piece, n);
-        int64_t lo = at > p->lo ? at : p->lo,
-                hi = at + n < p->lo + p->own ? at + n : p->lo + p->own;
-        if (lo < hi)
-            memcpy(p->master + (lo - p->lo), piece + (lo - at), sizeof(float) * (size_t)(hi - lo));
+        if (p->work && overlap(at, n, p->held_lo, p->held, &from, &to))
+            bf16_from_f32_n(p->work + (from - p->held_lo), piece + (from - at), to - from);
+        if (overlap(at, n, f32_lo, f32_count, &from, &to))
+            memcpy(f32 + (from - f32_lo), piece + (from - at), sizeof(float) * (size_t)(to - from));
     }
 }
 
 void autosp_trainer_init_params(autosp_trainer_t *tr, uint64_t seed) {
     for (autosp_tensor_t t = 0, p = 0; t < tr->s.g->n_tensors; t++) {
         const tensor_t *x = &tr->s.g->tensors[t];
-        if (x->kind != AUTOSP_KIND_PARAM) continue;
-        param_slot_t *s = &tr->params[p++];
-        if (s->work)
-            init_mixed(s, x, seed);
-        else
-            init_param(s->value, s->n, x, seed);
+        if (x->kind == AUTOSP_KIND_PARAM) init_slot(&tr->params[p++], x, seed);
     }
     for (int p = 0; p < tr->n_params; p++) {
         memset(tr->params[p].m, 0, sizeof(float) * (size_t)tr->params[p].own);
@@ -172,12 +186,17 @@ static autosp_status_t find_params(autosp_trainer_t *tr, autosp_error_t *err) {
         const tensor_t *x = &j->tensors[t];
         if (x->kind != AUTOSP_KIND_PARAM) continue;
         char grad[AUTOSP_MAX_NAME + 16];
-        snprintf(grad, sizeof grad, "%s.grad%s", x->name, tr->grad_shards ? "_shard" : "");
+        bool grad_shard = tr->grad_shards && !tr->param_shards; /* ZeRO-2's names */
+        snprintf(grad, sizeof grad, "%s.grad%s", x->name, grad_shard ? "_shard" : "");
         param_slot_t *s = &tr->params[p++];
         s->name = x->name;
-        s->n = autosp_tensor_numel(j, t);
+        s->n = session_param_slice(&tr->s, t, &s->held_lo, &s->held);
+        const shape_t *whole = param_whole_shape(j, t);
+        s->ndim = whole->ndim;
+        AUTOSP_ASSERT(shape_eval(j, whole, s->shape, NULL) == EVAL_OK);
         s->lo = chunk_start(s->n, rank, ranks);
         s->own = chunk_start(s->n, rank + 1, ranks) - s->lo;
+        AUTOSP_ASSERT(s->held == s->n || (s->held_lo == s->lo && s->held == s->own));
         if (x->dtype == AUTOSP_F32)
             s->value = autosp_executor_data(tr->s.ex, x->name);
         else if (x->dtype == AUTOSP_BF16)
@@ -190,10 +209,10 @@ static autosp_status_t find_params(autosp_trainer_t *tr, autosp_error_t *err) {
         AUTOSP_ASSERT(g && j->tensors[autosp_tensor_find(j, grad)].dtype == AUTOSP_F32);
         s->grad = tr->grad_shards ? NULL : g;
         s->own_grad = tr->grad_shards ? g : g + s->lo;
-        s->decay = x->shape.ndim >= 2;
+        s->decay = s->ndim >= 2;
         if (tr->sharded && s->n > INT_MAX)
             return set_error(err, AUTOSP_ERR_LIMIT,
-                             "ZeRO-1: parameter \"%s\" has %lld elements, more than MPI's int "
+                             "ZeRO: parameter \"%s\" has %lld elements, more than MPI's int "
                              "count allows",
                              x->name, (long long)s->n);
     }
@@ -247,7 +266,8 @@ static autosp_status_t build(autosp_trainer_t *tr, const autosp_graph_t *forward
     par.sp = tr->s.comm->sp_size;
     par.dp = tr->s.comm->dp_size;
     tr->sharded = tr->cfg.zero_stage >= 1 && tr->s.comm->size > 1;
-    tr->grad_shards = tr->sharded && tr->cfg.zero_stage == 2;
+    tr->grad_shards = tr->sharded && tr->cfg.zero_stage >= 2;
+    tr->param_shards = tr->sharded && tr->cfg.zero_stage == 3;
     par.zero_stage = tr->sharded ? tr->cfg.zero_stage : 0;
     st = session_start(&tr->s, autosp_compile_training(forward, &par, err), err);
     if (st == AUTOSP_OK) st = autosp_graph_summarize(tr->s.g, &sum, err);
@@ -279,12 +299,12 @@ autosp_trainer_t *autosp_trainer_new_comm(const autosp_graph_t *forward,
     if (!(tr->cfg.lr >= 0) || !(tr->cfg.beta1 >= 0 && tr->cfg.beta1 < 1) ||
         !(tr->cfg.beta2 >= 0 && tr->cfg.beta2 < 1) || !(tr->cfg.eps > 0) ||
         !(tr->cfg.grad_clip >= 0) || tr->cfg.warmup_steps < 0 || tr->cfg.total_steps < 1 ||
-        tr->cfg.zero_stage < 0 || tr->cfg.zero_stage > 2 || tr->cfg.loss_chunk < -1 ||
+        tr->cfg.zero_stage < 0 || tr->cfg.zero_stage > 3 || tr->cfg.loss_chunk < -1 ||
         (tr->cfg.grad_reduce_dtype != AUTOSP_F32 && tr->cfg.grad_reduce_dtype != AUTOSP_BF16)) {
         set_error(err, AUTOSP_ERR_INVALID,
                   "train config: lr %g, betas (%g, %g), eps %g, grad_clip %g, warmup %d, total "
                   "%d, zero_stage %d, grad_reduce_dtype %s, loss_chunk %lld: expected lr >= 0, "
-                  "betas in [0,1), eps > 0, clip >= 0, total >= 1, zero_stage 0, 1 or 2, f32 or "
+                  "betas in [0,1), eps > 0, clip >= 0, total >= 1, zero_stage 0 to 3, f32 or "
                   "bf16 sums, loss_chunk -1 (unchunked), 0 (planned) or rows",
                   tr->cfg.lr, tr->cfg.beta1, tr->cfg.beta2, tr->cfg.eps, tr->cfg.grad_clip,
                   tr->cfg.warmup_steps, tr->cfg.total_steps, tr->cfg.zero_stage,
@@ -360,7 +380,7 @@ static autosp_status_t load_masters(autosp_trainer_t *tr, const char *path, auto
         if (w && w->dtype == AUTOSP_F32)
             memcpy(s->master, (const float *)w->data + s->lo, sizeof(float) * (size_t)s->own);
         else
-            bf16_to_f32_n(s->master, s->work + s->lo, s->own);
+            bf16_to_f32_n(s->master, owned_work(s), s->own);
     }
     autosp_safetensors_close(f);
     return AUTOSP_OK;
@@ -429,6 +449,26 @@ exchange_params(autosp_trainer_t *tr,
     }
     tr->optimizer_comm_seconds += now_seconds() - start;
     return st;
+}
+
+autosp_status_t autosp_trainer_param(autosp_trainer_t *tr, const char *name, float *whole,
+                                     autosp_error_t *err) {
+    autosp_error_t local;
+    if (!err) err = &local;
+    const param_slot_t *s = NULL;
+    for (int p = 0; p < tr->n_params && !s; p++)
+        if (strcmp(tr->params[p].name, name) == 0) s = &tr->params[p];
+    if (!s)
+        return set_error(err, AUTOSP_ERR_INVALID, "param: the graph has no parameter \"%s\"", name);
+    if (!tr->sharded || !gathers_weights(tr, s)) {
+        memcpy(whole, s->work ? s->master : s->value, sizeof(float) * (size_t)s->n);
+        return set_ok(err);
+    }
+    chunk_layout(tr, s);
+    memcpy(whole + s->lo, updated_weights(s), sizeof(float) * (size_t)s->own);
+    autosp_status_t st = tr->s.comm->ops->all_gather_blocks(tr->s.comm, whole, sizeof(float),
+                                                            tr->counts, tr->displs, err);
+    return st == AUTOSP_OK ? set_ok(err) : zero_failed(st, "gather of a parameter", err);
 }
 
 autosp_status_t autosp_trainer_compute(autosp_trainer_t *tr, float *loss, autosp_error_t *err) {
@@ -509,7 +549,7 @@ VECTOR_CLONES static void adamw_share(share_t *s, param_slot_t *p, int64_t from,
         float update = (m[i] / bc1) / (sqrtf(v[i] / bc2) + eps);
         w[i] -= lr * (update + decay * w[i]);
     }
-    if (p->work) bf16_from_f32_n(p->work + p->lo + from, w + from, to - from);
+    if (p->work) bf16_from_f32_n(owned_work(p) + from, w + from, to - from);
 }
 
 /* Under ZeRO-1 each rank holds the summed gradient of its chunks only: their squares are
@@ -544,7 +584,9 @@ static autosp_status_t train_step(autosp_trainer_t *tr, autosp_step_stats_t *sta
         tr->cfg.grad_clip > 0 && norm > tr->cfg.grad_clip ? tr->cfg.grad_clip / (float)norm : 1.0f;
     float lr = autosp_train_lr(&tr->cfg, tr->step);
     adamw_update(tr, lr, clip);
-    if (tr->sharded && (st = exchange_params(tr, all_gather_param, err)) != AUTOSP_OK) return st;
+    if (tr->sharded && !tr->param_shards &&
+        (st = exchange_params(tr, all_gather_param, err)) != AUTOSP_OK)
+        return st;
     if (stats)
         *stats = (autosp_step_stats_t){
             .step = tr->step, .loss = loss, .grad_norm = (float)norm, .lr = lr, .flops = tr->flops};
@@ -580,8 +622,8 @@ void autosp_trainer_profile(const autosp_trainer_t *tr, autosp_profile_t *out) {
 static const char *const STATE_SUFFIX[3] = {"", ".adam_m", ".adam_v"};
 
 /* Every parameter, then its m and v, as whole f32 tensors (the same on every rank; a bf16
- * parameter's is its master copy); under ZeRO-1 m and v, and master copies, come from
- * `gathered` (each parameter's m, v, then master, whole). */
+ * parameter's is its master copy); under ZeRO m and v, and the weights gathers_weights names,
+ * come from `gathered` (each parameter's m, v, then weights, whole). */
 static autosp_st_tensor_t *state_tensors(const autosp_trainer_t *tr, float *gathered,
                                          char (*names)[AUTOSP_MAX_NAME + 8], int *n) {
     const autosp_graph_t *j = tr->s.g;
@@ -593,13 +635,13 @@ static autosp_st_tensor_t *state_tensors(const autosp_trainer_t *tr, float *gath
         const tensor_t *x = &j->tensors[t];
         if (x->kind != AUTOSP_KIND_PARAM) continue;
         const param_slot_t *s = &tr->params[p];
-        autosp_st_tensor_t base = {.dtype = AUTOSP_F32, .ndim = x->shape.ndim};
-        AUTOSP_ASSERT(shape_eval(j, &x->shape, base.shape, NULL) == EVAL_OK);
+        autosp_st_tensor_t base = {.dtype = AUTOSP_F32, .ndim = s->ndim};
+        memcpy(base.shape, s->shape, sizeof(int64_t) * (size_t)s->ndim);
         float *data[3] = {s->work ? s->master : s->value, s->m, s->v};
         if (gathered) {
             data[1] = gathered, data[2] = gathered + s->n;
-            if (s->work) data[0] = gathered + 2 * s->n;
-            gathered += (s->work ? 3 : 2) * s->n;
+            if (gathers_weights(tr, s)) data[0] = gathered + 2 * s->n;
+            gathered += (gathers_weights(tr, s) ? 3 : 2) * s->n;
         }
         for (int k = 0; k < 3; k++) {
             snprintf(names[3 * p + k], sizeof names[0], "%s%s", x->name, STATE_SUFFIX[k]);
@@ -612,13 +654,14 @@ static autosp_st_tensor_t *state_tensors(const autosp_trainer_t *tr, float *gath
     return list;
 }
 
-/* ZeRO-1: every rank's chunks of m and v (and master weights), whole on world rank 0
- * (*gathered, which the caller frees; NULL on the other ranks). */
+/* ZeRO: every rank's chunks of m and v (and of the weights gathers_weights names), whole on
+ * world rank 0 (*gathered, which the caller frees; NULL on the other ranks). */
 static autosp_status_t gather_state(const autosp_trainer_t *tr, int rank, float **gathered,
                                     autosp_error_t *err) {
     autosp_trainer_t *t = (autosp_trainer_t *)tr; /* the counts are scratch */
     int64_t total = 0;
-    for (int p = 0; p < tr->n_params; p++) total += (tr->params[p].work ? 3 : 2) * tr->params[p].n;
+    for (int p = 0; p < tr->n_params; p++)
+        total += (gathers_weights(tr, &tr->params[p]) ? 3 : 2) * tr->params[p].n;
     *gathered = rank == 0 ? mem_calloc((size_t)total + 1, sizeof(float)) : NULL;
     int ready = rank != 0 || *gathered; /* rank 0 says whether it can receive */
     autosp_status_t st = tr->s.comm->ops->broadcast(tr->s.comm, &ready, sizeof ready, err);
@@ -631,8 +674,8 @@ static autosp_status_t gather_state(const autosp_trainer_t *tr, int rank, float 
     for (int p = 0; p < tr->n_params && st == AUTOSP_OK; p++) {
         const param_slot_t *s = &tr->params[p];
         chunk_layout(t, s);
-        const float *own[3] = {s->m, s->v, s->master};
-        int arrays = s->work ? 3 : 2;
+        const float *own[3] = {s->m, s->v, updated_weights(s)};
+        int arrays = gathers_weights(tr, s) ? 3 : 2;
         for (int k = 0; k < arrays && st == AUTOSP_OK; k++)
             st = zero_failed(tr->s.comm->ops->gather_blocks(tr->s.comm, own[k],
                                                             at ? at + k * s->n : NULL, tr->counts,
@@ -681,14 +724,21 @@ autosp_status_t autosp_trainer_save(const autosp_trainer_t *tr, const char *path
     return session_outcome(&tr->s, st, "checkpoint", path, err);
 }
 
+static autosp_status_t save_weights_as(const autosp_trainer_t *tr, const char *path,
+                                       autosp_dtype_t dtype, autosp_error_t *err);
+
 autosp_status_t autosp_trainer_save_weights(const autosp_trainer_t *tr, const char *path,
                                             autosp_error_t *err) {
     autosp_error_t local;
-    return session_save_weights(&tr->s, path, err ? err : &local);
+    if (!err) err = &local;
+    /* under ZeRO-3 the arena holds shards: each parameter gathered, in its own dtype */
+    return tr->param_shards ? save_weights_as(tr, path, AUTOSP_DTYPE_COUNT, err)
+                            : session_save_weights(&tr->s, path, err);
 }
 
-/* Every parameter as `dtype` (world rank 0): f32 from the masters, or the f32 values; bf16 from
- * the working copies, or an f32 parameter rounded once (into `rounded`, the caller frees it). */
+/* Every parameter as `dtype` (world rank 0; AUTOSP_DTYPE_COUNT: each in its own): f32 from the
+ * masters, or the f32 values; bf16 from whole working copies, else the f32 weights rounded
+ * (into `rounded`, freed here). */
 static autosp_status_t write_weights_as(const autosp_trainer_t *tr, const char *path,
                                         autosp_dtype_t dtype, float *gathered,
                                         autosp_error_t *err) {
@@ -696,28 +746,33 @@ static autosp_status_t write_weights_as(const autosp_trainer_t *tr, const char *
     int n = 0;
     autosp_st_tensor_t *list = names ? state_tensors(tr, gathered, names, &n) : NULL;
     int64_t to_round = 0;
-    for (int p = 0; p < tr->n_params; p++)
-        if (dtype == AUTOSP_BF16 && !tr->params[p].work) to_round += tr->params[p].n;
-    bf16_t *rounded = list ? mem_calloc((size_t)to_round + 1, sizeof *rounded) : NULL;
+    bool *as_bf16 = mem_calloc((size_t)tr->n_params + 1, sizeof *as_bf16);
+    for (int p = 0; as_bf16 && p < tr->n_params; p++) {
+        const param_slot_t *s = &tr->params[p];
+        as_bf16[p] = dtype == AUTOSP_BF16 || (dtype == AUTOSP_DTYPE_COUNT && s->work);
+        if (as_bf16[p] && (!s->work || tr->param_shards)) to_round += s->n;
+    }
+    bf16_t *rounded = list && as_bf16 ? mem_calloc((size_t)to_round + 1, sizeof *rounded) : NULL;
     autosp_status_t st = rounded ? AUTOSP_OK : nomem(err);
     bf16_t *at = rounded;
     for (int p = 0; p < tr->n_params && st == AUTOSP_OK; p++) {
         const param_slot_t *s = &tr->params[p];
         list[p] = list[3 * p]; /* the parameter, not its m and v */
-        if (dtype == AUTOSP_F32) continue;
-        list[p].dtype = AUTOSP_BF16;
-        if (s->work) {
+        if (!as_bf16[p]) continue;
+        if (s->work && !tr->param_shards) {
             list[p].data = s->work;
         } else {
-            bf16_from_f32_n(at, s->value, s->n);
+            bf16_from_f32_n(at, list[p].data, s->n);
             list[p].data = at;
             at += s->n;
         }
+        list[p].dtype = AUTOSP_BF16;
     }
     const char *keys[1] = {"format"}, *values[1] = {"autosp"};
     if (st == AUTOSP_OK)
         st = autosp_safetensors_write(path, list, tr->n_params, keys, values, 1, err);
     mem_free(rounded);
+    mem_free(as_bf16);
     mem_free(list);
     mem_free(names);
     return st;
@@ -730,7 +785,13 @@ autosp_status_t autosp_trainer_save_weights_as(const autosp_trainer_t *tr, const
     if (dtype != AUTOSP_F32 && dtype != AUTOSP_BF16)
         return set_error(err, AUTOSP_ERR_INVALID, "weights \"%s\" as %s: expected f32 or bf16",
                          path, autosp_dtype_name(dtype));
-    bool masters = false;
+    return save_weights_as(tr, path, dtype, err);
+}
+
+/* The f32 weights are gathered first where the ranks hold parts of them. */
+static autosp_status_t save_weights_as(const autosp_trainer_t *tr, const char *path,
+                                       autosp_dtype_t dtype, autosp_error_t *err) {
+    bool masters = tr->param_shards;
     for (int p = 0; p < tr->n_params; p++) masters |= dtype == AUTOSP_F32 && tr->params[p].work;
     int rank = tr->s.comm->rank;
     float *gathered = NULL;
@@ -760,16 +821,17 @@ static autosp_status_t load_tensor(const autosp_safetensors_t *f, const char *pa
     return AUTOSP_OK;
 }
 
-/* bf16 parameters: each rank's master part rounded into the working copy, which ZeRO-1 then
- * all-gathers. */
+/* bf16 parameters: each rank's master part rounded into the working copy, which ZeRO-1 and 2
+ * then all-gather. */
 static autosp_status_t round_working_copies(autosp_trainer_t *tr, autosp_error_t *err) {
     bool mixed = false;
     for (int p = 0; p < tr->n_params; p++) {
         param_slot_t *s = &tr->params[p];
-        if (s->work) bf16_from_f32_n(s->work + s->lo, s->master, s->own);
+        if (s->work) bf16_from_f32_n(owned_work(s), s->master, s->own);
         mixed |= s->work != NULL;
     }
-    return tr->sharded && mixed ? exchange_params(tr, all_gather_param, err) : AUTOSP_OK;
+    bool gather = tr->sharded && !tr->param_shards && mixed;
+    return gather ? exchange_params(tr, all_gather_param, err) : AUTOSP_OK;
 }
 
 autosp_status_t autosp_trainer_load(autosp_trainer_t *tr, const char *path, autosp_error_t *err) {
@@ -792,13 +854,13 @@ autosp_status_t autosp_trainer_load(autosp_trainer_t *tr, const char *path, auto
     for (autosp_tensor_t t = 0, p = 0; st == AUTOSP_OK && t < j->n_tensors; t++) {
         if (j->tensors[t].kind != AUTOSP_KIND_PARAM) continue;
         param_slot_t *ps = &tr->params[p++];
-        /* an f32 value whole, m, v and a master copy as owned */
+        /* an f32 value as held, m, v and a master copy as owned */
         float *dst[3] = {ps->work ? ps->master : ps->value, ps->m, ps->v};
         for (int k = 0; k < 3 && st == AUTOSP_OK; k++) {
             snprintf(name, sizeof name, "%s%s", j->tensors[t].name, STATE_SUFFIX[k]);
             bool owned = k || ps->work;
-            st = load_tensor(f, path, name, dst[k], ps->n, owned ? ps->lo : 0,
-                             owned ? ps->own : ps->n, err);
+            st = load_tensor(f, path, name, dst[k], ps->n, owned ? ps->lo : ps->held_lo,
+                             owned ? ps->own : ps->held, err);
         }
     }
     if (st == AUTOSP_OK) tr->step = (int)s;
