@@ -19,27 +19,18 @@
 
 static const char PASS[] = "chunked_loss";
 
-/* readers[t]: the nodes that read tensor t, plus one if t is a graph output */
-static int *count_readers(const autosp_graph_t *g) {
-    int *readers = mem_calloc((size_t)g->n_tensors + 1, sizeof *readers);
-    if (!readers) return NULL;
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int k = 0; k < g->nodes[i].n_in; k++) readers[g->nodes[i].in[k]]++;
-    for (int o = 0; o < g->n_outputs; o++) readers[g->outputs[o]]++;
-    return readers;
-}
-
-/* The linear node whose logits only cross-entropy node i reads, or -1. */
-static int fusable_head(const autosp_graph_t *g, int i, const int *readers) {
+/* For cross-entropy node i: the linear node whose logits only it reads (1); else 0. */
+static int fusable_head(const autosp_graph_t *g, int i, const int *readers, int *parts) {
     const node_t *n = &g->nodes[i];
-    if (n->op != AUTOSP_OP_CROSS_ENTROPY) return -1;
+    if (n->op != AUTOSP_OP_CROSS_ENTROPY) return 0;
     int head = g->tensors[n->in[0]].producer;
-    if (head < 0 || g->nodes[head].op != AUTOSP_OP_LINEAR || g->nodes[head].n_in != 2) return -1;
-    return readers[n->in[0]] == 1 ? head : -1;
+    if (head < 0 || g->nodes[head].op != AUTOSP_OP_LINEAR || g->nodes[head].n_in != 2) return 0;
+    parts[0] = head;
+    return readers[n->in[0]] == 1;
 }
 
-static autosp_status_t emit_fused(rewrite_t *rw, int i, int head, int64_t chunk) {
-    const node_t *n = &rw->src->nodes[i], *h = &rw->src->nodes[head];
+static autosp_status_t emit_fused(rewrite_t *rw, int i, const int *parts, int64_t chunk) {
+    const node_t *n = &rw->src->nodes[i], *h = &rw->src->nodes[parts[0]];
     autosp_tensor_t in[4] = {rw->map[h->in[0]], rw->map[h->in[1]]}, out;
     for (int k = 1; k < n->n_in; k++) in[1 + k] = rw->map[n->in[k]];
     attr_set_t a;
@@ -56,36 +47,5 @@ static autosp_status_t emit_fused(rewrite_t *rw, int i, int head, int64_t chunk)
 }
 
 autosp_graph_t *autosp_chunked_loss(const autosp_graph_t *g, int64_t chunk, autosp_error_t *err) {
-    autosp_error_t local;
-    if (!err) err = &local;
-    if (autosp_graph_verify(g, 0, err) != AUTOSP_OK) return NULL;
-    if (chunk < 0) {
-        pass_fail(err, PASS, g, -1, "chunk = %lld rows, expected 0 (planned) or more",
-                  (long long)chunk);
-        return NULL;
-    }
-    int *readers = count_readers(g);
-    bool *fused_head = mem_calloc((size_t)g->n_nodes + 1, sizeof *fused_head);
-    if (!readers || !fused_head) {
-        mem_free(readers);
-        mem_free(fused_head);
-        nomem(err);
-        return NULL;
-    }
-    for (int i = 0; i < g->n_nodes; i++) {
-        int head = fusable_head(g, i, readers);
-        if (head >= 0) fused_head[head] = true;
-    }
-    rewrite_t rw;
-    autosp_status_t st = rewrite_begin(&rw, g, err);
-    for (int i = 0; st == AUTOSP_OK && i < g->n_nodes; i++) {
-        int head = fusable_head(g, i, readers);
-        if (head >= 0)
-            st = emit_fused(&rw, i, head, chunk);
-        else if (!fused_head[i])
-            st = rewrite_node(&rw, i, NULL);
-    }
-    mem_free(readers);
-    mem_free(fused_head);
-    return rewrite_finish(&rw, st);
+    return rewrite_fuse(g, PASS, "chunk", chunk, fusable_head, emit_fused, err);
 }

@@ -49,13 +49,23 @@ static autosp_graph_t *compile_joint(const autosp_graph_t *forward,
     return synced;
 }
 
-/* The loss chunked (or not) first: the passes after it see one op, which has a sharding rule
- * and an exact loss like cross_entropy's. */
+static bool tiles_mlp(const autosp_parallel_config_t *cfg) {
+    return cfg->mlp_tile > 0 || (cfg->mlp_tile == 0 && cfg->ac.policy == AUTOSP_AC_FULL);
+}
+
+/* The loss chunked and the MLPs tiled (or not) first: the passes after them see one op each,
+ * which has a sharding rule (and an exact loss like cross_entropy's). */
 static autosp_graph_t *compile_step(const autosp_graph_t *forward,
                                     const autosp_parallel_config_t *cfg, autosp_error_t *err) {
-    if (cfg->loss_chunk == AUTOSP_LOSS_UNCHUNKED) return compile_joint(forward, cfg, err);
-    autosp_graph_t *chunked = autosp_chunked_loss(forward, cfg->loss_chunk, err);
-    autosp_graph_t *step = chunked ? compile_joint(chunked, cfg, err) : NULL;
+    autosp_graph_t *chunked = cfg->loss_chunk == AUTOSP_LOSS_UNCHUNKED
+                                  ? NULL
+                                  : autosp_chunked_loss(forward, cfg->loss_chunk, err);
+    if (cfg->loss_chunk != AUTOSP_LOSS_UNCHUNKED && !chunked) return NULL;
+    const autosp_graph_t *fused = chunked ? chunked : forward;
+    autosp_graph_t *tiled = tiles_mlp(cfg) ? autosp_tiled_mlp(fused, cfg->mlp_tile, err) : NULL;
+    autosp_graph_t *step = NULL;
+    if (!tiles_mlp(cfg) || tiled) step = compile_joint(tiled ? tiled : fused, cfg, err);
+    autosp_graph_free(tiled);
     autosp_graph_free(chunked);
     return step;
 }

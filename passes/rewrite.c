@@ -110,3 +110,47 @@ autosp_status_t pass_fail(autosp_error_t *err, const char *pass, const autosp_gr
     return set_error(err, AUTOSP_ERR_INVALID, "%s: %s: %s", pass,
                      node_label(g, node, label, sizeof label), msg);
 }
+
+/* readers[t]: the nodes that read tensor t, plus one if t is a graph output */
+static int *count_readers(const autosp_graph_t *g) {
+    int *readers = mem_calloc((size_t)g->n_tensors + 1, sizeof *readers);
+    if (!readers) return NULL;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++) readers[g->nodes[i].in[k]]++;
+    for (int o = 0; o < g->n_outputs; o++) readers[g->outputs[o]]++;
+    return readers;
+}
+
+autosp_graph_t *rewrite_fuse(const autosp_graph_t *g, const char *pass, const char *what,
+                             int64_t size, fuse_match_fn match, fuse_emit_fn emit,
+                             autosp_error_t *err) {
+    autosp_error_t local;
+    if (!err) err = &local;
+    if (autosp_graph_verify(g, 0, err) != AUTOSP_OK) return NULL;
+    if (size < 0) {
+        pass_fail(err, pass, g, -1, "%s = %lld rows, expected 0 (planned) or more", what,
+                  (long long)size);
+        return NULL;
+    }
+    int *readers = count_readers(g), parts[4];
+    bool *absorbed = mem_calloc((size_t)g->n_nodes + 1, sizeof *absorbed);
+    if (!readers || !absorbed) {
+        mem_free(readers);
+        mem_free(absorbed);
+        nomem(err);
+        return NULL;
+    }
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = match(g, i, readers, parts) - 1; k >= 0; k--) absorbed[parts[k]] = true;
+    rewrite_t rw;
+    autosp_status_t st = rewrite_begin(&rw, g, err);
+    for (int i = 0; st == AUTOSP_OK && i < g->n_nodes; i++) {
+        if (match(g, i, readers, parts) > 0)
+            st = emit(&rw, i, parts, size);
+        else if (!absorbed[i])
+            st = rewrite_node(&rw, i, NULL);
+    }
+    mem_free(readers);
+    mem_free(absorbed);
+    return rewrite_finish(&rw, st);
+}

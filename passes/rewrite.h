@@ -31,6 +31,18 @@ void rewrite_layout(rewrite_t *rw, autosp_tensor_t t, int layout, int dim);
 /* Maps src's outputs, verifies dst and returns it (NULL on error); frees the rest. */
 autosp_graph_t *rewrite_finish(rewrite_t *rw, autosp_status_t st);
 
+/* A fusion (chunked_loss, tiled_mlp): match tells whether node i ends a pattern, and puts the
+ * other nodes it absorbs in parts[] (at most 4, returns how many; 0: no match); readers[t]
+ * counts t's readers, plus one when t is a graph output. emit writes the fused node for i,
+ * given `size` (rows per chunk or tile, 0: planned). */
+typedef int (*fuse_match_fn)(const autosp_graph_t *g, int i, const int *readers, int *parts);
+typedef autosp_status_t (*fuse_emit_fn)(rewrite_t *rw, int i, const int *parts, int64_t size);
+/* g with every match fused: the absorbed nodes dropped, the rest copied. size < 0 fails, named
+ * what (e.g. "chunk") in pass's message. */
+autosp_graph_t *rewrite_fuse(const autosp_graph_t *g, const char *pass, const char *what,
+                             int64_t size, fuse_match_fn match, fuse_emit_fn emit,
+                             autosp_error_t *err);
+
 /* Attributes for a new node of op: every default, then the named ones set. */
 typedef struct attr_set {
     attr_value_t v[8];

@@ -89,9 +89,13 @@ check max_seq_tiny 0 "$compile" "$src/examples/llama-small.json" --max-seq --mem
 contains max_seq_tiny "$tmp/stdout" "(nothing fits: the optimizer state alone exceeds the 1.00 MiB of a rank; parameters 0.02 + gradients 0.02 + f32 master 0.00 + AdamW 0.05 = 0.10 GiB before any activation)"
 check max_seq_params 0 "$compile" "$src/examples/llama-small.json" --sp 2 --max-seq --mem 60MiB --zero 0
 contains max_seq_params "$tmp/stdout" "(nothing fits: parameters 0.02 + gradients 0.02 + f32 master 0.00 + AdamW 0.05 = 0.10 GiB before any activation)"
+check mlp_tile_bad 2 "$compile" "$src/examples/llama-tiny.json" --autodiff --mlp-tile lots
+contains mlp_tile_bad "$tmp/stderr" '--mlp-tile "lots": expected planned, off or a number of rows'
+check mlp_tile 0 "$compile" "$src/examples/llama-tiny.json" --set B=1 --set S=64 --autodiff --mlp-tile 16 -o "$tmp/tiled.json"
+contains mlp_tile "$tmp/tiled.json" '"op": "mlp_backward"'
 check max_seq_zero3 0 "$compile" "$src/examples/llama-small.json" --sp 2 --max-seq --mem 256MiB --zero 3
 contains max_seq_zero3 "$tmp/stdout" "2 ranks of 0.25 GiB, ZeRO-3"
-contains max_seq_zero3 "$tmp/stdout" "full                    2    1      13312"
+contains max_seq_zero3 "$tmp/stdout" "full                    2    1      20480"
 check max_seq_short 0 "$compile" "$src/examples/llama-small.json" --max-seq --mem 160MiB
 contains max_seq_short "$tmp/stdout" "none                    1    1          -   (not even S = 1024 fits: it needs 0.23 GiB, 0.10 of them fixed)"
 

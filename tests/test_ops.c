@@ -174,6 +174,17 @@ static void ref_linear_cross_entropy(const cost_ctx_t *c, const void *const *in,
                                        (int32_t)node_attr_int(c->node, "ignore_index"));
     free(logits);
 }
+/* the three products and swiglu, untiled (the tile changes nothing but the sums' order) */
+static void ref_mlp(const cost_ctx_t *c, const void *const *in, float *out) {
+    int64_t rows = rows_of(&c->in[0]), C = last_of(&c->in[0]), F = c->in[1].d[0];
+    float *gate = malloc(sizeof(float) * (size_t)(3 * rows * F)), *up = gate + rows * F,
+          *h = up + rows * F;
+    ref_linear_forward(gate, CF(in[0]), CF(in[1]), NULL, rows, C, F);
+    ref_linear_forward(up, CF(in[0]), CF(in[2]), NULL, rows, C, F);
+    ref_swiglu_forward(h, gate, up, rows * F);
+    ref_linear_forward(out, h, CF(in[3]), NULL, rows, F, C);
+    free(gate);
+}
 static void ref_target_count(const cost_ctx_t *c, const void *const *in, float *out) {
     out[0] = (float)ref_count_targets(CI(in[0]), c->in[0].numel,
                                       (int32_t)node_attr_int(c->node, "ignore_index"));
@@ -260,6 +271,11 @@ static const op_row_t rows[] = {
     {OP(LINEAR_CROSS_ENTROPY), .what = "linear_cross_entropy in the planner's chunks",
      .in = {X("B,S,4"), X("6,4"), LABELS("B,S")}, .out = "", .ref = ref_linear_cross_entropy,
      .not_local = "the mean over every target, as cross_entropy"},
+    {OP(MLP), .what = "mlp in tiles of 3 rows of 10",
+     .in = {X("B,S,6"), X("5,6"), X("5,6"), X("6,5")}, .attrs = {A_INT("tile", 3)}, .out = "B,S,6",
+     .ref = ref_mlp},
+    {OP(MLP), .what = "mlp in the planner's tiles",
+     .in = {X("B,S,6"), X("5,6"), X("5,6"), X("6,5")}, .out = "B,S,6", .ref = ref_mlp},
     {OP(TARGET_COUNT), .in = {LABELS("B,S")}, .out = "", .ref = ref_target_count,
      .not_local = "a count over the whole sequence, summed across ranks, not concatenated"},
     {OP(REPEAT), .what = "repeat (GQA's kv heads for more ranks)", .in = {X("B,S,2,3")},

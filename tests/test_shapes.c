@@ -308,6 +308,38 @@ static void test_unshard(void **state) {
     one_input_fails(u, F32, "7", a, 3, "attribute \"shape\" has a symbolic dim 0");
 }
 
+static void test_mlp(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t in[4] = {in_f32(g, "x", "B,S,64"), in_f32(g, "wg", "176,64"),
+                             in_f32(g, "wu", "176,64"), in_f32(g, "wd", "64,176")},
+                    y;
+    autosp_attr_t tile = {.name = "tile", .type = AUTOSP_ATTR_INT, .i = 32};
+    assert_int_equal(autosp_node_add(g, AUTOSP_OP_MLP, "mlp", in, 4, NULL, 1, &tile, 1, &y),
+                     AUTOSP_OK);
+    ok(g, y, "B,S,64", F32);
+    autosp_graph_free(g);
+    const struct {
+        const char *wg, *wu, *wd, *error;
+    } bad[] = {
+        {"176,32", "176,64", "64,176", "dim 1 is 32, expected 64 (the last dim C of input \"x\")"},
+        {"176,64", "170,64", "64,176", "dim 0 is 170, expected 176 (dim 0 (F) of input"},
+        {"176,64", "176,64", "64,170", "dim 1 is 170, expected 176 (dim 0 (F) of input"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        g = new_graph();
+        autosp_tensor_t b[4] = {in_f32(g, "x", "B,S,64"), in_f32(g, "wg", bad[k].wg),
+                                in_f32(g, "wu", bad[k].wu), in_f32(g, "wd", bad[k].wd)};
+        autosp_node_add(g, AUTOSP_OP_MLP, "mlp", b, 4, NULL, 1, NULL, 0, &y);
+        assert_error_and_free(g, bad[k].error);
+    }
+    g = new_graph();
+    tile.i = -1;
+    autosp_tensor_t t[4] = {in_f32(g, "x", "B,S,64"), in_f32(g, "wg", "176,64"),
+                            in_f32(g, "wu", "176,64"), in_f32(g, "wd", "64,176")};
+    autosp_node_add(g, AUTOSP_OP_MLP, "mlp", t, 4, NULL, 1, &tile, 1, &y);
+    assert_error_and_free(g, "attribute \"tile\" is -1, expected rows per tile (0: planned)");
+}
+
 static void test_linear_cross_entropy(void **state) {
     autosp_graph_t *g = new_graph();
     autosp_tensor_t in[4] = {in_f32(g, "x", "B,S,64"), in_f32(g, "w", "256,64"),
@@ -585,6 +617,7 @@ int main(void) {
         cmocka_unit_test(test_reshape_transpose),
         cmocka_unit_test(test_cross_entropy),
         cmocka_unit_test(test_linear_cross_entropy),
+        cmocka_unit_test(test_mlp),
         cmocka_unit_test(test_reduce_scatter),
         cmocka_unit_test(test_unshard),
         cmocka_unit_test(test_collectives),

@@ -413,15 +413,21 @@ static float shard_grad_error(autosp_trainer_t *zero0, autosp_trainer_t *sharded
     return world_max(worst);
 }
 
-static autosp_trainer_t *zero_trainer(const autosp_graph_t *per_rank, autosp_comm_t *comm,
-                                      int stage) {
+static autosp_trainer_t *tiled_trainer(const autosp_graph_t *per_rank, autosp_comm_t *comm,
+                                       int stage, int64_t mlp_tile) {
     autosp_error_t err;
     autosp_train_config_t cfg = autosp_train_config_default();
     cfg.lr = 1e-2f, cfg.grad_clip = 0.5f, cfg.zero_stage = stage; /* clipping at every step */
+    cfg.mlp_tile = mlp_tile;
     autosp_trainer_t *tr = autosp_trainer_new_comm(per_rank, &cfg, comm, &err);
     if (!tr) fail_msg("%s", err.message);
     autosp_trainer_init_params(tr, 7);
     return tr;
+}
+
+static autosp_trainer_t *zero_trainer(const autosp_graph_t *per_rank, autosp_comm_t *comm,
+                                      int stage) {
+    return tiled_trainer(per_rank, comm, stage, AUTOSP_MLP_UNTILED);
 }
 
 /* ZeRO-1 against ZeRO-0 on the same ranks: each rank keeps 1/world of AdamW's state, and the
@@ -505,6 +511,54 @@ static void run_zero(const sp_case_t *c) {
     autosp_comm_free(comm);
 }
 
+/* The tiled MLP (tiles of 5 rows: uneven, and smaller than a rank's rows) against the
+ * untiled ZeRO-0 run on the same ranks, under c->zero (0, or 3 for both together): the loss
+ * and every gradient within 1e-6, the parameters after STEPS steps within TOLERANCE. */
+static void run_tiled(const sp_case_t *c) {
+    if (c->sp * c->dp != world_size) return;
+    autosp_error_t err;
+    autosp_comm_t *comm = autosp_comm_new_mpi(MPI_COMM_WORLD, c->sp, &err);
+    assert_non_null(comm);
+    autosp_graph_t *per_rank = model(c, c->batch);
+    batch_t b = make_batch(c->batch * c->dp, c->seq, 256, 17);
+    autosp_trainer_t *tr[2] = {tiled_trainer(per_rank, comm, 0, AUTOSP_MLP_UNTILED),
+                               tiled_trainer(per_rank, comm, c->zero, 5)};
+    int mlps = 0;
+    for (int i = 0; i < autosp_graph_num_nodes(autosp_trainer_graph(tr[1])); i++)
+        mlps += autosp_node_op(autosp_trainer_graph(tr[1]), i) == AUTOSP_OP_MLP;
+    float **before = snapshot(tr[0], per_rank), loss[2];
+    bool noise[256];
+    char worst[AUTOSP_MAX_NAME + 8];
+    for (int z = 0; z < 2; z++) {
+        feed(tr[z], &b, c->segments);
+        assert_int_equal(autosp_trainer_compute(tr[z], &loss[z], &err), AUTOSP_OK);
+    }
+    compare(tr[0], tr[0], per_rank, ".grad", NULL, noise, worst, sizeof worst, NULL);
+    float loss_error = world_max(fabsf(loss[1] - loss[0]) / fabsf(loss[0]));
+    float grad_error = c->zero ? shard_grad_error(tr[0], tr[1], c->zero, per_rank)
+                               : world_max(compare(tr[1], tr[0], per_rank, ".grad", NULL, noise,
+                                                   worst, sizeof worst, NULL));
+    for (int s = 0; s < STEPS; s++)
+        for (int z = 0; z < 2; z++) {
+            feed(tr[z], &b, c->segments);
+            assert_int_equal(autosp_trainer_step(tr[z], NULL, &err), AUTOSP_OK);
+        }
+    int differ = 0;
+    float distance =
+        world_max((float)param_distance(tr[0], tr[1], per_rank, before, noise, &differ));
+    if (world_rank == 0)
+        printf("%-14s sp=%d dp=%d: tiled MLP (%d mlp nodes, ZeRO-%d) loss %.1e, gradients %.1e "
+               "from untiled ZeRO-0; parameters after %d steps %.2e\n",
+               c->preset, c->sp, c->dp, mlps, c->zero, loss_error, grad_error, STEPS, distance);
+    assert_int_equal(mlps, 2);
+    assert_true(loss_error <= 1e-6f && grad_error <= 1e-6f && distance <= TOLERANCE);
+    for (int z = 0; z < 2; z++) autosp_trainer_free(tr[z]);
+    free_snapshot(before);
+    free_batch(&b);
+    autosp_graph_free(per_rank);
+    autosp_comm_free(comm);
+}
+
 /* The forward-only evaluator on sp x dp ranks: the single-device loss, and the logits
  * gathered whole equal the single-device logits. */
 static void feed_eval(autosp_evaluator_t *ev, const batch_t *b, bool segments) {
@@ -580,6 +634,16 @@ ZERO(llama_dp2_sp2_zero2, "llama-tiny", .sp = 2, .dp = 2, .batch = 1, .seq = 32,
 ZERO(gpt2_sp4_zero2, "gpt2-tiny", .sp = 4, .dp = 1, .batch = 1, .seq = 32, .segments = true,
      .zero = 2)
 ZERO(llama_sp2_zero3, "llama-tiny", .sp = 2, .dp = 1, .batch = 2, .seq = 32, .zero = 3)
+#define TILED(name, ...)                                                                           \
+    static void name(void **state) {                                                               \
+        run_tiled(&(sp_case_t){__VA_ARGS__});                                                      \
+    }
+TILED(llama_dp2_tiled, "llama-tiny", .sp = 1, .dp = 2, .batch = 2, .seq = 32)
+TILED(llama_sp2_tiled, "llama-tiny", .sp = 2, .dp = 1, .batch = 2, .seq = 32)
+TILED(llama_sp4_tiled, "llama-tiny-gqa", .sp = 4, .dp = 1, .batch = 1, .seq = 32, .segments = true)
+TILED(llama_dp2_sp2_tiled, "llama-tiny", .sp = 2, .dp = 2, .batch = 1, .seq = 32)
+TILED(llama_sp2_tiled_zero3, "llama-tiny", .sp = 2, .dp = 1, .batch = 2, .seq = 32, .zero = 3)
+TILED(llama_dp2_sp2_tiled_zero3, "llama-tiny", .sp = 2, .dp = 2, .batch = 1, .seq = 32, .zero = 3)
 ZERO(llama_dp2_sp2_zero3, "llama-tiny", .sp = 2, .dp = 2, .batch = 1, .seq = 32, .zero = 3)
 ZERO(gpt2_sp4_zero3, "gpt2-tiny", .sp = 4, .dp = 1, .batch = 1, .seq = 32, .segments = true,
      .zero = 3)
@@ -706,6 +770,12 @@ int main(int argc, char **argv) {
         cmocka_unit_test(llama_dp2_sp2_zero2),
         cmocka_unit_test(gpt2_sp4_zero2),
         cmocka_unit_test(llama_sp2_zero3),
+        cmocka_unit_test(llama_dp2_tiled),
+        cmocka_unit_test(llama_sp2_tiled),
+        cmocka_unit_test(llama_sp4_tiled),
+        cmocka_unit_test(llama_dp2_sp2_tiled),
+        cmocka_unit_test(llama_sp2_tiled_zero3),
+        cmocka_unit_test(llama_dp2_sp2_tiled_zero3),
         cmocka_unit_test(llama_dp2_sp2_zero3),
         cmocka_unit_test(gpt2_sp4_zero3),
     };

@@ -13,7 +13,7 @@ static void usage(FILE *out) {
         out,
         "usage: autosp-compile IN.json [-o OUT.json] [--set SYM=VAL]... [--sp P] [--dp D]\n"
         "                      [--autodiff [--ac POLICY] [--recompute-budget F] [--machine M]\n"
-        "                       [--loss-chunk N|planned|off]]\n"
+        "                       [--loss-chunk N|planned|off] [--mlp-tile N|planned|off]]\n"
         "                      [--info]\n"
         "                      [--dot OUT.dot] [--zero 0-3] [--max-seq --mem BYTES]\n"
         "                      [--backend cpu|none]\n"
@@ -37,6 +37,10 @@ static void usage(FILE *out) {
         "                         over chunks of N rows, so no more than a chunk of the logits\n"
         "                         exists (chunked_loss, docs/passes.md); planned (default): the\n"
         "                         planner's size; off: logits whole, saved for the backward\n"
+        "  --mlp-tile N           --autodiff: Llama's MLP fused and run over tiles of N rows,\n"
+        "                         so no more than a tile of its F-wide values exists\n"
+        "                         (tiled_mlp, docs/passes.md); planned (default): tiled at\n"
+        "                         the planner's size under --ac full only; off: never tiled\n"
         "  --machine M            the cost model's machine: cpu (default: 100 GFLOP/s, 10 GB/s\n"
         "                         memory, 5 GB/s network), h100 (600 TFLOP/s, 3 TB/s, 200 GB/s),\n"
         "                         or FLOPS,MEM_BYTES,NET_BYTES per second\n"
@@ -76,7 +80,7 @@ typedef struct options {
     int64_t sp, dp;                         /* 0: not given */
     int64_t zero, mem, seq_step, seq_limit; /* zero -1: not given */
     autosp_ac_config_t ac;
-    int64_t loss_chunk;                   /* autosp_parallel_config_t.loss_chunk */
+    int64_t loss_chunk, mlp_tile;         /* autosp_parallel_config_t's */
     const autosp_backend_t *plan_backend; /* whose workspace is planned */
     bool check_backend;                   /* --backend given: its kernels are checked */
 } options_t;
@@ -117,9 +121,10 @@ static int parse_args(int argc, char **argv, options_t *o) {
             if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
             int rc = cli_parse_ac(prog, a, argv[++i], &o->ac);
             if (rc) return rc;
-        } else if (!strcmp(a, "--loss-chunk")) {
+        } else if (!strcmp(a, "--loss-chunk") || !strcmp(a, "--mlp-tile")) {
             if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
-            int rc = cli_parse_loss_chunk(prog, argv[++i], &o->loss_chunk);
+            int rc =
+                cli_parse_rows(prog, a, argv[++i], a[2] == 'l' ? &o->loss_chunk : &o->mlp_tile);
             if (rc) return rc;
         } else if (!strcmp(a, "--machine")) {
             if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
@@ -201,6 +206,7 @@ static autosp_parallel_config_t parallel_config(const options_t *o) {
     cfg.dp = o->dp ? (int)o->dp : 1;
     cfg.ac = o->ac;
     cfg.loss_chunk = o->loss_chunk;
+    cfg.mlp_tile = o->mlp_tile;
     if (o->zero >= 2) cfg.zero_stage = (int)o->zero; /* the shards are in the graph */
     return cfg;
 }

@@ -30,7 +30,7 @@ typedef struct options {
     bool init_only, profile;
     autosp_data_format_t format;
     autosp_ac_config_t ac;
-    int64_t loss_chunk; /* 0: planned */
+    int64_t loss_chunk, mlp_tile; /* 0: planned */
 } options_t;
 
 static void usage(FILE *out) {
@@ -79,6 +79,10 @@ static void usage(FILE *out) {
         "  --loss-chunk N         the lm head and its loss over chunks of N rows, so that no\n"
         "                         more than a chunk of the logits exists (docs/passes.md);\n"
         "                         planned (default): the planner's size; off: logits whole\n"
+        "  --mlp-tile N           Llama's MLP over tiles of N rows, so that no more than a\n"
+        "                         tile of its F-wide values exists (tiled_mlp,\n"
+        "                         docs/passes.md); planned (default): tiled at the planner's\n"
+        "                         size under --ac full only; off: never tiled\n"
         "  --mem-limit BYTES      refuse to train if a rank needs more (arena + AdamW state;\n"
         "                         e.g. 64MiB)\n"
         "  --threads T            kernel threads per rank (default: AUTOSP_NUM_THREADS, else\n"
@@ -171,6 +175,7 @@ static const flag_t flags[] = {
     {"--profile", 'b', OPT(profile), 0, 0},
     {"--ac", 'a', OPT(ac), 0, 0},
     {"--loss-chunk", 'c', OPT(loss_chunk), 0, 0},
+    {"--mlp-tile", 'c', OPT(mlp_tile), 0, 0},
     {"--recompute-budget", 'a', OPT(ac), 0, 0},
 };
 
@@ -188,7 +193,7 @@ static int set_flag(options_t *o, const flag_t *f, const char *value) {
     case 'a':
         return cli_parse_ac(prog, f->name, value, (autosp_ac_config_t *)field);
     case 'c':
-        return cli_parse_loss_chunk(prog, value, (int64_t *)field);
+        return cli_parse_rows(prog, f->name, value, (int64_t *)field);
     case 'f': {
         autosp_error_t err;
         if (autosp_data_format_parse(value, (autosp_data_format_t *)field, &err) != AUTOSP_OK)
@@ -660,6 +665,7 @@ static autosp_trainer_t *make_trainer(const options_t *o, const autosp_comm_t *c
     cfg.grad_clip = (float)o->grad_clip;
     cfg.ac = o->ac;
     cfg.loss_chunk = o->loss_chunk;
+    cfg.mlp_tile = o->mlp_tile;
     cfg.zero_stage = o->dump ? 0 : (int)o->zero; /* a dump wants whole gradients */
     cfg.grad_reduce_dtype = AUTOSP_F32;
     if (o->grad_reduce) float_dtype_from_name(o->grad_reduce, &cfg.grad_reduce_dtype);

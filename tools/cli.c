@@ -87,19 +87,18 @@ int cli_parse_ac(const char *prog, const char *flag, const char *value, autosp_a
     return 0;
 }
 
-int cli_parse_loss_chunk(const char *prog, const char *value, int64_t *chunk) {
+int cli_parse_rows(const char *prog, const char *flag, const char *value, int64_t *rows) {
+    _Static_assert(AUTOSP_LOSS_UNCHUNKED == -1 && AUTOSP_MLP_UNTILED == -1, "off is -1");
     if (!strcmp(value, "off")) {
-        *chunk = AUTOSP_LOSS_UNCHUNKED;
+        *rows = -1;
         return 0;
     }
     if (!strcmp(value, "planned")) {
-        *chunk = 0;
+        *rows = 0;
         return 0;
     }
-    if (cli_parse_int(value, 0, INT64_MAX / 2, chunk)) return 0; /* 0: planned */
-    return cli_usage_error(prog,
-                           "--loss-chunk \"%s\": expected planned, off or a number of rows per "
-                           "chunk",
+    if (cli_parse_int(value, 0, INT64_MAX / 2, rows)) return 0; /* 0: planned */
+    return cli_usage_error(prog, "%s \"%s\": expected planned, off or a number of rows", flag,
                            value);
 }
 

@@ -25,9 +25,9 @@ bool cli_parse_double(const char *s, double *out);
 bool cli_parse_bytes(const char *s, int64_t *out);
 /* --ac POLICY or --recompute-budget FRACTION into ac; 0, or the exit code of a usage error. */
 int cli_parse_ac(const char *prog, const char *flag, const char *value, autosp_ac_config_t *ac);
-/* --loss-chunk: "planned" (0), "off" (AUTOSP_LOSS_UNCHUNKED) or rows per chunk; 0 or a usage
- * error (2). */
-int cli_parse_loss_chunk(const char *prog, const char *value, int64_t *chunk);
+/* --loss-chunk and --mlp-tile: "planned" (0), "off" (-1: AUTOSP_LOSS_UNCHUNKED,
+ * AUTOSP_MLP_UNTILED) or rows per chunk or tile; 0 or a usage error (2). */
+int cli_parse_rows(const char *prog, const char *flag, const char *value, int64_t *rows);
 /* A line of /proc/self/status in bytes: "VmRSS" (resident now) or "VmHWM" (its high-water
  * mark); -1 where there is none (not Linux). */
 int64_t cli_rss_bytes(const char *field);

@@ -61,6 +61,14 @@ autosp_graph_t *autosp_grad_sync_as(const autosp_graph_t *joint, int64_t bucket_
  * kernel keeps them in f32). Other graphs come back as a copy. */
 autosp_graph_t *autosp_chunked_loss(const autosp_graph_t *g, int64_t chunk, autosp_error_t *err);
 
+/* tiled_mlp: every linear(swiglu(linear(x, w_gate), linear(x, w_up)), w_down) whose
+ * intermediates nothing else reads (no biases) becomes one mlp node, which computes the MLP
+ * and its gradients over tiles of `tile` rows (0: the planner's size, docs/ops.md), so no more
+ * than a tile of the rows x F intermediates ever exists; the backward recomputes each tile's
+ * (the MLP's forward products once more). Values and gradients equal the unfused graph's up to
+ * the order of the f32 sums. Other graphs come back as a copy. */
+autosp_graph_t *autosp_tiled_mlp(const autosp_graph_t *g, int64_t tile, autosp_error_t *err);
+
 /* grad_shard (ZeRO-2): every "<param>.grad" of a per-rank joint graph reduce-scattered over
  * the world right after the node that finishes it, its place among the outputs taken by this
  * rank's shard "<param>.grad_shard": elements [n r / world, n (r + 1) / world) of the flat
@@ -154,12 +162,18 @@ typedef struct autosp_parallel_config {
      * logits saved for the backward); 0 (the default) fuses them (autosp_chunked_loss) in
      * chunks of the planner's size; N > 0 in chunks of N rows */
     int64_t loss_chunk;
+    /* Llama's MLPs: AUTOSP_MLP_UNTILED (-1) leaves them apart; 0 (the default) fuses them
+     * (autosp_tiled_mlp) in tiles of the planner's size when the checkpoint policy is full,
+     * whose backward recomputes the intermediates anyway, and leaves them apart otherwise;
+     * N > 0 fuses them in tiles of N rows under every policy */
+    int64_t mlp_tile;
     /* NULL, or the backend the step will run on: autosp_compile_training then fails at compile
      * time on a node it has no kernel for (autosp_backend_check), not at the first step */
     const struct autosp_backend *backend;
 } autosp_parallel_config_t;
 
 #define AUTOSP_LOSS_UNCHUNKED (-1)
+#define AUTOSP_MLP_UNTILED    (-1)
 
 /* sp 1, dp 1, 25 MiB buckets (PyTorch DDP's default), autosp_ac_config_default(), ZeRO 0, the
  * loss chunked at the planner's size */

@@ -48,6 +48,9 @@ typedef struct autosp_train_config {
     /* The lm head and its loss (autosp_parallel_config_t.loss_chunk): 0 (the default) in chunks
      * of the planner's size, N > 0 in chunks of N rows, AUTOSP_LOSS_UNCHUNKED apart. */
     int64_t loss_chunk;
+    /* Llama's MLPs (autosp_parallel_config_t.mlp_tile): 0 (the default) tiled at the planner's
+     * size under policy full, N > 0 in tiles of N rows, AUTOSP_MLP_UNTILED apart. */
+    int64_t mlp_tile;
 } autosp_train_config_t;
 
 /* The defaults of the library and of autosp-train alike (docs/runtime.md#defaults): lr 3e-3

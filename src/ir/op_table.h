@@ -159,6 +159,7 @@ autosp_status_t infer_reshape(infer_ctx_t *c);
 autosp_status_t infer_transpose(infer_ctx_t *c);
 autosp_status_t infer_cross_entropy(infer_ctx_t *c);
 autosp_status_t infer_linear_cross_entropy(infer_ctx_t *c);
+autosp_status_t infer_mlp(infer_ctx_t *c);
 autosp_status_t infer_all_to_all(infer_ctx_t *c);
 autosp_status_t infer_all_reduce(infer_ctx_t *c);
 autosp_status_t infer_all_gather(infer_ctx_t *c);
@@ -209,6 +210,7 @@ double flops_linear(const cost_ctx_t *c);
 double flops_attention(const cost_ctx_t *c);
 double flops_cross_entropy(const cost_ctx_t *c);
 double flops_linear_cross_entropy(const cost_ctx_t *c);
+double flops_mlp(const cost_ctx_t *c);
 /* Rows per chunk of a linear_cross_entropy of `rows` rows of C channels over V classes:
  * `chunk` (its attribute) if > 0, else the planner's size: the rows whose logits have no more
  * elements than x itself (Liger's rule: the loss adds at most about one hidden state), a
@@ -216,6 +218,12 @@ double flops_linear_cross_entropy(const cost_ctx_t *c);
  * At most rows (at least 1). The kernels, their workspace rules and the planner all ask it. */
 enum { LOSS_CHUNK_ALIGN = 16, LOSS_CHUNK_MIN_ROWS = 256 };
 int64_t loss_chunk_rows(int64_t rows, int64_t C, int64_t V, int64_t chunk);
+/* The rows of x one tile of a tiled MLP holds: `tile` (> 0), or planned (0): C rows, as ALST's
+ * S / C tiles, so that a tile's F-wide intermediates are about F / C times the C-wide layer
+ * activations of one tile, at least MLP_TILE_MIN_ROWS so the products stay efficient; never
+ * more than rows. */
+enum { MLP_TILE_MIN_ROWS = 256 };
+int64_t mlp_tile_rows(int64_t rows, int64_t C, int64_t tile);
 double flops_backward(const cost_ctx_t *c);
 double flops_sum_to(const cost_ctx_t *c);
 double flops_index_add(const cost_ctx_t *c);

@@ -87,6 +87,17 @@ double flops_linear_cross_entropy(const cost_ctx_t *c) {
     return rows * V * (2.0 * (double)last(&c->in[0]) + 4.0);
 }
 
+/* x (rows, C), w_gate (F, C): three products of 2 rows C F, and swiglu's 5 per intermediate */
+double flops_mlp(const cost_ctx_t *c) {
+    double rows = (double)c->in[0].numel / (double)last(&c->in[0]), F = (double)c->in[1].d[0];
+    return rows * F * (6.0 * (double)last(&c->in[0]) + 5.0);
+}
+
+int64_t mlp_tile_rows(int64_t rows, int64_t C, int64_t tile) {
+    if (tile <= 0) tile = C > MLP_TILE_MIN_ROWS ? C : MLP_TILE_MIN_ROWS; /* ALST: S / C tiles */
+    return tile < rows ? tile : rows > 0 ? rows : 1;
+}
+
 int64_t loss_chunk_rows(int64_t rows, int64_t C, int64_t V, int64_t chunk) {
     if (chunk <= 0) {
         chunk = V > 0 ? rows * C / V / LOSS_CHUNK_ALIGN * LOSS_CHUNK_ALIGN : rows;
@@ -102,7 +113,8 @@ double op_flops(autosp_op_t op, const cost_ctx_t *c) {
 
 /* A backward op costs a multiple of its forward: 2x (the two products of a matmul's backward
  * for one of the forward, and about the same for elementwise ops), attention 2.5x (five
- * S x S products instead of two, as FlashAttention-2 counts), the chunked lm head and loss 3x. */
+ * S x S products instead of two, as FlashAttention-2 counts), the chunked lm head and loss and
+ * the tiled MLP 3x (each recomputes its forward). */
 double flops_backward(const cost_ctx_t *c) {
     const op_info_t *info = &op_table[c->node->op];
     cost_ctx_t f = {.node = c->node, .n_in = c->n_in - info->fwd_first, .n_out = 1};
@@ -112,6 +124,8 @@ double flops_backward(const cost_ctx_t *c) {
     if (info->forward_op == AUTOSP_OP_ATTENTION) return 2.5 * forward;
     /* the two products of the lm head's backward and the one that recomputes its logits */
     if (info->forward_op == AUTOSP_OP_LINEAR_CROSS_ENTROPY) return 3.0 * forward;
+    /* the tiled MLP's backward reruns its forward per tile, then its four products */
+    if (info->forward_op == AUTOSP_OP_MLP) return 3.0 * forward;
     return 2.0 * forward;
 }
 

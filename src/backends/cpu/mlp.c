@@ -1,0 +1,90 @@
+/* mlp.c: Llama's MLP over tiles of rows (the tiled_mlp pass's op), forward next to backward.
+ *
+ *     gate = x w_gate^T, up = x w_up^T   (tile, F)
+ *     h    = silu(gate) * up             (tile, F)
+ *     y    = h w_down^T                  (tile, C)
+ *
+ * Each tile's F-wide values live in the workspace only. The backward recomputes them per tile,
+ * then dw_down += dy^T h, dh = dy w_down, (dgate, dup) = swiglu'(dh), dw_gate += dgate^T x,
+ * dw_up += dup^T x, dx = dgate w_gate + dup w_up. The weight gradients are zeroed once and
+ * accumulated, so every tile runs the same products. bf16 goes through staged.c: the f32 code
+ * on blocks of rows widened, the weights widened once, the weight gradients summed in f32. */
+#include "backends/cpu/cpu_ops.h"
+#include "backends/cpu/linear_bf16.h"
+#include "kernels.h"
+
+typedef struct mlp_dims {
+    int64_t rows, C, F, tile;
+} mlp_dims_t;
+
+static mlp_dims_t mlp_dims(const cost_ctx_t *c, int x) { /* x: the index of input x */
+    mlp_dims_t d = {.rows = rows_of(&c->in[x]), .C = last_dim(&c->in[x]), .F = c->in[x + 1].d[0]};
+    d.tile = mlp_tile_rows(d.rows, d.C, node_attr_int(c->node, "tile"));
+    return d;
+}
+
+/* gate, up and h of n rows of x, at the tile's scratch */
+static void mlp_tile_forward(float *gate, float *up, float *h, const float *x, const float *wg,
+                             const float *wu, int64_t n, const mlp_dims_t *d) {
+    cpu_sgemm(false, true, n, d->F, d->C, x, wg, 0.0f, gate);
+    cpu_sgemm(false, true, n, d->F, d->C, x, wu, 0.0f, up);
+    swiglu_forward(h, gate, up, n * d->F);
+}
+
+/* (x, w_gate, w_up, w_down) -> y */
+static autosp_status_t run_mlp(const kernel_args_t *r) {
+    mlp_dims_t d = mlp_dims(r->c, 0);
+    const float *x = CF(r->in[0]), *wg = CF(r->in[1]), *wu = CF(r->in[2]), *wd = CF(r->in[3]);
+    float *gate = r->workspace, *up = gate + d.tile * d.F, *h = up + d.tile * d.F,
+          *y = F(r->out[0]);
+    for (int64_t r0 = 0; r0 < d.rows; r0 += d.tile) {
+        int64_t n = d.rows - r0 < d.tile ? d.rows - r0 : d.tile;
+        mlp_tile_forward(gate, up, h, x + r0 * d.C, wg, wu, n, &d);
+        cpu_sgemm(false, true, n, d.C, d.F, h, wd, 0.0f, y + r0 * d.C);
+    }
+    return AUTOSP_OK;
+}
+
+/* (dy, x, w_gate, w_up, w_down) -> dx, dw_gate, dw_up, dw_down */
+static autosp_status_t run_mlp_backward(const kernel_args_t *r) {
+    mlp_dims_t d = mlp_dims(r->c, 1);
+    const float *dy = CF(r->in[0]), *x = CF(r->in[1]), *wg = CF(r->in[2]), *wu = CF(r->in[3]),
+                *wd = CF(r->in[4]);
+    float *dx = F(r->out[0]), *dwg = F(r->out[1]), *dwu = F(r->out[2]), *dwd = F(r->out[3]);
+    const int64_t span = d.tile * d.F;
+    float *gate = r->workspace, *up = gate + span, *h = up + span, *dgate = h + span,
+          *dup = dgate + span;
+    for (int k = 1; k < 4; k++) cpu_zero(r->out[k], &r->c->out[k]);
+    for (int64_t r0 = 0; r0 < d.rows; r0 += d.tile) {
+        int64_t n = d.rows - r0 < d.tile ? d.rows - r0 : d.tile;
+        const float *xt = x + r0 * d.C, *dyt = dy + r0 * d.C;
+        mlp_tile_forward(gate, up, h, xt, wg, wu, n, &d);
+        cpu_sgemm(true, false, d.C, d.F, n, dyt, h, 1.0f, dwd);
+        cpu_sgemm(false, false, n, d.F, d.C, dyt, wd, 0.0f, h); /* dh, over h */
+        swiglu_backward(dgate, dup, h, gate, up, n * d.F);
+        cpu_sgemm(true, false, d.F, d.C, n, dgate, xt, 1.0f, dwg);
+        cpu_sgemm(true, false, d.F, d.C, n, dup, xt, 1.0f, dwu);
+        cpu_sgemm(false, false, n, d.C, d.F, dgate, wg, 0.0f, dx + r0 * d.C);
+        cpu_sgemm(false, false, n, d.C, d.F, dup, wu, 1.0f, dx + r0 * d.C);
+    }
+    return AUTOSP_OK;
+}
+
+/* gate, up and h in the forward; dgate and dup too in the backward */
+static int64_t workspace_mlp(const cost_ctx_t *c) {
+    bool backward = c->node->op == AUTOSP_OP_MLP_BACKWARD;
+    mlp_dims_t d = mlp_dims(c, backward ? 1 : 0);
+    return (backward ? 5 : 3) * d.tile * d.F * (int64_t)sizeof(float);
+}
+
+/* bf16: x and y (dy, dx) cut into blocks of rows, the weights and their gradients whole */
+CPU_STAGED(mlp, run_mlp, workspace_mlp, 1, 1)
+CPU_STAGED(mlp_backward, run_mlp_backward, workspace_mlp, 3, 1)
+
+static const cpu_kernel_reg_t kernels[] = {
+    CPU_KERNEL(MLP, F32, run_mlp, .workspace = workspace_mlp),
+    CPU_KERNEL(MLP_BACKWARD, F32, run_mlp_backward, .workspace = workspace_mlp),
+    CPU_STAGED_ROW(MLP, mlp),
+    CPU_STAGED_ROW(MLP_BACKWARD, mlp_backward),
+};
+CPU_FAMILY(mlp, kernels);
