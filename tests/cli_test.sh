@@ -91,8 +91,9 @@ check max_seq_params 0 "$compile" "$src/examples/llama-small.json" --sp 2 --max-
 contains max_seq_params "$tmp/stdout" "(nothing fits: parameters 0.02 + gradients 0.02 + f32 master 0.00 + AdamW 0.05 = 0.10 GiB before any activation)"
 check mlp_tile_bad 2 "$compile" "$src/examples/llama-tiny.json" --autodiff --mlp-tile lots
 contains mlp_tile_bad "$tmp/stderr" '--mlp-tile "lots": expected planned, off or a number of rows'
-check mlp_tile 0 "$compile" "$src/examples/llama-tiny.json" --set B=1 --set S=64 --autodiff --mlp-tile 16 -o "$tmp/tiled.json"
+check mlp_tile 0 "$compile" "$src/examples/llama-tiny.json" --set B=1 --set S=64 --autodiff --mlp-tile 16 -o "$tmp/tiled.json" --dot "$tmp/tiled.dot"
 contains mlp_tile "$tmp/tiled.json" '"op": "mlp_backward"'
+contains mlp_tile "$tmp/tiled.dot" 'label="blk0.down\nmlp\ntile 16 rows"'
 check max_seq_zero3 0 "$compile" "$src/examples/llama-small.json" --sp 2 --max-seq --mem 256MiB --zero 3
 contains max_seq_zero3 "$tmp/stdout" "2 ranks of 0.25 GiB, ZeRO-3"
 contains max_seq_zero3 "$tmp/stdout" "full                    2    1      20480"

@@ -47,8 +47,15 @@ autosp_status_t autosp_graph_write_dot(const autosp_graph_t *g, FILE *out, autos
         if (g->tensors[t].kind != AUTOSP_KIND_VALUE) write_leaf(g, t, out);
     for (int i = 0; i < g->n_nodes; i++) {
         const node_t *n = &g->nodes[i];
-        fprintf(out, "  n%d [shape=box, style=filled, fillcolor=\"%s\", label=\"%s\\n%s\"];\n", i,
-                op_table[n->op].collective ? "#ffd59e" : "#ffffff", n->name, op_table[n->op].name);
+        char rows[48] = ""; /* a fused op's tiling, as its JSON has it (0: planned) */
+        if (n->op == AUTOSP_OP_MLP || n->op == AUTOSP_OP_MLP_BACKWARD)
+            snprintf(rows, sizeof rows, "\\ntile %lld rows", (long long)node_attr_int(n, "tile"));
+        else if (n->op == AUTOSP_OP_LINEAR_CROSS_ENTROPY ||
+                 n->op == AUTOSP_OP_LINEAR_CROSS_ENTROPY_BACKWARD)
+            snprintf(rows, sizeof rows, "\\nchunk %lld rows", (long long)node_attr_int(n, "chunk"));
+        fprintf(out, "  n%d [shape=box, style=filled, fillcolor=\"%s\", label=\"%s\\n%s%s\"];\n", i,
+                op_table[n->op].collective ? "#ffd59e" : "#ffffff", n->name, op_table[n->op].name,
+                rows);
         for (int k = 0; k < n->n_in; k++) write_edge(g, n->in[k], i, out);
     }
     for (int i = 0; i < g->n_outputs; i++) {
