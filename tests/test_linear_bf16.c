@@ -308,11 +308,29 @@ static void test_primitive_cache(void **state) {
 #endif
 }
 
+/* Planning many shapes (max-seq plans dozens of sequence lengths) never runs out of table:
+ * the 300th new shape still gets oneDNN's workspace, not the portable product's staging. */
+static void test_primitive_table_grows(void **state) {
+    (void)state;
+#ifdef AUTOSP_HAVE_DNNL
+    const char *env = getenv("AUTOSP_BF16_PORTABLE");
+    if (env && *env && strcmp(env, "0")) skip();
+    if (dnnl_bgemm_cached() == 0) skip();
+    for (int i = 0; i < 300; i++) {
+        bgemm_t g = {.M = 8 + i, .N = 32, .K = 16};
+        assert_true(dnnl_bgemm_prepare(&g) >= 0);
+    }
+#else
+    skip();
+#endif
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_primitive_cache),
+        cmocka_unit_test(test_primitive_table_grows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

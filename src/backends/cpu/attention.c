@@ -55,11 +55,13 @@ static float *align_workspace(void *workspace) {
     return (float *)p;
 }
 
-/* Thread capacity of d: the number of scratch slices the workspace holds. */
-static int thread_capacity(const attention_dims_t *d) {
-    return d->threads < 1                              ? 1
-           : d->threads > AUTOSP_ATTENTION_MAX_THREADS ? AUTOSP_ATTENTION_MAX_THREADS
-                                                       : d->threads;
+/* The number of scratch slices the workspace holds: one per thread that can get an item (no
+ * more threads than items run, so a rank with one kv head reserves one slice). */
+static int thread_capacity(const attention_dims_t *d, int64_t items) {
+    const int cap = d->threads < 1                              ? 1
+                    : d->threads > AUTOSP_ATTENTION_MAX_THREADS ? AUTOSP_ATTENTION_MAX_THREADS
+                                                                : d->threads;
+    return items < 1 ? 1 : items < cap ? (int)items : cap;
 }
 
 int attention_thread_capacity(void) {
@@ -191,11 +193,13 @@ static scratch_t scratch_at(float *slice, const slice_layout_t *l) {
 }
 
 size_t attention_forward_workspace(const attention_dims_t *d) {
-    return WS_ALIGN + sizeof(float) * slice_layout(d, false).floats * (size_t)thread_capacity(d);
+    return WS_ALIGN +
+           sizeof(float) * slice_layout(d, false).floats * (size_t)thread_capacity(d, d->B * d->Hq);
 }
 
 size_t attention_backward_workspace(const attention_dims_t *d) {
-    return WS_ALIGN + sizeof(float) * slice_layout(d, true).floats * (size_t)thread_capacity(d);
+    return WS_ALIGN +
+           sizeof(float) * slice_layout(d, true).floats * (size_t)thread_capacity(d, d->B * d->Hkv);
 }
 
 /* ---- running work items on the pool -------------------------------------------------------
@@ -219,7 +223,7 @@ static void run_item(void *ctx, int64_t item, int thread) {
 static void run_items(item_fn fn, const void *args, int64_t n, const attention_dims_t *d, float *ws,
                       size_t slice) {
     items_t it = {.fn = fn, .args = args, .ws = ws, .slice = slice};
-    par_run(n, thread_capacity(d), run_item, &it);
+    par_run(n, thread_capacity(d, n), run_item, &it);
 }
 
 /* ---- one (batch, query head): where its rows live -------------------------------------- */

@@ -28,7 +28,7 @@
 #error "linear_dnnl.c runs oneDNN one thread per block through omp_set_num_threads: needs OpenMP"
 #endif
 
-enum { BLOCK = BGEMM_BLOCK, CACHE = 128, SCRATCH_ALIGN = 64 };
+enum { BLOCK = BGEMM_BLOCK, SCRATCH_ALIGN = 64 };
 enum { ARG_A, ARG_B, ARG_C, ARG_BIAS, ARG_SCRATCH, N_ARGS };
 
 /* One block's product: its shape, and the whole operands' leading dims. */
@@ -51,8 +51,8 @@ static struct {
     int slots;                  /* pool threads a run uses: attention_thread_capacity() */
     dnnl_stream_t *stream;      /* per slot */
     pthread_mutex_t *slot_lock; /* per slot: a second executor's inline run also uses slot 0 */
-    entry_t entry[CACHE];
-    int n;
+    entry_t **entry;            /* each allocated once and never moved: a run holds its pointers */
+    int n, cap;
 } dn = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static bool init_locked(void) {
@@ -172,17 +172,26 @@ static void destroy_entry(entry_t *e) {
 
 static entry_t *find_locked(const prim_key_t *k) {
     for (int i = 0; i < dn.n; i++)
-        if (!memcmp(&dn.entry[i].key, k, sizeof *k)) return &dn.entry[i];
+        if (!memcmp(&dn.entry[i]->key, k, sizeof *k)) return dn.entry[i];
     return NULL;
 }
 
 /* The entry of k, created if need be (a failed creation is kept too, without a primitive);
- * NULL when the table is full. oneDNN sizes a primitive for OpenMP's thread count at creation:
- * one thread, as it will run. */
+ * NULL when out of memory. The table grows without bound: a plan that found a primitive must
+ * find it again when it runs, and a fixed-size table once full made every later plan (max-seq
+ * plans dozens of sequence lengths) fall back to the portable product's much larger staging.
+ * oneDNN sizes a primitive for OpenMP's thread count at creation: one thread, as it will run. */
 static entry_t *get_locked(const prim_key_t *k) {
     entry_t *e = find_locked(k);
-    if (e || dn.n == CACHE) return e;
-    e = &dn.entry[dn.n++];
+    if (e) return e;
+    if (dn.n == dn.cap) {
+        int cap = dn.cap ? 2 * dn.cap : 64;
+        entry_t **grown = realloc(dn.entry, sizeof *grown * (size_t)cap);
+        if (!grown) return NULL;
+        dn.entry = grown, dn.cap = cap;
+    }
+    if (!(e = malloc(sizeof *e))) return NULL;
+    dn.entry[dn.n++] = e;
     *e = (entry_t){.key = *k};
     dnnl_memory_desc_t md[N_ARGS];
     const int threads = omp_get_max_threads();
@@ -195,7 +204,7 @@ static entry_t *get_locked(const prim_key_t *k) {
 int dnnl_bgemm_cached(void) {
     pthread_mutex_lock(&dn.lock);
     int n = 0;
-    for (int i = 0; i < dn.n; i++) n += dn.entry[i].prim != NULL;
+    for (int i = 0; i < dn.n; i++) n += dn.entry[i]->prim != NULL;
     pthread_mutex_unlock(&dn.lock);
     return n;
 }
