@@ -97,6 +97,24 @@ contains mlp_tile "$tmp/tiled.dot" 'label="blk0.down\nmlp\ntile 16 rows"'
 check max_seq_zero3 0 "$compile" "$src/examples/llama-small.json" --sp 2 --max-seq --mem 256MiB --zero 3
 contains max_seq_zero3 "$tmp/stdout" "2 ranks of 0.25 GiB, ZeRO-3"
 contains max_seq_zero3 "$tmp/stdout" "full                    2    1      20480"
+# the guided search (a compile's structure re-planned to predict, answer and next candidate
+# compiled) answers exactly what compiling every candidate of a bisection answers
+for args in "--sp 2 --mem 256MiB --seq-step 512" "--sp 2 --mem 256MiB --zero 3" \
+    "--sp 2 --mem 200MiB --zero 2 --seq-step 256" "--mem 160MiB" "--sp 2 --mem 1MiB"; do
+    # shellcheck disable=SC2086 # args are words
+    check max_seq_guided 0 "$compile" "$src/examples/llama-small.json" --max-seq $args
+    contains max_seq_guided "$tmp/stdout" "search: "
+    head -n -1 "$tmp/stdout" >"$tmp/guided.txt"
+    # shellcheck disable=SC2086
+    check max_seq_exhaustive 0 "$compile" "$src/examples/llama-small.json" --max-seq $args --exhaustive
+    contains max_seq_exhaustive "$tmp/stdout" "(exhaustive)"
+    head -n -1 "$tmp/stdout" >"$tmp/exhaustive.txt"
+    if cmp -s "$tmp/guided.txt" "$tmp/exhaustive.txt"; then passed=$((passed + 1)); else
+        echo "FAIL max_seq_guided ($args): differs from --exhaustive"
+        diff "$tmp/guided.txt" "$tmp/exhaustive.txt"; failures=$((failures + 1)); fi
+done
+check exhaustive_alone 2 "$compile" "$src/examples/llama-tiny.json" --exhaustive
+contains exhaustive_alone "$tmp/stderr" "--exhaustive is only used by --max-seq"
 check max_seq_short 0 "$compile" "$src/examples/llama-small.json" --max-seq --mem 160MiB
 contains max_seq_short "$tmp/stdout" "none                    1    1          -   (not even S = 1024 fits: it needs 0.23 GiB, 0.10 of them fixed)"
 

@@ -63,6 +63,9 @@ static void usage(FILE *out) {
         "  --mem BYTES            memory of one rank, e.g. 80GiB (units B KB MB GB KiB MiB GiB)\n"
         "  --seq-step N           --max-seq: S is a multiple of N (default 1024)\n"
         "  --seq-limit N          --max-seq: search S up to N (default 16777216)\n"
+        "  --exhaustive           --max-seq: compile every candidate S of a doubling and\n"
+        "                         bisection (default: a compile's plan, re-planned at other S,\n"
+        "                         predicts the answer, which is then compiled)\n"
         "  --backend cpu|none     cpu: fail at compile time on a node the cpu backend has no\n"
         "                         kernel for (naming the node, op and dtype); none: plan no\n"
         "                         kernel workspace (a device with no backend here). Default:\n"
@@ -76,7 +79,7 @@ typedef struct options {
     const char *in, *out, *dot;
     const char *sets[64];
     int n_sets;
-    bool info, autodiff, max_seq;
+    bool info, autodiff, max_seq, exhaustive;
     int64_t sp, dp;                         /* 0: not given */
     int64_t zero, mem, seq_step, seq_limit; /* zero -1: not given */
     autosp_ac_config_t ac;
@@ -117,6 +120,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
             o->autodiff = true;
         } else if (!strcmp(a, "--max-seq")) {
             o->max_seq = true;
+        } else if (!strcmp(a, "--exhaustive")) {
+            o->exhaustive = true;
         } else if (!strcmp(a, "--ac") || !strcmp(a, "--recompute-budget")) {
             if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
             int rc = cli_parse_ac(prog, a, argv[++i], &o->ac);
@@ -180,6 +185,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
     if (!o->in) return cli_usage_error(prog, "no input graph given");
     if (o->max_seq && !o->mem) return cli_usage_error(prog, "--max-seq needs --mem BYTES");
     if (o->mem && !o->max_seq) return cli_usage_error(prog, "--mem is only used by --max-seq");
+    if (o->exhaustive && !o->max_seq)
+        return cli_usage_error(prog, "--exhaustive is only used by --max-seq");
     if (o->zero < 0) o->zero = (o->sp ? o->sp : 1) * (o->dp ? o->dp : 1) > 1;
     return 0;
 }
@@ -296,7 +303,8 @@ static int print_max_seq(const options_t *o, const autosp_graph_t *forward) {
                             .limit = o->seq_limit ? o->seq_limit : 1 << 24,
                             .mem_bytes = o->mem,
                             .zero_stage = (int)o->zero,
-                            .backend = o->plan_backend};
+                            .backend = o->plan_backend,
+                            .exhaustive = o->exhaustive};
     int world = (int)((o->sp ? o->sp : 1) * (o->dp ? o->dp : 1));
     printf("longest trainable S of \"%s\": %d ranks of %.2f GiB, ZeRO-%d, batch %s per "
            "data-parallel rank, S a multiple of %lld\n\n",
@@ -304,6 +312,8 @@ static int print_max_seq(const options_t *o, const autosp_graph_t *forward) {
            (long long)q.multiple);
     printf("%-20s %4s %4s %10s %11s %11s %11s %10s\n", "policy", "sp", "dp", "max S", "total GiB",
            "activ. GiB", "saved GiB", "recompute");
+    int64_t hint[sizeof policies / sizeof policies[0]] = {0}; /* the last sp's answers */
+    int compiles = 0, replans = 0;
     for (int sp = 1; sp <= world; sp *= 2) {
         if (world % sp) continue;
         for (size_t k = 0; k < sizeof policies / sizeof policies[0]; k++) {
@@ -313,8 +323,10 @@ static int print_max_seq(const options_t *o, const autosp_graph_t *forward) {
             cfg.ac.policy = policies[k];
             autosp_seq_answer_t a;
             autosp_error_t err;
+            q.hint = 2 * hint[k]; /* activations halve with each doubling of sp */
             if (autosp_max_seq(forward, &cfg, &q, &a, &err) != AUTOSP_OK)
                 return cli_fail(prog, &err);
+            hint[k] = a.seq, compiles += a.compiles, replans += a.replans;
             if (a.seq == 0) {
                 print_no_fit(policies[k], sp, world, q.multiple, o->mem, &a.plan);
                 continue;
@@ -326,7 +338,8 @@ static int print_max_seq(const options_t *o, const autosp_graph_t *forward) {
         }
     }
     printf("\nrecompute: modelled share of the step's time spent recomputing "
-           "(docs/checkpointing.md)\n");
+           "(docs/checkpointing.md)\nsearch: %d compiles, %d plans of a compiled step%s\n",
+           compiles, replans, o->exhaustive ? " (exhaustive)" : "");
     return 0;
 }
 

@@ -191,9 +191,11 @@ autosp_graph_t *autosp_compile_training(const autosp_graph_t *forward,
 /* ---- planning ------------------------------------------------------------------------------
  * "How long a context can I train?": the largest S (a multiple of `multiple` and of sp, at most
  * `limit`) whose step, compiled with cfg (policy, sp, dp) at that S, plans within mem_bytes
- * per rank (autosp_plan_memory). Each candidate is compiled for real, so checkpointing
- * decisions that change with S are in the answer; the search doubles then bisects, which
- * assumes the plan grows with S (every activation of a transformer does). */
+ * per rank (autosp_plan_memory). The answer is compiled for real, so checkpointing decisions
+ * that change with S are in it. The search assumes the plan grows with S (every activation of
+ * a transformer does). By default a compile's structure is re-planned at other S to predict
+ * the answer, which is then compiled (two or three compiles); `exhaustive` doubles then
+ * bisects with every candidate compiled (about fifteen). */
 typedef struct autosp_seq_query {
     const char *symbol; /* the sequence-length symbol, "S" in the bundled models */
     int64_t multiple;   /* candidates are multiples of this */
@@ -202,12 +204,15 @@ typedef struct autosp_seq_query {
     int zero_stage;     /* 0 to 3 (autosp_plan_memory); 2 and 3 also compile with grad_shard
                          * and param_shard */
     const struct autosp_backend *backend; /* whose workspace is planned; NULL: none */
+    int64_t hint;    /* a first candidate near the answer (a neighbour's answer); 0: none */
+    bool exhaustive; /* compile every candidate of a doubling and bisection */
 } autosp_seq_query_t;
 
 typedef struct autosp_seq_answer {
     int64_t seq;               /* 0: even the smallest candidate does not fit */
     autosp_memory_plan_t plan; /* at seq; when nothing fits, at the smallest candidate */
     autosp_ac_report_t ac;     /* the same */
+    int compiles, replans;     /* the search's work: full compiles, plans of a compiled step */
 } autosp_seq_answer_t;
 
 autosp_status_t autosp_max_seq(const autosp_graph_t *forward, const autosp_parallel_config_t *cfg,

@@ -1,34 +1,149 @@
 /* max_seq.c: the longest sequence whose training step fits a rank's memory (autosp/passes.h).
- * Each candidate S is compiled for real (parallel passes, autodiff, checkpointing at that S,
- * grad_sync, or grad_shard for ZeRO-2 and param_shard for ZeRO-3) and planned, so the answer
- * includes every decision that depends on S. */
+ *
+ * A compile fixes the step's structure at its S: the checkpoint decisions, the loss chunk and
+ * the MLP tile. For that structure the plan is a function of S alone, and a cheap one: rebind S
+ * in the compiled step and plan again (a "replan", no passes run). Every tensor's bytes are
+ * linear in S (flash attention keeps no S x S), so the plan is piecewise linear, and a secant
+ * search over replans finds the longest S the structure allows in a few plans. That S is then
+ * compiled for real, and so is the next candidate: the answer is a compiled S that fits whose
+ * next candidate, compiled, does not. Two or three compiles per query, against about fifteen for
+ * bisection over compiles (still there: autosp_seq_query_t.exhaustive), which assumes, as this
+ * does, that the plan grows with S. */
+#include <stdint.h>
+
 #include "autosp/passes.h"
 #include "ir/ir.h"
 
-/* Compiles and plans forward at seq = S; *fits tells whether the plan's total fits. */
-static autosp_status_t try_seq(const autosp_graph_t *forward, const autosp_parallel_config_t *cfg,
-                               const autosp_seq_query_t *q, int64_t seq, autosp_seq_answer_t *a,
-                               bool *fits, autosp_error_t *err) {
-    autosp_graph_t *g = autosp_graph_clone(forward);
+enum { MAX_COMPILES = 8, MAX_REPLANS = 12 };
+
+typedef struct search {
+    const autosp_graph_t *forward;
+    const autosp_parallel_config_t *cfg;
+    const autosp_seq_query_t *q;
+    int64_t unit, kmax; /* candidates are k x unit, 1 <= k <= kmax */
+    autosp_seq_answer_t *answer;
+} search_t;
+
+/* Compiles forward at S = k x unit and plans it; *fits tells whether the plan's total fits.
+ * The step is kept in *step_out (the caller frees it) when asked for. */
+static autosp_status_t compile_at(search_t *s, int64_t k, bool *fits, int64_t *total,
+                                  autosp_graph_t **step_out, autosp_error_t *err) {
+    const autosp_seq_query_t *q = s->q;
+    autosp_graph_t *g = autosp_graph_clone(s->forward);
     if (!g) return nomem(err);
-    autosp_parallel_config_t c = *cfg;
+    autosp_parallel_config_t c = *s->cfg;
     if (q->zero_stage >= 2) c.zero_stage = q->zero_stage; /* the shards are in the graph */
-    autosp_status_t st = autosp_symbol_bind(g, q->symbol, seq, err);
+    autosp_status_t st = autosp_symbol_bind(g, q->symbol, k * s->unit, err);
     autosp_graph_t *step = st == AUTOSP_OK ? autosp_compile_training(g, &c, err) : NULL;
+    autosp_graph_free(g);
     autosp_memory_plan_t plan;
     if (step)
         st = autosp_plan_memory(step, q->zero_stage, q->backend, &plan, err);
     else if (st == AUTOSP_OK)
         st = err->status;
+    s->answer->compiles++;
     *fits = st == AUTOSP_OK && plan.total <= q->mem_bytes;
-    if (*fits || (st == AUTOSP_OK && a->seq == 0)) { /* a fit, or why the first try failed */
-        a->seq = *fits ? seq : 0;
+    if (total) *total = st == AUTOSP_OK ? plan.total : INT64_MAX;
+    autosp_seq_answer_t *a = s->answer;
+    if (st == AUTOSP_OK && (*fits ? k * s->unit > a->seq : a->seq == 0 && k == 1)) {
+        a->seq = *fits ? k * s->unit : 0; /* a fit, or why the smallest candidate fails */
         a->plan = plan;
         a->ac = step->ac;
     }
-    autosp_graph_free(g);
-    autosp_graph_free(step);
+    if (st == AUTOSP_OK && step_out)
+        *step_out = step;
+    else
+        autosp_graph_free(step);
     return st;
+}
+
+/* The plan's total of step re-bound at S = k x unit; a structure that cannot take that S (a
+ * dim no longer whole) fits nothing: INT64_MAX. */
+static int64_t replan_total(search_t *s, autosp_graph_t *step, int64_t k) {
+    autosp_error_t err;
+    autosp_memory_plan_t plan;
+    s->answer->replans++;
+    if (autosp_symbol_bind(step, s->q->symbol, k * s->unit, &err) != AUTOSP_OK ||
+        autosp_plan_memory(step, s->q->zero_stage, s->q->backend, &plan, &err) != AUTOSP_OK)
+        return INT64_MAX;
+    return plan.total;
+}
+
+/* The largest k in [lo, hi) that step's structure fits, given that lo fits (or is 0) and hi
+ * does not: a secant step from the line through the last two plans, falling back to halving
+ * the bracket when the line says nothing useful. */
+static int64_t predict(search_t *s, autosp_graph_t *step, int64_t k0, int64_t t0, int64_t lo,
+                       int64_t hi) {
+    const int64_t mem = s->q->mem_bytes;
+    int64_t k1 = t0 <= mem ? (2 * k0 < hi ? 2 * k0 : hi - 1) : (k0 / 2 > lo ? k0 / 2 : lo + 1);
+    for (int n = 0; n < MAX_REPLANS && hi - lo > 1; n++) {
+        if (k1 <= lo || k1 >= hi) k1 = lo + (hi - lo) / 2;
+        int64_t t1 = replan_total(s, step, k1);
+        *(t1 <= mem ? &lo : &hi) = k1;
+        if (hi - lo <= 1) break;
+        int64_t next = lo + (hi - lo) / 2;
+        if (t1 != INT64_MAX && t0 != INT64_MAX && t1 != t0 && k1 != k0) {
+            double slope = (double)(t1 - t0) / (double)(k1 - k0);
+            if (slope > 0) next = k1 + (int64_t)((double)(mem - t1) / slope);
+            if (next == k1) next += t1 <= mem ? 1 : -1; /* a line that lands on k1 brackets it */
+        }
+        k0 = k1, t0 = t1, k1 = next;
+    }
+    return lo;
+}
+
+/* Doubling then bisection over k, every candidate compiled. */
+static autosp_status_t search_exhaustive(search_t *s, autosp_error_t *err) {
+    int64_t lo = 0, hi = 1;
+    bool fits = true;
+    autosp_status_t st = AUTOSP_OK;
+    while (st == AUTOSP_OK && fits && lo < s->kmax) {
+        st = compile_at(s, hi, &fits, NULL, NULL, err);
+        if (st == AUTOSP_OK && fits) lo = hi, hi = hi * 2 < s->kmax ? hi * 2 : s->kmax;
+    }
+    while (st == AUTOSP_OK && lo < s->kmax && hi - lo > 1) {
+        int64_t mid = lo + (hi - lo) / 2;
+        st = compile_at(s, mid, &fits, NULL, NULL, err);
+        if (st == AUTOSP_OK) *(fits ? &lo : &hi) = mid;
+    }
+    return st;
+}
+
+/* Compile at k, let the compiled structure predict the answer, compile there; done when a
+ * compiled fit's next candidate does not fit its structure. lo and hi bracket the answer by
+ * compiles (lo fits, hi does not). */
+static autosp_status_t search_guided(search_t *s, int64_t k, autosp_error_t *err) {
+    int64_t lo = 0, hi = s->kmax + 1;
+    for (int n = 0; n < MAX_COMPILES && hi - lo > 1; n++) {
+        autosp_graph_t *step = NULL;
+        bool fits;
+        int64_t t;
+        autosp_status_t st = compile_at(s, k, &fits, &t, &step, err);
+        if (st != AUTOSP_OK) return st;
+        *(fits ? &lo : &hi) = k;
+        if (hi - lo <= 1) {
+            autosp_graph_free(step);
+            break;
+        }
+        /* k fits and its structure says k + 1 does not: compile k + 1 to be sure (sac may
+         * decide otherwise there) */
+        int64_t next = fits && replan_total(s, step, k + 1) > s->q->mem_bytes
+                           ? k + 1
+                           : predict(s, step, k, t, fits ? k : lo, fits ? hi : k);
+        autosp_graph_free(step);
+        if (next == 0) next = 1; /* the smallest candidate: fits, or says why not */
+        if (next <= lo || next >= hi) next = lo + (hi - lo) / 2;
+        k = next;
+    }
+    if (hi - lo <= 1) return set_ok(err);
+    while (hi - lo > 1) { /* the structure kept moving: bisect the bracket by compiles */
+        int64_t mid = lo + (hi - lo) / 2;
+        bool fits;
+        autosp_status_t st = compile_at(s, mid, &fits, NULL, NULL, err);
+        if (st != AUTOSP_OK) return st;
+        *(fits ? &lo : &hi) = mid;
+    }
+    return set_ok(err);
 }
 
 autosp_status_t autosp_max_seq(const autosp_graph_t *forward, const autosp_parallel_config_t *cfg,
@@ -44,19 +159,8 @@ autosp_status_t autosp_max_seq(const autosp_graph_t *forward, const autosp_paral
                          "max-seq: memory %lld bytes and limit %lld: expected memory > 0 and a "
                          "limit of at least one step of %lld tokens",
                          (long long)q->mem_bytes, (long long)q->limit, (long long)unit);
-    /* doubling then bisection over k: S = k x unit; the plan grows with S */
-    int64_t lo = 0, hi = 1, kmax = q->limit / unit;
-    bool fits = true;
-    autosp_status_t st = AUTOSP_OK;
-    while (st == AUTOSP_OK && fits && lo < kmax) {
-        st = try_seq(forward, cfg, q, hi * unit, answer, &fits, err);
-        if (st == AUTOSP_OK && fits) lo = hi, hi = hi * 2 < kmax ? hi * 2 : kmax;
-    }
-    if (st != AUTOSP_OK || lo == kmax) return st == AUTOSP_OK ? set_ok(err) : st;
-    while (st == AUTOSP_OK && hi - lo > 1) {
-        int64_t mid = lo + (hi - lo) / 2;
-        st = try_seq(forward, cfg, q, mid * unit, answer, &fits, err);
-        if (st == AUTOSP_OK) *(fits ? &lo : &hi) = mid; /* answer holds the last fit: lo */
-    }
-    return st == AUTOSP_OK ? set_ok(err) : st;
+    search_t s = {forward, cfg, q, unit, q->limit / unit, answer};
+    if (q->exhaustive) return search_exhaustive(&s, err) == AUTOSP_OK ? set_ok(err) : err->status;
+    int64_t k = q->hint / unit;
+    return search_guided(&s, k < 1 ? 1 : k > s.kmax ? s.kmax : k, err);
 }
