@@ -92,25 +92,32 @@ static int64_t predict(search_t *s, autosp_graph_t *step, int64_t k0, int64_t t0
     return lo;
 }
 
+/* Bisection of the bracket (lo fits, hi does not), every candidate compiled. */
+static autosp_status_t bisect(search_t *s, int64_t lo, int64_t hi, autosp_error_t *err) {
+    while (hi - lo > 1) {
+        int64_t mid = lo + (hi - lo) / 2;
+        bool fits;
+        autosp_status_t st = compile_at(s, mid, &fits, NULL, NULL, err);
+        if (st != AUTOSP_OK) return st;
+        *(fits ? &lo : &hi) = mid;
+    }
+    return set_ok(err);
+}
+
 /* Doubling then bisection over k, every candidate compiled. */
 static autosp_status_t search_exhaustive(search_t *s, autosp_error_t *err) {
     int64_t lo = 0, hi = 1;
     bool fits = true;
-    autosp_status_t st = AUTOSP_OK;
-    while (st == AUTOSP_OK && fits && lo < s->kmax) {
-        st = compile_at(s, hi, &fits, NULL, NULL, err);
-        if (st == AUTOSP_OK && fits) lo = hi, hi = hi * 2 < s->kmax ? hi * 2 : s->kmax;
+    while (fits && lo < s->kmax) {
+        autosp_status_t st = compile_at(s, hi, &fits, NULL, NULL, err);
+        if (st != AUTOSP_OK) return st;
+        if (fits) lo = hi, hi = hi * 2 < s->kmax ? hi * 2 : s->kmax;
     }
-    while (st == AUTOSP_OK && lo < s->kmax && hi - lo > 1) {
-        int64_t mid = lo + (hi - lo) / 2;
-        st = compile_at(s, mid, &fits, NULL, NULL, err);
-        if (st == AUTOSP_OK) *(fits ? &lo : &hi) = mid;
-    }
-    return st;
+    return bisect(s, lo, hi, err);
 }
 
 /* Compile at k, let the compiled structure predict the answer, compile there; done when a
- * compiled fit's next candidate does not fit its structure. lo and hi bracket the answer by
+ * compiled fit's next candidate, compiled, does not fit. lo and hi bracket the answer by
  * compiles (lo fits, hi does not). */
 static autosp_status_t search_guided(search_t *s, int64_t k, autosp_error_t *err) {
     int64_t lo = 0, hi = s->kmax + 1;
@@ -135,15 +142,7 @@ static autosp_status_t search_guided(search_t *s, int64_t k, autosp_error_t *err
         if (next <= lo || next >= hi) next = lo + (hi - lo) / 2;
         k = next;
     }
-    if (hi - lo <= 1) return set_ok(err);
-    while (hi - lo > 1) { /* the structure kept moving: bisect the bracket by compiles */
-        int64_t mid = lo + (hi - lo) / 2;
-        bool fits;
-        autosp_status_t st = compile_at(s, mid, &fits, NULL, NULL, err);
-        if (st != AUTOSP_OK) return st;
-        *(fits ? &lo : &hi) = mid;
-    }
-    return set_ok(err);
+    return bisect(s, lo, hi, err); /* the structure kept moving: compile the bracket's middle */
 }
 
 autosp_status_t autosp_max_seq(const autosp_graph_t *forward, const autosp_parallel_config_t *cfg,
@@ -160,7 +159,7 @@ autosp_status_t autosp_max_seq(const autosp_graph_t *forward, const autosp_paral
                          "limit of at least one step of %lld tokens",
                          (long long)q->mem_bytes, (long long)q->limit, (long long)unit);
     search_t s = {forward, cfg, q, unit, q->limit / unit, answer};
-    if (q->exhaustive) return search_exhaustive(&s, err) == AUTOSP_OK ? set_ok(err) : err->status;
+    if (q->exhaustive) return search_exhaustive(&s, err);
     int64_t k = q->hint / unit;
     return search_guided(&s, k < 1 ? 1 : k > s.kmax ? s.kmax : k, err);
 }
