@@ -2,6 +2,7 @@
 #include "autosp/backend.h"
 #include "autosp/passes.h"
 #include "base/base.h"
+#include "passes/parallelize.h"
 
 autosp_parallel_config_t autosp_parallel_config_default(void) {
     return (autosp_parallel_config_t){
@@ -18,64 +19,71 @@ autosp_graph_t *autosp_parallelize(const autosp_graph_t *forward,
     return exact;
 }
 
-static autosp_graph_t *compile_joint(const autosp_graph_t *forward,
-                                     const autosp_parallel_config_t *cfg, autosp_error_t *err) {
-    if (cfg->sp * cfg->dp == 1) { /* nothing to split or to sum */
-        autosp_graph_t *joint = autosp_autodiff(forward, err);
-        autosp_graph_t *checkpointed = joint ? autosp_checkpoint(joint, &cfg->ac, err) : NULL;
-        autosp_graph_free(joint);
-        return checkpointed;
-    }
-    autosp_graph_t *per_rank = autosp_parallelize(forward, cfg, err);
-    if (cfg->zero_stage == 3 && per_rank) { /* the gradients come out as shards, summed */
-        autosp_graph_t *sharded = autosp_param_shard(per_rank, err);
-        autosp_graph_free(per_rank);
-        per_rank = sharded;
-    }
-    autosp_graph_t *joint = per_rank ? autosp_autodiff(per_rank, err) : NULL;
-    autosp_graph_t *checkpointed = joint ? autosp_checkpoint(joint, &cfg->ac, err) : NULL;
-    autosp_graph_free(per_rank);
-    autosp_graph_free(joint);
-    if (cfg->zero_stage == 2 && checkpointed) {
-        autosp_graph_t *sharded = autosp_grad_shard(checkpointed, err);
-        autosp_graph_free(checkpointed);
-        return sharded;
-    }
-    if (cfg->zero_stage == 1 || cfg->zero_stage == 3 || !checkpointed)
-        return checkpointed; /* ZeRO-1: the optimizer sums */
-    autosp_graph_t *synced =
-        autosp_grad_sync_as(checkpointed, cfg->bucket_bytes, cfg->grad_reduce_dtype, err);
-    autosp_graph_free(checkpointed);
-    return synced;
-}
-
 static bool tiles_mlp(const autosp_parallel_config_t *cfg) {
     return cfg->mlp_tile > 0 || (cfg->mlp_tile == 0 && cfg->ac.policy == AUTOSP_AC_FULL);
 }
 
+/* *owned (a graph made here, or NULL) replaced by next, a pass's output from it. */
+static const autosp_graph_t *advance(autosp_graph_t **owned, autosp_graph_t *next) {
+    autosp_graph_free(*owned);
+    return *owned = next;
+}
+
 /* The loss chunked and the MLPs tiled (or not) first: the passes after them see one op each,
- * which has a sharding rule (and an exact loss like cross_entropy's). */
-static autosp_graph_t *compile_step(const autosp_graph_t *forward,
-                                    const autosp_parallel_config_t *cfg, autosp_error_t *err) {
-    autosp_graph_t *chunked = cfg->loss_chunk == AUTOSP_LOSS_UNCHUNKED
-                                  ? NULL
-                                  : autosp_chunked_loss(forward, cfg->loss_chunk, err);
-    if (cfg->loss_chunk != AUTOSP_LOSS_UNCHUNKED && !chunked) return NULL;
-    const autosp_graph_t *fused = chunked ? chunked : forward;
-    autosp_graph_t *tiled = tiles_mlp(cfg) ? autosp_tiled_mlp(fused, cfg->mlp_tile, err) : NULL;
-    autosp_graph_t *step = NULL;
-    if (!tiles_mlp(cfg) || tiled) step = compile_joint(tiled ? tiled : fused, cfg, err);
-    autosp_graph_free(tiled);
-    autosp_graph_free(chunked);
+ * which has a sharding rule (and an exact loss like cross_entropy's). ZeRO-3's param_shard
+ * comes before autodiff, whose gradients then come out as shards, summed. A world of one rank
+ * has nothing to split or to sum. */
+autosp_graph_t *compile_joint(const autosp_graph_t *forward, const autosp_parallel_config_t *cfg,
+                              autosp_error_t *err) {
+    bool split = cfg->sp * cfg->dp > 1;
+    autosp_graph_t *owned = NULL;
+    const autosp_graph_t *g = forward;
+    if (cfg->loss_chunk != AUTOSP_LOSS_UNCHUNKED)
+        g = advance(&owned, autosp_chunked_loss(g, cfg->loss_chunk, err));
+    if (g && tiles_mlp(cfg)) g = advance(&owned, autosp_tiled_mlp(g, cfg->mlp_tile, err));
+    if (g && split) g = advance(&owned, autosp_parallelize(g, cfg, err));
+    if (g && split && cfg->zero_stage == 3) g = advance(&owned, autosp_param_shard(g, err));
+    autosp_graph_t *joint = g ? autosp_autodiff(g, err) : NULL;
+    autosp_graph_free(owned);
+    return joint;
+}
+
+bool compile_joint_same(const autosp_parallel_config_t *a, const autosp_parallel_config_t *b) {
+    int64_t tile_a = tiles_mlp(a) ? a->mlp_tile : AUTOSP_MLP_UNTILED;
+    int64_t tile_b = tiles_mlp(b) ? b->mlp_tile : AUTOSP_MLP_UNTILED;
+    bool split = a->sp * a->dp > 1;
+    return a->sp == b->sp && a->dp == b->dp && a->loss_chunk == b->loss_chunk && tile_a == tile_b &&
+           (!split || (a->zero_stage == 3) == (b->zero_stage == 3));
+}
+
+/* The gradient passes of the ZeRO stage: ZeRO-1 and ZeRO-3 add none (the optimizer sums, or
+ * param_shard did), ZeRO-2 keeps the shards of the sums, ZeRO-0 all-reduces. */
+static autosp_graph_t *sync_gradients(autosp_graph_t *checkpointed,
+                                      const autosp_parallel_config_t *cfg, autosp_error_t *err) {
+    if (cfg->sp * cfg->dp == 1 || cfg->zero_stage == 1 || cfg->zero_stage == 3) return checkpointed;
+    autosp_graph_t *synced =
+        cfg->zero_stage == 2
+            ? autosp_grad_shard(checkpointed, err)
+            : autosp_grad_sync_as(checkpointed, cfg->bucket_bytes, cfg->grad_reduce_dtype, err);
+    autosp_graph_free(checkpointed);
+    return synced;
+}
+
+autosp_graph_t *compile_finish(const autosp_graph_t *joint, const autosp_parallel_config_t *cfg,
+                               autosp_error_t *err) {
+    autosp_graph_t *checkpointed = autosp_checkpoint(joint, &cfg->ac, err);
+    autosp_graph_t *step = checkpointed ? sync_gradients(checkpointed, cfg, err) : NULL;
+    if (step && cfg->backend && autosp_backend_check(cfg->backend, step, err) != AUTOSP_OK) {
+        autosp_graph_free(step);
+        return NULL;
+    }
     return step;
 }
 
 autosp_graph_t *autosp_compile_training(const autosp_graph_t *forward,
                                         const autosp_parallel_config_t *cfg, autosp_error_t *err) {
-    autosp_graph_t *step = compile_step(forward, cfg, err);
-    if (step && cfg->backend && autosp_backend_check(cfg->backend, step, err) != AUTOSP_OK) {
-        autosp_graph_free(step);
-        return NULL;
-    }
+    autosp_graph_t *joint = compile_joint(forward, cfg, err);
+    autosp_graph_t *step = joint ? compile_finish(joint, cfg, err) : NULL;
+    autosp_graph_free(joint);
     return step;
 }

@@ -314,6 +314,8 @@ static int print_max_seq(const options_t *o, const autosp_graph_t *forward) {
            "activ. GiB", "saved GiB", "recompute");
     int64_t hint[sizeof policies / sizeof policies[0]] = {0}; /* the last sp's answers */
     int compiles = 0, replans = 0;
+    autosp_seq_search_t *search = autosp_seq_search_new(forward);
+    if (!search) return cli_fail(prog, &(autosp_error_t){AUTOSP_ERR_NOMEM, "out of memory"});
     for (int sp = 1; sp <= world; sp *= 2) {
         if (world % sp) continue;
         for (size_t k = 0; k < sizeof policies / sizeof policies[0]; k++) {
@@ -324,8 +326,10 @@ static int print_max_seq(const options_t *o, const autosp_graph_t *forward) {
             autosp_seq_answer_t a;
             autosp_error_t err;
             q.hint = 2 * hint[k]; /* activations halve with each doubling of sp */
-            if (autosp_max_seq(forward, &cfg, &q, &a, &err) != AUTOSP_OK)
+            if (autosp_seq_search_run(search, &cfg, &q, &a, &err) != AUTOSP_OK) {
+                autosp_seq_search_free(search);
                 return cli_fail(prog, &err);
+            }
             hint[k] = a.seq, compiles += a.compiles, replans += a.replans;
             if (a.seq == 0) {
                 print_no_fit(policies[k], sp, world, q.multiple, o->mem, &a.plan);
@@ -337,6 +341,7 @@ static int print_max_seq(const options_t *o, const autosp_graph_t *forward) {
                    100 * a.ac.recompute_seconds / (a.ac.step_seconds > 0 ? a.ac.step_seconds : 1));
         }
     }
+    autosp_seq_search_free(search);
     printf("\nrecompute: modelled share of the step's time spent recomputing "
            "(docs/checkpointing.md)\nsearch: %d compiles, %d plans of a compiled step%s\n",
            compiles, replans, o->exhaustive ? " (exhaustive)" : "");

@@ -205,7 +205,8 @@ typedef struct autosp_seq_query {
                          * and param_shard */
     const struct autosp_backend *backend; /* whose workspace is planned; NULL: none */
     int64_t hint;    /* a first candidate near the answer (a neighbour's answer); 0: none */
-    bool exhaustive; /* compile every candidate of a doubling and bisection */
+    bool exhaustive; /* compile every candidate of a doubling and bisection, each from the
+                      * forward graph (no joint graph shared): the reference for the default */
 } autosp_seq_query_t;
 
 typedef struct autosp_seq_answer {
@@ -218,6 +219,19 @@ typedef struct autosp_seq_answer {
 autosp_status_t autosp_max_seq(const autosp_graph_t *forward, const autosp_parallel_config_t *cfg,
                                const autosp_seq_query_t *query, autosp_seq_answer_t *answer,
                                autosp_error_t *err);
+
+/* A series of queries on one forward graph (a table over policies and sp): the passes before
+ * the checkpoint pass do not look at S's value, so their output (the joint graph) is compiled
+ * once per configuration that changes it, and each candidate S runs only the passes from the
+ * checkpoint pass on. autosp_max_seq is new, one run, free. The search borrows forward, which
+ * must outlive it; free it with autosp_seq_search_free. NULL when out of memory. */
+typedef struct autosp_seq_search autosp_seq_search_t;
+autosp_seq_search_t *autosp_seq_search_new(const autosp_graph_t *forward);
+autosp_status_t autosp_seq_search_run(autosp_seq_search_t *search,
+                                      const autosp_parallel_config_t *cfg,
+                                      const autosp_seq_query_t *query, autosp_seq_answer_t *answer,
+                                      autosp_error_t *err);
+void autosp_seq_search_free(autosp_seq_search_t *search);
 
 #ifdef __cplusplus
 }

@@ -13,28 +13,67 @@
 
 #include "autosp/passes.h"
 #include "ir/ir.h"
+#include "passes/parallelize.h"
 
 enum { MAX_COMPILES = 8, MAX_REPLANS = 12 };
 
-typedef struct search {
+/* The joint graphs compiled so far, one per configuration that makes a different one
+ * (compile_joint_same): a table of queries at one sp shares them across policies. */
+typedef struct joint_entry {
+    autosp_parallel_config_t cfg;
+    autosp_graph_t *joint;
+} joint_entry_t;
+
+struct autosp_seq_search {
     const autosp_graph_t *forward;
+    joint_entry_t *entry;
+    int n, cap;
+};
+
+typedef struct search {
+    autosp_seq_search_t *cache;
     const autosp_parallel_config_t *cfg;
     const autosp_seq_query_t *q;
     int64_t unit, kmax; /* candidates are k x unit, 1 <= k <= kmax */
     autosp_seq_answer_t *answer;
 } search_t;
 
+/* A clone of the joint graph of cfg in *joint (the caller frees it), compiled on first use with
+ * symbol bound to value. */
+static autosp_status_t cached_joint(autosp_seq_search_t *c, const autosp_parallel_config_t *cfg,
+                                    const char *symbol, int64_t value, autosp_graph_t **joint,
+                                    autosp_error_t *err) {
+    int i = 0;
+    while (i < c->n && !compile_joint_same(&c->entry[i].cfg, cfg)) i++;
+    if (i == c->n) {
+        if (mem_grow((void **)&c->entry, &c->cap, c->n + 1, sizeof *c->entry)) return nomem(err);
+        autosp_graph_t *g = autosp_graph_clone(c->forward);
+        if (!g) return nomem(err);
+        autosp_status_t st = autosp_symbol_bind(g, symbol, value, err);
+        autosp_graph_t *compiled = st == AUTOSP_OK ? compile_joint(g, cfg, err) : NULL;
+        autosp_graph_free(g);
+        if (!compiled) return st == AUTOSP_OK ? err->status : st;
+        c->entry[c->n++] = (joint_entry_t){*cfg, compiled};
+    }
+    if (!(*joint = autosp_graph_clone(c->entry[i].joint))) return nomem(err);
+    return AUTOSP_OK;
+}
+
 /* Compiles forward at S = k x unit and plans it; *fits tells whether the plan's total fits.
  * The step is kept in *step_out (the caller frees it) when asked for. */
 static autosp_status_t compile_at(search_t *s, int64_t k, bool *fits, int64_t *total,
                                   autosp_graph_t **step_out, autosp_error_t *err) {
     const autosp_seq_query_t *q = s->q;
-    autosp_graph_t *g = autosp_graph_clone(s->forward);
-    if (!g) return nomem(err);
     autosp_parallel_config_t c = *s->cfg;
     if (q->zero_stage >= 2) c.zero_stage = q->zero_stage; /* the shards are in the graph */
-    autosp_status_t st = autosp_symbol_bind(g, q->symbol, k * s->unit, err);
-    autosp_graph_t *step = st == AUTOSP_OK ? autosp_compile_training(g, &c, err) : NULL;
+    autosp_graph_t *g = NULL; /* the joint graph, or the forward graph when nothing is shared */
+    autosp_status_t st = q->exhaustive
+                             ? (g = autosp_graph_clone(s->cache->forward)) ? AUTOSP_OK : nomem(err)
+                             : cached_joint(s->cache, &c, q->symbol, k * s->unit, &g, err);
+    if (st == AUTOSP_OK) st = autosp_symbol_bind(g, q->symbol, k * s->unit, err);
+    autosp_graph_t *step = st != AUTOSP_OK ? NULL
+                           : q->exhaustive ? autosp_compile_training(g, &c, err)
+                                           : compile_finish(g, &c, err);
     autosp_graph_free(g);
     autosp_memory_plan_t plan;
     if (step)
@@ -145,9 +184,23 @@ static autosp_status_t search_guided(search_t *s, int64_t k, autosp_error_t *err
     return bisect(s, lo, hi, err); /* the structure kept moving: compile the bracket's middle */
 }
 
-autosp_status_t autosp_max_seq(const autosp_graph_t *forward, const autosp_parallel_config_t *cfg,
-                               const autosp_seq_query_t *q, autosp_seq_answer_t *answer,
-                               autosp_error_t *err) {
+autosp_seq_search_t *autosp_seq_search_new(const autosp_graph_t *forward) {
+    autosp_seq_search_t *c = mem_calloc(1, sizeof *c);
+    if (c) c->forward = forward;
+    return c;
+}
+
+void autosp_seq_search_free(autosp_seq_search_t *c) {
+    if (!c) return;
+    for (int i = 0; i < c->n; i++) autosp_graph_free(c->entry[i].joint);
+    mem_free(c->entry);
+    mem_free(c);
+}
+
+autosp_status_t autosp_seq_search_run(autosp_seq_search_t *cache,
+                                      const autosp_parallel_config_t *cfg,
+                                      const autosp_seq_query_t *q, autosp_seq_answer_t *answer,
+                                      autosp_error_t *err) {
     autosp_error_t local;
     if (!err) err = &local;
     *answer = (autosp_seq_answer_t){0};
@@ -158,8 +211,17 @@ autosp_status_t autosp_max_seq(const autosp_graph_t *forward, const autosp_paral
                          "max-seq: memory %lld bytes and limit %lld: expected memory > 0 and a "
                          "limit of at least one step of %lld tokens",
                          (long long)q->mem_bytes, (long long)q->limit, (long long)unit);
-    search_t s = {forward, cfg, q, unit, q->limit / unit, answer};
+    search_t s = {cache, cfg, q, unit, q->limit / unit, answer};
     if (q->exhaustive) return search_exhaustive(&s, err);
     int64_t k = q->hint / unit;
     return search_guided(&s, k < 1 ? 1 : k > s.kmax ? s.kmax : k, err);
+}
+
+autosp_status_t autosp_max_seq(const autosp_graph_t *forward, const autosp_parallel_config_t *cfg,
+                               const autosp_seq_query_t *q, autosp_seq_answer_t *answer,
+                               autosp_error_t *err) {
+    autosp_seq_search_t *cache = autosp_seq_search_new(forward);
+    autosp_status_t st = cache ? autosp_seq_search_run(cache, cfg, q, answer, err) : nomem(err);
+    autosp_seq_search_free(cache);
+    return st;
 }

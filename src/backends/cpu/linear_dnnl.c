@@ -53,6 +53,8 @@ static struct {
     pthread_mutex_t *slot_lock; /* per slot: a second executor's inline run also uses slot 0 */
     entry_t **entry;            /* each allocated once and never moved: a run holds its pointers */
     int n, cap;
+    int *index; /* open addressing over entry by key: position + 1, 0 empty; at most half full */
+    int index_cap;
 } dn = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static bool init_locked(void) {
@@ -170,10 +172,37 @@ static void destroy_entry(entry_t *e) {
     e->prim = NULL;
 }
 
+static uint32_t key_hash(const prim_key_t *k) {
+    const unsigned char *p = (const unsigned char *)k;
+    uint32_t h = 2166136261u; /* FNV-1a over the bytes: the padding is zeroed (block_key) */
+    for (size_t i = 0; i < sizeof *k; i++) h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
 static entry_t *find_locked(const prim_key_t *k) {
-    for (int i = 0; i < dn.n; i++)
-        if (!memcmp(&dn.entry[i]->key, k, sizeof *k)) return dn.entry[i];
+    if (!dn.index_cap) return NULL;
+    const uint32_t mask = (uint32_t)dn.index_cap - 1;
+    for (uint32_t i = key_hash(k) & mask; dn.index[i]; i = (i + 1) & mask)
+        if (!memcmp(&dn.entry[dn.index[i] - 1]->key, k, sizeof *k))
+            return dn.entry[dn.index[i] - 1];
     return NULL;
+}
+
+/* Entry `at` into the index, which grows (rehashed) to stay at most half full. */
+static bool index_locked(int at) {
+    if (2 * (at + 1) > dn.index_cap) {
+        int cap = dn.index_cap ? 2 * dn.index_cap : 128;
+        int *grown = calloc((size_t)cap, sizeof *grown);
+        if (!grown) return false;
+        free(dn.index);
+        dn.index = grown, dn.index_cap = cap;
+        for (int i = 0; i < at; i++) index_locked(i); /* fits: no growth */
+    }
+    const uint32_t mask = (uint32_t)dn.index_cap - 1;
+    uint32_t i = key_hash(&dn.entry[at]->key) & mask;
+    while (dn.index[i]) i = (i + 1) & mask;
+    dn.index[i] = at + 1;
+    return true;
 }
 
 /* The entry of k, created if need be (a failed creation is kept too, without a primitive);
@@ -191,8 +220,13 @@ static entry_t *get_locked(const prim_key_t *k) {
         dn.entry = grown, dn.cap = cap;
     }
     if (!(e = malloc(sizeof *e))) return NULL;
-    dn.entry[dn.n++] = e;
     *e = (entry_t){.key = *k};
+    dn.entry[dn.n] = e;
+    if (!index_locked(dn.n)) {
+        free(e);
+        return NULL;
+    }
+    dn.n++;
     dnnl_memory_desc_t md[N_ARGS];
     const int threads = omp_get_max_threads();
     omp_set_num_threads(1);
