@@ -14,6 +14,7 @@
 #include "autosp/passes.h"
 #include "ir/ir.h"
 #include "passes/parallelize.h"
+#include "plan/memplan.h"
 
 enum { MAX_COMPILES = 8, MAX_REPLANS = 12 };
 
@@ -97,15 +98,23 @@ static autosp_status_t compile_at(search_t *s, int64_t k, bool *fits, int64_t *t
 }
 
 /* The plan's total of step re-bound at S = k x unit; a structure that cannot take that S (a
- * dim no longer whole) fits nothing: INT64_MAX. */
+ * dim no longer whole) fits nothing: INT64_MAX. Not verified again: a replan only steers the
+ * search, whose answer is compiled. */
 static int64_t replan_total(search_t *s, autosp_graph_t *step, int64_t k) {
     autosp_error_t err;
     autosp_memory_plan_t plan;
     s->answer->replans++;
     if (autosp_symbol_bind(step, s->q->symbol, k * s->unit, &err) != AUTOSP_OK ||
-        autosp_plan_memory(step, s->q->zero_stage, s->q->backend, &plan, &err) != AUTOSP_OK)
+        plan_memory(step, s->q->zero_stage, s->q->backend, false, &plan, &err) != AUTOSP_OK)
         return INT64_MAX;
     return plan.total;
+}
+
+/* Where the line through (k0, t0) and (k1, t1) reaches mem; -1 when it rises nowhere. */
+static int64_t line_reaches(int64_t k0, int64_t t0, int64_t k1, int64_t t1, int64_t mem) {
+    if (t0 == INT64_MAX || t1 == INT64_MAX || t1 <= t0 || k1 == k0) return -1;
+    double slope = (double)(t1 - t0) / (double)(k1 - k0);
+    return slope > 0 ? k1 + (int64_t)((double)(mem - t1) / slope) : -1;
 }
 
 /* The largest k in [lo, hi) that step's structure fits, given that lo fits (or is 0) and hi
@@ -120,46 +129,35 @@ static int64_t predict(search_t *s, autosp_graph_t *step, int64_t k0, int64_t t0
         int64_t t1 = replan_total(s, step, k1);
         *(t1 <= mem ? &lo : &hi) = k1;
         if (hi - lo <= 1) break;
-        int64_t next = lo + (hi - lo) / 2;
-        if (t1 != INT64_MAX && t0 != INT64_MAX && t1 != t0 && k1 != k0) {
-            double slope = (double)(t1 - t0) / (double)(k1 - k0);
-            if (slope > 0) next = k1 + (int64_t)((double)(mem - t1) / slope);
-            if (next == k1) next += t1 <= mem ? 1 : -1; /* a line that lands on k1 brackets it */
-        }
+        int64_t next = line_reaches(k0, t0, k1, t1, mem);
+        if (next < 0) next = lo + (hi - lo) / 2;
+        if (next == k1) next += t1 <= mem ? 1 : -1; /* a line that lands on k1 brackets it */
         k0 = k1, t0 = t1, k1 = next;
     }
     return lo;
 }
 
-/* Bisection of the bracket (lo fits, hi does not), every candidate compiled. */
-static autosp_status_t bisect(search_t *s, int64_t lo, int64_t hi, autosp_error_t *err) {
+/* The answer in (lo, hi) (lo fits or is 0, hi does not fit or is kmax + 1) with every candidate
+ * compiled: an open bracket doubles from lo until a candidate fails, then bisection. */
+static autosp_status_t bracket(search_t *s, int64_t lo, int64_t hi, autosp_error_t *err) {
     while (hi - lo > 1) {
-        int64_t mid = lo + (hi - lo) / 2;
+        int64_t mid = hi <= s->kmax ? lo + (hi - lo) / 2
+                      : lo          ? 2 * lo < s->kmax ? 2 * lo : s->kmax
+                                    : 1;
         bool fits;
         autosp_status_t st = compile_at(s, mid, &fits, NULL, NULL, err);
         if (st != AUTOSP_OK) return st;
         *(fits ? &lo : &hi) = mid;
+        if (fits && mid == s->kmax) break;
     }
     return set_ok(err);
-}
-
-/* Doubling then bisection over k, every candidate compiled. */
-static autosp_status_t search_exhaustive(search_t *s, autosp_error_t *err) {
-    int64_t lo = 0, hi = 1;
-    bool fits = true;
-    while (fits && lo < s->kmax) {
-        autosp_status_t st = compile_at(s, hi, &fits, NULL, NULL, err);
-        if (st != AUTOSP_OK) return st;
-        if (fits) lo = hi, hi = hi * 2 < s->kmax ? hi * 2 : s->kmax;
-    }
-    return bisect(s, lo, hi, err);
 }
 
 /* Compile at k, let the compiled structure predict the answer, compile there; done when a
  * compiled fit's next candidate, compiled, does not fit. lo and hi bracket the answer by
  * compiles (lo fits, hi does not). */
 static autosp_status_t search_guided(search_t *s, int64_t k, autosp_error_t *err) {
-    int64_t lo = 0, hi = s->kmax + 1;
+    int64_t lo = 0, hi = s->kmax + 1, last_k = 0, last_t = 0;
     for (int n = 0; n < MAX_COMPILES && hi - lo > 1; n++) {
         autosp_graph_t *step = NULL;
         bool fits;
@@ -177,11 +175,17 @@ static autosp_status_t search_guided(search_t *s, int64_t k, autosp_error_t *err
                            ? k + 1
                            : predict(s, step, k, t, fits ? k : lo, fits ? hi : k);
         autosp_graph_free(step);
+        /* the structure moves with S (sac decides again at each), and a structure's own
+         * prediction can fall short of what the next one allows: the line through the last two
+         * compiles goes further when it says so */
+        int64_t line = n ? line_reaches(last_k, last_t, k, t, s->q->mem_bytes) : -1;
+        if (fits && next > k + 1 && line > next) next = line;
+        last_k = k, last_t = t;
         if (next == 0) next = 1; /* the smallest candidate: fits, or says why not */
         if (next <= lo || next >= hi) next = lo + (hi - lo) / 2;
         k = next;
     }
-    return bisect(s, lo, hi, err); /* the structure kept moving: compile the bracket's middle */
+    return bracket(s, lo, hi, err); /* the structure kept moving: compile through the bracket */
 }
 
 autosp_seq_search_t *autosp_seq_search_new(const autosp_graph_t *forward) {
@@ -212,7 +216,7 @@ autosp_status_t autosp_seq_search_run(autosp_seq_search_t *cache,
                          "limit of at least one step of %lld tokens",
                          (long long)q->mem_bytes, (long long)q->limit, (long long)unit);
     search_t s = {cache, cfg, q, unit, q->limit / unit, answer};
-    if (q->exhaustive) return search_exhaustive(&s, err);
+    if (q->exhaustive) return bracket(&s, 0, s.kmax + 1, err);
     int64_t k = q->hint / unit;
     return search_guided(&s, k < 1 ? 1 : k > s.kmax ? s.kmax : k, err);
 }

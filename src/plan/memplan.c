@@ -8,36 +8,73 @@ typedef struct block {
     int64_t off, size;
 } block_t;
 
-/* Live blocks sorted by offset above `base`; first fit into the lowest gap. */
+/* First fit in one arena above `base`, kept as its free gaps below `top` (the end of the highest
+ * live block), sorted by offset: a block goes to the lowest gap it fits, else to the top. There
+ * are far fewer gaps than live blocks (a long step keeps thousands of saved activations). */
 typedef struct fit {
-    block_t *b;
+    block_t *gap;
     int n, cap;
-    int64_t base, high;
+    int64_t base, top, high;
 } fit_t;
 
 static int64_t align_up(int64_t n) {
     return (n + MEMPLAN_ALIGN - 1) / MEMPLAN_ALIGN * MEMPLAN_ALIGN;
 }
 
-static int fit_alloc(fit_t *f, int64_t size, int64_t *off) {
-    if (mem_grow((void **)&f->b, &f->cap, f->n + 1, sizeof *f->b)) return -1;
-    int64_t cur = f->base;
-    int i = 0;
-    while (i < f->n && f->b[i].off - cur < size) cur = f->b[i].off + f->b[i].size, i++;
-    memmove(&f->b[i + 1], &f->b[i], sizeof *f->b * (size_t)(f->n - i));
-    f->b[i] = (block_t){cur, size};
-    f->n++;
-    if (cur + size > f->high) f->high = cur + size;
-    *off = cur;
-    return 0;
+static void fit_remove_gap(fit_t *f, int i) {
+    memmove(&f->gap[i], &f->gap[i + 1], sizeof *f->gap * (size_t)(f->n - i - 1));
+    f->n--;
 }
 
-static void fit_free(fit_t *f, int64_t off) {
-    int i = 0;
-    while (i < f->n && f->b[i].off != off) i++;
-    AUTOSP_ASSERT(i < f->n);
-    memmove(&f->b[i], &f->b[i + 1], sizeof *f->b * (size_t)(f->n - i - 1));
-    f->n--;
+static void fit_alloc(fit_t *f, int64_t size, int64_t *off) {
+    if (size == 0) { /* nothing to keep apart */
+        *off = f->base;
+        return;
+    }
+    for (int i = 0; i < f->n; i++) {
+        if (f->gap[i].size < size) continue;
+        *off = f->gap[i].off;
+        f->gap[i].off += size, f->gap[i].size -= size;
+        if (!f->gap[i].size) fit_remove_gap(f, i);
+        return;
+    }
+    *off = f->top;
+    f->top += size;
+    if (f->top > f->high) f->high = f->top;
+}
+
+/* Frees the live block [off, off + size): it joins the gaps beside it, or lowers the top. */
+static int fit_free(fit_t *f, int64_t off, int64_t size) {
+    if (size == 0) return 0;
+    int lo = 0, hi = f->n; /* i: the first gap above the block */
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (f->gap[mid].off < off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    int i = lo;
+    bool joins_below = i > 0 && f->gap[i - 1].off + f->gap[i - 1].size == off;
+    if (off + size == f->top) { /* the highest block: the gap below it goes with it */
+        f->top = joins_below ? f->gap[--f->n].off : off;
+        return 0;
+    }
+    bool joins_above = i < f->n && f->gap[i].off == off + size;
+    if (joins_below && joins_above) {
+        f->gap[i - 1].size += size + f->gap[i].size;
+        fit_remove_gap(f, i);
+    } else if (joins_below) {
+        f->gap[i - 1].size += size;
+    } else if (joins_above) {
+        f->gap[i].off = off, f->gap[i].size += size;
+    } else {
+        if (mem_grow((void **)&f->gap, &f->cap, f->n + 1, sizeof *f->gap)) return -1;
+        memmove(&f->gap[i + 1], &f->gap[i], sizeof *f->gap * (size_t)(f->n - i));
+        f->gap[i] = (block_t){off, size};
+        f->n++;
+    }
+    return 0;
 }
 
 static void find_last_uses(const autosp_graph_t *g, const memplan_t *p, int *last_use) {
@@ -104,28 +141,28 @@ static autosp_status_t place(const autosp_graph_t *g, const autosp_backend_t *ba
             else
                 p->output_bytes += p->bytes[t];
         }
-    f.base = f.high = persistent_bytes;
+    f.base = f.top = f.high = persistent_bytes;
     for (int i = 0; i < g->n_nodes; i++) {
         const node_t *n = &g->nodes[i];
         for (int k = 0; k < n->n_out; k++) {
             autosp_tensor_t t = n->out[k];
             if (p->root[t] != t || persistent[t]) continue;
-            if (fit_alloc(&f, p->bytes[t], &p->offset[t])) goto oom;
+            fit_alloc(&f, p->bytes[t], &p->offset[t]);
             acts += p->bytes[t];
         }
         p->ws_bytes[i] = backend_workspace(backend, g, i, MEMPLAN_ALIGN);
-        if (p->ws_bytes[i] && fit_alloc(&f, p->ws_bytes[i], &p->ws_offset[i])) goto oom;
+        if (p->ws_bytes[i]) fit_alloc(&f, p->ws_bytes[i], &p->ws_offset[i]);
         live = persistent_bytes + acts + p->ws_bytes[i];
         if (live > p->peak_live_bytes) p->peak_live_bytes = live;
         if (acts > p->activation_peak) p->activation_peak = acts;
         if (p->ws_bytes[i] > p->workspace_peak) p->workspace_peak = p->ws_bytes[i];
         if (op_table[n->op].collective && p->ws_bytes[i] > p->comm_peak)
             p->comm_peak = p->ws_bytes[i];
-        if (p->ws_bytes[i]) fit_free(&f, p->ws_offset[i]);
+        if (p->ws_bytes[i] && fit_free(&f, p->ws_offset[i], p->ws_bytes[i])) goto oom;
         for (int k = 0; k < n->n_in + n->n_out; k++) {
             autosp_tensor_t t = p->root[k < n->n_in ? n->in[k] : n->out[k - n->n_in]];
             if (persistent[t] || last_use[t] != i || p->offset[t] < 0) continue;
-            fit_free(&f, p->offset[t]);
+            if (fit_free(&f, p->offset[t], p->bytes[t])) goto oom;
             acts -= p->bytes[t];
             last_use[t] = -2; /* freed once even if this node reads it twice */
         }
@@ -133,10 +170,10 @@ static autosp_status_t place(const autosp_graph_t *g, const autosp_backend_t *ba
     for (int t = 0; t < g->n_tensors; t++)
         if (p->root[t] != t) p->offset[t] = p->offset[p->root[t]];
     p->arena_bytes = f.high;
-    mem_free(f.b);
+    mem_free(f.gap);
     return AUTOSP_OK;
 oom:
-    mem_free(f.b);
+    mem_free(f.gap);
     return nomem(err);
 }
 
@@ -144,7 +181,13 @@ autosp_status_t memplan_build(const autosp_graph_t *g, const autosp_backend_t *b
                               memplan_t *p, autosp_error_t *err) {
     memset(p, 0, sizeof *p);
     autosp_status_t st = autosp_graph_verify(g, AUTOSP_VERIFY_BOUND, err);
-    if (st != AUTOSP_OK) return st;
+    return st == AUTOSP_OK ? memplan_layout(g, backend, p, err) : st;
+}
+
+autosp_status_t memplan_layout(const autosp_graph_t *g, const autosp_backend_t *backend,
+                               memplan_t *p, autosp_error_t *err) {
+    memset(p, 0, sizeof *p);
+    autosp_status_t st;
     p->n_tensors = g->n_tensors;
     p->n_nodes = g->n_nodes;
     size_t nt = (size_t)g->n_tensors + 1, nn = (size_t)g->n_nodes + 1;
@@ -196,12 +239,19 @@ void memplan_print(const autosp_graph_t *g, const memplan_t *p, FILE *out) {
 autosp_status_t autosp_plan_memory(const autosp_graph_t *step, int zero_stage,
                                    const autosp_backend_t *backend, autosp_memory_plan_t *out,
                                    autosp_error_t *err) {
+    return plan_memory(step, zero_stage, backend, true, out, err);
+}
+
+autosp_status_t plan_memory(const autosp_graph_t *step, int zero_stage,
+                            const autosp_backend_t *backend, bool verify, autosp_memory_plan_t *out,
+                            autosp_error_t *err) {
     memset(out, 0, sizeof *out);
     if (zero_stage < 0 || zero_stage > 3)
         return set_error(err, AUTOSP_ERR_INVALID, "ZeRO stage %d: expected 0, 1, 2 or 3",
                          zero_stage);
     memplan_t p;
-    autosp_status_t st = memplan_build(step, backend, &p, err);
+    autosp_status_t st =
+        verify ? memplan_build(step, backend, &p, err) : memplan_layout(step, backend, &p, err);
     if (st != AUTOSP_OK) return st;
     int64_t world = (int64_t)autosp_graph_sp(step) * autosp_graph_dp(step);
     int64_t master = 0, optimizer = 0;

@@ -33,6 +33,14 @@ typedef struct memplan {
  * backend (NULL: none, the tensors alone). Free with memplan_free. */
 autosp_status_t memplan_build(const autosp_graph_t *g, const autosp_backend_t *backend,
                               memplan_t *plan, autosp_error_t *err);
+/* memplan_build without the verifier, for a graph that has just passed it. */
+autosp_status_t memplan_layout(const autosp_graph_t *g, const autosp_backend_t *backend,
+                               memplan_t *plan, autosp_error_t *err);
+/* autosp_plan_memory, the verifier skipped when verify is false: for a step a pass has just
+ * verified, or one re-bound to another S whose plan is only a prediction (max_seq.c). */
+autosp_status_t plan_memory(const autosp_graph_t *step, int zero_stage,
+                            const autosp_backend_t *backend, bool verify, autosp_memory_plan_t *out,
+                            autosp_error_t *err);
 void memplan_free(memplan_t *plan);
 void memplan_print(const autosp_graph_t *g, const memplan_t *plan, FILE *out);
 
