@@ -234,6 +234,7 @@ autosp_graph_t *autosp_autodiff(const autosp_graph_t *forward, autosp_error_t *e
     autosp_status_t st = ad.grads && ad.requires_grad ? differentiate(&ad) : nomem(err);
     if (st == AUTOSP_OK) st = autosp_graph_status(ad.g, err);
     if (st == AUTOSP_OK) st = autosp_graph_verify(ad.g, 0, err);
+    if (st == AUTOSP_OK) ad.g->verified = true;
     mem_free(ad.grads);
     mem_free(ad.requires_grad);
     arena_free(&ad.scratch);

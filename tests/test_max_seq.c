@@ -3,6 +3,7 @@
  * reused search give the exhaustive search's answers, and bad queries are errors. */
 #include <string.h>
 
+#include "ir/ir.h"
 #include "passes/parallelize.h"
 #include "test_util.h"
 
@@ -61,6 +62,38 @@ static void test_joint_serves_every_s(void **state) {
             autosp_graph_free(fwd);
         }
     }
+}
+
+/* A pass's output is marked verified, so the next pass skips the walk; a clone keeps the mark,
+ * and every change clears it: a new value of a symbol, a node, an output, a rename. */
+static void test_verified_mark(void **state) {
+    (void)state;
+    autosp_graph_t *fwd = preset_graph("llama-tiny", 1, 64);
+    assert_false(fwd->verified); /* built by the model builder: verified by its user */
+    autosp_parallel_config_t cfg = config(2, 1, 0, AUTOSP_AC_SAC);
+    autosp_graph_t *joint = compile_joint(fwd, &cfg, NULL);
+    assert_non_null(joint);
+    assert_true(joint->verified);
+    autosp_graph_t *copy = autosp_graph_clone(joint);
+    assert_true(copy->verified);
+    assert_int_equal(autosp_symbol_bind(copy, "S", 64, NULL), AUTOSP_OK); /* the same value */
+    assert_true(copy->verified);
+    assert_int_equal(autosp_symbol_bind(copy, "S", 128, NULL), AUTOSP_OK);
+    assert_false(copy->verified);
+    assert_int_equal(autosp_graph_verify(copy, AUTOSP_VERIFY_BOUND, NULL), AUTOSP_OK);
+    assert_false(copy->verified); /* verify itself marks nothing: only a graph's maker does */
+    autosp_graph_free(copy);
+    copy = autosp_graph_clone(joint);
+    autosp_tensor_t x = autosp_graph_output(copy, 0);
+    assert_int_not_equal(autosp_scale(copy, x, 2.0, "twice"), AUTOSP_NO_TENSOR);
+    assert_false(copy->verified);
+    autosp_graph_free(copy);
+    copy = autosp_graph_clone(joint);
+    assert_int_equal(tensor_rename(copy, x, "renamed", NULL), AUTOSP_OK);
+    assert_false(copy->verified);
+    autosp_graph_free(copy);
+    autosp_graph_free(joint);
+    autosp_graph_free(fwd);
 }
 
 static autosp_seq_query_t query(int64_t mem, int zero, bool exhaustive) {
@@ -139,6 +172,7 @@ static void test_bad_queries(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_joint_serves_every_s),
+        cmocka_unit_test(test_verified_mark),
         cmocka_unit_test(test_guided_matches_exhaustive),
         cmocka_unit_test(test_bad_queries),
     };

@@ -122,6 +122,7 @@ autosp_status_t autosp_graph_status(const autosp_graph_t *g, autosp_error_t *err
 
 autosp_status_t graph_fail(autosp_graph_t *g, const autosp_error_t *err) {
     if (g->error.status == AUTOSP_OK) g->error = *err;
+    graph_changed(g);
     return err->status;
 }
 
@@ -207,6 +208,7 @@ static autosp_status_t symbol_declare(autosp_graph_t *g, const char *name, int64
                          AUTOSP_MAX_SYMBOLS);
     const char *copy = arena_strdup(&g->arena, name);
     if (!copy) return nomem(err);
+    graph_changed(g);
     g->syms[g->n_syms++] = (symbol_t){copy, 0};
     return value ? autosp_symbol_bind(g, name, value, err) : AUTOSP_OK;
 }
@@ -226,6 +228,8 @@ autosp_status_t autosp_symbol_bind(autosp_graph_t *g, const char *name, int64_t 
         return set_error(err, AUTOSP_ERR_INVALID, "symbol \"%s\": value %lld, expected 1..%lld",
                          name, (long long)value, (long long)AUTOSP_MAX_DIM_VALUE);
     int64_t old = g->syms[s].value;
+    if (old == value) return set_ok(err);
+    graph_changed(g); /* a rule may hold at one value and not another */
     g->syms[s].value = value;
     for (int t = 0; t < g->n_tensors; t++) { /* every dim must stay a whole number */
         int r = shape_eval(g, &g->tensors[t].shape, NULL, NULL);
@@ -275,6 +279,7 @@ autosp_tensor_t graph_add_tensor(autosp_graph_t *g, const char *name, autosp_kin
         nomem(err);
         return AUTOSP_NO_TENSOR;
     }
+    graph_changed(g);
     int id = g->n_tensors;
     g->tensors[id] = (tensor_t){
         .name = copy, .kind = kind, .dtype = dtype, .shape = *shape, .seq_dim = -1, .producer = -1};
@@ -400,6 +405,7 @@ autosp_status_t autosp_output(autosp_graph_t *g, autosp_tensor_t t) {
         }
     if (mem_grow((void **)&g->outputs, &g->cap_outputs, g->n_outputs + 1, sizeof *g->outputs))
         return graph_fail(g, &(autosp_error_t){AUTOSP_ERR_NOMEM, "out of memory"});
+    graph_changed(g);
     g->outputs[g->n_outputs++] = t;
     return AUTOSP_OK;
 }
@@ -486,6 +492,7 @@ autosp_status_t tensor_rename(autosp_graph_t *g, autosp_tensor_t t, const char *
     if (!copy) return nomem(err);
     /* Move the one entry (a rebuild per rename made autodiff and grad_sync quadratic). The put
      * cannot grow the map, so it cannot fail: the del made room for it. */
+    graph_changed(g);
     name_map_del(&g->tensor_names, g->tensors, sizeof(tensor_t), t);
     graph_tensor(g, t)->name = copy;
     int put = name_map_put(&g->tensor_names, g->tensors, sizeof(tensor_t), t);

@@ -92,7 +92,14 @@ struct autosp_graph {
     int sp, dp;           /* a per-rank program for sp x dp ranks (0 or 1: one device) */
     bool checkpointed;    /* the checkpoint pass ran; ac is its report (in memory only) */
     autosp_ac_report_t ac;
+    /* passed autosp_graph_verify as it is now (marked by the passes that made it): a later
+     * verify skips the walk; every change to the graph clears it (graph_changed) */
+    bool verified;
 };
+
+static inline void graph_changed(autosp_graph_t *g) {
+    g->verified = false;
+}
 
 /* ---- dims (dim.c) -------------------------------------------------------------------- */
 

@@ -200,6 +200,7 @@ static autosp_status_t insert_node(autosp_graph_t *g, node_t n, const char *cons
         g->tensors[n.out[i]].producer = g->n_nodes;
         if (outputs) outputs[i] = n.out[i];
     }
+    graph_changed(g);
     g->nodes[g->n_nodes] = n;
     if (name_map_put(&g->node_names, g->nodes, sizeof(node_t), g->n_nodes)) return nomem(err);
     g->n_nodes++;
@@ -318,6 +319,7 @@ static int clone_into(autosp_graph_t *c, const autosp_graph_t *g) {
     c->dp = g->dp;
     c->checkpointed = g->checkpointed;
     c->ac = g->ac;
+    c->verified = g->verified;
     return 0;
 }
 
@@ -344,6 +346,7 @@ autosp_status_t node_add_output(autosp_graph_t *g, int i, const char *name, auto
     autosp_tensor_t t = graph_add_tensor(g, name, AUTOSP_KIND_VALUE, dtypes[n.n_out - 1],
                                          &shapes[n.n_out - 1], err);
     if (t == AUTOSP_NO_TENSOR) return err ? err->status : AUTOSP_ERR_INVALID;
+    graph_changed(g);
     g->tensors[t].producer = i;
     g->nodes[i].out[g->nodes[i].n_out++] = t;
     return AUTOSP_OK;

@@ -39,8 +39,7 @@ typedef struct search {
     autosp_seq_answer_t *answer;
 } search_t;
 
-/* A clone of the joint graph of cfg in *joint (the caller frees it), compiled on first use with
- * symbol bound to value. */
+/* The joint graph of cfg (the cache's: not to be freed), compiled on first use. */
 static autosp_status_t cached_joint(autosp_seq_search_t *c, const autosp_parallel_config_t *cfg,
                                     const char *symbol, int64_t value, autosp_graph_t **joint,
                                     autosp_error_t *err) {
@@ -56,7 +55,7 @@ static autosp_status_t cached_joint(autosp_seq_search_t *c, const autosp_paralle
         if (!compiled) return st == AUTOSP_OK ? err->status : st;
         c->entry[c->n++] = (joint_entry_t){*cfg, compiled};
     }
-    if (!(*joint = autosp_graph_clone(c->entry[i].joint))) return nomem(err);
+    *joint = c->entry[i].joint;
     return AUTOSP_OK;
 }
 
@@ -67,15 +66,16 @@ static autosp_status_t compile_at(search_t *s, int64_t k, bool *fits, int64_t *t
     const autosp_seq_query_t *q = s->q;
     autosp_parallel_config_t c = *s->cfg;
     if (q->zero_stage >= 2) c.zero_stage = q->zero_stage; /* the shards are in the graph */
-    autosp_graph_t *g = NULL; /* the joint graph, or the forward graph when nothing is shared */
-    autosp_status_t st = q->exhaustive
-                             ? (g = autosp_graph_clone(s->cache->forward)) ? AUTOSP_OK : nomem(err)
-                             : cached_joint(s->cache, &c, q->symbol, k * s->unit, &g, err);
+    autosp_graph_t *own = NULL, *g = NULL; /* the shared joint graph, or a forward graph */
+    autosp_status_t st = !q->exhaustive
+                             ? cached_joint(s->cache, &c, q->symbol, k * s->unit, &g, err)
+                         : (g = own = autosp_graph_clone(s->cache->forward)) ? AUTOSP_OK
+                                                                             : nomem(err);
     if (st == AUTOSP_OK) st = autosp_symbol_bind(g, q->symbol, k * s->unit, err);
     autosp_graph_t *step = st != AUTOSP_OK ? NULL
                            : q->exhaustive ? autosp_compile_training(g, &c, err)
                                            : compile_finish(g, &c, err);
-    autosp_graph_free(g);
+    autosp_graph_free(own);
     autosp_memory_plan_t plan;
     if (step)
         st = autosp_plan_memory(step, q->zero_stage, q->backend, &plan, err);
