@@ -2,7 +2,7 @@
 #include "autosp/backend.h"
 #include "autosp/passes.h"
 #include "base/base.h"
-#include "passes/parallelize.h"
+#include "parallelize.h"
 
 autosp_parallel_config_t autosp_parallel_config_default(void) {
     return (autosp_parallel_config_t){

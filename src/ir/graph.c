@@ -18,32 +18,33 @@ static const char *name_at(const void *base, size_t stride, int index) {
 
 int name_map_get(const name_map_t *m, const void *base, size_t stride, const char *name) {
     if (!m->cap) return -1;
-    for (uint32_t i = name_hash(name) & (uint32_t)(m->cap - 1);;
-         i = (i + 1) & (uint32_t)(m->cap - 1)) {
-        int32_t slot = m->slots[i];
-        if (!slot) return -1;
-        if (strcmp(name_at(base, stride, slot - 1), name) == 0) return slot - 1;
+    const uint32_t mask = (uint32_t)(m->cap - 1), h = name_hash(name);
+    for (uint32_t i = h & mask;; i = (i + 1) & mask) {
+        const name_slot_t *slot = &m->slots[i];
+        if (!slot->index) return -1;
+        if (slot->hash == h && strcmp(name_at(base, stride, slot->index - 1), name) == 0)
+            return slot->index - 1;
     }
+}
+
+static void slot_place(name_slot_t *slots, int cap, name_slot_t s) {
+    uint32_t j = s.hash & (uint32_t)(cap - 1);
+    while (slots[j].index) j = (j + 1) & (uint32_t)(cap - 1);
+    slots[j] = s;
 }
 
 int name_map_put(name_map_t *m, const void *base, size_t stride, int index) {
     if ((m->count + 1) * 2 > m->cap) {
         int cap = m->cap ? m->cap * 2 : 64;
-        int32_t *slots = mem_calloc((size_t)cap, sizeof *slots);
+        name_slot_t *slots = mem_calloc((size_t)cap, sizeof *slots);
         if (!slots) return -1;
-        for (int i = 0; i < m->cap; i++) {
-            if (!m->slots[i]) continue;
-            uint32_t j = name_hash(name_at(base, stride, m->slots[i] - 1)) & (uint32_t)(cap - 1);
-            while (slots[j]) j = (j + 1) & (uint32_t)(cap - 1);
-            slots[j] = m->slots[i];
-        }
+        for (int i = 0; i < m->cap; i++)
+            if (m->slots[i].index) slot_place(slots, cap, m->slots[i]);
         mem_free(m->slots);
         m->slots = slots;
         m->cap = cap;
     }
-    uint32_t j = name_hash(name_at(base, stride, index)) & (uint32_t)(m->cap - 1);
-    while (m->slots[j]) j = (j + 1) & (uint32_t)(m->cap - 1);
-    m->slots[j] = index + 1;
+    slot_place(m->slots, m->cap, (name_slot_t){name_hash(name_at(base, stride, index)), index + 1});
     m->count++;
     return 0;
 }
@@ -53,15 +54,25 @@ int name_map_put(name_map_t *m, const void *base, size_t stride, int index) {
 static void name_map_del(name_map_t *m, const void *base, size_t stride, int index) {
     uint32_t mask = (uint32_t)(m->cap - 1);
     uint32_t i = name_hash(name_at(base, stride, index)) & mask;
-    while (m->slots[i] != index + 1) i = (i + 1) & mask;
-    for (uint32_t j = (i + 1) & mask; m->slots[j]; j = (j + 1) & mask) {
-        uint32_t home = name_hash(name_at(base, stride, m->slots[j] - 1)) & mask;
+    while (m->slots[i].index != index + 1) i = (i + 1) & mask;
+    for (uint32_t j = (i + 1) & mask; m->slots[j].index; j = (j + 1) & mask) {
+        uint32_t home = m->slots[j].hash & mask;
         if (((j - home) & mask) < ((j - i) & mask)) continue; /* its home lies after the hole */
         m->slots[i] = m->slots[j];
         i = j;
     }
-    m->slots[i] = 0;
+    m->slots[i] = (name_slot_t){0, 0};
     m->count--;
+}
+
+int name_map_copy(name_map_t *dst, const name_map_t *src) {
+    mem_free(dst->slots);
+    *dst = (name_map_t){0};
+    if (!src->cap) return 0;
+    if (!(dst->slots = mem_calloc((size_t)src->cap, sizeof *dst->slots))) return -1;
+    memcpy(dst->slots, src->slots, sizeof *dst->slots * (size_t)src->cap);
+    dst->cap = src->cap, dst->count = src->count;
+    return 0;
 }
 
 autosp_tensor_t autosp_tensor_find(const autosp_graph_t *g, const char *name) {

@@ -65,9 +65,14 @@ typedef struct node {
     attr_value_t *attrs; /* op_table[op].n_attrs entries */
 } node_t;
 
+typedef struct name_slot {
+    uint32_t hash; /* of the name: probes compare it first, growth does not hash again */
+    int32_t index; /* + 1, 0 = empty */
+} name_slot_t;
+
 typedef struct name_map {
-    int32_t *slots; /* index + 1, 0 = empty */
-    int cap;        /* power of two */
+    name_slot_t *slots;
+    int cap; /* power of two */
     int count;
 } name_map_t;
 
@@ -135,6 +140,8 @@ static inline tensor_t *graph_tensor(const autosp_graph_t *g, autosp_tensor_t t)
 int name_map_get(const name_map_t *m, const void *base, size_t stride, const char *name);
 /* Adds the entry at index (its name is the first field of the struct); -1 when out of memory. */
 int name_map_put(name_map_t *m, const void *base, size_t stride, int index);
+/* dst (emptied first) the same as src: for a graph whose names and indexes are src's. */
+int name_map_copy(name_map_t *dst, const name_map_t *src);
 int node_find(const autosp_graph_t *g, const char *name);
 /* Parameter t's whole shape: under ZeRO-3 (param_shard) t is a 1-D shard and this is the
  * "shape" of the unshard that reads it; otherwise t's own shape. */

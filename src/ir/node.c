@@ -298,19 +298,20 @@ static int clone_into(autosp_graph_t *c, const autosp_graph_t *g) {
         return -1;
     for (int i = 0; i < g->n_tensors; i++) {
         c->tensors[i] = g->tensors[i];
-        if (!(c->tensors[i].name = arena_strdup(&c->arena, g->tensors[i].name)) ||
-            name_map_put(&c->tensor_names, c->tensors, sizeof(tensor_t), i))
-            return -1;
+        if (!(c->tensors[i].name = arena_strdup(&c->arena, g->tensors[i].name))) return -1;
         c->n_tensors++;
     }
     for (int i = 0; i < g->n_nodes; i++) {
         c->nodes[i] = g->nodes[i];
         if (!(c->nodes[i].name = arena_strdup(&c->arena, g->nodes[i].name)) ||
-            clone_attrs(c, &c->nodes[i]) ||
-            name_map_put(&c->node_names, c->nodes, sizeof(node_t), i))
+            clone_attrs(c, &c->nodes[i]))
             return -1;
         c->n_nodes++;
     }
+    /* the same names at the same indexes: the same maps */
+    if (name_map_copy(&c->tensor_names, &g->tensor_names) ||
+        name_map_copy(&c->node_names, &g->node_names))
+        return -1;
     if (g->n_outputs)
         memcpy(c->outputs, g->outputs, sizeof(autosp_tensor_t) * (size_t)g->n_outputs);
     c->n_outputs = g->n_outputs;
