@@ -6,10 +6,19 @@
 
 /* ---- name maps: open addressing over the names of tensors or nodes ---------------------- */
 
+/* Eight bytes a step (FxHash's mix; names are long: "layers.79.mlp.down.weight.grad"). The
+ * high half of the product is the well-mixed one. */
 static uint32_t name_hash(const char *s) {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    while (*s) h = (h ^ (unsigned char)*s++) * 16777619u;
-    return h;
+    size_t n = strlen(s);
+    uint64_t h = n, w;
+    for (; n >= 8; s += 8, n -= 8) {
+        memcpy(&w, s, 8);
+        h = ((h << 5 | h >> 59) ^ w) * 0x517cc1b727220a95u;
+    }
+    w = 0;
+    memcpy(&w, s, n);
+    h = ((h << 5 | h >> 59) ^ w) * 0x517cc1b727220a95u;
+    return (uint32_t)(h >> 32);
 }
 
 static const char *name_at(const void *base, size_t stride, int index) {

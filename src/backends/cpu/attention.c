@@ -27,6 +27,7 @@
 #include <cblas.h>
 #include "backends/cpu/cpu_ops.h"
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -64,9 +65,21 @@ static int thread_capacity(const attention_dims_t *d, int64_t items) {
     return items < 1 ? 1 : items < cap ? (int)items : cap;
 }
 
-int attention_thread_capacity(void) {
+static int process_capacity; /* attention_thread_capacity() */
+static pthread_once_t capacity_once = PTHREAD_ONCE_INIT;
+
+static void find_thread_capacity(void) {
     const int n = openblas_get_num_procs();
-    return n < 1 ? 1 : n > AUTOSP_ATTENTION_MAX_THREADS ? AUTOSP_ATTENTION_MAX_THREADS : n;
+    process_capacity = n < 1                              ? 1
+                       : n > AUTOSP_ATTENTION_MAX_THREADS ? AUTOSP_ATTENTION_MAX_THREADS
+                                                          : n;
+}
+
+/* Once per process: OpenBLAS asks the kernel for the affinity mask at every call, and the
+ * planner asks at every attention node of every plan. */
+int attention_thread_capacity(void) {
+    pthread_once(&capacity_once, find_thread_capacity);
+    return process_capacity;
 }
 
 /* ---- per-thread scratch -------------------------------------------------------------------
