@@ -1,7 +1,7 @@
 /* bench_sp.c: memory and step time of one sequence-parallel run, one row per mpirun.
  *
  *     mpirun -np P bench_sp [--header] [--preset NAME] [--seq S] [--steps N] [--warmup W]
- *                           [--dtype f32|bf16]
+ *                           [--dtype f32|bf16] [--zero 0-3] [--no-prefetch]
  *
  * Every rank builds the single-device forward graph (B = 1, S bound), compiles it for sp = P
  * ranks (autosp_trainer_new_comm), feeds its slice of one whole random sequence, runs W
@@ -46,6 +46,7 @@ typedef struct options {
     int64_t seq;
     int steps, warmup;
     int header;
+    int zero, no_prefetch; /* the trainer's zero_stage; ZeRO-3's gathers blocking */
 } options_t;
 
 /* What a row shows; every field is reduced with MPI_MAX over the ranks, so all are doubles. */
@@ -152,8 +153,9 @@ static void time_steps(autosp_trainer_t *tr, const options_t *o, row_t *r) {
 /* ---- output ------------------------------------------------------------------------------ */
 
 static void print_preamble(const options_t *o) {
-    printf("libautosp %s sequence-parallel benchmark: %s, B=1, S=%lld, %s, AdamW\n",
-           AUTOSP_VERSION_STRING, o->preset, (long long)o->seq, autosp_dtype_name(o->dtype));
+    printf("libautosp %s sequence-parallel benchmark: %s, B=1, S=%lld, %s, AdamW, ZeRO-%d%s\n",
+           AUTOSP_VERSION_STRING, o->preset, (long long)o->seq, autosp_dtype_name(o->dtype),
+           o->zero, o->zero == 3 && o->no_prefetch ? " (gathers blocking)" : "");
     printf("OpenBLAS: %s\n", openblas_get_config());
     printf("load average (1 min): %.2f on %ld CPUs; %d warm-up + %d timed steps per run\n",
            load_average(), sysconf(_SC_NPROCESSORS_ONLN), o->warmup, o->steps);
@@ -186,7 +188,7 @@ static void print_row(int sp, const options_t *o, const row_t *r) {
 
 static const char USAGE[] =
     "usage: mpirun -np P bench_sp [--header] [--preset NAME] [--seq S] [--steps N] [--warmup W]\n"
-    "                             [--dtype f32|bf16]\n"
+    "                             [--dtype f32|bf16] [--zero 0-3] [--no-prefetch]\n"
     "  sp = P (every rank); defaults: llama-small, S=4096, f32, 3 timed steps after 1 warm-up\n";
 
 /* 0 ok, 1 --help, -1 bad flags (why says which). */
@@ -197,8 +199,8 @@ static int parse_options(int argc, char **argv, void *options, char *why, size_t
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t n = 0;
         int timing;
-        if (strcmp(a, "--header") == 0) {
-            o->header = 1;
+        if (strcmp(a, "--header") == 0 || strcmp(a, "--no-prefetch") == 0) {
+            *(a[2] == 'h' ? &o->header : &o->no_prefetch) = 1;
             continue;
         }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) return 1;
@@ -206,6 +208,9 @@ static int parse_options(int argc, char **argv, void *options, char *why, size_t
             o->preset = v;
         } else if (strcmp(a, "--dtype") == 0 && v && (!strcmp(v, "f32") || !strcmp(v, "bf16"))) {
             o->dtype = !strcmp(v, "bf16") ? AUTOSP_BF16 : AUTOSP_F32;
+        } else if (strcmp(a, "--zero") == 0) {
+            if (parse_int(a, v, 0, 3, &n, why, why_size) != 0) return -1;
+            o->zero = (int)n;
         } else if (strcmp(a, "--seq") == 0) {
             if (parse_int(a, v, 1, 1 << 24, &n, why, why_size) != 0) return -1;
             o->seq = n;
@@ -228,6 +233,8 @@ static void run(const options_t *o, const autosp_comm_t *comm, row_t *r) {
     autosp_graph_t *forward = build_preset_as(o->preset, o->seq, o->dtype);
     autosp_train_config_t tc = autosp_train_config_default();
     tc.ac.policy = AUTOSP_AC_NONE; /* what sequence parallelism alone does (bench_ac: the rest) */
+    tc.zero_stage = o->zero;
+    tc.zero3_prefetch = o->no_prefetch ? AUTOSP_PREFETCH_OFF : 0;
     autosp_trainer_t *tr = autosp_trainer_new_comm(forward, &tc, comm, &err);
     check(tr ? AUTOSP_OK : err.status, &err, "autosp_trainer_new_comm");
     autosp_trainer_init_params(tr, 1234);
@@ -240,8 +247,8 @@ static void run(const options_t *o, const autosp_comm_t *comm, row_t *r) {
     r->acts_touched = r->touched - (r->params + r->grads + r->inputs);
     r->measured_total = r->touched + (double)autosp_trainer_state_bytes(tr);
     autosp_memory_plan_t mp;
-    check(autosp_plan_memory(autosp_trainer_graph(tr), 0, autosp_backend_cpu(), &mp, &err), &err,
-          "autosp_plan_memory");
+    check(autosp_plan_memory(autosp_trainer_graph(tr), o->zero, autosp_backend_cpu(), &mp, &err),
+          &err, "autosp_plan_memory");
     r->plan_total = (double)mp.total;
     r->max_rss = (double)max_rss_bytes();
     autosp_trainer_free(tr);

@@ -42,7 +42,9 @@ autosp_graph_t *compile_joint(const autosp_graph_t *forward, const autosp_parall
         g = advance(&owned, autosp_chunked_loss(g, cfg->loss_chunk, err));
     if (g && tiles_mlp(cfg)) g = advance(&owned, autosp_tiled_mlp(g, cfg->mlp_tile, err));
     if (g && split) g = advance(&owned, autosp_parallelize(g, cfg, err));
-    if (g && split && cfg->zero_stage == 3) g = advance(&owned, autosp_param_shard(g, err));
+    if (g && split && cfg->zero_stage == 3)
+        g = advance(&owned,
+                    autosp_param_shard_as(g, cfg->zero3_prefetch != AUTOSP_PREFETCH_OFF, err));
     autosp_graph_t *joint = g ? autosp_autodiff(g, err) : NULL;
     autosp_graph_free(owned);
     return joint;
@@ -51,9 +53,11 @@ autosp_graph_t *compile_joint(const autosp_graph_t *forward, const autosp_parall
 bool compile_joint_same(const autosp_parallel_config_t *a, const autosp_parallel_config_t *b) {
     int64_t tile_a = tiles_mlp(a) ? a->mlp_tile : AUTOSP_MLP_UNTILED;
     int64_t tile_b = tiles_mlp(b) ? b->mlp_tile : AUTOSP_MLP_UNTILED;
-    bool split = a->sp * a->dp > 1;
+    bool split = a->sp * a->dp > 1, zero3 = split && a->zero_stage == 3;
     return a->sp == b->sp && a->dp == b->dp && a->loss_chunk == b->loss_chunk && tile_a == tile_b &&
-           (!split || (a->zero_stage == 3) == (b->zero_stage == 3));
+           (!split || (a->zero_stage == 3) == (b->zero_stage == 3)) &&
+           (!zero3 || (a->zero3_prefetch == AUTOSP_PREFETCH_OFF) ==
+                          (b->zero3_prefetch == AUTOSP_PREFETCH_OFF));
 }
 
 /* The gradient passes of the ZeRO stage: ZeRO-1 and ZeRO-3 add none (the optimizer sums, or

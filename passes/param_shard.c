@@ -35,8 +35,8 @@ static autosp_status_t shard_params(rewrite_t *rw, int world, shape_t *whole) {
 }
 
 /* Node i's parameters gathered whole right before it, node i copied reading them. */
-static autosp_status_t gather_for(rewrite_t *rw, int i, int world, const shape_t *whole,
-                                  int *uses) {
+static autosp_status_t gather_for(rewrite_t *rw, int i, int world, bool prefetch,
+                                  const shape_t *whole, int *uses) {
     const node_t *n = &rw->src->nodes[i];
     autosp_tensor_t shards[AUTOSP_MAX_NODE_INPUTS];
     autosp_status_t st = AUTOSP_OK;
@@ -53,6 +53,7 @@ static autosp_status_t gather_for(rewrite_t *rw, int i, int world, const shape_t
         a.v[op_attr_index(AUTOSP_OP_UNSHARD, "shape")].shape = (shape_t *)&whole[p];
         attrs_int(AUTOSP_OP_UNSHARD, &a, "ranks", world);
         attrs_str(AUTOSP_OP_UNSHARD, &a, "group", "world");
+        attrs_int(AUTOSP_OP_UNSHARD, &a, "prefetch", prefetch);
         st = rewrite_emit(rw, AUTOSP_OP_UNSHARD, name, &shards[k], 1, NULL, 1, a.v, &rw->map[p]);
         if (st == AUTOSP_OK) rewrite_layout(rw, rw->map[p], LAYOUT_FULL, -1);
     }
@@ -62,6 +63,11 @@ static autosp_status_t gather_for(rewrite_t *rw, int i, int world, const shape_t
 }
 
 autosp_graph_t *autosp_param_shard(const autosp_graph_t *forward, autosp_error_t *err) {
+    return autosp_param_shard_as(forward, true, err);
+}
+
+autosp_graph_t *autosp_param_shard_as(const autosp_graph_t *forward, bool prefetch,
+                                      autosp_error_t *err) {
     autosp_error_t local;
     if (!err) err = &local;
     if (autosp_graph_verify(forward, 0, err) != AUTOSP_OK) return NULL;
@@ -73,7 +79,7 @@ autosp_graph_t *autosp_param_shard(const autosp_graph_t *forward, autosp_error_t
     autosp_status_t st = whole && uses ? rewrite_begin(&rw, forward, err) : nomem(err);
     if (st == AUTOSP_OK) st = shard_params(&rw, world, whole);
     for (int i = 0; st == AUTOSP_OK && i < forward->n_nodes; i++)
-        st = gather_for(&rw, i, world, whole, uses);
+        st = gather_for(&rw, i, world, prefetch, whole, uses);
     autosp_graph_t *result = whole && uses ? rewrite_finish(&rw, st) : NULL;
     mem_free(whole);
     mem_free(uses);

@@ -13,16 +13,17 @@ static autosp_graph_t *joint(const char *preset, int64_t S) {
     return j;
 }
 
-/* No two blocks live at the same time overlap: replay the plan and check every pair. */
-static void check_no_overlap(const char *preset) {
-    autosp_graph_t *j = joint(preset, 32);
+/* No two blocks live at the same time overlap: replay the plan and check every pair. A
+ * started node's outputs live from its start. Takes j. */
+static void check_no_overlap(autosp_graph_t *j) {
     memplan_t p;
     assert_int_equal(memplan_build(j, autosp_backend_cpu(), &p, NULL), AUTOSP_OK);
     int n = autosp_graph_num_tensors(j), nodes = autosp_graph_num_nodes(j);
     int *first = calloc((size_t)n, sizeof(int)), *last = calloc((size_t)n, sizeof(int));
     for (int t = 0; t < n; t++) { /* lifetimes, on the owning tensor of each view */
         bool leaf = autosp_tensor_kind(j, t) != AUTOSP_KIND_VALUE;
-        first[t] = leaf ? -1 : autosp_tensor_producer(j, t);
+        int producer = autosp_tensor_producer(j, t);
+        first[t] = leaf ? -1 : p.started_after[producer] >= 0 ? p.started_after[producer] : producer;
         last[t] = leaf ? nodes : first[t];
     }
     for (int o = 0; o < autosp_graph_num_outputs(j); o++)
@@ -56,9 +57,53 @@ static void check_no_overlap(const char *preset) {
     autosp_graph_free(j);
 }
 
+/* ZeRO-3's step for 2 ranks: each unshard but the first starts right after the one before it,
+ * and its gathered parameter is held from there. */
+static autosp_graph_t *zero3_step(const char *preset) {
+    autosp_graph_t *fwd = preset_graph(preset, 1, 32);
+    autosp_parallel_config_t cfg = autosp_parallel_config_default();
+    cfg.sp = 2, cfg.zero_stage = 3;
+    autosp_graph_t *step = autosp_compile_training(fwd, &cfg, NULL);
+    assert_non_null(step);
+    autosp_graph_free(fwd);
+    memplan_t p;
+    assert_int_equal(memplan_build(step, autosp_backend_cpu(), &p, NULL), AUTOSP_OK);
+    int last = -1, started = 0;
+    for (int i = 0; i < autosp_graph_num_nodes(step); i++) {
+        if (autosp_node_op(step, i) != AUTOSP_OP_UNSHARD) {
+            assert_int_equal(p.started_after[i], -1);
+            continue;
+        }
+        assert_int_equal(p.started_after[i], last);
+        if (last >= 0) assert_int_equal(p.start_next[last], i);
+        started += last >= 0;
+        last = i;
+    }
+    assert_true(started > 10);
+    memplan_free(&p);
+    /* without a backend that can start a gather ahead, nothing is started */
+    assert_int_equal(memplan_build(step, NULL, &p, NULL), AUTOSP_OK);
+    for (int i = 0; i < autosp_graph_num_nodes(step); i++) assert_int_equal(p.started_after[i], -1);
+    memplan_free(&p);
+    /* nor with the gathers asked to block */
+    cfg.zero3_prefetch = AUTOSP_PREFETCH_OFF;
+    fwd = preset_graph(preset, 1, 32);
+    autosp_graph_t *blocking = autosp_compile_training(fwd, &cfg, NULL);
+    assert_non_null(blocking);
+    assert_int_equal(memplan_build(blocking, autosp_backend_cpu(), &p, NULL), AUTOSP_OK);
+    for (int i = 0; i < autosp_graph_num_nodes(blocking); i++)
+        assert_int_equal(p.started_after[i], -1);
+    memplan_free(&p);
+    autosp_graph_free(blocking);
+    autosp_graph_free(fwd);
+    return step;
+}
+
 static void test_no_overlap(void **state) {
-    check_no_overlap("llama-tiny");
-    check_no_overlap("gpt2-tiny"); /* tied embeddings: an in-place index_add */
+    check_no_overlap(joint("llama-tiny", 32));
+    check_no_overlap(joint("gpt2-tiny", 32)); /* tied embeddings: an in-place index_add */
+    check_no_overlap(zero3_step("llama-tiny"));
+    check_no_overlap(zero3_step("gpt2-tiny"));
 }
 
 /* index_add may work in place (op_table in_place). Into a persistent output: the tied lm

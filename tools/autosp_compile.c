@@ -41,6 +41,8 @@ static void usage(FILE *out) {
         "                         so no more than a tile of its F-wide values exists\n"
         "                         (tiled_mlp, docs/passes.md); planned (default): tiled at\n"
         "                         the planner's size under --ac full only; off: never tiled\n"
+        "  --no-prefetch          --zero 3: every parameter gathered at its place, blocking\n"
+        "                         (unshard prefetch 0), not issued right after the one before\n"
         "  --machine M            the cost model's machine: cpu (default: 100 GFLOP/s, 10 GB/s\n"
         "                         memory, 5 GB/s network), h100 (600 TFLOP/s, 3 TB/s, 200 GB/s),\n"
         "                         or FLOPS,MEM_BYTES,NET_BYTES per second\n"
@@ -79,7 +81,7 @@ typedef struct options {
     const char *in, *out, *dot;
     const char *sets[64];
     int n_sets;
-    bool info, autodiff, max_seq, exhaustive;
+    bool info, autodiff, max_seq, exhaustive, no_prefetch;
     int64_t sp, dp;                         /* 0: not given */
     int64_t zero, mem, seq_step, seq_limit; /* zero -1: not given */
     autosp_ac_config_t ac;
@@ -122,6 +124,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
             o->max_seq = true;
         } else if (!strcmp(a, "--exhaustive")) {
             o->exhaustive = true;
+        } else if (!strcmp(a, "--no-prefetch")) {
+            o->no_prefetch = true;
         } else if (!strcmp(a, "--ac") || !strcmp(a, "--recompute-budget")) {
             if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
             int rc = cli_parse_ac(prog, a, argv[++i], &o->ac);
@@ -214,6 +218,7 @@ static autosp_parallel_config_t parallel_config(const options_t *o) {
     cfg.ac = o->ac;
     cfg.loss_chunk = o->loss_chunk;
     cfg.mlp_tile = o->mlp_tile;
+    cfg.zero3_prefetch = o->no_prefetch ? AUTOSP_PREFETCH_OFF : 0;
     if (o->zero >= 2) cfg.zero_stage = (int)o->zero; /* the shards are in the graph */
     return cfg;
 }

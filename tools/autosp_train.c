@@ -27,7 +27,7 @@ typedef struct options {
     int64_t zero, eot, eval_rows, eval_every;                                /* eot -1: none */
     int64_t mem_limit, train_batch; /* 0: no limit, not given (--config) */
     double lr, weight_decay, grad_clip, min_lr_ratio, beta1, beta2, eps;
-    bool init_only, profile;
+    bool init_only, profile, no_prefetch;
     autosp_data_format_t format;
     autosp_ac_config_t ac;
     int64_t loss_chunk, mlp_tile; /* 0: planned */
@@ -83,6 +83,8 @@ static void usage(FILE *out) {
         "                         tile of its F-wide values exists (tiled_mlp,\n"
         "                         docs/passes.md); planned (default): tiled at the planner's\n"
         "                         size under --ac full only; off: never tiled\n"
+        "  --no-prefetch          --zero 3: gather each parameter at its place, blocking,\n"
+        "                         instead of right after the gather before it completes\n"
         "  --mem-limit BYTES      refuse to train if a rank needs more (arena + AdamW state;\n"
         "                         e.g. 64MiB)\n"
         "  --threads T            kernel threads per rank (default: AUTOSP_NUM_THREADS, else\n"
@@ -172,6 +174,7 @@ static const flag_t flags[] = {
     {"--grad-clip", 'd', OPT(grad_clip), 0, 1e9},
     {"--min-lr-ratio", 'd', OPT(min_lr_ratio), 0, 1},
     {"--init-only", 'b', OPT(init_only), 0, 0},
+    {"--no-prefetch", 'b', OPT(no_prefetch), 0, 0},
     {"--profile", 'b', OPT(profile), 0, 0},
     {"--ac", 'a', OPT(ac), 0, 0},
     {"--loss-chunk", 'c', OPT(loss_chunk), 0, 0},
@@ -666,6 +669,7 @@ static autosp_trainer_t *make_trainer(const options_t *o, const autosp_comm_t *c
     cfg.ac = o->ac;
     cfg.loss_chunk = o->loss_chunk;
     cfg.mlp_tile = o->mlp_tile;
+    cfg.zero3_prefetch = o->no_prefetch ? AUTOSP_PREFETCH_OFF : 0;
     cfg.zero_stage = o->dump ? 0 : (int)o->zero; /* a dump wants whole gradients */
     cfg.grad_reduce_dtype = AUTOSP_F32;
     if (o->grad_reduce) float_dtype_from_name(o->grad_reduce, &cfg.grad_reduce_dtype);

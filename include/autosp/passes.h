@@ -84,6 +84,11 @@ autosp_graph_t *autosp_grad_shard(const autosp_graph_t *joint, autosp_error_t *e
  * checkpoint pass frees every gathered parameter after its forward reader and gathers it again
  * for the backward. Fails on a parameter with a symbolic shape. */
 autosp_graph_t *autosp_param_shard(const autosp_graph_t *forward, autosp_error_t *err);
+/* autosp_param_shard with every unshard's `prefetch` attribute set to prefetch (1: the
+ * default, each gather issued right after the previous one completes, on a backend that can;
+ * 0: each gather at its place, blocking). */
+autosp_graph_t *autosp_param_shard_as(const autosp_graph_t *forward, bool prefetch,
+                                      autosp_error_t *err);
 
 /* ---- activation checkpointing --------------------------------------------------------------
  * Which forward activations the backward reads from memory (saved) and which it recomputes.
@@ -167,6 +172,10 @@ typedef struct autosp_parallel_config {
      * whose backward recomputes the intermediates anyway, and leaves them apart otherwise;
      * N > 0 fuses them in tiles of N rows under every policy */
     int64_t mlp_tile;
+    /* ZeRO-3's gathers: 0 (the default) each issued right after the one before it completes,
+     * so it runs under the compute between them (the planner holds its output from there);
+     * AUTOSP_PREFETCH_OFF each at its place, blocking */
+    int zero3_prefetch;
     /* NULL, or the backend the step will run on: autosp_compile_training then fails at compile
      * time on a node it has no kernel for (autosp_backend_check), not at the first step */
     const struct autosp_backend *backend;
@@ -174,6 +183,7 @@ typedef struct autosp_parallel_config {
 
 #define AUTOSP_LOSS_UNCHUNKED (-1)
 #define AUTOSP_MLP_UNTILED    (-1)
+#define AUTOSP_PREFETCH_OFF   (-1)
 
 /* sp 1, dp 1, 25 MiB buckets (PyTorch DDP's default), autosp_ac_config_default(), ZeRO 0, the
  * loss chunked at the planner's size */

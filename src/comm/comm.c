@@ -69,6 +69,25 @@ static autosp_status_t single_broadcast(const autosp_comm_t *c, void *buf, size_
 
 static void single_destroy(autosp_comm_t *c) {}
 
+static autosp_status_t single_all_gather_blocks_start(const autosp_comm_t *c, void *buf,
+                                                      size_t esize, const int *counts,
+                                                      const int *displs, comm_request_t *req,
+                                                      autosp_error_t *err) {
+    (void)req;
+    return single_all_gather_blocks(c, buf, esize, counts, displs, err);
+}
+
+static autosp_status_t single_wait(const autosp_comm_t *c, comm_request_t *req,
+                                   autosp_error_t *err) {
+    (void)c, (void)req;
+    return set_ok(err);
+}
+
+static autosp_status_t single_progress(const autosp_comm_t *c, autosp_error_t *err) {
+    (void)c;
+    return set_ok(err);
+}
+
 static const comm_ops_t single_ops = {
     .kind = "single",
     .all_to_all = single_copy,
@@ -76,6 +95,9 @@ static const comm_ops_t single_ops = {
     .sum = single_sum,
     .reduce_scatter = single_reduce_scatter,
     .all_gather_blocks = single_all_gather_blocks,
+    .all_gather_blocks_start = single_all_gather_blocks_start,
+    .wait = single_wait,
+    .progress = single_progress,
     .gather_blocks = single_gather_blocks,
     .broadcast = single_broadcast,
     .destroy = single_destroy,

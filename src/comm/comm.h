@@ -11,6 +11,13 @@
 
 typedef enum comm_group { COMM_WORLD, COMM_SP, COMM_DP, COMM_GROUPS } comm_group_t;
 
+/* A collective in flight (started by a *_start operation, completed by wait): room for the
+ * implementation's handle (MPI's request). It lives where its starter put it (the node's
+ * workspace) until the wait. */
+typedef struct comm_request {
+    _Alignas(8) unsigned char handle[16];
+} comm_request_t;
+
 typedef struct comm_ops {
     const char *kind;
     /* send holds one block of `bytes` per rank of g (block j goes to rank j); recv gets one
@@ -32,6 +39,15 @@ typedef struct comm_ops {
      * elements are f32 (esize 4) or 2-byte (bf16) */
     autosp_status_t (*all_gather_blocks)(const autosp_comm_t *c, void *buf, size_t esize,
                                          const int *counts, const int *displs, autosp_error_t *err);
+    /* all_gather_blocks started: buf, counts and displs must stay as they are until wait(req)
+     * returns; nothing else may touch buf meanwhile */
+    autosp_status_t (*all_gather_blocks_start)(const autosp_comm_t *c, void *buf, size_t esize,
+                                               const int *counts, const int *displs,
+                                               comm_request_t *req, autosp_error_t *err);
+    autosp_status_t (*wait)(const autosp_comm_t *c, comm_request_t *req, autosp_error_t *err);
+    /* lets the started collectives move on (Open MPI moves a non-blocking collective only
+     * inside its calls); wait still completes each */
+    autosp_status_t (*progress)(const autosp_comm_t *c, autosp_error_t *err);
     /* over the world, f32: rank r's counts[r] floats of send land at recv + displs[r] on
      * rank 0 (recv is only read on rank 0) */
     autosp_status_t (*gather_blocks)(const autosp_comm_t *c, const float *send, float *recv,

@@ -1,6 +1,7 @@
 /* comm_mpi.c: the comm on Open MPI. Sequence groups of sp consecutive ranks, data groups
  * across them; every operation of comm_ops_t on the matching MPI collective. */
 #include <limits.h>
+#include <string.h>
 
 #include "autosp/comm_mpi.h"
 #include "base/base.h"
@@ -116,6 +117,36 @@ static autosp_status_t mpi_all_gather_blocks(const autosp_comm_t *c, void *buf, 
                  "MPI_Allgatherv", err);
 }
 
+_Static_assert(sizeof(MPI_Request) <= sizeof(comm_request_t), "MPI_Request fits a comm_request_t");
+
+static autosp_status_t mpi_all_gather_blocks_start(const autosp_comm_t *c, void *buf, size_t esize,
+                                                   const int *counts, const int *displs,
+                                                   comm_request_t *req, autosp_error_t *err) {
+    MPI_Datatype type = esize == 2 ? MPI_UINT16_T : MPI_FLOAT;
+    AUTOSP_ASSERT(esize == 2 || esize == 4);
+    MPI_Request r;
+    int code = MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, type,
+                               group_of(c, COMM_WORLD), &r);
+    memcpy(req->handle, &r, sizeof r);
+    return check(code, "MPI_Iallgatherv", err);
+}
+
+static autosp_status_t mpi_wait(const autosp_comm_t *c, comm_request_t *req, autosp_error_t *err) {
+    (void)c;
+    MPI_Request r;
+    memcpy(&r, req->handle, sizeof r);
+    return check(MPI_Wait(&r, MPI_STATUS_IGNORE), "MPI_Wait", err);
+}
+
+/* Any MPI call runs Open MPI's progress engine; a probe for a message nobody sends is the
+ * cheapest that touches no request. */
+static autosp_status_t mpi_progress(const autosp_comm_t *c, autosp_error_t *err) {
+    int flag = 0;
+    return check(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, group_of(c, COMM_WORLD), &flag,
+                            MPI_STATUS_IGNORE),
+                 "MPI_Iprobe", err);
+}
+
 static autosp_status_t mpi_gather_blocks(const autosp_comm_t *c, const float *send, float *recv,
                                          const int *counts, const int *displs,
                                          autosp_error_t *err) {
@@ -148,6 +179,9 @@ static const comm_ops_t mpi_ops = {
     .sum = mpi_sum,
     .reduce_scatter = mpi_reduce_scatter,
     .all_gather_blocks = mpi_all_gather_blocks,
+    .all_gather_blocks_start = mpi_all_gather_blocks_start,
+    .wait = mpi_wait,
+    .progress = mpi_progress,
     .gather_blocks = mpi_gather_blocks,
     .broadcast = mpi_broadcast,
     .destroy = mpi_destroy,

@@ -27,6 +27,11 @@ kernel_fn backend_kernel(const autosp_backend_t *b, const autosp_graph_t *g, int
     return b->kernels[n->op][node_dtype(g, n)];
 }
 
+kernel_fn backend_start_kernel(const autosp_backend_t *b, const autosp_graph_t *g, int i) {
+    const node_t *n = &g->nodes[i];
+    return b && b->starts ? b->starts[n->op][node_dtype(g, n)] : NULL;
+}
+
 /* "f32, i32": the dtypes op has kernels for. */
 static void kernel_dtypes(const autosp_backend_t *b, autosp_op_t op, char *buf, size_t n) {
     buf[0] = '\0';

@@ -20,6 +20,7 @@ typedef struct kernel_args {
     void *workspace;
     const struct autosp_comm *comm; /* the process groups (one process: a group of one) */
     autosp_error_t *err;
+    bool started; /* the node's start kernel ran earlier (backend.starts): complete what it began */
 } kernel_args_t;
 typedef autosp_status_t (*kernel_fn)(const kernel_args_t *a);
 typedef int64_t (*workspace_fn)(const cost_ctx_t *c);
@@ -28,6 +29,10 @@ struct autosp_backend {
     const char *name;
     const kernel_fn (*kernels)[AUTOSP_DTYPE_COUNT];      /* [op][dtype]; NULL: no kernel */
     const workspace_fn (*workspace)[AUTOSP_DTYPE_COUNT]; /* [op][dtype]; NULL: no scratch */
+    /* [op][dtype]; NULL: none. A start kernel begins a node ahead of its place (a prefetched
+     * gather: the unshard's `prefetch`), with the buffers the plan holds for it from there;
+     * the node's kernel then runs with `started` and completes it */
+    const kernel_fn (*starts)[AUTOSP_DTYPE_COUNT];
     /* around each run of a graph (the cpu backend's thread-pool region); NULL: nothing */
     void (*begin_run)(void), (*end_run)(void);
 };
@@ -39,6 +44,8 @@ struct autosp_backend {
 autosp_dtype_t node_dtype(const autosp_graph_t *g, const node_t *n);
 /* Node i's kernel on b, or NULL. */
 kernel_fn backend_kernel(const autosp_backend_t *b, const autosp_graph_t *g, int i);
+/* Node i's start kernel on b, or NULL (also without b). */
+kernel_fn backend_start_kernel(const autosp_backend_t *b, const autosp_graph_t *g, int i);
 /* Scratch bytes node i needs on b (every symbol bound), rounded up to `align`; 0 without b. */
 int64_t backend_workspace(const autosp_backend_t *b, const autosp_graph_t *g, int i, int64_t align);
 

@@ -125,6 +125,48 @@ static void plan_lifetimes(const autosp_graph_t *g, memplan_t *p, int *last_use,
     find_last_uses(g, p, last_use);
 }
 
+/* Whether node j asks to start ahead (its op's `prefetch` attribute) and can: a start kernel on
+ * backend, and no input produced after node i. */
+static bool can_start_after(const autosp_graph_t *g, const autosp_backend_t *backend, int i,
+                            int j) {
+    const node_t *n = &g->nodes[j];
+    int attr = op_attr_index(n->op, "prefetch");
+    if (attr < 0 || !n->attrs[attr].i || !backend_start_kernel(backend, g, j)) return false;
+    for (int k = 0; k < n->n_in; k++)
+        if (g->tensors[n->in[k]].producer > i) return false;
+    return true;
+}
+
+/* A node with a start kernel starts right after the one before it that has one (ZeRO-3's
+ * unshards: each parameter's gather is issued when the previous one completes, so it runs
+ * under the compute between them; DeepSpeed prefetches the same way, one module ahead). */
+static void plan_starts(const autosp_graph_t *g, const autosp_backend_t *backend, memplan_t *p) {
+    int last = -1;
+    for (int j = 0; j < g->n_nodes; j++) {
+        p->start_next[j] = p->started_after[j] = -1;
+        if (!backend_start_kernel(backend, g, j)) continue;
+        if (last >= 0 && can_start_after(g, backend, last, j)) {
+            p->start_next[last] = j;
+            p->started_after[j] = last;
+        }
+        last = j;
+    }
+}
+
+/* Node i's outputs (those it owns) and its workspace into the arena. */
+static void place_node(const autosp_graph_t *g, const autosp_backend_t *backend, memplan_t *p,
+                       const bool *persistent, fit_t *f, int i, int64_t *acts) {
+    const node_t *n = &g->nodes[i];
+    for (int k = 0; k < n->n_out; k++) {
+        autosp_tensor_t t = n->out[k];
+        if (p->root[t] != t || persistent[t]) continue;
+        fit_alloc(f, p->bytes[t], &p->offset[t]);
+        *acts += p->bytes[t];
+    }
+    p->ws_bytes[i] = backend_workspace(backend, g, i, MEMPLAN_ALIGN);
+    if (p->ws_bytes[i]) fit_alloc(f, p->ws_bytes[i], &p->ws_offset[i]);
+}
+
 static autosp_status_t place(const autosp_graph_t *g, const autosp_backend_t *backend, memplan_t *p,
                              int *last_use, const bool *persistent, autosp_error_t *err) {
     fit_t f = {0};
@@ -142,17 +184,19 @@ static autosp_status_t place(const autosp_graph_t *g, const autosp_backend_t *ba
                 p->output_bytes += p->bytes[t];
         }
     f.base = f.top = f.high = persistent_bytes;
+    int64_t held = 0; /* workspaces of started nodes, until they complete */
     for (int i = 0; i < g->n_nodes; i++) {
         const node_t *n = &g->nodes[i];
-        for (int k = 0; k < n->n_out; k++) {
-            autosp_tensor_t t = n->out[k];
-            if (p->root[t] != t || persistent[t]) continue;
-            fit_alloc(&f, p->bytes[t], &p->offset[t]);
-            acts += p->bytes[t];
+        if (p->started_after[i] < 0)
+            place_node(g, backend, p, persistent, &f, i, &acts);
+        else
+            held -= p->ws_bytes[i]; /* placed at its start: now the node's own */
+        int next = p->start_next[i];
+        if (next >= 0) {
+            place_node(g, backend, p, persistent, &f, next, &acts);
+            held += p->ws_bytes[next];
         }
-        p->ws_bytes[i] = backend_workspace(backend, g, i, MEMPLAN_ALIGN);
-        if (p->ws_bytes[i]) fit_alloc(&f, p->ws_bytes[i], &p->ws_offset[i]);
-        live = persistent_bytes + acts + p->ws_bytes[i];
+        live = persistent_bytes + acts + p->ws_bytes[i] + held;
         if (live > p->peak_live_bytes) p->peak_live_bytes = live;
         if (acts > p->activation_peak) p->activation_peak = acts;
         if (p->ws_bytes[i] > p->workspace_peak) p->workspace_peak = p->ws_bytes[i];
@@ -196,15 +240,18 @@ autosp_status_t memplan_layout(const autosp_graph_t *g, const autosp_backend_t *
     p->root = mem_calloc(nt, sizeof *p->root);
     p->ws_offset = mem_calloc(nn, sizeof *p->ws_offset);
     p->ws_bytes = mem_calloc(nn, sizeof *p->ws_bytes);
+    p->start_next = mem_calloc(nn, sizeof *p->start_next);
+    p->started_after = mem_calloc(nn, sizeof *p->started_after);
     int *last_use = mem_calloc(nt, sizeof *last_use);
     bool *persistent = mem_calloc(nt, sizeof *persistent);
-    if (!p->offset || !p->bytes || !p->root || !p->ws_offset || !p->ws_bytes || !last_use ||
-        !persistent) {
+    if (!p->offset || !p->bytes || !p->root || !p->ws_offset || !p->ws_bytes || !p->start_next ||
+        !p->started_after || !last_use || !persistent) {
         st = nomem(err);
     } else {
         for (size_t t = 0; t < nt; t++) p->offset[t] = -1;
         for (size_t i = 0; i < nn; i++) p->ws_offset[i] = -1;
         plan_lifetimes(g, p, last_use, persistent);
+        plan_starts(g, backend, p);
         st = place(g, backend, p, last_use, persistent, err);
     }
     mem_free(last_use);
@@ -219,6 +266,8 @@ void memplan_free(memplan_t *p) {
     mem_free(p->root);
     mem_free(p->ws_offset);
     mem_free(p->ws_bytes);
+    mem_free(p->start_next);
+    mem_free(p->started_after);
     memset(p, 0, sizeof *p);
 }
 

@@ -20,8 +20,12 @@ typedef struct memplan {
     int64_t *bytes;  /* per tensor: its size (views: 0, they own nothing) */
     autosp_tensor_t
         *root; /* per tensor: the tensor that owns its bytes (itself, or a view's source) */
-    int64_t *ws_offset;      /* per node: its workspace's offset (-1: none) */
-    int64_t *ws_bytes;       /* per node */
+    int64_t *ws_offset; /* per node: its workspace's offset (-1: none) */
+    int64_t *ws_bytes;  /* per node */
+    /* per node: the node whose start kernel runs right after this one (-1: none), and the
+     * node after which this one was started (-1: it runs whole at its place). A started node's
+     * outputs and workspace are placed from its start on (a prefetched unshard). */
+    int *start_next, *started_after;
     int64_t arena_bytes;     /* size of the arena: the highest end of any block */
     int64_t peak_live_bytes; /* the most bytes live at once (arena_bytes >= this) */
     /* the persistent part, and the most of each kind live at once */

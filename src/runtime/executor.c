@@ -17,6 +17,7 @@ struct autosp_executor {
     const autosp_comm_t *comm;
     autosp_comm_t *own_comm; /* a comm of one process, when the caller gave none */
     double comm_seconds;     /* inside collectives, over all runs */
+    bool in_flight;          /* a started node (backend.starts) has not completed yet */
     bool profiling;
     int profiled_runs;
     double *node_seconds; /* per node, over the profiled runs */
@@ -111,21 +112,42 @@ void *autosp_executor_data(autosp_executor_t *ex, const char *name) {
     return t < 0 ? NULL : ex->arena + ex->plan.offset[t];
 }
 
-static autosp_status_t run_node(autosp_executor_t *ex, int i, autosp_error_t *err) {
+/* Node i's kernel (or, when start, its start kernel) on its buffers in the arena. */
+static autosp_status_t call_kernel(autosp_executor_t *ex, int i, bool start, autosp_error_t *err) {
     const autosp_graph_t *g = ex->g;
     const node_t *n = &g->nodes[i];
-    kernel_args_t r = {.g = g, .node_index = i, .c = &ex->shapes[i], .comm = ex->comm, .err = err};
+    kernel_args_t r = {.g = g,
+                       .node_index = i,
+                       .c = &ex->shapes[i],
+                       .comm = ex->comm,
+                       .err = err,
+                       .started = !start && ex->plan.started_after[i] >= 0};
     for (int k = 0; k < n->n_in; k++) r.in[k] = ex->arena + ex->plan.offset[n->in[k]];
     for (int k = 0; k < n->n_out; k++) r.out[k] = ex->arena + ex->plan.offset[n->out[k]];
     if (ex->plan.ws_offset[i] >= 0) r.workspace = ex->arena + ex->plan.ws_offset[i];
     bool collective = op_table[n->op].collective;
-    double start = collective ? now_seconds() : 0.0;
-    autosp_status_t st = ex->kernels[i](&r);
-    if (collective) ex->comm_seconds += now_seconds() - start;
+    double begin = collective ? now_seconds() : 0.0;
+    autosp_status_t st = start ? backend_start_kernel(ex->backend, g, i)(&r) : ex->kernels[i](&r);
+    if (collective) ex->comm_seconds += now_seconds() - begin;
+    return st;
+}
+
+/* Node i, then the start of the node the plan starts after it (a prefetched gather); while one
+ * is in flight, each node ends with a turn of the comm's progress, so that the gather moves
+ * under the compute and not only inside its wait. */
+static autosp_status_t run_node(autosp_executor_t *ex, int i, autosp_error_t *err) {
+    autosp_status_t st = call_kernel(ex, i, false, err);
+    int next = ex->plan.start_next[i];
+    if (ex->plan.started_after[i] >= 0) ex->in_flight = false;
+    if (st == AUTOSP_OK && next >= 0 && (st = call_kernel(ex, next, true, err)) == AUTOSP_OK)
+        ex->in_flight = true;
+    else if (st == AUTOSP_OK && ex->in_flight)
+        st = ex->comm->ops->progress(ex->comm, err);
     return st;
 }
 
 static autosp_status_t run_nodes(autosp_executor_t *ex, autosp_error_t *err) {
+    ex->in_flight = false; /* a run that failed left its collectives to the comm's end */
     for (int i = 0; i < ex->g->n_nodes; i++) {
         double start = ex->profiling ? now_seconds() : 0.0;
         autosp_status_t st = run_node(ex, i, err);

@@ -188,22 +188,31 @@ static autosp_status_t run_reduce_scatter(const kernel_args_t *r) {
     return st;
 }
 
-/* The per-rank counts and displacements of the world's split, in the workspace. */
+/* The gather in flight, then the per-rank counts and displacements of the world's split: the
+ * workspace, which a prefetched unshard holds from its start to its completion. */
 static int64_t workspace_unshard(const cost_ctx_t *c) {
-    return 2 * node_attr_int(c->node, "ranks") * (int64_t)sizeof(int);
+    return (int64_t)sizeof(comm_request_t) +
+           2 * node_attr_int(c->node, "ranks") * (int64_t)sizeof(int);
 }
 
 /* This rank's shard at its place in the whole parameter, then every other rank's gathered
- * around it in place: reduce_scatter's layout, inverted. */
-static autosp_status_t run_unshard(const kernel_args_t *r) {
+ * around it in place (reduce_scatter's layout, inverted), started. */
+static autosp_status_t start_unshard(const kernel_args_t *r) {
     const size_t esize = r->c->out[0].esize;
-    int P, *counts = r->workspace, *displs = counts + node_attr_int(r->c->node, "ranks");
+    comm_request_t *req = r->workspace;
+    int P, *counts = (int *)(req + 1), *displs = counts + node_attr_int(r->c->node, "ranks");
     autosp_status_t st = world_split(r, r->c->out[0].numel, counts, displs, &P);
     if (st != AUTOSP_OK) return st;
     int me = r->comm->rank;
     memcpy((char *)r->out[0] + (size_t)displs[me] * esize, r->in[0], (size_t)counts[me] * esize);
-    return named(
-        r, r->comm->ops->all_gather_blocks(r->comm, r->out[0], esize, counts, displs, r->err));
+    return named(r, r->comm->ops->all_gather_blocks_start(r->comm, r->out[0], esize, counts, displs,
+                                                          req, r->err));
+}
+
+static autosp_status_t run_unshard(const kernel_args_t *r) {
+    autosp_status_t st = r->started ? AUTOSP_OK : start_unshard(r);
+    if (st != AUTOSP_OK) return st;
+    return named(r, r->comm->ops->wait(r->comm, r->workspace, r->err));
 }
 
 /* all_reduce sums f32 or bf16; the others move bytes: bf16, and segment ids (i32), too */
@@ -217,7 +226,7 @@ static const cpu_kernel_reg_t kernels[] = {
     CPU_KERNEL(ALL_GATHER, F32, run_all_gather, .workspace = workspace_all_gather),
     CPU_KERNEL(ALL_GATHER, I32, run_all_gather, .workspace = workspace_all_gather),
     CPU_KERNEL(REDUCE_SCATTER, F32, run_reduce_scatter, .workspace = workspace_reduce_scatter),
-    CPU_KERNEL(UNSHARD, F32, run_unshard, .workspace = workspace_unshard),
-    CPU_KERNEL(UNSHARD, BF16, run_unshard, .workspace = workspace_unshard),
+    CPU_KERNEL(UNSHARD, F32, run_unshard, .workspace = workspace_unshard, .start = start_unshard),
+    CPU_KERNEL(UNSHARD, BF16, run_unshard, .workspace = workspace_unshard, .start = start_unshard),
 };
 CPU_FAMILY(collectives, kernels);

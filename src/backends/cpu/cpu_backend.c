@@ -16,6 +16,7 @@ static const cpu_family_t *const families[] = {
 
 static kernel_fn kernels[AUTOSP_OP_COUNT][AUTOSP_DTYPE_COUNT];
 static workspace_fn workspace[AUTOSP_OP_COUNT][AUTOSP_DTYPE_COUNT];
+static kernel_fn starts[AUTOSP_OP_COUNT][AUTOSP_DTYPE_COUNT];
 /* One parallel region for a whole run: OpenBLAS stays single-threaded throughout, so its
  * threads do not wake and spin between the kernels (parallel.h). */
 static autosp_backend_t cpu = {.name = "cpu", .begin_run = par_begin, .end_run = par_end};
@@ -27,6 +28,7 @@ static void add_row(const cpu_kernel_reg_t *row) {
     AUTOSP_ASSERT(row->run && !kernels[row->op][row->dtype]);
     kernels[row->op][row->dtype] = row->run;
     workspace[row->op][row->dtype] = row->workspace;
+    starts[row->op][row->dtype] = row->start;
 }
 
 static void build(void) {
@@ -34,6 +36,7 @@ static void build(void) {
         for (int i = 0; i < families[f]->n_rows; i++) add_row(&families[f]->rows[i]);
     cpu.kernels = (const kernel_fn(*)[AUTOSP_DTYPE_COUNT])kernels; /* read-only from here on */
     cpu.workspace = (const workspace_fn(*)[AUTOSP_DTYPE_COUNT])workspace;
+    cpu.starts = (const kernel_fn(*)[AUTOSP_DTYPE_COUNT])starts;
 }
 
 const autosp_backend_t *autosp_backend_cpu(void) {

@@ -15,6 +15,7 @@ typedef struct cpu_kernel_reg {
     autosp_dtype_t dtype;
     kernel_fn run;
     workspace_fn workspace; /* scratch bytes this (op, dtype) kernel needs; NULL: none */
+    kernel_fn start;        /* begins the node ahead of its place (ir/backend.h); NULL: none */
 } cpu_kernel_reg_t;
 
 typedef struct cpu_family {
