@@ -205,7 +205,9 @@ autosp_graph_t *autosp_compile_training(const autosp_graph_t *forward,
  * that change with S are in it. The search assumes the plan grows with S (every activation of
  * a transformer does). By default a compile's structure is re-planned at other S to predict
  * the answer, which is then compiled (two or three compiles); `exhaustive` doubles then
- * bisects with every candidate compiled (about fifteen). */
+ * bisects with every candidate compiled (about fifteen). sac's plan is a sawtooth in S (it
+ * recomputes more each time its budget allows), where either search returns a fitting S whose
+ * next candidate does not fit, not always the longest. */
 typedef struct autosp_seq_query {
     const char *symbol; /* the sequence-length symbol, "S" in the bundled models */
     int64_t multiple;   /* candidates are multiples of this */

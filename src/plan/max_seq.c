@@ -8,7 +8,9 @@
  * compiled for real, and so is the next candidate: the answer is a compiled S that fits whose
  * next candidate, compiled, does not. Two or three compiles per query, against about fifteen for
  * bisection over compiles (still there: autosp_seq_query_t.exhaustive), which assumes, as this
- * does, that the plan grows with S. */
+ * does, that the plan grows with S (sac's is a sawtooth: both stop at a fit whose successor
+ * does not fit). A "compile" here runs only the passes from the checkpoint pass on: the joint
+ * graph before them does not depend on S's value and is shared (autosp_seq_search_t). */
 #include <stdint.h>
 
 #include "autosp/passes.h"
