@@ -44,7 +44,31 @@ static void test_every_allocation_failure(void **state) {
     free(text);
 }
 
+/* The default allocator's count: a graph's blocks are live while it is, the peak keeps them
+ * after it is freed, and a mark starts the peak again. */
+static void test_heap_stats(void **state) {
+    (void)state;
+#ifdef __GLIBC__
+    autosp_heap_mark();
+    autosp_heap_stats_t before = autosp_heap_stats();
+    assert_int_equal(before.peak, before.live);
+    autosp_graph_t *g = preset_graph("llama-tiny", 1, 64);
+    autosp_heap_stats_t held = autosp_heap_stats();
+    assert_true(held.live > before.live + 10000); /* tensors, nodes, names */
+    assert_true(held.peak >= held.live);
+    autosp_graph_free(g);
+    autosp_heap_stats_t after = autosp_heap_stats();
+    assert_int_equal(after.live, before.live);
+    assert_true(after.peak >= held.live);
+    autosp_heap_mark();
+    assert_int_equal(autosp_heap_stats().peak, before.live);
+#else
+    skip();
+#endif
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_every_allocation_failure)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_every_allocation_failure),
+                                       cmocka_unit_test(test_heap_stats)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

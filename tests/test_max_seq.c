@@ -55,7 +55,7 @@ static void test_joint_serves_every_s(void **state) {
                 if (strcmp(a, b))
                     fail_msg("%s config %d S %lld: the shared joint graph gives another step",
                              presets[p], c, (long long)S);
-                free(a), free(b);
+                autosp_free(a), autosp_free(b);
                 autosp_graph_free(whole), autosp_graph_free(rebound), autosp_graph_free(finished);
             }
             autosp_graph_free(joint);

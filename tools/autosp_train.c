@@ -995,13 +995,18 @@ static void rss_growth(const autosp_trainer_t *tr, int64_t before, int world, in
  * run used: the arena's touched bytes (its guard bytes overwritten) and the optimizer state
  * allocated (AdamW m and v, and f32 master weights of bf16 parameters), and the growth of the
  * resident set. Collective; rank 0 prints. */
+typedef struct before_trainer {
+    int64_t rss, heap; /* the resident set, the library's live heap (autosp_heap_stats) */
+} before_trainer_t;
+
 static int print_memory(const autosp_trainer_t *tr, const options_t *o, int world,
-                        int64_t rss_before, bool root) {
+                        const before_trainer_t *before, bool root) {
     autosp_memory_plan_t m;
     autosp_error_t err;
     int zero = world > 1 ? (int)o->zero : 0;
     int64_t rss_lo, rss_hi;
-    rss_growth(tr, rss_before, world, &rss_lo, &rss_hi);
+    rss_growth(tr, before->rss, world, &rss_lo, &rss_hi);
+    int64_t heap = autosp_heap_stats().peak - before->heap;
     if (!root) return 0;
     if (autosp_plan_memory(autosp_trainer_graph(tr), zero, autosp_backend_cpu(), &m, &err) !=
         AUTOSP_OK)
@@ -1015,24 +1020,35 @@ static int print_memory(const autosp_trainer_t *tr, const options_t *o, int worl
             prog, m.total / MiB, m.arena / MiB, m.master / MiB, m.optimizer / MiB,
             (touched + state) / MiB, touched / MiB, state / MiB,
             (double)m.total / (double)(touched + state));
+    int64_t arena = autosp_trainer_arena_bytes(tr), own = heap - arena - state;
+    if (heap > 0) /* glibc's default allocator: counted */
+        fprintf(stderr,
+                "%s: library heap per rank at its peak: %.1f MiB more than before the trainer = "
+                "arena %.1f + optimizer state %.1f + the runtime's own buffers %.1f (graphs, "
+                "plan and executor tables, batch and exchange buffers, the arena's 2 MiB "
+                "huge-page alignment, never touched); planned + own %.1f MiB\n",
+                prog, heap / MiB, arena / MiB, state / MiB, own / MiB, (m.total + own) / MiB);
+    char own_ratio[64];
+    snprintf(own_ratio, sizeof own_ratio, ", planned + own / resident %.3f",
+             (double)(m.total + own) / (double)(rss_hi > 0 ? rss_hi : 1));
     if (rss_lo >= 0)
         fprintf(stderr,
                 "%s: resident set per rank: high-water mark minus before the trainer %.1f MiB "
-                "(%.1f .. %.1f over %d ranks); planned / resident %.3f\n",
+                "(%.1f .. %.1f over %d ranks); planned / resident %.3f%s\n",
                 prog, rss_hi / MiB, rss_lo / MiB, rss_hi / MiB, world,
-                (double)m.total / (double)rss_hi);
+                (double)m.total / (double)rss_hi, heap > 0 ? own_ratio : "");
     return 0;
 }
 
 static int train_and_save(autosp_trainer_t *tr, const feed_t *f, options_t *o, int rank, int world,
-                          const eval_ctx_t *e, int64_t rss_before) {
+                          const eval_ctx_t *e, const before_trainer_t *before) {
     int rc = o->resume ? resume(tr, o) : 0;
     FILE *metrics = NULL;
     if (!rc && rank == 0 && o->metrics) rc = open_metrics(o, &metrics);
     autosp_comm_broadcast(autosp_trainer_comm(tr), &rc, sizeof rc, NULL);
     if (!rc) rc = train(tr, f, o, world, rank == 0, e, metrics);
     if (metrics) fclose(metrics);
-    if (!rc) rc = print_memory(tr, o, world, rss_before, rank == 0);
+    if (!rc) rc = print_memory(tr, o, world, before, rank == 0);
     if (!rc && e->logits) rc = eval_passkey(tr, f, o, e, autosp_trainer_steps_taken(tr), rank == 0);
     if (!rc && o->save) rc = save_everywhere(tr, o, rank == 0, true);
     if (!rc && rank == 0 && o->plot) rc = plot(o, tr);
@@ -1051,7 +1067,8 @@ static int run(options_t *o, int rank, int world) {
     if (!rc && o->save && rank == 0) rc = make_folder(o->save);
     /* every rank stops if rank 0 could not make the folder, instead of waiting for it */
     if (comm) autosp_comm_broadcast(comm, &rc, sizeof rc, NULL);
-    int64_t rss_before = cli_rss_bytes("VmRSS");
+    autosp_heap_mark();
+    before_trainer_t before = {cli_rss_bytes("VmRSS"), autosp_heap_stats().live};
     if (!rc) tr = make_trainer(o, comm, src.passkey ? logits : NULL, &vocab, &rc);
     if (tr) rc = find_inputs(tr, o, &feed);
     if (!rc && tr && !o->init_only) rc = check_source(&feed, o, &src, vocab, rank == 0);
@@ -1066,7 +1083,7 @@ static int run(options_t *o, int rank, int world) {
         if (!rc && autosp_trainer_compute(tr, NULL, &err) != AUTOSP_OK) rc = cli_fail(prog, &err);
         if (!rc && rank == 0) rc = write_dump(tr, &feed, o->dump);
     } else {
-        rc = train_and_save(tr, &feed, o, rank, world, &e, rss_before);
+        rc = train_and_save(tr, &feed, o, rank, world, &e, &before);
     }
     autosp_trainer_free(tr);
     autosp_comm_free(comm);

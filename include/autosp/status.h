@@ -14,6 +14,7 @@
 #define AUTOSP_STATUS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -52,6 +53,16 @@ typedef struct autosp_allocator {
 } autosp_allocator_t;
 
 void autosp_allocator_set(const autosp_allocator_t *allocator);
+
+/* What the library holds through the default allocator, in the bytes malloc gave each block
+ * (malloc_usable_size): live now, and the most live at once since the last autosp_heap_mark.
+ * Counted on glibc only, and not under an allocator set with autosp_allocator_set (both 0).
+ * Memory that OpenBLAS, oneDNN or MPI allocate themselves is not in it. */
+typedef struct autosp_heap_stats {
+    int64_t live, peak;
+} autosp_heap_stats_t;
+autosp_heap_stats_t autosp_heap_stats(void);
+void autosp_heap_mark(void); /* the peak starts again from what is live now */
 
 #ifdef __cplusplus
 }

@@ -2,24 +2,61 @@
 #define _DEFAULT_SOURCE /* madvise */
 #include "base/base.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
 #ifdef __linux__
 #include <sys/mman.h>
 #endif
+#ifdef __GLIBC__
+#include <malloc.h> /* malloc_usable_size */
+#endif
+
+/* The default allocator counts what it holds (autosp_heap_stats); the threads of the pool
+ * allocate too, hence atomics. */
+static _Atomic int64_t heap_live, heap_peak;
+
+static int64_t block_bytes(void *p) {
+#ifdef __GLIBC__
+    return p ? (int64_t)malloc_usable_size(p) : 0;
+#else
+    (void)p;
+    return 0;
+#endif
+}
+
+static void heap_add(int64_t bytes) {
+    int64_t live = atomic_fetch_add(&heap_live, bytes) + bytes;
+    int64_t peak = atomic_load(&heap_peak);
+    while (live > peak && !atomic_compare_exchange_weak(&heap_peak, &peak, live)) continue;
+}
 
 static void *default_malloc(void *ctx, size_t size) {
     (void)ctx;
-    return malloc(size);
+    void *p = malloc(size);
+    heap_add(block_bytes(p));
+    return p;
 }
 static void *default_realloc(void *ctx, void *ptr, size_t size) {
     (void)ctx;
-    return realloc(ptr, size);
+    int64_t before = block_bytes(ptr);
+    void *p = realloc(ptr, size);
+    if (p) heap_add(block_bytes(p) - before);
+    return p;
 }
 static void default_free(void *ctx, void *ptr) {
     (void)ctx;
+    heap_add(-block_bytes(ptr));
     free(ptr);
+}
+
+autosp_heap_stats_t autosp_heap_stats(void) {
+    return (autosp_heap_stats_t){atomic_load(&heap_live), atomic_load(&heap_peak)};
+}
+
+void autosp_heap_mark(void) {
+    atomic_store(&heap_peak, atomic_load(&heap_live));
 }
 
 static autosp_allocator_t allocator = {default_malloc, default_realloc, default_free, NULL};
