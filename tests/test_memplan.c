@@ -23,7 +23,9 @@ static void check_no_overlap(autosp_graph_t *j) {
     for (int t = 0; t < n; t++) { /* lifetimes, on the owning tensor of each view */
         bool leaf = autosp_tensor_kind(j, t) != AUTOSP_KIND_VALUE;
         int producer = autosp_tensor_producer(j, t);
-        first[t] = leaf ? -1 : p.started_after[producer] >= 0 ? p.started_after[producer] : producer;
+        first[t] = leaf                             ? -1
+                   : p.started_after[producer] >= 0 ? p.started_after[producer]
+                                                    : producer;
         last[t] = leaf ? nodes : first[t];
     }
     for (int o = 0; o < autosp_graph_num_outputs(j); o++)

@@ -142,9 +142,9 @@ static autosp_status_t mpi_wait(const autosp_comm_t *c, comm_request_t *req, aut
  * cheapest that touches no request. */
 static autosp_status_t mpi_progress(const autosp_comm_t *c, autosp_error_t *err) {
     int flag = 0;
-    return check(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, group_of(c, COMM_WORLD), &flag,
-                            MPI_STATUS_IGNORE),
-                 "MPI_Iprobe", err);
+    return check(
+        MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, group_of(c, COMM_WORLD), &flag, MPI_STATUS_IGNORE),
+        "MPI_Iprobe", err);
 }
 
 static autosp_status_t mpi_gather_blocks(const autosp_comm_t *c, const float *send, float *recv,
