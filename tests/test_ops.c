@@ -23,7 +23,7 @@
 
 #define VOCAB    6 /* ids and labels lie below it; rows keep V and the loss's last dim >= 6 */
 #define NMSE_MAX 1e-10
-#define MAX_IN   4
+#define MAX_IN   5
 
 typedef struct in_spec {
     const char *shape;    /* over B and S; the dim named S is the sequence */
@@ -185,6 +185,15 @@ static void ref_mlp(const cost_ctx_t *c, const void *const *in, float *out) {
     ref_linear_forward(out, h, CF(in[3]), NULL, rows, F, C);
     free(gate);
 }
+/* GPT-2's: the two products with their biases and gelu, untiled */
+static void ref_gelu_mlp(const cost_ctx_t *c, const void *const *in, float *out) {
+    int64_t rows = rows_of(&c->in[0]), C = last_of(&c->in[0]), F = c->in[1].d[0];
+    float *h = malloc(sizeof(float) * (size_t)(2 * rows * F)), *g = h + rows * F;
+    ref_linear_forward(h, CF(in[0]), CF(in[1]), CF(in[2]), rows, C, F);
+    ref_gelu_forward(g, h, rows * F);
+    ref_linear_forward(out, g, CF(in[3]), CF(in[4]), rows, F, C);
+    free(h);
+}
 static void ref_target_count(const cost_ctx_t *c, const void *const *in, float *out) {
     out[0] = (float)ref_count_targets(CI(in[0]), c->in[0].numel,
                                       (int32_t)node_attr_int(c->node, "ignore_index"));
@@ -276,6 +285,11 @@ static const op_row_t rows[] = {
      .ref = ref_mlp},
     {OP(MLP), .what = "mlp in the planner's tiles",
      .in = {X("B,S,6"), X("5,6"), X("5,6"), X("6,5")}, .out = "B,S,6", .ref = ref_mlp},
+    {OP(GELU_MLP), .what = "gelu_mlp in tiles of 3 rows of 10",
+     .in = {X("B,S,6"), X("5,6"), X("5"), X("6,5"), X("6")}, .attrs = {A_INT("tile", 3)},
+     .out = "B,S,6", .ref = ref_gelu_mlp},
+    {OP(GELU_MLP), .what = "gelu_mlp in the planner's tiles",
+     .in = {X("B,S,6"), X("5,6"), X("5"), X("6,5"), X("6")}, .out = "B,S,6", .ref = ref_gelu_mlp},
     {OP(TARGET_COUNT), .in = {LABELS("B,S")}, .out = "", .ref = ref_target_count,
      .not_local = "a count over the whole sequence, summed across ranks, not concatenated"},
     {OP(REPEAT), .what = "repeat (GQA's kv heads for more ranks)", .in = {X("B,S,2,3")},

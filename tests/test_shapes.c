@@ -340,6 +340,37 @@ static void test_mlp(void **state) {
     assert_error_and_free(g, "attribute \"tile\" is -1, expected rows per tile (0: planned)");
 }
 
+static void test_gelu_mlp(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t in[5] = {in_f32(g, "x", "B,S,64"), in_f32(g, "wf", "256,64"),
+                             in_f32(g, "bf", "256"), in_f32(g, "wp", "64,256"),
+                             in_f32(g, "bp", "64")},
+                    y;
+    autosp_attr_t tile = {.name = "tile", .type = AUTOSP_ATTR_INT, .i = 32};
+    assert_int_equal(autosp_node_add(g, AUTOSP_OP_GELU_MLP, "mlp", in, 5, NULL, 1, &tile, 1, &y),
+                     AUTOSP_OK);
+    ok(g, y, "B,S,64", F32);
+    autosp_graph_free(g);
+    const struct {
+        const char *wf, *bf, *wp, *bp, *error;
+    } bad[] = {
+        {"256,32", "256", "64,256", "64",
+         "dim 1 is 32, expected 64 (the last dim C of input \"x\")"},
+        {"256,64", "250", "64,256", "64", "dim 0 is 250, expected 256 (dim 0 (F) of input"},
+        {"256,64", "256", "64,250", "64", "dim 1 is 250, expected 256 (dim 0 (F) of input"},
+        {"256,64", "256", "64,256", "60", "dim 0 is 60, expected 64 (the last dim C of input"},
+        {"256,64", "256,1", "64,256", "64", "has 2 dims"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        g = new_graph();
+        autosp_tensor_t b[5] = {in_f32(g, "x", "B,S,64"), in_f32(g, "wf", bad[k].wf),
+                                in_f32(g, "bf", bad[k].bf), in_f32(g, "wp", bad[k].wp),
+                                in_f32(g, "bp", bad[k].bp)};
+        autosp_node_add(g, AUTOSP_OP_GELU_MLP, "mlp", b, 5, NULL, 1, NULL, 0, &y);
+        assert_error_and_free(g, bad[k].error);
+    }
+}
+
 static void test_linear_cross_entropy(void **state) {
     autosp_graph_t *g = new_graph();
     autosp_tensor_t in[4] = {in_f32(g, "x", "B,S,64"), in_f32(g, "w", "256,64"),
@@ -618,6 +649,7 @@ int main(void) {
         cmocka_unit_test(test_cross_entropy),
         cmocka_unit_test(test_linear_cross_entropy),
         cmocka_unit_test(test_mlp),
+        cmocka_unit_test(test_gelu_mlp),
         cmocka_unit_test(test_reduce_scatter),
         cmocka_unit_test(test_unshard),
         cmocka_unit_test(test_collectives),

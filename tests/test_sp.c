@@ -525,7 +525,8 @@ static void run_tiled(const sp_case_t *c) {
                                tiled_trainer(per_rank, comm, c->zero, 5)};
     int mlps = 0;
     for (int i = 0; i < autosp_graph_num_nodes(autosp_trainer_graph(tr[1])); i++)
-        mlps += autosp_node_op(autosp_trainer_graph(tr[1]), i) == AUTOSP_OP_MLP;
+        mlps += autosp_node_op(autosp_trainer_graph(tr[1]), i) == AUTOSP_OP_MLP ||
+                autosp_node_op(autosp_trainer_graph(tr[1]), i) == AUTOSP_OP_GELU_MLP;
     float **before = snapshot(tr[0], per_rank), loss[2];
     bool noise[256];
     char worst[AUTOSP_MAX_NAME + 8];
@@ -644,6 +645,9 @@ TILED(llama_sp4_tiled, "llama-tiny-gqa", .sp = 4, .dp = 1, .batch = 1, .seq = 32
 TILED(llama_dp2_sp2_tiled, "llama-tiny", .sp = 2, .dp = 2, .batch = 1, .seq = 32)
 TILED(llama_sp2_tiled_zero3, "llama-tiny", .sp = 2, .dp = 1, .batch = 2, .seq = 32, .zero = 3)
 TILED(llama_dp2_sp2_tiled_zero3, "llama-tiny", .sp = 2, .dp = 2, .batch = 1, .seq = 32, .zero = 3)
+TILED(gpt2_sp2_tiled, "gpt2-tiny", .sp = 2, .dp = 1, .batch = 2, .seq = 32)
+TILED(gpt2_sp4_tiled, "gpt2-tiny", .sp = 4, .dp = 1, .batch = 1, .seq = 32, .segments = true)
+TILED(gpt2_dp2_sp2_tiled_zero3, "gpt2-tiny", .sp = 2, .dp = 2, .batch = 1, .seq = 32, .zero = 3)
 ZERO(llama_dp2_sp2_zero3, "llama-tiny", .sp = 2, .dp = 2, .batch = 1, .seq = 32, .zero = 3)
 ZERO(gpt2_sp4_zero3, "gpt2-tiny", .sp = 4, .dp = 1, .batch = 1, .seq = 32, .segments = true,
      .zero = 3)
@@ -776,6 +780,9 @@ int main(int argc, char **argv) {
         cmocka_unit_test(llama_dp2_sp2_tiled),
         cmocka_unit_test(llama_sp2_tiled_zero3),
         cmocka_unit_test(llama_dp2_sp2_tiled_zero3),
+        cmocka_unit_test(gpt2_sp2_tiled),
+        cmocka_unit_test(gpt2_sp4_tiled),
+        cmocka_unit_test(gpt2_dp2_sp2_tiled_zero3),
         cmocka_unit_test(llama_dp2_sp2_zero3),
         cmocka_unit_test(gpt2_sp4_zero3),
     };

@@ -66,7 +66,9 @@ autosp_graph_t *autosp_chunked_loss(const autosp_graph_t *g, int64_t chunk, auto
  * and its gradients over tiles of `tile` rows (0: the planner's size, docs/ops.md), so no more
  * than a tile of the rows x F intermediates ever exists; the backward recomputes each tile's
  * (the MLP's forward products once more). Values and gradients equal the unfused graph's up to
- * the order of the f32 sums. Other graphs come back as a copy. */
+ * the order of the f32 sums. With tile > 0, GPT-2's linear(gelu(linear(x, w_fc, b_fc)), w_proj,
+ * b_proj) likewise becomes one gelu_mlp node (at the planner's size it is left apart: tiled,
+ * it planned a shorter S). Other graphs come back as a copy. */
 autosp_graph_t *autosp_tiled_mlp(const autosp_graph_t *g, int64_t tile, autosp_error_t *err);
 
 /* grad_shard (ZeRO-2): every "<param>.grad" of a per-rank joint graph reduce-scattered over

@@ -93,6 +93,12 @@ double flops_mlp(const cost_ctx_t *c) {
     return rows * F * (6.0 * (double)last(&c->in[0]) + 5.0);
 }
 
+/* two products of rows x C x F, the biases and gelu's 8 per element */
+double flops_gelu_mlp(const cost_ctx_t *c) {
+    double rows = (double)c->in[0].numel / (double)last(&c->in[0]), F = (double)c->in[1].d[0];
+    return rows * (F * (4.0 * (double)last(&c->in[0]) + 9.0) + (double)last(&c->in[0]));
+}
+
 int64_t mlp_tile_rows(int64_t rows, int64_t C, int64_t tile) {
     if (tile <= 0) tile = C > MLP_TILE_MIN_ROWS ? C : MLP_TILE_MIN_ROWS; /* ALST: S / C tiles */
     return tile < rows ? tile : rows > 0 ? rows : 1;
@@ -125,7 +131,8 @@ double flops_backward(const cost_ctx_t *c) {
     /* the two products of the lm head's backward and the one that recomputes its logits */
     if (info->forward_op == AUTOSP_OP_LINEAR_CROSS_ENTROPY) return 3.0 * forward;
     /* the tiled MLP's backward reruns its forward per tile, then its four products */
-    if (info->forward_op == AUTOSP_OP_MLP) return 3.0 * forward;
+    if (info->forward_op == AUTOSP_OP_MLP || info->forward_op == AUTOSP_OP_GELU_MLP)
+        return 3.0 * forward;
     return 2.0 * forward;
 }
 

@@ -399,6 +399,28 @@ autosp_status_t infer_mlp(infer_ctx_t *c) {
     return set_out(c, x, c->in[0]->dtype);
 }
 
+/* (x (.., C), w_fc (F, C), b_fc (F), w_proj (C, F), b_proj (C)) -> like x */
+autosp_status_t infer_gelu_mlp(infer_ctx_t *c) {
+    TRY(need_float(c, 0));
+    TRY(need_ndim(c, 0, 1, AUTOSP_MAX_DIMS));
+    for (int i = 1; i < 5; i++) {
+        TRY(need_same_dtype(c, 0, i));
+        TRY(need_ndim(c, i, i % 2 ? 2 : 1, i % 2 ? 2 : 1));
+    }
+    const shape_t *x = &c->in[0]->shape;
+    dim_t C = x->d[x->ndim - 1], F = c->in[1]->shape.d[0];
+    TRY(need_dim(c, 1, 1, C, "the last dim C of input \"x\""));
+    TRY(need_dim(c, 2, 0, F, "dim 0 (F) of input \"w_fc\""));
+    TRY(need_dim(c, 3, 0, C, "the last dim C of input \"x\""));
+    TRY(need_dim(c, 3, 1, F, "dim 0 (F) of input \"w_fc\""));
+    TRY(need_dim(c, 4, 0, C, "the last dim C of input \"x\""));
+    int64_t tile = node_attr_int(c->node, "tile");
+    if (tile < 0)
+        return infer_fail(c, "attribute \"tile\" is %lld, expected rows per tile (0: planned)",
+                          (long long)tile);
+    return set_out(c, x, c->in[0]->dtype);
+}
+
 static autosp_status_t need_axis(infer_ctx_t *c, int input, const char *name) {
     int64_t v = node_attr_int(c->node, name);
     int nd = c->in[input]->shape.ndim;

@@ -1,4 +1,5 @@
-/* mlp.c: Llama's MLP over tiles of rows (the tiled_mlp pass's op), forward next to backward.
+/* mlp.c: Llama's and GPT-2's MLPs over tiles of rows (the tiled_mlp pass's ops), each forward
+ * next to its backward.
  *
  *     gate = x w_gate^T, up = x w_up^T   (tile, F)
  *     h    = silu(gate) * up             (tile, F)
@@ -70,6 +71,61 @@ static autosp_status_t run_mlp_backward(const kernel_args_t *r) {
     return AUTOSP_OK;
 }
 
+/* ---- GPT-2's MLP ---------------------------------------------------------------------------
+ *
+ *     h = x w_fc^T + b_fc, g = gelu(h)   (tile, F)
+ *     y = g w_proj^T + b_proj             (tile, C)
+ *
+ * The backward recomputes h and g per tile, then dw_proj += dy^T g, db_proj += colsum(dy),
+ * dh = gelu'(h) (dy w_proj), dw_fc += dh^T x, db_fc += colsum(dh), dx = dh w_fc. */
+
+/* (x, w_fc, b_fc, w_proj, b_proj) -> y */
+static autosp_status_t run_gelu_mlp(const kernel_args_t *r) {
+    mlp_dims_t d = mlp_dims(r->c, 0);
+    const float *x = CF(r->in[0]), *wf = CF(r->in[1]), *bf = CF(r->in[2]), *wp = CF(r->in[3]),
+                *bp = CF(r->in[4]);
+    float *g = r->workspace, *y = F(r->out[0]);
+    for (int64_t r0 = 0; r0 < d.rows; r0 += d.tile) {
+        int64_t n = d.rows - r0 < d.tile ? d.rows - r0 : d.tile;
+        linear_forward(g, x + r0 * d.C, wf, bf, n, d.C, d.F);
+        gelu_forward(g, g, n * d.F);
+        linear_forward(y + r0 * d.C, g, wp, bp, n, d.F, d.C);
+    }
+    return AUTOSP_OK;
+}
+
+/* (dy, x, w_fc, b_fc, w_proj, b_proj) -> dx, dw_fc, db_fc, dw_proj, db_proj */
+static autosp_status_t run_gelu_mlp_backward(const kernel_args_t *r) {
+    mlp_dims_t d = mlp_dims(r->c, 1);
+    const float *dy = CF(r->in[0]), *x = CF(r->in[1]), *wf = CF(r->in[2]), *bf = CF(r->in[3]),
+                *wp = CF(r->in[4]);
+    float *dx = F(r->out[0]), *dwf = F(r->out[1]), *dbf = F(r->out[2]), *dwp = F(r->out[3]),
+          *dbp = F(r->out[4]);
+    float *h = r->workspace, *g = h + d.tile * d.F, *dh = g + d.tile * d.F;
+    for (int k = 1; k < 5; k++) cpu_zero(r->out[k], &r->c->out[k]);
+    for (int64_t r0 = 0; r0 < d.rows; r0 += d.tile) {
+        int64_t n = d.rows - r0 < d.tile ? d.rows - r0 : d.tile;
+        const float *xt = x + r0 * d.C, *dyt = dy + r0 * d.C;
+        linear_forward(h, xt, wf, bf, n, d.C, d.F);
+        gelu_forward(g, h, n * d.F);
+        cpu_sgemm(true, false, d.C, d.F, n, dyt, g, 1.0f, dwp);
+        sum_rows_accumulate(dbp, dyt, n, d.C);
+        cpu_sgemm(false, false, n, d.F, d.C, dyt, wp, 0.0f, g); /* dg, over g */
+        gelu_backward(dh, g, h, n * d.F);
+        cpu_sgemm(true, false, d.F, d.C, n, dh, xt, 1.0f, dwf);
+        sum_rows_accumulate(dbf, dh, n, d.F);
+        cpu_sgemm(false, false, n, d.C, d.F, dh, wf, 0.0f, dx + r0 * d.C);
+    }
+    return AUTOSP_OK;
+}
+
+/* g in the forward; h, g and dh in the backward */
+static int64_t workspace_gelu_mlp(const cost_ctx_t *c) {
+    bool backward = c->node->op == AUTOSP_OP_GELU_MLP_BACKWARD;
+    mlp_dims_t d = mlp_dims(c, backward ? 1 : 0);
+    return (backward ? 3 : 1) * d.tile * d.F * (int64_t)sizeof(float);
+}
+
 /* gate, up and h in the forward; dgate and dup too in the backward */
 static int64_t workspace_mlp(const cost_ctx_t *c) {
     bool backward = c->node->op == AUTOSP_OP_MLP_BACKWARD;
@@ -80,11 +136,17 @@ static int64_t workspace_mlp(const cost_ctx_t *c) {
 /* bf16: x and y (dy, dx) cut into blocks of rows, the weights and their gradients whole */
 CPU_STAGED(mlp, run_mlp, workspace_mlp, 1, 1)
 CPU_STAGED(mlp_backward, run_mlp_backward, workspace_mlp, 3, 1)
+CPU_STAGED(gelu_mlp, run_gelu_mlp, workspace_gelu_mlp, 1, 1)
+CPU_STAGED(gelu_mlp_backward, run_gelu_mlp_backward, workspace_gelu_mlp, 3, 1)
 
 static const cpu_kernel_reg_t kernels[] = {
     CPU_KERNEL(MLP, F32, run_mlp, .workspace = workspace_mlp),
     CPU_KERNEL(MLP_BACKWARD, F32, run_mlp_backward, .workspace = workspace_mlp),
     CPU_STAGED_ROW(MLP, mlp),
     CPU_STAGED_ROW(MLP_BACKWARD, mlp_backward),
+    CPU_KERNEL(GELU_MLP, F32, run_gelu_mlp, .workspace = workspace_gelu_mlp),
+    CPU_KERNEL(GELU_MLP_BACKWARD, F32, run_gelu_mlp_backward, .workspace = workspace_gelu_mlp),
+    CPU_STAGED_ROW(GELU_MLP, gelu_mlp),
+    CPU_STAGED_ROW(GELU_MLP_BACKWARD, gelu_mlp_backward),
 };
 CPU_FAMILY(mlp, kernels);
