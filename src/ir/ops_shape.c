@@ -377,48 +377,52 @@ autosp_status_t infer_linear_cross_entropy(infer_ctx_t *c) {
     return set_out(c, &scalar, AUTOSP_F32);
 }
 
-/* x (...,C), w_gate (F,C), w_up (F,C), w_down (C,F), one dtype -> (...,C) */
-autosp_status_t infer_mlp(infer_ctx_t *c) {
+/* A fused MLP's inputs: x (...,C) float, then inputs 1..n-1 of x's dtype with ndims[i] dims;
+ * C, and F (dim 0 of input 1). */
+static autosp_status_t need_mlp_inputs(infer_ctx_t *c, int n, const int *ndims, dim_t *C,
+                                       dim_t *F) {
     TRY(need_float(c, 0));
     TRY(need_ndim(c, 0, 1, AUTOSP_MAX_DIMS));
-    for (int i = 1; i < 4; i++) {
+    for (int i = 1; i < n; i++) {
         TRY(need_same_dtype(c, 0, i));
-        TRY(need_ndim(c, i, 2, 2));
+        TRY(need_ndim(c, i, ndims[i], ndims[i]));
     }
     const shape_t *x = &c->in[0]->shape;
-    dim_t C = x->d[x->ndim - 1], F = c->in[1]->shape.d[0];
-    TRY(need_dim(c, 1, 1, C, "the last dim C of input \"x\""));
+    *C = x->d[x->ndim - 1], *F = c->in[1]->shape.d[0];
+    return need_dim(c, 1, 1, *C, "the last dim C of input \"x\"");
+}
+
+/* A fused MLP's tile attribute, then its output: like x. */
+static autosp_status_t set_mlp_out(infer_ctx_t *c) {
+    int64_t tile = node_attr_int(c->node, "tile");
+    if (tile < 0)
+        return infer_fail(c, "attribute \"tile\" is %lld, expected rows per tile (0: planned)",
+                          (long long)tile);
+    return set_out(c, &c->in[0]->shape, c->in[0]->dtype);
+}
+
+/* x (...,C), w_gate (F,C), w_up (F,C), w_down (C,F), one dtype -> (...,C) */
+autosp_status_t infer_mlp(infer_ctx_t *c) {
+    static const int ndims[] = {0, 2, 2, 2};
+    dim_t C, F;
+    TRY(need_mlp_inputs(c, 4, ndims, &C, &F));
     TRY(need_dim(c, 2, 0, F, "dim 0 (F) of input \"w_gate\""));
     TRY(need_dim(c, 2, 1, C, "the last dim C of input \"x\""));
     TRY(need_dim(c, 3, 0, C, "the last dim C of input \"x\""));
     TRY(need_dim(c, 3, 1, F, "dim 0 (F) of input \"w_gate\""));
-    int64_t tile = node_attr_int(c->node, "tile");
-    if (tile < 0)
-        return infer_fail(c, "attribute \"tile\" is %lld, expected rows per tile (0: planned)",
-                          (long long)tile);
-    return set_out(c, x, c->in[0]->dtype);
+    return set_mlp_out(c);
 }
 
-/* (x (.., C), w_fc (F, C), b_fc (F), w_proj (C, F), b_proj (C)) -> like x */
+/* x (...,C), w_fc (F,C), b_fc (F), w_proj (C,F), b_proj (C), one dtype -> (...,C) */
 autosp_status_t infer_gelu_mlp(infer_ctx_t *c) {
-    TRY(need_float(c, 0));
-    TRY(need_ndim(c, 0, 1, AUTOSP_MAX_DIMS));
-    for (int i = 1; i < 5; i++) {
-        TRY(need_same_dtype(c, 0, i));
-        TRY(need_ndim(c, i, i % 2 ? 2 : 1, i % 2 ? 2 : 1));
-    }
-    const shape_t *x = &c->in[0]->shape;
-    dim_t C = x->d[x->ndim - 1], F = c->in[1]->shape.d[0];
-    TRY(need_dim(c, 1, 1, C, "the last dim C of input \"x\""));
+    static const int ndims[] = {0, 2, 1, 2, 1};
+    dim_t C, F;
+    TRY(need_mlp_inputs(c, 5, ndims, &C, &F));
     TRY(need_dim(c, 2, 0, F, "dim 0 (F) of input \"w_fc\""));
     TRY(need_dim(c, 3, 0, C, "the last dim C of input \"x\""));
     TRY(need_dim(c, 3, 1, F, "dim 0 (F) of input \"w_fc\""));
     TRY(need_dim(c, 4, 0, C, "the last dim C of input \"x\""));
-    int64_t tile = node_attr_int(c->node, "tile");
-    if (tile < 0)
-        return infer_fail(c, "attribute \"tile\" is %lld, expected rows per tile (0: planned)",
-                          (long long)tile);
-    return set_out(c, x, c->in[0]->dtype);
+    return set_mlp_out(c);
 }
 
 static autosp_status_t need_axis(infer_ctx_t *c, int input, const char *name) {
