@@ -233,8 +233,7 @@ autosp_graph_t *autosp_autodiff(const autosp_graph_t *forward, autosp_error_t *e
     ad.requires_grad = mem_calloc(n, sizeof *ad.requires_grad);
     autosp_status_t st = ad.grads && ad.requires_grad ? differentiate(&ad) : nomem(err);
     if (st == AUTOSP_OK) st = autosp_graph_status(ad.g, err);
-    if (st == AUTOSP_OK) st = autosp_graph_verify(ad.g, 0, err);
-    if (st == AUTOSP_OK) ad.g->verified = true;
+    if (st == AUTOSP_OK) st = graph_verify_made(ad.g, err);
     mem_free(ad.grads);
     mem_free(ad.requires_grad);
     arena_free(&ad.scratch);

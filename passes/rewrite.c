@@ -71,8 +71,7 @@ autosp_graph_t *rewrite_finish(rewrite_t *rw, autosp_status_t st) {
     for (int i = 0; st == AUTOSP_OK && i < rw->src->n_outputs; i++)
         st = autosp_output(rw->dst, rw->map[rw->src->outputs[i]]);
     if (st == AUTOSP_OK) st = autosp_graph_status(rw->dst, rw->err);
-    if (st == AUTOSP_OK) st = autosp_graph_verify(rw->dst, 0, rw->err);
-    rw->dst->verified = st == AUTOSP_OK;
+    if (st == AUTOSP_OK) st = graph_verify_made(rw->dst, rw->err);
     mem_free(rw->map);
     if (st != AUTOSP_OK) {
         autosp_graph_free(rw->dst);

@@ -106,6 +106,9 @@ static inline void graph_changed(autosp_graph_t *g) {
     g->verified = false;
 }
 
+/* A pass's output verified (autosp_graph_verify, no flags) and, when it passes, marked so. */
+autosp_status_t graph_verify_made(autosp_graph_t *g, autosp_error_t *err);
+
 /* ---- dims (dim.c) -------------------------------------------------------------------- */
 
 dim_t dim_const(int64_t v);

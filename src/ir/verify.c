@@ -97,6 +97,12 @@ static autosp_status_t check_symbols(const autosp_graph_t *g, unsigned flags, au
     return AUTOSP_OK;
 }
 
+autosp_status_t graph_verify_made(autosp_graph_t *g, autosp_error_t *err) {
+    autosp_status_t st = autosp_graph_verify(g, 0, err);
+    g->verified = st == AUTOSP_OK;
+    return st;
+}
+
 autosp_status_t autosp_graph_verify(const autosp_graph_t *g, unsigned flags, autosp_error_t *err) {
     autosp_error_t local;
     if (!err) err = &local;

@@ -69,10 +69,11 @@ static autosp_status_t compile_at(search_t *s, int64_t k, bool *fits, int64_t *t
     autosp_parallel_config_t c = *s->cfg;
     if (q->zero_stage >= 2) c.zero_stage = q->zero_stage; /* the shards are in the graph */
     autosp_graph_t *own = NULL, *g = NULL; /* the shared joint graph, or a forward graph */
-    autosp_status_t st = !q->exhaustive
-                             ? cached_joint(s->cache, &c, q->symbol, k * s->unit, &g, err)
-                         : (g = own = autosp_graph_clone(s->cache->forward)) ? AUTOSP_OK
-                                                                             : nomem(err);
+    autosp_status_t st;
+    if (q->exhaustive) /* nothing shared: the forward graph compiled whole */
+        st = (g = own = autosp_graph_clone(s->cache->forward)) ? AUTOSP_OK : nomem(err);
+    else
+        st = cached_joint(s->cache, &c, q->symbol, k * s->unit, &g, err);
     if (st == AUTOSP_OK) st = autosp_symbol_bind(g, q->symbol, k * s->unit, err);
     autosp_graph_t *step = st != AUTOSP_OK ? NULL
                            : q->exhaustive ? autosp_compile_training(g, &c, err)

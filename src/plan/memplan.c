@@ -125,13 +125,12 @@ static void plan_lifetimes(const autosp_graph_t *g, memplan_t *p, int *last_use,
     find_last_uses(g, p, last_use);
 }
 
-/* Whether node j asks to start ahead (its op's `prefetch` attribute) and can: a start kernel on
- * backend, and no input produced after node i. */
-static bool can_start_after(const autosp_graph_t *g, const autosp_backend_t *backend, int i,
-                            int j) {
+/* Whether node j (which has a start kernel) asks to start ahead, its op's `prefetch`
+ * attribute, and can: no input produced after node i. */
+static bool can_start_after(const autosp_graph_t *g, int i, int j) {
     const node_t *n = &g->nodes[j];
     int attr = op_attr_index(n->op, "prefetch");
-    if (attr < 0 || !n->attrs[attr].i || !backend_start_kernel(backend, g, j)) return false;
+    if (attr < 0 || !n->attrs[attr].i) return false;
     for (int k = 0; k < n->n_in; k++)
         if (g->tensors[n->in[k]].producer > i) return false;
     return true;
@@ -145,7 +144,7 @@ static void plan_starts(const autosp_graph_t *g, const autosp_backend_t *backend
     for (int j = 0; j < g->n_nodes; j++) {
         p->start_next[j] = p->started_after[j] = -1;
         if (!backend_start_kernel(backend, g, j)) continue;
-        if (last >= 0 && can_start_after(g, backend, last, j)) {
+        if (last >= 0 && can_start_after(g, last, j)) {
             p->start_next[last] = j;
             p->started_after[j] = last;
         }
