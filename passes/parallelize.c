@@ -19,8 +19,9 @@ autosp_graph_t *autosp_parallelize(const autosp_graph_t *forward,
     return exact;
 }
 
-static bool tiles_mlp(const autosp_parallel_config_t *cfg) {
-    return cfg->mlp_tile > 0 || (cfg->mlp_tile == 0 && cfg->ac.policy == AUTOSP_AC_FULL);
+/* A tile knob (mlp_tile, norm_tile): N > 0 always, planned (0) under policy full, -1 never. */
+static bool tiles(const autosp_parallel_config_t *cfg, int64_t tile) {
+    return tile > 0 || (tile == 0 && cfg->ac.policy == AUTOSP_AC_FULL);
 }
 
 /* *owned (a graph made here, or NULL) replaced by next, a pass's output from it. */
@@ -40,7 +41,10 @@ autosp_graph_t *compile_joint(const autosp_graph_t *forward, const autosp_parall
     const autosp_graph_t *g = forward;
     if (cfg->loss_chunk != AUTOSP_LOSS_UNCHUNKED)
         g = advance(&owned, autosp_chunked_loss(g, cfg->loss_chunk, err));
-    if (g && tiles_mlp(cfg)) g = advance(&owned, autosp_tiled_mlp(g, cfg->mlp_tile, err));
+    if (g && tiles(cfg, cfg->mlp_tile))
+        g = advance(&owned, autosp_tiled_mlp(g, cfg->mlp_tile, err));
+    if (g && tiles(cfg, cfg->norm_tile))
+        g = advance(&owned, autosp_tiled_norm(g, cfg->norm_tile, err));
     if (g && split) g = advance(&owned, autosp_parallelize(g, cfg, err));
     if (g && split && cfg->zero_stage == 3)
         g = advance(&owned,
@@ -51,11 +55,13 @@ autosp_graph_t *compile_joint(const autosp_graph_t *forward, const autosp_parall
 }
 
 bool compile_joint_same(const autosp_parallel_config_t *a, const autosp_parallel_config_t *b) {
-    int64_t tile_a = tiles_mlp(a) ? a->mlp_tile : AUTOSP_MLP_UNTILED;
-    int64_t tile_b = tiles_mlp(b) ? b->mlp_tile : AUTOSP_MLP_UNTILED;
+    int64_t tile_a = tiles(a, a->mlp_tile) ? a->mlp_tile : AUTOSP_MLP_UNTILED;
+    int64_t tile_b = tiles(b, b->mlp_tile) ? b->mlp_tile : AUTOSP_MLP_UNTILED;
+    int64_t norm_a = tiles(a, a->norm_tile) ? a->norm_tile : AUTOSP_NORM_UNTILED;
+    int64_t norm_b = tiles(b, b->norm_tile) ? b->norm_tile : AUTOSP_NORM_UNTILED;
     bool split = a->sp * a->dp > 1, zero3 = split && a->zero_stage == 3;
     return a->sp == b->sp && a->dp == b->dp && a->loss_chunk == b->loss_chunk && tile_a == tile_b &&
-           (!split || (a->zero_stage == 3) == (b->zero_stage == 3)) &&
+           norm_a == norm_b && (!split || (a->zero_stage == 3) == (b->zero_stage == 3)) &&
            (!zero3 || (a->zero3_prefetch == AUTOSP_PREFETCH_OFF) ==
                           (b->zero3_prefetch == AUTOSP_PREFETCH_OFF));
 }

@@ -95,6 +95,10 @@ void attrs_int(autosp_op_t op, attr_set_t *a, const char *name, int64_t value) {
     a->v[op_attr_index(op, name)].i = value;
 }
 
+void attrs_float(autosp_op_t op, attr_set_t *a, const char *name, double value) {
+    a->v[op_attr_index(op, name)].f = value;
+}
+
 void attrs_str(autosp_op_t op, attr_set_t *a, const char *name, const char *value) {
     a->v[op_attr_index(op, name)].s = value;
 }

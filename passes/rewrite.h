@@ -49,6 +49,7 @@ typedef struct attr_set {
 } attr_set_t;
 void attrs_default(autosp_op_t op, attr_set_t *a);
 void attrs_int(autosp_op_t op, attr_set_t *a, const char *name, int64_t value);
+void attrs_float(autosp_op_t op, attr_set_t *a, const char *name, double value);
 void attrs_str(autosp_op_t op, attr_set_t *a, const char *name, const char *value);
 
 /* "pass: node "x" (op): <message>", an INVALID error. */

@@ -194,6 +194,19 @@ static void ref_gelu_mlp(const cost_ctx_t *c, const void *const *in, float *out)
     ref_linear_forward(out, g, CF(in[3]), CF(in[4]), rows, F, C);
     free(h);
 }
+/* the norm, then the projection, untiled */
+static void ref_norm_linear(const cost_ctx_t *c, const void *const *in, float *out) {
+    bool layernorm = c->node->op == AUTOSP_OP_LAYERNORM_LINEAR;
+    int w = layernorm ? 3 : 2;
+    int64_t rows = rows_of(&c->in[0]), C = last_of(&c->in[0]), N = c->in[w].d[0];
+    float *n = malloc(sizeof(float) * (size_t)(rows * C)), eps = attr_f(c, "eps");
+    if (layernorm)
+        ref_layernorm_forward(n, CF(in[0]), CF(in[1]), CF(in[2]), rows, C, eps);
+    else
+        ref_rmsnorm_forward(n, CF(in[0]), CF(in[1]), rows, C, eps);
+    ref_linear_forward(out, n, CF(in[w]), c->n_in > w + 1 ? CF(in[w + 1]) : NULL, rows, C, N);
+    free(n);
+}
 static void ref_target_count(const cost_ctx_t *c, const void *const *in, float *out) {
     out[0] = (float)ref_count_targets(CI(in[0]), c->in[0].numel,
                                       (int32_t)node_attr_int(c->node, "ignore_index"));
@@ -290,6 +303,16 @@ static const op_row_t rows[] = {
      .out = "B,S,6", .ref = ref_gelu_mlp},
     {OP(GELU_MLP), .what = "gelu_mlp in the planner's tiles",
      .in = {X("B,S,6"), X("5,6"), X("5"), X("6,5"), X("6")}, .out = "B,S,6", .ref = ref_gelu_mlp},
+    {OP(RMSNORM_LINEAR), .what = "rmsnorm_linear in tiles of 3 rows of 10",
+     .in = {X("B,S,6"), X("6"), X("7,6")}, .attrs = {A_INT("tile", 3)}, .out = "B,S,7",
+     .ref = ref_norm_linear},
+    {OP(RMSNORM_LINEAR), .what = "rmsnorm_linear with a bias in the planner's tiles",
+     .in = {X("B,S,6"), X("6"), X("7,6"), X("7")}, .out = "B,S,7", .ref = ref_norm_linear},
+    {OP(LAYERNORM_LINEAR), .what = "layernorm_linear with a bias in tiles of 4 rows of 10",
+     .in = {X("B,S,6"), X("6"), X("6"), X("7,6"), X("7")}, .attrs = {A_INT("tile", 4)},
+     .out = "B,S,7", .ref = ref_norm_linear},
+    {OP(LAYERNORM_LINEAR), .what = "layernorm_linear in the planner's tiles",
+     .in = {X("B,S,6"), X("6"), X("6"), X("7,6")}, .out = "B,S,7", .ref = ref_norm_linear},
     {OP(TARGET_COUNT), .in = {LABELS("B,S")}, .out = "", .ref = ref_target_count,
      .not_local = "a count over the whole sequence, summed across ranks, not concatenated"},
     {OP(REPEAT), .what = "repeat (GQA's kv heads for more ranks)", .in = {X("B,S,2,3")},

@@ -371,6 +371,55 @@ static void test_gelu_mlp(void **state) {
     }
 }
 
+/* rmsnorm_linear and layernorm_linear: the norm's checks, then the projection's */
+static void test_norm_linear(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t in[5] = {in_f32(g, "x", "B,S,64"), in_f32(g, "g", "64"),
+                             in_f32(g, "w", "96,64"), in_f32(g, "b", "96")},
+                    y;
+    autosp_attr_t tile = {.name = "tile", .type = AUTOSP_ATTR_INT, .i = 32};
+    assert_int_equal(
+        autosp_node_add(g, AUTOSP_OP_RMSNORM_LINEAR, "q", in, 4, NULL, 1, &tile, 1, &y), AUTOSP_OK);
+    ok(g, y, "B,S,96", F32);
+    in[4] = in_f32(g, "nb", "64");
+    autosp_tensor_t ln[5] = {in[0], in[1], in[4], in[2], in[3]};
+    assert_int_equal(
+        autosp_node_add(g, AUTOSP_OP_LAYERNORM_LINEAR, "ln", ln, 4, NULL, 1, NULL, 0, &y),
+        AUTOSP_OK);
+    ok(g, y, "B,S,96", F32);
+    autosp_graph_free(g);
+    const struct {
+        autosp_op_t op;
+        const char *g, *w, *b, *error;
+    } bad[] = {
+        {AUTOSP_OP_RMSNORM_LINEAR, "60", "96,64", "96",
+         "input \"norm_weight\" (tensor \"g\") has shape [60]: dim 0 is 60, expected 64"},
+        {AUTOSP_OP_RMSNORM_LINEAR, "64", "96,32", "96",
+         "input \"weight\" (tensor \"w\") has shape [96,32]: dim 1 is 32, expected 64 (the last "
+         "dim K"},
+        {AUTOSP_OP_RMSNORM_LINEAR, "64", "96,64", "90",
+         "input \"bias\" (tensor \"b\") has shape [90]: dim 0 is 90, expected 96"},
+        {AUTOSP_OP_LAYERNORM_LINEAR, "64", "96,64", "60",
+         "input \"norm_bias\" (tensor \"b\") has shape [60]: dim 0 is 60, expected 64"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        g = new_graph();
+        autosp_tensor_t b[3] = {in_f32(g, "g", bad[k].g), in_f32(g, "w", bad[k].w),
+                                in_f32(g, "b", bad[k].b)};
+        autosp_tensor_t args[4] = {in_f32(g, "x", "B,S,64"), b[0], b[1], b[2]};
+        if (bad[k].op == AUTOSP_OP_LAYERNORM_LINEAR)
+            args[2] = b[2], args[3] = in_f32(g, "w2", "96,64");
+        autosp_node_add(g, bad[k].op, "n", args, 4, NULL, 1, NULL, 0, &y);
+        assert_error_and_free(g, bad[k].error);
+    }
+    g = new_graph();
+    tile.i = -2;
+    autosp_tensor_t t[3] = {in_f32(g, "x", "B,S,64"), in_f32(g, "g", "64"),
+                            in_f32(g, "w", "96,64")};
+    autosp_node_add(g, AUTOSP_OP_RMSNORM_LINEAR, "q", t, 3, NULL, 1, &tile, 1, &y);
+    assert_error_and_free(g, "attribute \"tile\" is -2, expected rows per tile (0: planned)");
+}
+
 static void test_linear_cross_entropy(void **state) {
     autosp_graph_t *g = new_graph();
     autosp_tensor_t in[4] = {in_f32(g, "x", "B,S,64"), in_f32(g, "w", "256,64"),
@@ -650,6 +699,7 @@ int main(void) {
         cmocka_unit_test(test_linear_cross_entropy),
         cmocka_unit_test(test_mlp),
         cmocka_unit_test(test_gelu_mlp),
+        cmocka_unit_test(test_norm_linear),
         cmocka_unit_test(test_reduce_scatter),
         cmocka_unit_test(test_unshard),
         cmocka_unit_test(test_collectives),

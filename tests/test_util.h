@@ -104,15 +104,16 @@ static inline void fill_input(const autosp_graph_t *j, autosp_tensor_t t, int32_
                           : (int32_t)((i * 37 + 11) % 256);
 }
 
-/* A trainer of fwd under a checkpointing policy (MLPs untiled), parameters from seed 7, every
- * input filled. */
+/* A trainer of fwd under a checkpointing policy (MLPs and norms untiled), parameters from seed 7,
+ * every input filled. */
 static inline autosp_trainer_t *filled_trainer(const autosp_graph_t *fwd,
                                                autosp_ac_policy_t policy) {
     autosp_train_config_t cfg = autosp_train_config_default();
     cfg.ac.policy = policy;
-    /* full alone would tile the MLPs: their products then have tiles' rows, which threaded
-     * OpenBLAS may round differently (test_sp checks tiling within its tolerance) */
+    /* full alone would tile the MLPs and norms: their products then have tiles' rows, which
+     * threaded OpenBLAS may round differently (test_sp checks tiling within its tolerance) */
     cfg.mlp_tile = AUTOSP_MLP_UNTILED;
+    cfg.norm_tile = AUTOSP_NORM_UNTILED;
     autosp_error_t err;
     autosp_trainer_t *tr = autosp_trainer_new(fwd, &cfg, &err);
     if (!tr) fail_msg("%s: %s", autosp_ac_policy_name(policy), err.message);

@@ -13,7 +13,8 @@ static void usage(FILE *out) {
         out,
         "usage: autosp-compile IN.json [-o OUT.json] [--set SYM=VAL]... [--sp P] [--dp D]\n"
         "                      [--autodiff [--ac POLICY] [--recompute-budget F] [--machine M]\n"
-        "                       [--loss-chunk N|planned|off] [--mlp-tile N|planned|off]]\n"
+        "                       [--loss-chunk N|planned|off] [--mlp-tile N|planned|off]\n"
+        "                       [--norm-tile N|planned|off]]\n"
         "                      [--info]\n"
         "                      [--dot OUT.dot] [--zero 0-3] [--max-seq --mem BYTES]\n"
         "                      [--backend cpu|none]\n"
@@ -41,6 +42,9 @@ static void usage(FILE *out) {
         "                         so no more than a tile of its F-wide values exists\n"
         "                         (tiled_mlp, docs/passes.md); planned (default): tiled at\n"
         "                         the planner's size under --ac full only; off: never tiled\n"
+        "  --norm-tile N          --autodiff: each norm fused into the projections reading\n"
+        "                         it, normalising tiles of N rows (tiled_norm,\n"
+        "                         docs/passes.md); planned (default): under --ac full only\n"
         "  --no-prefetch          --zero 3: every parameter gathered at its place, blocking\n"
         "                         (unshard prefetch 0), not issued right after the one before\n"
         "  --machine M            the cost model's machine: cpu (default: 100 GFLOP/s, 10 GB/s\n"
@@ -85,9 +89,9 @@ typedef struct options {
     int64_t sp, dp;                         /* 0: not given */
     int64_t zero, mem, seq_step, seq_limit; /* zero -1: not given */
     autosp_ac_config_t ac;
-    int64_t loss_chunk, mlp_tile;         /* autosp_parallel_config_t's */
-    const autosp_backend_t *plan_backend; /* whose workspace is planned */
-    bool check_backend;                   /* --backend given: its kernels are checked */
+    int64_t loss_chunk, mlp_tile, norm_tile; /* autosp_parallel_config_t's */
+    const autosp_backend_t *plan_backend;    /* whose workspace is planned */
+    bool check_backend;                      /* --backend given: its kernels are checked */
 } options_t;
 
 /* cpu, h100 (sustained, not peak: about 60% of the bf16 dense peak, HBM3, NVLink all-to-all),
@@ -130,10 +134,13 @@ static int parse_args(int argc, char **argv, options_t *o) {
             if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
             int rc = cli_parse_ac(prog, a, argv[++i], &o->ac);
             if (rc) return rc;
-        } else if (!strcmp(a, "--loss-chunk") || !strcmp(a, "--mlp-tile")) {
+        } else if (!strcmp(a, "--loss-chunk") || !strcmp(a, "--mlp-tile") ||
+                   !strcmp(a, "--norm-tile")) {
             if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
-            int rc =
-                cli_parse_rows(prog, a, argv[++i], a[2] == 'l' ? &o->loss_chunk : &o->mlp_tile);
+            int64_t *rows = a[2] == 'l'   ? &o->loss_chunk
+                            : a[2] == 'm' ? &o->mlp_tile
+                                          : &o->norm_tile;
+            int rc = cli_parse_rows(prog, a, argv[++i], rows);
             if (rc) return rc;
         } else if (!strcmp(a, "--machine")) {
             if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
@@ -218,6 +225,7 @@ static autosp_parallel_config_t parallel_config(const options_t *o) {
     cfg.ac = o->ac;
     cfg.loss_chunk = o->loss_chunk;
     cfg.mlp_tile = o->mlp_tile;
+    cfg.norm_tile = o->norm_tile;
     cfg.zero3_prefetch = o->no_prefetch ? AUTOSP_PREFETCH_OFF : 0;
     if (o->zero >= 2) cfg.zero_stage = (int)o->zero; /* the shards are in the graph */
     return cfg;

@@ -30,7 +30,7 @@ typedef struct options {
     bool init_only, profile, no_prefetch;
     autosp_data_format_t format;
     autosp_ac_config_t ac;
-    int64_t loss_chunk, mlp_tile; /* 0: planned */
+    int64_t loss_chunk, mlp_tile, norm_tile; /* 0: planned */
 } options_t;
 
 static void usage(FILE *out) {
@@ -83,6 +83,9 @@ static void usage(FILE *out) {
         "                         tile of its F-wide values exists (tiled_mlp,\n"
         "                         docs/passes.md); planned (default): tiled at the planner's\n"
         "                         size under --ac full only; off: never tiled\n"
+        "  --norm-tile N          each norm fused into the projections reading it, over\n"
+        "                         tiles of N rows (tiled_norm, docs/passes.md); planned\n"
+        "                         (default): under --ac full only; off: never fused\n"
         "  --no-prefetch          --zero 3: gather each parameter at its place, blocking,\n"
         "                         instead of right after the gather before it completes\n"
         "  --mem-limit BYTES      refuse to train if a rank needs more (arena + AdamW state;\n"
@@ -179,6 +182,7 @@ static const flag_t flags[] = {
     {"--ac", 'a', OPT(ac), 0, 0},
     {"--loss-chunk", 'c', OPT(loss_chunk), 0, 0},
     {"--mlp-tile", 'c', OPT(mlp_tile), 0, 0},
+    {"--norm-tile", 'c', OPT(norm_tile), 0, 0},
     {"--recompute-budget", 'a', OPT(ac), 0, 0},
 };
 
@@ -669,6 +673,7 @@ static autosp_trainer_t *make_trainer(const options_t *o, const autosp_comm_t *c
     cfg.ac = o->ac;
     cfg.loss_chunk = o->loss_chunk;
     cfg.mlp_tile = o->mlp_tile;
+    cfg.norm_tile = o->norm_tile;
     cfg.zero3_prefetch = o->no_prefetch ? AUTOSP_PREFETCH_OFF : 0;
     cfg.zero_stage = o->dump ? 0 : (int)o->zero; /* a dump wants whole gradients */
     cfg.grad_reduce_dtype = AUTOSP_F32;

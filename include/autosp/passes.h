@@ -71,6 +71,15 @@ autosp_graph_t *autosp_chunked_loss(const autosp_graph_t *g, int64_t chunk, auto
  * it planned a shorter S). Other graphs come back as a copy. */
 autosp_graph_t *autosp_tiled_mlp(const autosp_graph_t *g, int64_t tile, autosp_error_t *err);
 
+/* tiled_norm: every rmsnorm or layernorm whose output only linears read (as their x), and that
+ * is not a graph output, is fused into each of them: rmsnorm_linear or layernorm_linear, which
+ * normalises tiles of `tile` rows (0: the planner's size) on the way into the product, so the
+ * rows x C normalised values never exist whole; the backward renormalises each tile. At tile 0
+ * rmsnorms alone (GPT-2's fused layernorms planned a shorter S at the planner's tile). Run after
+ * tiled_mlp (whose mlp node reads its norm as no linear does). Values and gradients equal the
+ * unfused graph's up to the order of the f32 sums. Other graphs come back as a copy. */
+autosp_graph_t *autosp_tiled_norm(const autosp_graph_t *g, int64_t tile, autosp_error_t *err);
+
 /* grad_shard (ZeRO-2): every "<param>.grad" of a per-rank joint graph reduce-scattered over
  * the world right after the node that finishes it, its place among the outputs taken by this
  * rank's shard "<param>.grad_shard": elements [n r / world, n (r + 1) / world) of the flat
@@ -174,6 +183,10 @@ typedef struct autosp_parallel_config {
      * whose backward recomputes the intermediates anyway, and leaves them apart otherwise;
      * N > 0 fuses them in tiles of N rows under every policy */
     int64_t mlp_tile;
+    /* the norms that feed projections (autosp_tiled_norm): the same choices, AUTOSP_NORM_UNTILED
+     * (-1) apart, 0 (the default) fused in tiles of the planner's size under policy full, N > 0
+     * in tiles of N rows under every policy */
+    int64_t norm_tile;
     /* ZeRO-3's gathers: 0 (the default) each issued right after the one before it completes,
      * so it runs under the compute between them (the planner holds its output from there);
      * AUTOSP_PREFETCH_OFF each at its place, blocking */
@@ -185,6 +198,7 @@ typedef struct autosp_parallel_config {
 
 #define AUTOSP_LOSS_UNCHUNKED (-1)
 #define AUTOSP_MLP_UNTILED    (-1)
+#define AUTOSP_NORM_UNTILED   (-1)
 #define AUTOSP_PREFETCH_OFF   (-1)
 
 /* sp 1, dp 1, 25 MiB buckets (PyTorch DDP's default), autosp_ac_config_default(), ZeRO 0, the

@@ -51,6 +51,9 @@ typedef struct autosp_train_config {
     /* Llama's MLPs (autosp_parallel_config_t.mlp_tile): 0 (the default) tiled at the planner's
      * size under policy full, N > 0 in tiles of N rows, AUTOSP_MLP_UNTILED apart. */
     int64_t mlp_tile;
+    /* The norms feeding projections (autosp_parallel_config_t.norm_tile): the same choices,
+     * AUTOSP_NORM_UNTILED apart. */
+    int64_t norm_tile;
     /* ZeRO-3's gathers (autosp_parallel_config_t.zero3_prefetch): 0 (the default) prefetched,
      * each issued right after the previous one completes; AUTOSP_PREFETCH_OFF blocking */
     int zero3_prefetch;

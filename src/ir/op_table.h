@@ -161,6 +161,7 @@ autosp_status_t infer_cross_entropy(infer_ctx_t *c);
 autosp_status_t infer_linear_cross_entropy(infer_ctx_t *c);
 autosp_status_t infer_mlp(infer_ctx_t *c);
 autosp_status_t infer_gelu_mlp(infer_ctx_t *c);
+autosp_status_t infer_norm_linear(infer_ctx_t *c);
 autosp_status_t infer_all_to_all(infer_ctx_t *c);
 autosp_status_t infer_all_reduce(infer_ctx_t *c);
 autosp_status_t infer_all_gather(infer_ctx_t *c);
@@ -213,6 +214,7 @@ double flops_cross_entropy(const cost_ctx_t *c);
 double flops_linear_cross_entropy(const cost_ctx_t *c);
 double flops_mlp(const cost_ctx_t *c);
 double flops_gelu_mlp(const cost_ctx_t *c);
+double flops_norm_linear(const cost_ctx_t *c);
 /* Rows per chunk of a linear_cross_entropy of `rows` rows of C channels over V classes:
  * `chunk` (its attribute) if > 0, else the planner's size: the rows whose logits have no more
  * elements than x itself (Liger's rule: the loss adds at most about one hidden state), a

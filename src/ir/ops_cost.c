@@ -99,6 +99,16 @@ double flops_gelu_mlp(const cost_ctx_t *c) {
     return rows * (F * (4.0 * (double)last(&c->in[0]) + 9.0) + (double)last(&c->in[0]));
 }
 
+/* the norm (rmsnorm 4, layernorm 7 per element of x), then the projection's product and bias */
+double flops_norm_linear(const cost_ctx_t *c) { /* also asked for by the backward's node */
+    bool layernorm = c->node->op == AUTOSP_OP_LAYERNORM_LINEAR ||
+                     c->node->op == AUTOSP_OP_LAYERNORM_LINEAR_BACKWARD;
+    int w = layernorm ? 3 : 2;
+    double rows = (double)c->in[0].numel / (double)last(&c->in[0]), N = (double)c->in[w].d[0];
+    double product = rows * N * (2.0 * (double)last(&c->in[0]) + (c->n_in > w + 1 ? 1.0 : 0.0));
+    return product + (layernorm ? 7.0 : 4.0) * (double)c->in[0].numel;
+}
+
 int64_t mlp_tile_rows(int64_t rows, int64_t C, int64_t tile) {
     if (tile <= 0) tile = C > MLP_TILE_MIN_ROWS ? C : MLP_TILE_MIN_ROWS; /* ALST: S / C tiles */
     return tile < rows ? tile : rows > 0 ? rows : 1;

@@ -139,22 +139,28 @@ autosp_status_t infer_matmul(infer_ctx_t *c) {
     return set_out(c, &s, c->in[0]->dtype);
 }
 
+/* x (...,K) (input 0, checked), weight (N,K) at input w, bias (N) after it if present, x's dtype
+ * -> out (...,N) */
+static autosp_status_t set_linear_out(infer_ctx_t *c, int w) {
+    TRY(need_same_dtype(c, 0, w));
+    TRY(need_ndim(c, w, 2, 2));
+    const shape_t *x = &c->in[0]->shape, *wt = &c->in[w]->shape;
+    TRY(need_dim(c, w, 1, x->d[x->ndim - 1], "the last dim K of input \"x\""));
+    if (c->n_in > w + 1) {
+        TRY(need_same_dtype(c, 0, w + 1));
+        TRY(need_ndim(c, w + 1, 1, 1));
+        TRY(need_dim(c, w + 1, 0, wt->d[0], "the output dim N of input \"weight\""));
+    }
+    shape_t s = *x;
+    s.d[s.ndim - 1] = wt->d[0];
+    return set_out(c, &s, c->in[0]->dtype);
+}
+
 /* x (...,K), weight (N,K), bias (N) -> (...,N) */
 autosp_status_t infer_linear(infer_ctx_t *c) {
     TRY(need_float(c, 0));
     TRY(need_ndim(c, 0, 1, AUTOSP_MAX_DIMS));
-    TRY(need_same_dtype(c, 0, 1));
-    TRY(need_ndim(c, 1, 2, 2));
-    const shape_t *x = &c->in[0]->shape, *w = &c->in[1]->shape;
-    TRY(need_dim(c, 1, 1, x->d[x->ndim - 1], "the last dim K of input \"x\""));
-    if (c->n_in == 3) {
-        TRY(need_same_dtype(c, 0, 2));
-        TRY(need_ndim(c, 2, 1, 1));
-        TRY(need_dim(c, 2, 0, w->d[0], "the output dim N of input \"weight\""));
-    }
-    shape_t s = *x;
-    s.d[s.ndim - 1] = w->d[0];
-    return set_out(c, &s, c->in[0]->dtype);
+    return set_linear_out(c, 1);
 }
 
 /* a (...), b broadcastable to a (numpy rules, aligned right) -> a's shape */
@@ -392,12 +398,17 @@ static autosp_status_t need_mlp_inputs(infer_ctx_t *c, int n, const int *ndims, 
     return need_dim(c, 1, 1, *C, "the last dim C of input \"x\"");
 }
 
+/* A tiled op's tile attribute: rows per tile, 0 planned. */
+static autosp_status_t need_tile(infer_ctx_t *c) {
+    int64_t tile = node_attr_int(c->node, "tile");
+    if (tile >= 0) return AUTOSP_OK;
+    return infer_fail(c, "attribute \"tile\" is %lld, expected rows per tile (0: planned)",
+                      (long long)tile);
+}
+
 /* A fused MLP's tile attribute, then its output: like x. */
 static autosp_status_t set_mlp_out(infer_ctx_t *c) {
-    int64_t tile = node_attr_int(c->node, "tile");
-    if (tile < 0)
-        return infer_fail(c, "attribute \"tile\" is %lld, expected rows per tile (0: planned)",
-                          (long long)tile);
+    TRY(need_tile(c));
     return set_out(c, &c->in[0]->shape, c->in[0]->dtype);
 }
 
@@ -423,6 +434,19 @@ autosp_status_t infer_gelu_mlp(infer_ctx_t *c) {
     TRY(need_dim(c, 3, 1, F, "dim 0 (F) of input \"w_fc\""));
     TRY(need_dim(c, 4, 0, C, "the last dim C of input \"x\""));
     return set_mlp_out(c);
+}
+
+/* x (...,C), norm_weight (C) [, norm_bias (C) for layernorm_linear], weight (N,C) [, bias (N)],
+ * one dtype -> (...,N) */
+autosp_status_t infer_norm_linear(infer_ctx_t *c) {
+    bool layernorm = c->node->op == AUTOSP_OP_LAYERNORM_LINEAR;
+    TRY(need_float(c, 0));
+    TRY(need_ndim(c, 0, 1, AUTOSP_MAX_DIMS));
+    TRY(need_norm_param(c, 1));
+    if (layernorm) TRY(need_norm_param(c, 2));
+    TRY(need_eps(c));
+    TRY(need_tile(c));
+    return set_linear_out(c, layernorm ? 3 : 2);
 }
 
 static autosp_status_t need_axis(infer_ctx_t *c, int input, const char *name) {

@@ -262,6 +262,7 @@ static autosp_status_t build(autosp_trainer_t *tr, const autosp_graph_t *forward
     par.grad_reduce_dtype = tr->cfg.grad_reduce_dtype;
     par.loss_chunk = tr->cfg.loss_chunk;
     par.mlp_tile = tr->cfg.mlp_tile;
+    par.norm_tile = tr->cfg.norm_tile;
     par.zero3_prefetch = tr->cfg.zero3_prefetch;
     par.backend = autosp_backend_cpu();
     if ((st = session_comm(&tr->s, comm, err)) != AUTOSP_OK) return st;
@@ -302,21 +303,22 @@ autosp_trainer_t *autosp_trainer_new_comm(const autosp_graph_t *forward,
         !(tr->cfg.beta2 >= 0 && tr->cfg.beta2 < 1) || !(tr->cfg.eps > 0) ||
         !(tr->cfg.grad_clip >= 0) || tr->cfg.warmup_steps < 0 || tr->cfg.total_steps < 1 ||
         tr->cfg.zero_stage < 0 || tr->cfg.zero_stage > 3 || tr->cfg.loss_chunk < -1 ||
-        tr->cfg.mlp_tile < -1 ||
+        tr->cfg.mlp_tile < -1 || tr->cfg.norm_tile < -1 ||
         (tr->cfg.zero3_prefetch != 0 && tr->cfg.zero3_prefetch != AUTOSP_PREFETCH_OFF) ||
         (tr->cfg.grad_reduce_dtype != AUTOSP_F32 && tr->cfg.grad_reduce_dtype != AUTOSP_BF16)) {
-        set_error(
-            err, AUTOSP_ERR_INVALID,
-            "train config: lr %g, betas (%g, %g), eps %g, grad_clip %g, warmup %d, total "
-            "%d, zero_stage %d, grad_reduce_dtype %s, loss_chunk %lld, mlp_tile %lld, "
-            "zero3_prefetch %d: expected lr >= 0, "
-            "betas in [0,1), eps > 0, clip >= 0, total >= 1, zero_stage 0 to 3, f32 or "
-            "bf16 sums, loss_chunk and mlp_tile -1 (off), 0 (planned) or rows, zero3_prefetch "
-            "0 (on) or -1 (off)",
-            tr->cfg.lr, tr->cfg.beta1, tr->cfg.beta2, tr->cfg.eps, tr->cfg.grad_clip,
-            tr->cfg.warmup_steps, tr->cfg.total_steps, tr->cfg.zero_stage,
-            autosp_dtype_name(tr->cfg.grad_reduce_dtype), (long long)tr->cfg.loss_chunk,
-            (long long)tr->cfg.mlp_tile, tr->cfg.zero3_prefetch);
+        set_error(err, AUTOSP_ERR_INVALID,
+                  "train config: lr %g, betas (%g, %g), eps %g, grad_clip %g, warmup %d, total "
+                  "%d, zero_stage %d, grad_reduce_dtype %s, loss_chunk %lld, mlp_tile %lld, "
+                  "norm_tile %lld, zero3_prefetch %d: expected lr >= 0, "
+                  "betas in [0,1), eps > 0, clip >= 0, total >= 1, zero_stage 0 to 3, f32 or "
+                  "bf16 sums, loss_chunk, mlp_tile and norm_tile -1 (off), 0 (planned) or rows, "
+                  "zero3_prefetch "
+                  "0 (on) or -1 (off)",
+                  tr->cfg.lr, tr->cfg.beta1, tr->cfg.beta2, tr->cfg.eps, tr->cfg.grad_clip,
+                  tr->cfg.warmup_steps, tr->cfg.total_steps, tr->cfg.zero_stage,
+                  autosp_dtype_name(tr->cfg.grad_reduce_dtype), (long long)tr->cfg.loss_chunk,
+                  (long long)tr->cfg.mlp_tile, (long long)tr->cfg.norm_tile,
+                  tr->cfg.zero3_prefetch);
         mem_free(tr);
         return NULL;
     }

@@ -35,7 +35,8 @@ typedef struct cpu_family {
         .name = #family, .rows = table, .n_rows = (int)ARRAY_LEN(table)}
 
 extern const cpu_family_t cpu_elementwise, cpu_norm, cpu_linear, cpu_embedding, cpu_rope,
-    cpu_attention, cpu_cross_entropy, cpu_repeat, cpu_collectives, cpu_layout, cpu_cast, cpu_mlp;
+    cpu_attention, cpu_cross_entropy, cpu_repeat, cpu_collectives, cpu_layout, cpu_cast, cpu_mlp,
+    cpu_norm_linear;
 
 /* bf16 through f32 (staged.c): the op's f32 adapter run on blocks of rows, the bf16 tensors
  * widened into the workspace on the way in and rounded on the way out. Bit k of rows_in
