@@ -24,6 +24,11 @@ static bool tiles(const autosp_parallel_config_t *cfg, int64_t tile) {
     return tile > 0 || (tile == 0 && cfg->ac.policy == AUTOSP_AC_FULL);
 }
 
+/* The tile a knob gives its pass, or -1 (both AUTOSP_*_UNTILED) where it runs no pass. */
+static int64_t tile_in_effect(const autosp_parallel_config_t *cfg, int64_t tile) {
+    return tiles(cfg, tile) ? tile : -1;
+}
+
 /* *owned (a graph made here, or NULL) replaced by next, a pass's output from it. */
 static const autosp_graph_t *advance(autosp_graph_t **owned, autosp_graph_t *next) {
     autosp_graph_free(*owned);
@@ -55,13 +60,11 @@ autosp_graph_t *compile_joint(const autosp_graph_t *forward, const autosp_parall
 }
 
 bool compile_joint_same(const autosp_parallel_config_t *a, const autosp_parallel_config_t *b) {
-    int64_t tile_a = tiles(a, a->mlp_tile) ? a->mlp_tile : AUTOSP_MLP_UNTILED;
-    int64_t tile_b = tiles(b, b->mlp_tile) ? b->mlp_tile : AUTOSP_MLP_UNTILED;
-    int64_t norm_a = tiles(a, a->norm_tile) ? a->norm_tile : AUTOSP_NORM_UNTILED;
-    int64_t norm_b = tiles(b, b->norm_tile) ? b->norm_tile : AUTOSP_NORM_UNTILED;
     bool split = a->sp * a->dp > 1, zero3 = split && a->zero_stage == 3;
-    return a->sp == b->sp && a->dp == b->dp && a->loss_chunk == b->loss_chunk && tile_a == tile_b &&
-           norm_a == norm_b && (!split || (a->zero_stage == 3) == (b->zero_stage == 3)) &&
+    return a->sp == b->sp && a->dp == b->dp && a->loss_chunk == b->loss_chunk &&
+           tile_in_effect(a, a->mlp_tile) == tile_in_effect(b, b->mlp_tile) &&
+           tile_in_effect(a, a->norm_tile) == tile_in_effect(b, b->norm_tile) &&
+           (!split || (a->zero_stage == 3) == (b->zero_stage == 3)) &&
            (!zero3 || (a->zero3_prefetch == AUTOSP_PREFETCH_OFF) ==
                           (b->zero3_prefetch == AUTOSP_PREFETCH_OFF));
 }

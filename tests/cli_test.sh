@@ -94,6 +94,11 @@ contains mlp_tile_bad "$tmp/stderr" '--mlp-tile "lots": expected planned, off or
 check mlp_tile 0 "$compile" "$src/examples/llama-tiny.json" --set B=1 --set S=64 --autodiff --mlp-tile 16 -o "$tmp/tiled.json" --dot "$tmp/tiled.dot"
 contains mlp_tile "$tmp/tiled.json" '"op": "mlp_backward"'
 contains mlp_tile "$tmp/tiled.dot" 'label="blk0.down\nmlp\ntile 16 rows"'
+check norm_tile_bad 2 "$compile" "$src/examples/llama-tiny.json" --autodiff --norm-tile -3
+contains norm_tile_bad "$tmp/stderr" '--norm-tile "-3": expected planned, off or a number of rows'
+check norm_tile 0 "$compile" "$src/examples/llama-tiny.json" --set B=1 --set S=64 --autodiff --norm-tile 8 -o "$tmp/normed.json" --dot "$tmp/normed.dot"
+contains norm_tile "$tmp/normed.json" '"op": "rmsnorm_linear_backward"'
+contains norm_tile "$tmp/normed.dot" 'label="blk0.q\nrmsnorm_linear\ntile 8 rows"'
 check max_seq_zero3 0 "$compile" "$src/examples/llama-small.json" --sp 2 --max-seq --mem 256MiB --zero 3
 contains max_seq_zero3 "$tmp/stdout" "2 ranks of 0.25 GiB, ZeRO-3"
 contains max_seq_zero3 "$tmp/stdout" "full                    2    1      20480"

@@ -48,10 +48,9 @@ autosp_status_t autosp_graph_write_dot(const autosp_graph_t *g, FILE *out, autos
     for (int i = 0; i < g->n_nodes; i++) {
         const node_t *n = &g->nodes[i];
         char rows[48] = ""; /* a fused op's tiling, as its JSON has it (0: planned) */
-        if (n->op == AUTOSP_OP_MLP || n->op == AUTOSP_OP_MLP_BACKWARD)
+        if (op_attr_find(n->op, "tile") >= 0)
             snprintf(rows, sizeof rows, "\\ntile %lld rows", (long long)node_attr_int(n, "tile"));
-        else if (n->op == AUTOSP_OP_LINEAR_CROSS_ENTROPY ||
-                 n->op == AUTOSP_OP_LINEAR_CROSS_ENTROPY_BACKWARD)
+        else if (op_attr_find(n->op, "chunk") >= 0)
             snprintf(rows, sizeof rows, "\\nchunk %lld rows", (long long)node_attr_int(n, "chunk"));
         fprintf(out, "  n%d [shape=box, style=filled, fillcolor=\"%s\", label=\"%s\\n%s%s\"];\n", i,
                 op_table[n->op].collective ? "#ffd59e" : "#ffffff", n->name, op_table[n->op].name,

@@ -71,12 +71,17 @@ const op_info_t op_table[] = {
 
 _Static_assert(ARRAY_LEN(op_table) == AUTOSP_OP_COUNT, "one op table entry per op");
 
-int op_attr_index(autosp_op_t op, const char *name) {
+int op_attr_find(autosp_op_t op, const char *name) {
     const op_info_t *info = &op_table[op];
     for (int i = 0; i < info->n_attrs; i++)
         if (strcmp(info->attrs[i].name, name) == 0) return i;
-    AUTOSP_ASSERT(!"attribute not in the op's schema");
     return -1;
+}
+
+int op_attr_index(autosp_op_t op, const char *name) {
+    int i = op_attr_find(op, name);
+    AUTOSP_ASSERT(i >= 0 && "attribute not in the op's schema");
+    return i;
 }
 
 const attr_value_t *node_attr(const node_t *n, const char *name) {

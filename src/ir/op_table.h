@@ -119,6 +119,8 @@ extern const op_info_t op_table[AUTOSP_OP_COUNT];
 
 /* Index of attribute `name` in op's schema; asserts it exists (a typo is a bug). */
 int op_attr_index(autosp_op_t op, const char *name);
+/* The same, or -1 when op has no such attribute. */
+int op_attr_find(autosp_op_t op, const char *name);
 int64_t node_attr_int(const node_t *n, const char *name);
 double node_attr_float(const node_t *n, const char *name);
 const char *node_attr_str(const node_t *n, const char *name);

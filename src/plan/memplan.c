@@ -129,7 +129,7 @@ static void plan_lifetimes(const autosp_graph_t *g, memplan_t *p, int *last_use,
  * attribute, and can: no input produced after node i. */
 static bool can_start_after(const autosp_graph_t *g, int i, int j) {
     const node_t *n = &g->nodes[j];
-    int attr = op_attr_index(n->op, "prefetch");
+    int attr = op_attr_find(n->op, "prefetch");
     if (attr < 0 || !n->attrs[attr].i) return false;
     for (int k = 0; k < n->n_in; k++)
         if (g->tensors[n->in[k]].producer > i) return false;
