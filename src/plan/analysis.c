@@ -128,6 +128,35 @@ static void print_collectives(const autosp_graph_t *g, const autosp_graph_summar
             s->cost.bytes_sent, human_bytes(s->cost.bytes_sent, human, sizeof human));
 }
 
+/* Per op with a tile or chunk: its nodes, how many run at the planner's size (0), and the range
+ * of the sizes set (by hand, or grown by autosp_plan_tiles). */
+static void print_sizes(const autosp_graph_t *g, FILE *out) {
+    bool header = false;
+    for (int op = 0; op < AUTOSP_OP_COUNT; op++) {
+        int a = op_attr_find((autosp_op_t)op, "tile"), nodes = 0, planned = 0;
+        const char *what = a >= 0 ? "tile" : "chunk";
+        if (a < 0) a = op_attr_find((autosp_op_t)op, "chunk");
+        if (a < 0) continue;
+        int64_t lo = INT64_MAX, hi = 0;
+        for (int i = 0; i < g->n_nodes; i++) {
+            if ((int)g->nodes[i].op != op) continue;
+            int64_t v = g->nodes[i].attrs[a].i;
+            nodes++, planned += v == 0;
+            if (v > 0 && v < lo) lo = v;
+            if (v > hi) hi = v;
+        }
+        if (!nodes) continue;
+        if (!header) fprintf(out, "\ntiles and chunks (rows; 0: the planner's size):\n");
+        header = true;
+        fprintf(out, "  %-30s %4d nodes, %s", op_table[op].name, nodes, what);
+        if (planned) fprintf(out, " 0 at %d", planned);
+        if (hi)
+            fprintf(out, "%s%" PRId64 "..%" PRId64 " at %d", planned ? ", " : " ", lo, hi,
+                    nodes - planned);
+        fprintf(out, "\n");
+    }
+}
+
 autosp_status_t autosp_graph_print_info(const autosp_graph_t *g, FILE *out, autosp_error_t *err) {
     autosp_graph_summary_t s;
     autosp_status_t st = autosp_graph_summarize(g, &s, err);
@@ -150,6 +179,7 @@ autosp_status_t autosp_graph_print_info(const autosp_graph_t *g, FILE *out, auto
     bool any = false;
     for (int i = 0; i < g->n_nodes; i++) any |= op_table[g->nodes[i].op].collective;
     if (any) print_collectives(g, &s, out);
+    print_sizes(g, out);
     return set_ok(err);
 }
 
