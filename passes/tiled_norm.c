@@ -6,13 +6,14 @@
  *     q = rmsnorm_linear(x, g, wq) {tile}, k = rmsnorm_linear(x, g, wk) {tile}, ...
  *
  * (layernorm likewise, with its bias, into layernorm_linear; the projections may have biases)
- * when every reader of h is a linear reading it as x and h is not a graph output. Each fused
+ * when every reader of h reads it as a linear's x and h is not a graph output. Each fused
  * node normalises its own tiles, so the norm runs once per projection (4 to 7 FLOPs per element
  * against a projection's 2 N) and its backward once per projection too: the dx of each is a
  * term of x's gradient, as the three linears' dh were terms of h's. In exchange h, rows x C,
  * is neither saved nor recomputed whole, and a layer's attention inputs are one tensor fewer at
- * the step's peak (the last layer's attention backward, docs/checkpointing.md). Other graphs
- * pass through unchanged. */
+ * the step's peak (the last layer's attention backward, docs/checkpointing.md). An rmsnorm that
+ * only a tiled MLP reads goes into it the same way: mlp(x, w_gate, w_up, w_down, g) {tile, eps}
+ * normalises each tile before its products. Other graphs pass through unchanged. */
 #include "autosp/passes.h"
 #include "base/base.h"
 #include "rewrite.h"
@@ -26,7 +27,15 @@ static bool is_norm(autosp_op_t op, int64_t tile) {
     return op == AUTOSP_OP_RMSNORM || (op == AUTOSP_OP_LAYERNORM && tile > 0);
 }
 
-/* Node p is a norm whose output every reader reads as a linear's x, and nothing else. */
+/* Whether node n, reading a norm of op `norm` at input k, can take the norm in: a linear's x,
+ * or an mlp's (unnormed yet, and only rmsnorm: the mlp kernel has no layernorm). */
+static bool fusable_reader(autosp_op_t norm, const node_t *n, int k) {
+    if (k != 0) return false;
+    return n->op == AUTOSP_OP_LINEAR ||
+           (n->op == AUTOSP_OP_MLP && n->n_in == 4 && norm == AUTOSP_OP_RMSNORM);
+}
+
+/* Node p is a norm whose output every reader can take in, and nothing else reads. */
 static bool norm_feeds_projections(const autosp_graph_t *g, int p, const int *readers) {
     autosp_tensor_t h = g->nodes[p].out[0];
     int projections = 0;
@@ -34,18 +43,18 @@ static bool norm_feeds_projections(const autosp_graph_t *g, int p, const int *re
         const node_t *n = &g->nodes[i];
         for (int k = 0; k < n->n_in; k++) {
             if (n->in[k] != h) continue;
-            if (n->op != AUTOSP_OP_LINEAR || k != 0) return false;
+            if (!fusable_reader(g->nodes[p].op, n, k)) return false;
             projections++;
         }
     }
     return projections > 0 && projections == readers[h];
 }
 
-/* For a linear whose x is such a norm's output: the norm node (1 part). */
+/* For a linear or an mlp whose x is such a norm's output: the norm node (1 part). */
 static int fusable_projection(const autosp_graph_t *g, int i, const int *readers, int *parts,
                               int64_t tile) {
     const node_t *n = &g->nodes[i];
-    if (n->op != AUTOSP_OP_LINEAR) return 0;
+    if (n->op != AUTOSP_OP_LINEAR && n->op != AUTOSP_OP_MLP) return 0;
     int p = g->tensors[n->in[0]].producer;
     if (p < 0 || !is_norm(g->nodes[p].op, tile) || !norm_feeds_projections(g, p, readers)) return 0;
     parts[0] = p;
@@ -60,8 +69,25 @@ static int fusable_rmsnorm(const autosp_graph_t *g, int i, const int *readers, i
     return fusable_projection(g, i, readers, parts, 0);
 }
 
+/* mlp(x, w_gate, w_up, w_down, norm_weight) {its tile, the norm's eps} */
+static autosp_status_t emit_normed_mlp(rewrite_t *rw, const node_t *mlp, const node_t *norm) {
+    autosp_tensor_t out, in[5] = {rw->map[norm->in[0]], rw->map[mlp->in[1]], rw->map[mlp->in[2]],
+                                  rw->map[mlp->in[3]], rw->map[norm->in[1]]};
+    attr_set_t a;
+    attrs_default(AUTOSP_OP_MLP, &a);
+    attrs_int(AUTOSP_OP_MLP, &a, "tile", node_attr_int(mlp, "tile"));
+    attrs_float(AUTOSP_OP_MLP, &a, "eps", node_attr_float(norm, "eps"));
+    const tensor_t *y = &rw->src->tensors[mlp->out[0]];
+    autosp_status_t st = rewrite_emit(rw, AUTOSP_OP_MLP, mlp->name, in, 5, &y->name, 1, a.v, &out);
+    if (st != AUTOSP_OK) return st;
+    rw->map[mlp->out[0]] = out;
+    rewrite_layout(rw, out, y->layout, y->layout_dim);
+    return AUTOSP_OK;
+}
+
 static autosp_status_t emit_fused(rewrite_t *rw, int i, const int *parts, int64_t tile) {
     const node_t *linear = &rw->src->nodes[i], *norm = &rw->src->nodes[parts[0]];
+    if (linear->op == AUTOSP_OP_MLP) return emit_normed_mlp(rw, linear, norm);
     bool layernorm = norm->op == AUTOSP_OP_LAYERNORM;
     autosp_op_t op = layernorm ? AUTOSP_OP_LAYERNORM_LINEAR : AUTOSP_OP_RMSNORM_LINEAR;
     autosp_tensor_t out, in[5];

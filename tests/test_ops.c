@@ -174,13 +174,18 @@ static void ref_linear_cross_entropy(const cost_ctx_t *c, const void *const *in,
                                        (int32_t)node_attr_int(c->node, "ignore_index"));
     free(logits);
 }
-/* the three products and swiglu, untiled (the tile changes nothing but the sums' order) */
+/* the three products and swiglu, untiled (the tile changes nothing but the sums' order),
+ * after the rmsnorm when there is a norm_weight */
 static void ref_mlp(const cost_ctx_t *c, const void *const *in, float *out) {
     int64_t rows = rows_of(&c->in[0]), C = last_of(&c->in[0]), F = c->in[1].d[0];
-    float *gate = malloc(sizeof(float) * (size_t)(3 * rows * F)), *up = gate + rows * F,
-          *h = up + rows * F;
-    ref_linear_forward(gate, CF(in[0]), CF(in[1]), NULL, rows, C, F);
-    ref_linear_forward(up, CF(in[0]), CF(in[2]), NULL, rows, C, F);
+    float *gate = malloc(sizeof(float) * (size_t)(3 * rows * F + rows * C)), *up = gate + rows * F,
+          *h = up + rows * F, *x = (float *)CF(in[0]);
+    if (c->n_in == 5) {
+        x = h + rows * F;
+        ref_rmsnorm_forward(x, CF(in[0]), CF(in[4]), rows, C, attr_f(c, "eps"));
+    }
+    ref_linear_forward(gate, x, CF(in[1]), NULL, rows, C, F);
+    ref_linear_forward(up, x, CF(in[2]), NULL, rows, C, F);
     ref_swiglu_forward(h, gate, up, rows * F);
     ref_linear_forward(out, h, CF(in[3]), NULL, rows, F, C);
     free(gate);
@@ -296,6 +301,9 @@ static const op_row_t rows[] = {
     {OP(MLP), .what = "mlp in tiles of 3 rows of 10",
      .in = {X("B,S,6"), X("5,6"), X("5,6"), X("6,5")}, .attrs = {A_INT("tile", 3)}, .out = "B,S,6",
      .ref = ref_mlp},
+    {OP(MLP), .what = "mlp with its rmsnorm in tiles of 4 rows of 10",
+     .in = {X("B,S,6"), X("5,6"), X("5,6"), X("6,5"), X("6")}, .attrs = {A_INT("tile", 4)},
+     .out = "B,S,6", .ref = ref_mlp},
     {OP(MLP), .what = "mlp in the planner's tiles",
      .in = {X("B,S,6"), X("5,6"), X("5,6"), X("6,5")}, .out = "B,S,6", .ref = ref_mlp},
     {OP(GELU_MLP), .what = "gelu_mlp in tiles of 3 rows of 10",

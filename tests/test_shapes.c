@@ -332,6 +332,13 @@ static void test_mlp(void **state) {
         autosp_node_add(g, AUTOSP_OP_MLP, "mlp", b, 4, NULL, 1, NULL, 0, &y);
         assert_error_and_free(g, bad[k].error);
     }
+    g = new_graph(); /* with its rmsnorm: norm_weight (C) */
+    autosp_tensor_t normed[5] = {in_f32(g, "x", "B,S,64"), in_f32(g, "wg", "176,64"),
+                                 in_f32(g, "wu", "176,64"), in_f32(g, "wd", "64,176"),
+                                 in_f32(g, "g", "60")};
+    autosp_node_add(g, AUTOSP_OP_MLP, "mlp", normed, 5, NULL, 1, NULL, 0, &y);
+    assert_error_and_free(g, "input \"norm_weight\" (tensor \"g\") has shape [60]: dim 0 is 60, "
+                             "expected 64 (the last dim C of input \"x\")");
     g = new_graph();
     tile.i = -1;
     autosp_tensor_t t[4] = {in_f32(g, "x", "B,S,64"), in_f32(g, "wg", "176,64"),

@@ -534,13 +534,15 @@ static void run_tiled(const sp_case_t *c) {
     batch_t b = make_batch(c->batch * c->dp, c->seq, 256, 17);
     autosp_trainer_t *tr[2] = {tiled_trainer(per_rank, comm, 0, AUTOSP_MLP_UNTILED),
                                tiled_trainer(per_rank, comm, c->zero, 5)};
-    int mlps = 0, norms = 0;
+    int mlps = 0, norms = 0, normed_mlps = 0;
     for (int i = 0; i < autosp_graph_num_nodes(autosp_trainer_graph(tr[1])); i++) {
         autosp_op_t op = autosp_node_op(autosp_trainer_graph(tr[1]), i);
         mlps += op == AUTOSP_OP_MLP || op == AUTOSP_OP_GELU_MLP;
         const char *name = autosp_node_name(autosp_trainer_graph(tr[1]), i);
         bool copy = strstr(name, ".recompute") != NULL; /* the checkpoint pass's */
         norms += !copy && (op == AUTOSP_OP_RMSNORM_LINEAR || op == AUTOSP_OP_LAYERNORM_LINEAR);
+        normed_mlps +=
+            op == AUTOSP_OP_MLP && autosp_node_num_inputs(autosp_trainer_graph(tr[1]), i) == 5;
     }
     float **before = snapshot(tr[0], per_rank), loss[2];
     bool noise[256];
@@ -565,13 +567,16 @@ static void run_tiled(const sp_case_t *c) {
         (float)param_distance(tr[0], tr[1], per_rank, before, noise, &differ, &to_params));
     float distance = world_max((float)to_params);
     if (world_rank == 0)
-        printf("%-14s sp=%d dp=%d: tiled MLP and norms (%d mlp, %d norm_linear nodes, ZeRO-%d) "
+        printf("%-14s sp=%d dp=%d: tiled MLP and norms (%d mlp, %d with a norm, %d norm_linear, "
+               "ZeRO-%d) "
                "loss %.1e, gradients %.1e from untiled ZeRO-0; parameters after %d steps %.2e "
                "(%.2e of the steps' change)\n",
-               c->preset, c->sp, c->dp, mlps, norms, c->zero, loss_error, grad_error, STEPS,
-               distance, to_update);
+               c->preset, c->sp, c->dp, mlps, normed_mlps, norms, c->zero, loss_error, grad_error,
+               STEPS, distance, to_update);
     assert_int_equal(mlps, 2);
     assert_int_equal(norms, 6); /* each layer's attention norm into q, k and v */
+    /* and Llama's MLP norm into its mlp (GPT-2's layernorm stays apart) */
+    assert_int_equal(normed_mlps, strncmp(c->preset, "llama", 5) ? 0 : 2);
     assert_true(loss_error <= 1e-6f && grad_error <= 1e-6f && distance <= TOLERANCE);
     for (int z = 0; z < 2; z++) autosp_trainer_free(tr[z]);
     free_snapshot(before);

@@ -72,7 +72,8 @@ autosp_graph_t *autosp_chunked_loss(const autosp_graph_t *g, int64_t chunk, auto
 autosp_graph_t *autosp_tiled_mlp(const autosp_graph_t *g, int64_t tile, autosp_error_t *err);
 
 /* tiled_norm: every rmsnorm or layernorm whose output only linears read (as their x), and that
- * is not a graph output, is fused into each of them: rmsnorm_linear or layernorm_linear, which
+ * is not a graph output, is fused into each of them (an rmsnorm that only an unnormed mlp reads
+ * becomes that mlp's norm_weight): rmsnorm_linear or layernorm_linear, which
  * normalises tiles of `tile` rows (0: the planner's size) on the way into the product, so the
  * rows x C normalised values never exist whole; the backward renormalises each tile. At tile 0
  * rmsnorms alone (GPT-2's fused layernorms planned a shorter S at the planner's tile). Run after

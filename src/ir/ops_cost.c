@@ -87,10 +87,12 @@ double flops_linear_cross_entropy(const cost_ctx_t *c) {
     return rows * V * (2.0 * (double)last(&c->in[0]) + 4.0);
 }
 
-/* x (rows, C), w_gate (F, C): three products of 2 rows C F, and swiglu's 5 per intermediate */
+/* x (rows, C), w_gate (F, C): three products of 2 rows C F, and swiglu's 5 per intermediate;
+ * with a norm_weight, rmsnorm's 4 per element of x */
 double flops_mlp(const cost_ctx_t *c) {
     double rows = (double)c->in[0].numel / (double)last(&c->in[0]), F = (double)c->in[1].d[0];
-    return rows * F * (6.0 * (double)last(&c->in[0]) + 5.0);
+    double norm = c->n_in == 5 ? 4.0 * (double)c->in[0].numel : 0.0;
+    return rows * F * (6.0 * (double)last(&c->in[0]) + 5.0) + norm;
 }
 
 /* two products of rows x C x F, the biases and gelu's 8 per element */

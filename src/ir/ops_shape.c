@@ -412,11 +412,15 @@ static autosp_status_t set_mlp_out(infer_ctx_t *c) {
     return set_out(c, &c->in[0]->shape, c->in[0]->dtype);
 }
 
-/* x (...,C), w_gate (F,C), w_up (F,C), w_down (C,F), one dtype -> (...,C) */
+/* x (...,C), w_gate (F,C), w_up (F,C), w_down (C,F) [, norm_weight (C)], one dtype -> (...,C) */
 autosp_status_t infer_mlp(infer_ctx_t *c) {
     static const int ndims[] = {0, 2, 2, 2};
     dim_t C, F;
     TRY(need_mlp_inputs(c, 4, ndims, &C, &F));
+    if (c->n_in == 5) {
+        TRY(need_norm_param(c, 4));
+        TRY(need_eps(c));
+    }
     TRY(need_dim(c, 2, 0, F, "dim 0 (F) of input \"w_gate\""));
     TRY(need_dim(c, 2, 1, C, "the last dim C of input \"x\""));
     TRY(need_dim(c, 3, 0, C, "the last dim C of input \"x\""));
