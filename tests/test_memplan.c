@@ -101,58 +101,6 @@ static autosp_graph_t *zero3_step(const char *preset) {
     return step;
 }
 
-/* llama-small's step at S = 1024 under full, tiles and chunks planned or fixed. */
-static autosp_graph_t *tiled_step(int64_t tile) {
-    autosp_graph_t *fwd = preset_graph("llama-small", 1, 1024);
-    autosp_parallel_config_t cfg = autosp_parallel_config_default();
-    cfg.ac.policy = AUTOSP_AC_FULL, cfg.mlp_tile = tile, cfg.norm_tile = tile;
-    autosp_graph_t *step = autosp_compile_training(fwd, &cfg, NULL);
-    assert_non_null(step);
-    autosp_graph_free(fwd);
-    return step;
-}
-
-static int64_t arena(const autosp_graph_t *g) {
-    memplan_t p;
-    assert_int_equal(memplan_build(g, autosp_backend_cpu(), &p, NULL), AUTOSP_OK);
-    int64_t bytes = p.arena_bytes;
-    memplan_free(&p);
-    return bytes;
-}
-
-/* autosp_plan_tiles: planned tiles grow (powers of two) into the room under the arena, which
- * does not grow, and no two blocks meet; the node at the peak keeps the planner's size, and a
- * tile set by hand is left alone. */
-static void test_planned_tiles_grow(void **state) {
-    autosp_graph_t *g = tiled_step(0);
-    int64_t before = arena(g);
-    int grown = 0, kept = 0, tiled = 0;
-    assert_int_equal(autosp_plan_tiles(g, autosp_backend_cpu(), &grown, NULL), AUTOSP_OK);
-    for (int i = 0; i < g->n_nodes; i++) {
-        int a = op_attr_find(g->nodes[i].op, "tile");
-        if (a < 0) continue;
-        int64_t tile = g->nodes[i].attrs[a].i;
-        assert_true(tile == 0 || (tile >= 256 && (tile & (tile - 1)) == 0));
-        tiled += tile > 0, kept += tile == 0;
-    }
-    print_message("llama-small S 1024 full: %d nodes grown (%d tiles), %d at the planner's size; "
-                  "arena %lld -> %lld B\n",
-                  grown, tiled, kept, (long long)before, (long long)arena(g));
-    assert_true(tiled > 10 && kept > 0 && grown >= tiled);
-    assert_true(arena(g) <= before);
-    check_no_overlap(g);
-
-    g = tiled_step(64);
-    assert_int_equal(autosp_plan_tiles(g, autosp_backend_cpu(), &grown, NULL), AUTOSP_OK);
-    for (int i = 0; i < g->n_nodes; i++) {
-        int a = op_attr_find(g->nodes[i].op, "tile");
-        if (a >= 0) assert_int_equal(g->nodes[i].attrs[a].i, 64);
-    }
-    assert_int_equal(autosp_plan_tiles(g, NULL, &grown, NULL), AUTOSP_OK); /* no backend */
-    assert_int_equal(grown, 0);
-    autosp_graph_free(g);
-}
-
 static void test_no_overlap(void **state) {
     check_no_overlap(joint("llama-tiny", 32));
     check_no_overlap(joint("gpt2-tiny", 32)); /* tied embeddings: an in-place index_add */
@@ -290,7 +238,6 @@ static void test_step_loop_does_not_allocate(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_no_overlap),
-        cmocka_unit_test(test_planned_tiles_grow),
         cmocka_unit_test(test_in_place),
         cmocka_unit_test(test_reuse_and_growth),
         cmocka_unit_test(test_measured_matches_plan),

@@ -366,15 +366,9 @@ static int run_passes(const options_t *o, autosp_graph_t **g) {
     autosp_error_t err;
     autosp_graph_t *next = NULL;
     autosp_parallel_config_t cfg = parallel_config(o);
-    if (o->autodiff) {
+    if (o->autodiff)
         next = autosp_compile_training(*g, &cfg, &err);
-        /* bound: the planner sizes each tile, as the trainer's step has them */
-        if (next && autosp_graph_verify(next, AUTOSP_VERIFY_BOUND, NULL) == AUTOSP_OK &&
-            autosp_plan_tiles(next, o->plan_backend, NULL, &err) != AUTOSP_OK) {
-            autosp_graph_free(next);
-            next = NULL;
-        }
-    } else if (o->sp || o->dp)
+    else if (o->sp || o->dp)
         next = autosp_parallelize(*g, &cfg, &err);
     else
         return 0;

@@ -90,17 +90,6 @@ autosp_status_t autosp_plan_memory(const autosp_graph_t *step, int zero_stage,
                                    const autosp_backend_t *backend, autosp_memory_plan_t *plan,
                                    autosp_error_t *err);
 
-/* Grows each node's planned tile or chunk (a "tile" or "chunk" attribute of 0: mlp, gelu_mlp,
- * rmsnorm_linear, layernorm_linear, linear_cross_entropy) to the largest power of two whose
- * workspace still fits under the step's planned arena beside what is live at that node, and
- * writes it into the node: the node at the peak keeps the planner's size, the others run fewer,
- * larger products. The arena is never larger than before (if first fit would place the grown
- * blocks worse, the sizes are halved, and after a few rounds left as planned). step: a training
- * step with every symbol bound (autosp_compile_training's); backend NULL changes nothing.
- * *grown_nodes (may be NULL): how many nodes got a size. */
-autosp_status_t autosp_plan_tiles(autosp_graph_t *step, const autosp_backend_t *backend,
-                                  int *grown_nodes, autosp_error_t *err);
-
 /* The --info table of autosp-compile: nodes by op, parameter count, FLOPs of one forward,
  * bytes of every activation and, for a per-rank program, every collective with the bytes each
  * rank sends. Requires every symbol to be bound. */

@@ -182,8 +182,7 @@ typedef struct autosp_parallel_config {
     /* Llama's MLPs: AUTOSP_MLP_UNTILED (-1) leaves them apart; 0 (the default) fuses them
      * (autosp_tiled_mlp) in tiles of the planner's size when the checkpoint policy is full,
      * whose backward recomputes the intermediates anyway, and leaves them apart otherwise;
-     * N > 0 fuses them in tiles of N rows under every policy. A planned tile is the planner's
-     * size until autosp_plan_tiles sizes it per node (autosp/analysis.h) */
+     * N > 0 fuses them in tiles of N rows under every policy */
     int64_t mlp_tile;
     /* the norms that feed projections (autosp_tiled_norm): the same choices, AUTOSP_NORM_UNTILED
      * (-1) apart, 0 (the default) fused in tiles of the planner's size under policy full, N > 0

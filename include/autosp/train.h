@@ -49,8 +49,7 @@ typedef struct autosp_train_config {
      * of the planner's size, N > 0 in chunks of N rows, AUTOSP_LOSS_UNCHUNKED apart. */
     int64_t loss_chunk;
     /* Llama's MLPs (autosp_parallel_config_t.mlp_tile): 0 (the default) tiled at the planner's
-     * size under policy full, N > 0 in tiles of N rows, AUTOSP_MLP_UNTILED apart. The trainer
-     * sizes each planned tile and chunk of its step per node (autosp_plan_tiles). */
+     * size under policy full, N > 0 in tiles of N rows, AUTOSP_MLP_UNTILED apart. */
     int64_t mlp_tile;
     /* The norms feeding projections (autosp_parallel_config_t.norm_tile): the same choices,
      * AUTOSP_NORM_UNTILED apart. */

@@ -129,7 +129,7 @@ static void print_collectives(const autosp_graph_t *g, const autosp_graph_summar
 }
 
 /* Per op with a tile or chunk: its nodes, how many run at the planner's size (0), and the range
- * of the sizes set (by hand, or grown by autosp_plan_tiles). */
+ * of the sizes set by hand. */
 static void print_sizes(const autosp_graph_t *g, FILE *out) {
     bool header = false;
     for (int op = 0; op < AUTOSP_OP_COUNT; op++) {

@@ -163,9 +163,6 @@ static void place_node(const autosp_graph_t *g, const autosp_backend_t *backend,
         *acts += p->bytes[t];
     }
     p->ws_bytes[i] = backend_workspace(backend, g, i, MEMPLAN_ALIGN);
-    p->top_at[i] = f->top;
-    for (int k = 0; p->ws_bytes[i] && k < f->n; k++) /* a node with no workspace grows none */
-        if (f->gap[k].size > p->gap_at[i]) p->gap_at[i] = f->gap[k].size;
     if (p->ws_bytes[i]) fit_alloc(f, p->ws_bytes[i], &p->ws_offset[i]);
 }
 
@@ -244,12 +241,10 @@ autosp_status_t memplan_layout(const autosp_graph_t *g, const autosp_backend_t *
     p->ws_bytes = mem_calloc(nn, sizeof *p->ws_bytes);
     p->start_next = mem_calloc(nn, sizeof *p->start_next);
     p->started_after = mem_calloc(nn, sizeof *p->started_after);
-    p->gap_at = mem_calloc(nn, sizeof *p->gap_at);
-    p->top_at = mem_calloc(nn, sizeof *p->top_at);
     int *last_use = mem_calloc(nt, sizeof *last_use);
     bool *persistent = mem_calloc(nt, sizeof *persistent);
     if (!p->offset || !p->bytes || !p->root || !p->ws_offset || !p->ws_bytes || !p->start_next ||
-        !p->started_after || !p->gap_at || !p->top_at || !last_use || !persistent) {
+        !p->started_after || !last_use || !persistent) {
         st = nomem(err);
     } else {
         for (size_t t = 0; t < nt; t++) p->offset[t] = -1;
@@ -272,8 +267,6 @@ void memplan_free(memplan_t *p) {
     mem_free(p->ws_bytes);
     mem_free(p->start_next);
     mem_free(p->started_after);
-    mem_free(p->gap_at);
-    mem_free(p->top_at);
     memset(p, 0, sizeof *p);
 }
 

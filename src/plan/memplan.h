@@ -26,9 +26,6 @@ typedef struct memplan {
      * node after which this one was started (-1: it runs whole at its place). A started node's
      * outputs and workspace are placed from its start on (a prefetched unshard). */
     int *start_next, *started_after;
-    /* per node with a workspace: the largest free gap and the top of the arena's blocks when
-     * its workspace is placed, so one up to max(gap, arena_bytes - top) moves no other block */
-    int64_t *gap_at, *top_at;
     int64_t arena_bytes;     /* size of the arena: the highest end of any block */
     int64_t peak_live_bytes; /* the most bytes live at once (arena_bytes >= this) */
     /* the persistent part, and the most of each kind live at once */

@@ -272,12 +272,7 @@ static autosp_status_t build(autosp_trainer_t *tr, const autosp_graph_t *forward
     tr->grad_shards = tr->sharded && tr->cfg.zero_stage >= 2;
     tr->param_shards = tr->sharded && tr->cfg.zero_stage == 3;
     par.zero_stage = tr->sharded ? tr->cfg.zero_stage : 0;
-    autosp_graph_t *step = autosp_compile_training(forward, &par, err);
-    if (step && autosp_plan_tiles(step, par.backend, NULL, err) != AUTOSP_OK) {
-        autosp_graph_free(step);
-        step = NULL;
-    }
-    st = session_start(&tr->s, step, err);
+    st = session_start(&tr->s, autosp_compile_training(forward, &par, err), err);
     if (st == AUTOSP_OK) st = autosp_graph_summarize(tr->s.g, &sum, err);
     if (st != AUTOSP_OK) return st;
     /* the model's FLOPs: a node the checkpointing runs twice counts once, and so do the lm
