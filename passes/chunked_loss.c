@@ -31,19 +31,13 @@ static int fusable_head(const autosp_graph_t *g, int i, const int *readers, int 
 
 static autosp_status_t emit_fused(rewrite_t *rw, int i, const int *parts, int64_t chunk) {
     const node_t *n = &rw->src->nodes[i], *h = &rw->src->nodes[parts[0]];
-    autosp_tensor_t in[4] = {rw->map[h->in[0]], rw->map[h->in[1]]}, out;
+    autosp_tensor_t in[4] = {rw->map[h->in[0]], rw->map[h->in[1]]};
     for (int k = 1; k < n->n_in; k++) in[1 + k] = rw->map[n->in[k]];
     attr_set_t a;
     attrs_default(AUTOSP_OP_LINEAR_CROSS_ENTROPY, &a);
     attrs_int(AUTOSP_OP_LINEAR_CROSS_ENTROPY, &a, "ignore_index", node_attr_int(n, "ignore_index"));
     attrs_int(AUTOSP_OP_LINEAR_CROSS_ENTROPY, &a, "chunk", chunk);
-    const tensor_t *loss = &rw->src->tensors[n->out[0]];
-    autosp_status_t st = rewrite_emit(rw, AUTOSP_OP_LINEAR_CROSS_ENTROPY, n->name, in, n->n_in + 1,
-                                      &loss->name, 1, a.v, &out);
-    if (st != AUTOSP_OK) return st;
-    rw->map[n->out[0]] = out;
-    rewrite_layout(rw, out, loss->layout, loss->layout_dim);
-    return AUTOSP_OK;
+    return rewrite_replace(rw, i, AUTOSP_OP_LINEAR_CROSS_ENTROPY, in, n->n_in + 1, a.v);
 }
 
 autosp_graph_t *autosp_chunked_loss(const autosp_graph_t *g, int64_t chunk, autosp_error_t *err) {

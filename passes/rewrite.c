@@ -45,6 +45,18 @@ autosp_status_t rewrite_emit(rewrite_t *rw, autosp_op_t op, const char *name,
                            out, rw->err);
 }
 
+autosp_status_t rewrite_replace(rewrite_t *rw, int replaced, autosp_op_t op,
+                                const autosp_tensor_t *in, int n_in, const attr_value_t *attrs) {
+    const node_t *n = &rw->src->nodes[replaced];
+    const tensor_t *y = &rw->src->tensors[n->out[0]];
+    autosp_tensor_t out;
+    autosp_status_t st = rewrite_emit(rw, op, n->name, in, n_in, &y->name, 1, attrs, &out);
+    if (st != AUTOSP_OK) return st;
+    rw->map[n->out[0]] = out;
+    rewrite_layout(rw, out, y->layout, y->layout_dim);
+    return AUTOSP_OK;
+}
+
 autosp_status_t rewrite_node(rewrite_t *rw, int i, const attr_value_t *attrs) {
     const node_t *n = &rw->src->nodes[i];
     autosp_tensor_t in[AUTOSP_MAX_NODE_INPUTS], out[AUTOSP_MAX_NODE_OUTPUTS];

@@ -26,6 +26,10 @@ autosp_status_t rewrite_node(rewrite_t *rw, int i, const attr_value_t *attrs);
 autosp_status_t rewrite_emit(rewrite_t *rw, autosp_op_t op, const char *name,
                              const autosp_tensor_t *in, int n_in, const char *const *out_names,
                              int n_out, const attr_value_t *attrs, autosp_tensor_t *out);
+/* Adds a node of op to dst in place of src node `replaced` (one output): its name, its output's
+ * name and layout; map sends that output to the new one. Inputs are dst tensors. */
+autosp_status_t rewrite_replace(rewrite_t *rw, int replaced, autosp_op_t op,
+                                const autosp_tensor_t *in, int n_in, const attr_value_t *attrs);
 /* Sets a dst tensor's layout. */
 void rewrite_layout(rewrite_t *rw, autosp_tensor_t t, int layout, int dim);
 /* Maps src's outputs, verifies dst and returns it (NULL on error); frees the rest. */

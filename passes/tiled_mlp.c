@@ -54,7 +54,7 @@ static autosp_status_t emit_fused(rewrite_t *rw, int i, const int *parts, int64_
     const node_t *down = &rw->src->nodes[i], *first = &rw->src->nodes[parts[1]];
     bool gelu = rw->src->nodes[parts[0]].op == AUTOSP_OP_GELU;
     autosp_op_t op = gelu ? AUTOSP_OP_GELU_MLP : AUTOSP_OP_MLP;
-    autosp_tensor_t out, in[5] = {rw->map[first->in[0]], rw->map[first->in[1]]};
+    autosp_tensor_t in[5] = {rw->map[first->in[0]], rw->map[first->in[1]]};
     if (gelu) { /* x, w_fc, b_fc, w_proj, b_proj */
         in[2] = rw->map[first->in[2]], in[3] = rw->map[down->in[1]], in[4] = rw->map[down->in[2]];
     } else { /* x, w_gate, w_up, w_down */
@@ -63,12 +63,7 @@ static autosp_status_t emit_fused(rewrite_t *rw, int i, const int *parts, int64_
     attr_set_t a;
     attrs_default(op, &a);
     attrs_int(op, &a, "tile", tile);
-    const tensor_t *y = &rw->src->tensors[down->out[0]];
-    autosp_status_t st = rewrite_emit(rw, op, down->name, in, gelu ? 5 : 4, &y->name, 1, a.v, &out);
-    if (st != AUTOSP_OK) return st;
-    rw->map[down->out[0]] = out;
-    rewrite_layout(rw, out, y->layout, y->layout_dim);
-    return AUTOSP_OK;
+    return rewrite_replace(rw, i, op, in, gelu ? 5 : 4, a.v);
 }
 
 /* Llama's alone: at the planner's tile GPT-2's tiled MLP lowered the longest S (GPT-2 124M,

@@ -70,27 +70,23 @@ static int fusable_rmsnorm(const autosp_graph_t *g, int i, const int *readers, i
 }
 
 /* mlp(x, w_gate, w_up, w_down, norm_weight) {its tile, the norm's eps} */
-static autosp_status_t emit_normed_mlp(rewrite_t *rw, const node_t *mlp, const node_t *norm) {
-    autosp_tensor_t out, in[5] = {rw->map[norm->in[0]], rw->map[mlp->in[1]], rw->map[mlp->in[2]],
-                                  rw->map[mlp->in[3]], rw->map[norm->in[1]]};
+static autosp_status_t emit_normed_mlp(rewrite_t *rw, int i, const node_t *norm) {
+    const node_t *mlp = &rw->src->nodes[i];
+    autosp_tensor_t in[5] = {rw->map[norm->in[0]], rw->map[mlp->in[1]], rw->map[mlp->in[2]],
+                             rw->map[mlp->in[3]], rw->map[norm->in[1]]};
     attr_set_t a;
     attrs_default(AUTOSP_OP_MLP, &a);
     attrs_int(AUTOSP_OP_MLP, &a, "tile", node_attr_int(mlp, "tile"));
     attrs_float(AUTOSP_OP_MLP, &a, "eps", node_attr_float(norm, "eps"));
-    const tensor_t *y = &rw->src->tensors[mlp->out[0]];
-    autosp_status_t st = rewrite_emit(rw, AUTOSP_OP_MLP, mlp->name, in, 5, &y->name, 1, a.v, &out);
-    if (st != AUTOSP_OK) return st;
-    rw->map[mlp->out[0]] = out;
-    rewrite_layout(rw, out, y->layout, y->layout_dim);
-    return AUTOSP_OK;
+    return rewrite_replace(rw, i, AUTOSP_OP_MLP, in, 5, a.v);
 }
 
 static autosp_status_t emit_fused(rewrite_t *rw, int i, const int *parts, int64_t tile) {
     const node_t *linear = &rw->src->nodes[i], *norm = &rw->src->nodes[parts[0]];
-    if (linear->op == AUTOSP_OP_MLP) return emit_normed_mlp(rw, linear, norm);
+    if (linear->op == AUTOSP_OP_MLP) return emit_normed_mlp(rw, i, norm);
     bool layernorm = norm->op == AUTOSP_OP_LAYERNORM;
     autosp_op_t op = layernorm ? AUTOSP_OP_LAYERNORM_LINEAR : AUTOSP_OP_RMSNORM_LINEAR;
-    autosp_tensor_t out, in[5];
+    autosp_tensor_t in[5];
     int n_in = 0;
     for (int k = 0; k < norm->n_in; k++) in[n_in++] = rw->map[norm->in[k]];
     for (int k = 1; k < linear->n_in; k++) in[n_in++] = rw->map[linear->in[k]];
@@ -98,12 +94,7 @@ static autosp_status_t emit_fused(rewrite_t *rw, int i, const int *parts, int64_
     attrs_default(op, &a);
     attrs_int(op, &a, "tile", tile);
     attrs_float(op, &a, "eps", node_attr_float(norm, "eps"));
-    const tensor_t *y = &rw->src->tensors[linear->out[0]];
-    autosp_status_t st = rewrite_emit(rw, op, linear->name, in, n_in, &y->name, 1, a.v, &out);
-    if (st != AUTOSP_OK) return st;
-    rw->map[linear->out[0]] = out;
-    rewrite_layout(rw, out, y->layout, y->layout_dim);
-    return AUTOSP_OK;
+    return rewrite_replace(rw, i, op, in, n_in, a.v);
 }
 
 autosp_graph_t *autosp_tiled_norm(const autosp_graph_t *g, int64_t tile, autosp_error_t *err) {
