@@ -12,7 +12,8 @@ autosp_parallel_config_t autosp_parallel_config_default(void) {
 autosp_graph_t *autosp_parallelize(const autosp_graph_t *forward,
                                    const autosp_parallel_config_t *cfg, autosp_error_t *err) {
     autosp_graph_t *sharded = autosp_sp_shard(forward, cfg->sp, err);
-    autosp_graph_t *exchanged = sharded ? autosp_ulysses(sharded, err) : NULL;
+    autosp_graph_t *exchanged =
+        sharded ? autosp_ulysses_ring(sharded, cfg->ring > 1 ? cfg->ring : 1, err) : NULL;
     autosp_graph_t *exact = exchanged ? autosp_exact_loss(exchanged, cfg->dp, err) : NULL;
     autosp_graph_free(sharded);
     autosp_graph_free(exchanged);
@@ -61,7 +62,9 @@ autosp_graph_t *compile_joint(const autosp_graph_t *forward, const autosp_parall
 
 bool compile_joint_same(const autosp_parallel_config_t *a, const autosp_parallel_config_t *b) {
     bool split = a->sp * a->dp > 1, zero3 = split && a->zero_stage == 3;
-    return a->sp == b->sp && a->dp == b->dp && a->loss_chunk == b->loss_chunk &&
+    return a->sp == b->sp && a->dp == b->dp &&
+           (a->ring > 1 ? a->ring : 1) == (b->ring > 1 ? b->ring : 1) &&
+           a->loss_chunk == b->loss_chunk &&
            tile_in_effect(a, a->mlp_tile) == tile_in_effect(b, b->mlp_tile) &&
            tile_in_effect(a, a->norm_tile) == tile_in_effect(b, b->norm_tile) &&
            (!split || (a->zero_stage == 3) == (b->zero_stage == 3)) &&

@@ -13,6 +13,7 @@ autosp_status_t rewrite_begin(rewrite_t *rw, const autosp_graph_t *src, autosp_e
     autosp_graph_t *g = rw->dst;
     g->sp = src->sp;
     g->dp = src->dp;
+    g->ring = src->ring;
     g->checkpointed = src->checkpointed;
     g->ac = src->ac;
     for (int i = 0; i < src->n_syms; i++)

@@ -205,6 +205,34 @@ static void test_attention(void **state) {
     assert_error_and_free(g, "attribute \"num_heads\" is 0, expected 1..1048576");
 }
 
+/* ring_attention: one ring position's L rows; segment ids are the whole ring's (ranks x L) */
+static autosp_status_t ring_attn(autosp_graph_t *g, const char *seg, int ranks,
+                                 autosp_tensor_t *out) {
+    autosp_tensor_t in[4] = {in_f32(g, "q", "B,S,4,16"), in_f32(g, "k", "B,S,2,16"),
+                             in_f32(g, "v", "B,S,2,16"), in_i32(g, "seg", seg)};
+    autosp_attr_t attrs[3] = {{.name = "num_heads", .type = AUTOSP_ATTR_INT, .i = 4},
+                              {.name = "num_kv_heads", .type = AUTOSP_ATTR_INT, .i = 2},
+                              {.name = "ranks", .type = AUTOSP_ATTR_INT, .i = ranks}};
+    return autosp_node_add(g, AUTOSP_OP_RING_ATTENTION, "ring", in, 4, NULL, 2, attrs, 3, out);
+}
+
+static void test_ring_attention(void **state) {
+    autosp_graph_t *g = new_graph();
+    autosp_tensor_t out[2];
+    assert_int_equal(ring_attn(g, "B,4*S", 4, out), AUTOSP_OK);
+    ok(g, out[0], "B,S,4,16", F32);
+    ok(g, out[1], "B,4,S", F32);
+    autosp_graph_free(g);
+    g = new_graph();
+    ring_attn(g, "B,S", 4, out);
+    assert_error_and_free(g, "node \"ring\" (ring_attention): input \"segment_ids\" (tensor "
+                             "\"seg\") has shape [B,S]: dim 1 is S, expected 4*S (ranks x the "
+                             "sequence dim L of input \"q\" (every ring position's ids))");
+    g = new_graph();
+    ring_attn(g, "B,S", 0, out);
+    assert_error_and_free(g, "attribute \"ranks\" is 0, expected 1..1048576");
+}
+
 static void test_reshape_transpose(void **state) {
     autosp_graph_t *g = new_graph();
     autosp_tensor_t x = in_f32(g, "x", "B,S,64");
@@ -701,6 +729,7 @@ int main(void) {
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_ring_attention),
         cmocka_unit_test(test_reshape_transpose),
         cmocka_unit_test(test_cross_entropy),
         cmocka_unit_test(test_linear_cross_entropy),

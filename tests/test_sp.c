@@ -39,6 +39,7 @@ typedef struct sp_case {
     bool segments;
     autosp_dtype_t dtype, reduce; /* the model's; the gradient sum's (f32 unless set) */
     int zero;                     /* run_zero's stage against ZeRO-0 (0: 1) */
+    int ring;                     /* sp = sp / ring Ulysses ranks x a ring of ring (0: 1) */
 } sp_case_t;
 
 /* The whole batch (dp x batch rows of seq tokens): tokens, labels shifted over the whole
@@ -199,8 +200,9 @@ static void run_case(const sp_case_t *c) {
         return;
     }
     autosp_error_t err;
-    autosp_comm_t *comm = autosp_comm_new_mpi(MPI_COMM_WORLD, c->sp, &err);
-    assert_non_null(comm);
+    autosp_comm_t *comm =
+        autosp_comm_new_mpi_ring(MPI_COMM_WORLD, c->sp, c->ring ? c->ring : 1, &err);
+    if (!comm) fail_msg("%s", err.message);
     autosp_graph_t *whole = model(c, c->batch * c->dp), *per_rank = model(c, c->batch);
     autosp_train_config_t cfg = autosp_train_config_default();
     cfg.lr = 1e-3f;
@@ -236,10 +238,11 @@ static void run_case(const sp_case_t *c) {
     assert_int_equal(autosp_trainer_compute(sp, &loss_sp, &err), AUTOSP_OK);
     float final_err = world_max(fabsf(loss_sp - loss_ref) / fabsf(loss_ref));
     if (world_rank == 0)
-        printf("%-14s sp=%d dp=%d%-9s loss rel %.1e, grads rel %.1e (%s); after %d AdamW steps: "
-               "params rel %.1e of their change (%s; 2-norm %.1e), loss rel %.1e\n",
-               c->preset, c->sp, c->dp, c->segments ? " segments" : "", loss_err, grad_err,
-               worst_grad, STEPS, param_err, worst_param, param_l2, final_err);
+        printf("%-14s sp=%d dp=%d ring=%d S=%d%-9s loss rel %.1e, grads rel %.1e (%s); after %d "
+               "AdamW steps: params rel %.1e of their change (%s; 2-norm %.1e), loss rel %.1e\n",
+               c->preset, c->sp, c->dp, c->ring ? c->ring : 1, c->seq,
+               c->segments ? " segments" : "", loss_err, grad_err, worst_grad, STEPS, param_err,
+               worst_param, param_l2, final_err);
     assert_true(loss_err <= TOLERANCE);
     assert_true(grad_err <= TOLERANCE);
     assert_true(param_l2 <= TOLERANCE);
@@ -745,6 +748,10 @@ CHUNKED(llama_gqa_sp4_chunked, "llama-tiny-gqa", .sp = 4, .dp = 1, .batch = 1, .
         run_case(&(sp_case_t){__VA_ARGS__});                                                       \
     }
 CASE(llama_sp2, "llama-tiny", .sp = 2, .dp = 1, .batch = 2, .seq = 32)
+CASE(llama_ring2, "llama-tiny", .sp = 2, .dp = 1, .batch = 1, .seq = 64, .ring = 2)
+CASE(llama_u2_ring2, "llama-tiny", .sp = 4, .dp = 1, .batch = 1, .seq = 64, .ring = 2)
+CASE(llama_ring4, "llama-tiny-gqa", .sp = 4, .dp = 1, .batch = 1, .seq = 64, .ring = 4,
+     .segments = true)
 CASE(llama_gqa_sp2, "llama-tiny-gqa", .sp = 2, .dp = 1, .batch = 1, .seq = 64)
 CASE(gpt2_sp2_segments, "gpt2-tiny", .sp = 2, .dp = 1, .batch = 2, .seq = 32, .segments = true)
 CASE(llama_dp2, "llama-tiny", .sp = 1, .dp = 2, .batch = 1, .seq = 32)
@@ -769,6 +776,9 @@ int main(int argc, char **argv) {
     openblas_set_num_threads(1); /* ranks x threads within the cores */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(llama_sp2),
+        cmocka_unit_test(llama_ring2),
+        cmocka_unit_test(llama_u2_ring2),
+        cmocka_unit_test(llama_ring4),
         cmocka_unit_test(llama_gqa_sp2),
         cmocka_unit_test(gpt2_sp2_segments),
         cmocka_unit_test(llama_dp2),

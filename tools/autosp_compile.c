@@ -27,6 +27,9 @@ static void usage(FILE *out) {
         "                         of P-way sequence parallelism (Ulysses): sp_shard, ulysses,\n"
         "                         exact_loss (docs/passes.md)\n"
         "  --dp D                 and D-way data parallelism (world = D x P ranks)\n"
+        "  --ulysses U, --ring R  2-D sequence parallelism: P = U x R, Ulysses over groups of\n"
+        "                         U ranks and ring attention over R of them (zigzag order);\n"
+        "                         either one gives the other (default: --ring 1)\n"
         "  --autodiff             append the backward graph; the outputs become the loss and\n"
         "                         \"<param>.grad\" for every parameter (with --sp or --dp, summed\n"
         "                         over all ranks by grad_sync)\n"
@@ -87,6 +90,7 @@ typedef struct options {
     int n_sets;
     bool info, autodiff, max_seq, exhaustive, no_prefetch;
     int64_t sp, dp;                         /* 0: not given */
+    int64_t ulysses, ring;                  /* 0: not given */
     int64_t zero, mem, seq_step, seq_limit; /* zero -1: not given */
     autosp_ac_config_t ac;
     int64_t loss_chunk, mlp_tile, norm_tile; /* autosp_parallel_config_t's */
@@ -168,9 +172,13 @@ static int parse_args(int argc, char **argv, options_t *o) {
             if (!cli_parse_int(argv[++i], zero ? 0 : 1, zero ? 3 : INT64_MAX / 2, v))
                 return cli_usage_error(prog, "%s \"%s\": expected %s", a, argv[i],
                                        zero ? "0, 1, 2 or 3" : "a positive integer");
-        } else if (!strcmp(a, "--sp") || !strcmp(a, "--dp")) {
+        } else if (!strcmp(a, "--sp") || !strcmp(a, "--dp") || !strcmp(a, "--ulysses") ||
+                   !strcmp(a, "--ring")) {
             if (!has_value) return cli_usage_error(prog, "%s needs a value", a);
-            int64_t *v = !strcmp(a, "--sp") ? &o->sp : &o->dp;
+            int64_t *v = !strcmp(a, "--sp")        ? &o->sp
+                         : !strcmp(a, "--dp")      ? &o->dp
+                         : !strcmp(a, "--ulysses") ? &o->ulysses
+                                                   : &o->ring;
             if (!cli_parse_int(argv[++i], 1, 1 << 20, v))
                 return cli_usage_error(prog, "%s \"%s\": expected a positive integer", a, argv[i]);
         } else if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--dot") ||
@@ -198,6 +206,8 @@ static int parse_args(int argc, char **argv, options_t *o) {
     if (o->mem && !o->max_seq) return cli_usage_error(prog, "--mem is only used by --max-seq");
     if (o->exhaustive && !o->max_seq)
         return cli_usage_error(prog, "--exhaustive is only used by --max-seq");
+    int rc = cli_sp_mesh(prog, &o->sp, &o->ulysses, &o->ring);
+    if (rc) return rc;
     if (o->zero < 0) o->zero = (o->sp ? o->sp : 1) * (o->dp ? o->dp : 1) > 1;
     return 0;
 }
@@ -222,6 +232,7 @@ static autosp_parallel_config_t parallel_config(const options_t *o) {
     autosp_parallel_config_t cfg = autosp_parallel_config_default();
     cfg.sp = o->sp ? (int)o->sp : 1;
     cfg.dp = o->dp ? (int)o->dp : 1;
+    cfg.ring = o->ring ? (int)o->ring : 1;
     cfg.ac = o->ac;
     cfg.loss_chunk = o->loss_chunk;
     cfg.mlp_tile = o->mlp_tile;

@@ -157,3 +157,21 @@ autosp_status_t cli_write_files(int n, const char *const *paths, const char *con
     }
     return st;
 }
+
+int cli_sp_mesh(const char *prog, int64_t *sp, int64_t *ulysses, int64_t *ring) {
+    if (!*ulysses && !*ring) return *ring = 1, 0;
+    if (!*sp) {
+        *sp = (*ulysses ? *ulysses : 1) * (*ring ? *ring : 1);
+    } else if (*ulysses && *ring && *ulysses * *ring != *sp) {
+        return cli_usage_error(prog, "--ulysses %lld x --ring %lld is %lld, not --sp %lld",
+                               (long long)*ulysses, (long long)*ring, (long long)(*ulysses * *ring),
+                               (long long)*sp);
+    }
+    int64_t *given = *ring ? ring : ulysses, *other = *ring ? ulysses : ring;
+    const char *flag = *ring ? "--ring" : "--ulysses";
+    if (*sp % *given != 0)
+        return cli_usage_error(prog, "%s %lld does not divide --sp %lld (sp = ulysses x ring)",
+                               flag, (long long)*given, (long long)*sp);
+    *other = *sp / *given;
+    return 0;
+}

@@ -43,6 +43,10 @@ int autosp_world_size(void);
  * or the world's size not a multiple of sp. Free with autosp_comm_free (before
  * autosp_world_finalize). */
 autosp_comm_t *autosp_comm_new_world(int sp, autosp_error_t *err);
+/* The same, each sequence group a ring of `ring` Ulysses groups of sp / ring consecutive ranks
+ * (2-D sequence parallelism: ring attention between the Ulysses groups); ring 1 is
+ * autosp_comm_new_world. Errors also: ring < 1 or not dividing sp. */
+autosp_comm_t *autosp_comm_new_world_ring(int sp, int ring, autosp_error_t *err);
 /* One process alone: sp = dp = 1. */
 autosp_comm_t *autosp_comm_new_single(autosp_error_t *err);
 void autosp_comm_free(autosp_comm_t *comm); /* NULL: nothing */
@@ -53,6 +57,8 @@ int autosp_comm_sp_rank(const autosp_comm_t *comm); /* position in the sequence 
 int autosp_comm_sp_size(const autosp_comm_t *comm);
 int autosp_comm_dp_rank(const autosp_comm_t *comm); /* position in the data group */
 int autosp_comm_dp_size(const autosp_comm_t *comm);
+int autosp_comm_ring_size(const autosp_comm_t *comm); /* the rings of a sequence group: 1 or more */
+int autosp_comm_ring_rank(const autosp_comm_t *comm); /* position in the ring */
 /* "mpi" or "single"; static storage. */
 const char *autosp_comm_kind(const autosp_comm_t *comm);
 

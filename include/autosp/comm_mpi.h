@@ -22,6 +22,8 @@ extern "C" {
  * Errors: sp < 1, or world's size not a multiple of sp. Free with autosp_comm_free before
  * MPI_Finalize. Collective over world: every rank must call it. */
 autosp_comm_t *autosp_comm_new_mpi(MPI_Comm world, int sp, autosp_error_t *err);
+/* The same with rings (autosp_comm_new_world_ring). */
+autosp_comm_t *autosp_comm_new_mpi_ring(MPI_Comm world, int sp, int ring, autosp_error_t *err);
 /* The comm's duplicate of world, for the program's own messages; owned by the comm.
  * MPI_COMM_NULL for a comm that is not on MPI. */
 MPI_Comm autosp_comm_mpi_world(const autosp_comm_t *comm);

@@ -59,6 +59,9 @@ const char *autosp_graph_name(const autosp_graph_t *g);
  * compiled for; 1 and 1 for a single-device graph. */
 int autosp_graph_sp(const autosp_graph_t *g);
 int autosp_graph_dp(const autosp_graph_t *g);
+/* The ring degree of a 2-D sequence-parallel program (autosp_parallel_config_t.ring): sp ranks
+ * are sp / ring Ulysses ranks times ring ranks; 1 without rings. */
+int autosp_graph_ring(const autosp_graph_t *g);
 
 /* ---- symbols -------------------------------------------------------------------------- */
 

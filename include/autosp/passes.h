@@ -42,6 +42,15 @@ autosp_graph_t *autosp_autodiff(const autosp_graph_t *forward, autosp_error_t *e
  * then hands each rank its slice). */
 autosp_graph_t *autosp_sp_shard(const autosp_graph_t *forward, int sp, autosp_error_t *err);
 autosp_graph_t *autosp_ulysses(const autosp_graph_t *sharded, autosp_error_t *err);
+/* 2-D sequence parallelism (USP): sp = (sp / ring) Ulysses ranks x ring positions. The
+ * all_to_alls run in Ulysses groups of sp / ring consecutive ranks (none when that is 1) and
+ * each attention becomes ring_attention over the ring; the per-rank graph records the ring
+ * (autosp_graph_ring, "ring" in "parallel"), and its sequence is split in zigzag order: sequence
+ * rank p = ring position r x (sp / ring) + u holds the u-th of the sp / ring equal parts of
+ * chunks r and 2 ring - 1 - r of the 2 ring equal chunks of the sequence (the caller's feed
+ * does this: autosp_trainer_feed). Errors: ring not dividing sp; the heads as for
+ * autosp_ulysses with sp / ring in place of sp. ring 1 is autosp_ulysses. */
+autosp_graph_t *autosp_ulysses_ring(const autosp_graph_t *sharded, int ring, autosp_error_t *err);
 autosp_graph_t *autosp_exact_loss(const autosp_graph_t *g, int dp, autosp_error_t *err);
 autosp_graph_t *autosp_grad_sync(const autosp_graph_t *joint, int64_t bucket_bytes,
                                  autosp_error_t *err);
@@ -164,6 +173,8 @@ const autosp_ac_report_t *autosp_graph_checkpoint_report(const autosp_graph_t *g
 
 typedef struct autosp_parallel_config {
     int sp, dp;            /* world = sp x dp ranks */
+    int ring;              /* 0 or 1: Ulysses over sp; R > 1 dividing sp: sp / R Ulysses ranks x a
+                            * ring of R (autosp_ulysses_ring) */
     int64_t bucket_bytes;  /* grad_sync: a bucket closes once it holds this many gradient bytes
                             * (so it may overshoot by its last tensor) or 8 tensors */
     autosp_ac_config_t ac; /* autosp_compile_training checkpoints the joint graph with it */

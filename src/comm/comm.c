@@ -5,24 +5,51 @@
 #include "base/base.h"
 #include "comm/comm.h"
 
-void comm_set_layout(autosp_comm_t *c, int rank, int size, int sp) {
+void comm_set_layout(autosp_comm_t *c, int rank, int size, int sp, int ring) {
     c->rank = rank;
     c->size = size;
     c->sp_size = sp;
     c->sp_rank = rank % sp;
     c->dp_size = size / sp;
     c->dp_rank = rank / sp;
+    c->ring_size = ring;
+    c->ulysses_size = sp / ring;
+    c->ring_rank = c->sp_rank / c->ulysses_size;
+    c->ulysses_rank = c->sp_rank % c->ulysses_size;
+}
+
+autosp_status_t comm_check_sizes(int size, int sp, int ring, autosp_error_t *err) {
+    if (sp < 1 || size % sp != 0)
+        return set_error(err, AUTOSP_ERR_INVALID,
+                         "sequence-parallel size %d does not divide the %d ranks of the world "
+                         "(world = dp x sp)",
+                         sp, size);
+    if (ring < 1 || sp % ring != 0)
+        return set_error(err, AUTOSP_ERR_INVALID,
+                         "ring size %d does not divide sp = %d (sp = ulysses x ring)", ring, sp);
+    return set_ok(err);
 }
 
 bool comm_group_parse(const char *name, comm_group_t *out) {
-    static const char *const names[COMM_GROUPS] = {"world", "sp", "dp"};
+    static const char *const names[COMM_GROUPS] = {"world", "sp", "dp", "ulysses", "ring"};
     for (int g = 0; g < COMM_GROUPS; g++)
         if (strcmp(name, names[g]) == 0) return *out = (comm_group_t)g, true;
     return false;
 }
 
 int comm_group_size(const autosp_comm_t *c, comm_group_t g) {
-    return g == COMM_SP ? c->sp_size : g == COMM_DP ? c->dp_size : c->size;
+    switch (g) {
+    case COMM_SP:
+        return c->sp_size;
+    case COMM_DP:
+        return c->dp_size;
+    case COMM_ULYSSES:
+        return c->ulysses_size;
+    case COMM_RING:
+        return c->ring_size;
+    default:
+        return c->size;
+    }
 }
 
 /* ---- one process ------------------------------------------------------------------------ */
@@ -77,6 +104,13 @@ static autosp_status_t single_all_gather_blocks_start(const autosp_comm_t *c, vo
     return single_all_gather_blocks(c, buf, esize, counts, displs, err);
 }
 
+static autosp_status_t single_shift_start(const autosp_comm_t *c, comm_group_t g, const void *send,
+                                          void *recv, size_t bytes, int tag, comm_request_t *req,
+                                          autosp_error_t *err) {
+    (void)req, (void)tag;
+    return single_copy(c, g, send, recv, bytes, err);
+}
+
 static autosp_status_t single_wait(const autosp_comm_t *c, comm_request_t *req,
                                    autosp_error_t *err) {
     (void)c, (void)req;
@@ -96,6 +130,7 @@ static const comm_ops_t single_ops = {
     .reduce_scatter = single_reduce_scatter,
     .all_gather_blocks = single_all_gather_blocks,
     .all_gather_blocks_start = single_all_gather_blocks_start,
+    .shift_start = single_shift_start,
     .wait = single_wait,
     .progress = single_progress,
     .gather_blocks = single_gather_blocks,
@@ -110,7 +145,7 @@ autosp_comm_t *autosp_comm_new_single(autosp_error_t *err) {
         return NULL;
     }
     c->ops = &single_ops;
-    comm_set_layout(c, 0, 1, 1);
+    comm_set_layout(c, 0, 1, 1, 1);
     c->local_size = 1;
     set_ok(err);
     return c;
@@ -141,6 +176,12 @@ int autosp_comm_dp_rank(const autosp_comm_t *c) {
 }
 int autosp_comm_dp_size(const autosp_comm_t *c) {
     return c->dp_size;
+}
+int autosp_comm_ring_size(const autosp_comm_t *c) {
+    return c->ring_size;
+}
+int autosp_comm_ring_rank(const autosp_comm_t *c) {
+    return c->ring_rank;
 }
 int autosp_comm_local_size(const autosp_comm_t *c) {
     return c->local_size;

@@ -9,13 +9,23 @@
 
 #include "autosp/comm.h"
 
-typedef enum comm_group { COMM_WORLD, COMM_SP, COMM_DP, COMM_GROUPS } comm_group_t;
+/* A sequence group of sp = ulysses x ring ranks: sequence rank p is (ring position p / ulysses,
+ * Ulysses position p % ulysses), so a Ulysses group is ulysses consecutive ranks (its
+ * all-to-alls stay on the closest cores) and a ring group joins every ulysses-th. */
+typedef enum comm_group {
+    COMM_WORLD,
+    COMM_SP,
+    COMM_DP,
+    COMM_ULYSSES,
+    COMM_RING,
+    COMM_GROUPS
+} comm_group_t;
 
 /* A collective in flight (started by a *_start operation, completed by wait): room for the
  * implementation's handle (MPI's request). It lives where its starter put it (the node's
  * workspace) until the wait. */
 typedef struct comm_request {
-    _Alignas(8) unsigned char handle[16];
+    _Alignas(8) unsigned char handle[32];
 } comm_request_t;
 
 typedef struct comm_ops {
@@ -44,6 +54,12 @@ typedef struct comm_ops {
     autosp_status_t (*all_gather_blocks_start)(const autosp_comm_t *c, void *buf, size_t esize,
                                                const int *counts, const int *displs,
                                                comm_request_t *req, autosp_error_t *err);
+    /* started: `bytes` of send to the next rank of group g (position + 1, around), recv gets
+     * the previous rank's; send and recv must not overlap nor change until wait(req). Shifts
+     * in flight together need different tags (0..15). */
+    autosp_status_t (*shift_start)(const autosp_comm_t *c, comm_group_t g, const void *send,
+                                   void *recv, size_t bytes, int tag, comm_request_t *req,
+                                   autosp_error_t *err);
     autosp_status_t (*wait)(const autosp_comm_t *c, comm_request_t *req, autosp_error_t *err);
     /* lets the started collectives move on (Open MPI moves a non-blocking collective only
      * inside its calls); wait still completes each */
@@ -65,12 +81,16 @@ struct autosp_comm {
     const comm_ops_t *ops;
     void *impl;
     int rank, size, sp_rank, sp_size, dp_rank, dp_size, local_size;
+    int ring_rank, ring_size, ulysses_rank, ulysses_size; /* inside the sequence group */
 };
 
 /* The group a collective node names ("sp", "dp", "world"); false for another name. */
 bool comm_group_parse(const char *name, comm_group_t *out);
 int comm_group_size(const autosp_comm_t *c, comm_group_t g);
-/* The groups' positions of world rank `rank` of `size` split into groups of sp. */
-void comm_set_layout(autosp_comm_t *c, int rank, int size, int sp);
+/* The groups' positions of world rank `rank` of `size` split into groups of sp, each a ring of
+ * `ring` Ulysses groups. */
+void comm_set_layout(autosp_comm_t *c, int rank, int size, int sp, int ring);
+/* ok when sp divides the world's size and ring divides sp, else the error naming which */
+autosp_status_t comm_check_sizes(int size, int sp, int ring, autosp_error_t *err);
 
 #endif

@@ -9,7 +9,7 @@
 #include "comm/comm.h"
 
 typedef struct mpi_comm {
-    MPI_Comm group[COMM_GROUPS]; /* world (our duplicate), sp, dp */
+    MPI_Comm group[COMM_GROUPS]; /* world (our duplicate), sp, dp, ulysses, ring */
     MPI_Comm local;              /* the ranks on this node */
 } mpi_comm_t;
 
@@ -117,7 +117,18 @@ static autosp_status_t mpi_all_gather_blocks(const autosp_comm_t *c, void *buf, 
                  "MPI_Allgatherv", err);
 }
 
-_Static_assert(sizeof(MPI_Request) <= sizeof(comm_request_t), "MPI_Request fits a comm_request_t");
+/* What a comm_request_t holds: one collective's request, or a shift's send and receive. */
+typedef struct mpi_request {
+    MPI_Request r[2];
+    int n;
+} mpi_request_t;
+_Static_assert(sizeof(mpi_request_t) <= sizeof(comm_request_t), "requests fit a comm_request_t");
+
+static void put_requests(comm_request_t *req, const MPI_Request *r, int n) {
+    mpi_request_t m = {.n = n};
+    for (int i = 0; i < n; i++) m.r[i] = r[i];
+    memcpy(req->handle, &m, sizeof m);
+}
 
 static autosp_status_t mpi_all_gather_blocks_start(const autosp_comm_t *c, void *buf, size_t esize,
                                                    const int *counts, const int *displs,
@@ -127,15 +138,37 @@ static autosp_status_t mpi_all_gather_blocks_start(const autosp_comm_t *c, void 
     MPI_Request r;
     int code = MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, type,
                                group_of(c, COMM_WORLD), &r);
-    memcpy(req->handle, &r, sizeof r);
+    put_requests(req, &r, code == MPI_SUCCESS);
     return check(code, "MPI_Iallgatherv", err);
+}
+
+static autosp_status_t mpi_shift_start(const autosp_comm_t *c, comm_group_t g, const void *send,
+                                       void *recv, size_t bytes, int tag, comm_request_t *req,
+                                       autosp_error_t *err) {
+    autosp_status_t st = fits_int(bytes, "MPI_Isend", err);
+    if (st != AUTOSP_OK) return st;
+    MPI_Comm comm = group_of(c, g);
+    int size, rank;
+    MPI_Comm_size(comm, &size);
+    MPI_Comm_rank(comm, &rank);
+    MPI_Request r[2];
+    int code = MPI_Irecv(recv, (int)bytes, MPI_BYTE, (rank + size - 1) % size, tag, comm, &r[0]);
+    if (code != MPI_SUCCESS) return mpi_failed(err, "MPI_Irecv", code);
+    code = MPI_Isend(send, (int)bytes, MPI_BYTE, (rank + 1) % size, tag, comm, &r[1]);
+    if (code != MPI_SUCCESS) {
+        MPI_Cancel(&r[0]);
+        MPI_Request_free(&r[0]);
+        return mpi_failed(err, "MPI_Isend", code);
+    }
+    put_requests(req, r, 2);
+    return set_ok(err);
 }
 
 static autosp_status_t mpi_wait(const autosp_comm_t *c, comm_request_t *req, autosp_error_t *err) {
     (void)c;
-    MPI_Request r;
-    memcpy(&r, req->handle, sizeof r);
-    return check(MPI_Wait(&r, MPI_STATUS_IGNORE), "MPI_Wait", err);
+    mpi_request_t m;
+    memcpy(&m, req->handle, sizeof m);
+    return check(MPI_Waitall(m.n, m.r, MPI_STATUSES_IGNORE), "MPI_Waitall", err);
 }
 
 /* Any MPI call runs Open MPI's progress engine; a probe for a message nobody sends is the
@@ -166,9 +199,9 @@ static autosp_status_t mpi_broadcast(const autosp_comm_t *c, void *buf, size_t b
 static void mpi_destroy(autosp_comm_t *c) {
     mpi_comm_t *m = c->impl;
     if (!m) return;
-    MPI_Comm *comms[] = {&m->group[COMM_WORLD], &m->group[COMM_SP], &m->group[COMM_DP], &m->local};
-    for (size_t i = 0; i < sizeof comms / sizeof comms[0]; i++)
-        if (*comms[i] != MPI_COMM_NULL) MPI_Comm_free(comms[i]);
+    for (int g = 0; g < COMM_GROUPS; g++)
+        if (m->group[g] != MPI_COMM_NULL) MPI_Comm_free(&m->group[g]);
+    if (m->local != MPI_COMM_NULL) MPI_Comm_free(&m->local);
     mem_free(m);
 }
 
@@ -180,6 +213,7 @@ static const comm_ops_t mpi_ops = {
     .reduce_scatter = mpi_reduce_scatter,
     .all_gather_blocks = mpi_all_gather_blocks,
     .all_gather_blocks_start = mpi_all_gather_blocks_start,
+    .shift_start = mpi_shift_start,
     .wait = mpi_wait,
     .progress = mpi_progress,
     .gather_blocks = mpi_gather_blocks,
@@ -189,29 +223,33 @@ static const comm_ops_t mpi_ops = {
 
 /* Our own duplicate of world, the groups and the node's ranks; errors come back as codes
  * (turned into messages), not an abort. */
-static int split(MPI_Comm world, int rank, int sp, mpi_comm_t *m) {
+static int split(MPI_Comm world, const autosp_comm_t *c, mpi_comm_t *m) {
+    const int rank = c->rank, sp = c->sp_size, U = c->ulysses_size;
     int code = MPI_Comm_dup(world, &m->group[COMM_WORLD]);
     if (code == MPI_SUCCESS) code = MPI_Comm_split(world, rank / sp, rank % sp, &m->group[COMM_SP]);
     if (code == MPI_SUCCESS) code = MPI_Comm_split(world, rank % sp, rank / sp, &m->group[COMM_DP]);
     if (code == MPI_SUCCESS)
+        code = MPI_Comm_split(world, rank / U, rank % U, &m->group[COMM_ULYSSES]);
+    if (code == MPI_SUCCESS)
+        code = MPI_Comm_split(world, rank / sp * U + c->ulysses_rank, c->ring_rank,
+                              &m->group[COMM_RING]);
+    if (code == MPI_SUCCESS)
         code = MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &m->local);
-    MPI_Comm *mine[] = {&m->group[COMM_WORLD], &m->group[COMM_SP], &m->group[COMM_DP], &m->local};
-    for (size_t i = 0; code == MPI_SUCCESS && i < sizeof mine / sizeof mine[0]; i++)
-        code = MPI_Comm_set_errhandler(*mine[i], MPI_ERRORS_RETURN);
+    for (int g = 0; code == MPI_SUCCESS && g < COMM_GROUPS; g++)
+        code = MPI_Comm_set_errhandler(m->group[g], MPI_ERRORS_RETURN);
+    if (code == MPI_SUCCESS) code = MPI_Comm_set_errhandler(m->local, MPI_ERRORS_RETURN);
     return code;
 }
 
 autosp_comm_t *autosp_comm_new_mpi(MPI_Comm world, int sp, autosp_error_t *err) {
+    return autosp_comm_new_mpi_ring(world, sp, 1, err);
+}
+
+autosp_comm_t *autosp_comm_new_mpi_ring(MPI_Comm world, int sp, int ring, autosp_error_t *err) {
     int size, rank;
     MPI_Comm_size(world, &size);
     MPI_Comm_rank(world, &rank);
-    if (sp < 1 || size % sp != 0) {
-        set_error(err, AUTOSP_ERR_INVALID,
-                  "sequence-parallel size %d does not divide the %d ranks of the world "
-                  "(world = dp x sp)",
-                  sp, size);
-        return NULL;
-    }
+    if (comm_check_sizes(size, sp, ring, err) != AUTOSP_OK) return NULL;
     autosp_comm_t *c = mem_calloc(1, sizeof *c);
     mpi_comm_t *m = mem_calloc(1, sizeof *m);
     if (!c || !m) {
@@ -219,11 +257,11 @@ autosp_comm_t *autosp_comm_new_mpi(MPI_Comm world, int sp, autosp_error_t *err) 
         nomem(err);
         return NULL;
     }
-    *m = (mpi_comm_t){.group = {MPI_COMM_NULL, MPI_COMM_NULL, MPI_COMM_NULL},
-                      .local = MPI_COMM_NULL};
+    for (int g = 0; g < COMM_GROUPS; g++) m->group[g] = MPI_COMM_NULL;
+    m->local = MPI_COMM_NULL;
     *c = (autosp_comm_t){.ops = &mpi_ops, .impl = m};
-    comm_set_layout(c, rank, size, sp);
-    int code = split(world, rank, sp, m);
+    comm_set_layout(c, rank, size, sp, ring);
+    int code = split(world, c, m);
     if (code != MPI_SUCCESS) {
         mpi_failed(err, "splitting the world into sequence and data groups", code);
         autosp_comm_free(c);
@@ -283,7 +321,11 @@ int autosp_world_size(void) {
 }
 
 autosp_comm_t *autosp_comm_new_world(int sp, autosp_error_t *err) {
-    if (mpi_running()) return autosp_comm_new_mpi(MPI_COMM_WORLD, sp, err);
+    return autosp_comm_new_world_ring(sp, 1, err);
+}
+
+autosp_comm_t *autosp_comm_new_world_ring(int sp, int ring, autosp_error_t *err) {
+    if (mpi_running()) return autosp_comm_new_mpi_ring(MPI_COMM_WORLD, sp, ring, err);
     set_error(err, AUTOSP_ERR_INVALID, "autosp_comm_new_world: call autosp_world_init first");
     return NULL;
 }

@@ -21,6 +21,11 @@ int autosp_world_size(void) {
 }
 
 autosp_comm_t *autosp_comm_new_world(int sp, autosp_error_t *err) {
+    return autosp_comm_new_world_ring(sp, 1, err);
+}
+
+autosp_comm_t *autosp_comm_new_world_ring(int sp, int ring, autosp_error_t *err) {
+    if (comm_check_sizes(1, sp, ring, err) != AUTOSP_OK) return NULL;
     if (sp == 1) return autosp_comm_new_single(err);
     set_error(err, AUTOSP_ERR_INVALID,
               "sequence-parallel size %d: this build has no MPI (AUTOSP_WITH_MPI=OFF), so the "

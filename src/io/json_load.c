@@ -167,16 +167,17 @@ static autosp_status_t load_symbols(loader_t *L, json_t *root) {
     return AUTOSP_OK;
 }
 
-/* "parallel": {"sp": P, "dp": D}: the graph is the per-rank program for P x D ranks. */
+/* "parallel": {"sp": P, "dp": D[, "ring": R]}: the graph is the per-rank program for P x D
+ * ranks, each sequence group a ring of R Ulysses groups. */
 static autosp_status_t load_parallel(loader_t *L, json_t *root) {
-    static const char *const keys[] = {"sp", "dp", NULL};
+    static const char *const keys[] = {"sp", "dp", "ring", NULL};
     json_t *par = json_object_get(root, "parallel");
     if (!par) return AUTOSP_OK;
     if (!json_is_object(par))
         return bad(L, "\"parallel\" is %s, expected an object", json_kind(par));
     autosp_status_t st = only_keys(L, par, keys, "parallel");
-    int *fields[2] = {&L->g->sp, &L->g->dp};
-    for (int i = 0; i < 2 && st == AUTOSP_OK; i++) {
+    int *fields[3] = {&L->g->sp, &L->g->dp, &L->g->ring};
+    for (int i = 0; i < 3 && st == AUTOSP_OK; i++) {
         json_t *v = json_object_get(par, keys[i]);
         if (!v) continue;
         if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1 << 20)
@@ -184,6 +185,9 @@ static autosp_status_t load_parallel(loader_t *L, json_t *root) {
                        json_is_integer(v) ? "out of range" : json_kind(v), 1 << 20);
         *fields[i] = (int)json_integer_value(v);
     }
+    if (st == AUTOSP_OK && autosp_graph_sp(L->g) % autosp_graph_ring(L->g) != 0)
+        return bad(L, "parallel: \"ring\" is %d, which does not divide \"sp\" = %d",
+                   autosp_graph_ring(L->g), autosp_graph_sp(L->g));
     return st;
 }
 

@@ -167,9 +167,10 @@ char *autosp_graph_save_string(const autosp_graph_t *g, autosp_error_t *err) {
         sb_append(&b, ",\n  \"symbols\": ");
         sb_append(&b, s);
         if (g->sp > 1 || g->dp > 1) {
-            char par[96];
-            snprintf(par, sizeof par, ",\n  \"parallel\": {\"sp\": %d, \"dp\": %d}",
-                     g->sp > 1 ? g->sp : 1, g->dp > 1 ? g->dp : 1);
+            char par[128], ring[32] = "";
+            if (g->ring > 1) snprintf(ring, sizeof ring, ", \"ring\": %d", g->ring);
+            snprintf(par, sizeof par, ",\n  \"parallel\": {\"sp\": %d, \"dp\": %d%s}",
+                     g->sp > 1 ? g->sp : 1, g->dp > 1 ? g->dp : 1, ring);
             sb_append(&b, par);
         }
         sb_append(&b, ",\n  \"inputs\": [\n");

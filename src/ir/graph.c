@@ -134,6 +134,21 @@ int autosp_graph_sp(const autosp_graph_t *g) {
 int autosp_graph_dp(const autosp_graph_t *g) {
     return g->dp > 1 ? g->dp : 1;
 }
+int autosp_graph_ring(const autosp_graph_t *g) {
+    return g->ring > 1 ? g->ring : 1;
+}
+
+int64_t ring_global_index(int64_t t, int64_t L, int r, int R) {
+    if (R <= 1) return t;
+    const int64_t c = L / 2;
+    return t < c ? r * c + t : (2 * (int64_t)R - 1 - r) * c + (t - c);
+}
+
+int64_t seq_global_row(const autosp_graph_t *g, int sp_rank, int64_t local_len, int64_t row) {
+    const int sp = autosp_graph_sp(g), R = autosp_graph_ring(g), U = sp / R;
+    const int64_t L = local_len * U; /* the rows of one ring position */
+    return ring_global_index((sp_rank % U) * local_len + row, L, sp_rank / U, R);
+}
 
 autosp_status_t autosp_graph_status(const autosp_graph_t *g, autosp_error_t *err) {
     if (err) *err = g->error;

@@ -95,6 +95,7 @@ struct autosp_graph {
     name_map_t tensor_names, node_names;
     autosp_error_t error; /* sticky: the first builder error */
     int sp, dp;           /* a per-rank program for sp x dp ranks (0 or 1: one device) */
+    int ring;             /* sp = (sp / ring) Ulysses x ring ranks, zigzag order (0, 1: none) */
     bool checkpointed;    /* the checkpoint pass ran; ac is its report (in memory only) */
     autosp_ac_report_t ac;
     /* passed autosp_graph_verify as it is now (marked by the passes that made it): a later
@@ -152,6 +153,13 @@ const shape_t *param_whole_shape(const autosp_graph_t *g, autosp_tensor_t t);
 bool name_ok(const char *name, autosp_error_t *err, const char *what);
 /* Records err as the graph's sticky error (if it has none yet); returns err->status. */
 autosp_status_t graph_fail(autosp_graph_t *g, const autosp_error_t *err);
+/* The zigzag order of a ring of R: ring position r holds chunks r and 2R - 1 - r of the 2R
+ * equal chunks of the sequence, so every position has the same causal work. The global index
+ * of row t of the L rows of position r (R = 1: t). */
+int64_t ring_global_index(int64_t t, int64_t L, int r, int R);
+/* The global index of row `row` of the local_len sequence rows that sequence rank sp_rank of
+ * per-rank program g holds: its Ulysses group's share of its ring position's rows, in order. */
+int64_t seq_global_row(const autosp_graph_t *g, int sp_rank, int64_t local_len, int64_t row);
 autosp_tensor_t graph_add_tensor(autosp_graph_t *g, const char *name, autosp_kind_t kind,
                                  autosp_dtype_t dtype, const shape_t *shape, autosp_error_t *err);
 /* The message for a tensor whose shape_eval gave `result` (not EVAL_OK), after `prefix`. */

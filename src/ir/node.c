@@ -318,6 +318,7 @@ static int clone_into(autosp_graph_t *c, const autosp_graph_t *g) {
     c->error = g->error;
     c->sp = g->sp;
     c->dp = g->dp;
+    c->ring = g->ring;
     c->checkpointed = g->checkpointed;
     c->ac = g->ac;
     c->verified = g->verified;

@@ -18,7 +18,7 @@
 /* a float that must be > 0 (node.c refuses 0, negatives and NaN by name) */
 #define ATTR_FLOAT_REQ_POSITIVE(n)                                                                 \
     { .name = n, .type = AUTOSP_ATTR_FLOAT, .required = true, .positive = true }
-static const char *const groups[] = {"sp", "dp", "world", NULL};
+static const char *const groups[] = {"sp", "dp", "world", "ulysses", "ring", NULL};
 #define ATTR_GROUP                                                                                 \
     { .name = "group", .type = AUTOSP_ATTR_STRING, .def_s = "sp", .choices = groups }
 #define ATTRS(a) .attrs = a, .n_attrs = (int)ARRAY_LEN(a)

@@ -157,6 +157,7 @@ autosp_status_t infer_layernorm(infer_ctx_t *c);
 autosp_status_t infer_rope(infer_ctx_t *c);
 autosp_status_t infer_swiglu(infer_ctx_t *c);
 autosp_status_t infer_attention(infer_ctx_t *c);
+autosp_status_t infer_ring_attention(infer_ctx_t *c);
 autosp_status_t infer_reshape(infer_ctx_t *c);
 autosp_status_t infer_transpose(infer_ctx_t *c);
 autosp_status_t infer_cross_entropy(infer_ctx_t *c);
@@ -212,6 +213,10 @@ double op_flops(autosp_op_t op, const cost_ctx_t *c);
 double flops_matmul(const cost_ctx_t *c);
 double flops_linear(const cost_ctx_t *c);
 double flops_attention(const cost_ctx_t *c);
+double flops_ring_attention(const cost_ctx_t *c);
+/* The (query, key) pairs that ring position r of R attends, its L rows in zigzag order
+ * against the R L keys: causal, or all of them. The same for every r when L is even. */
+double ring_attention_pairs(int64_t L, int R, int r, bool causal);
 double flops_cross_entropy(const cost_ctx_t *c);
 double flops_linear_cross_entropy(const cost_ctx_t *c);
 double flops_mlp(const cost_ctx_t *c);
@@ -234,6 +239,7 @@ double flops_backward(const cost_ctx_t *c);
 double flops_sum_to(const cost_ctx_t *c);
 double flops_index_add(const cost_ctx_t *c);
 double sent_all_to_all(const cost_ctx_t *c);
+double sent_ring_attention(const cost_ctx_t *c);
 double sent_all_reduce(const cost_ctx_t *c);
 double sent_all_gather(const cost_ctx_t *c);
 double sent_reduce_scatter(const cost_ctx_t *c);

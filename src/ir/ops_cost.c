@@ -76,6 +76,32 @@ double flops_attention(const cost_ctx_t *c) {
     return 4.0 * b * h * d * pairs;
 }
 
+/* A chunk of c rows from global index lo, causal: sum over its rows of (index + 1) keys. */
+static double causal_chunk_pairs(double lo, double c) {
+    return c * lo + c * (c + 1) / 2;
+}
+
+double ring_attention_pairs(int64_t L, int R, int r, bool causal) {
+    const double keys = (double)L * R;
+    if (!causal) return (double)L * keys;
+    if (R <= 1) return causal_chunk_pairs(0, (double)L);
+    const double c = (double)(L / 2); /* zigzag: chunks r and 2R - 1 - r */
+    return causal_chunk_pairs(r * c, c) + causal_chunk_pairs((2.0 * R - 1 - r) * c, c);
+}
+
+/* The busiest ring position's share (zigzag makes them equal) */
+double flops_ring_attention(const cost_ctx_t *c) {
+    const cshape_t *q = &c->in[0];
+    const int R = (int)node_attr_int(c->node, "ranks");
+    const bool causal = node_attr_int(c->node, "causal");
+    double most = 0;
+    for (int r = 0; r < R; r++) {
+        double p = ring_attention_pairs(q->d[1], R, r, causal);
+        most = p > most ? p : most;
+    }
+    return 4.0 * (double)q->d[0] * (double)q->d[2] * (double)q->d[3] * most;
+}
+
 /* logits (...,V): max, subtract, exp, sum per logit, then one gather and log per row */
 double flops_cross_entropy(const cost_ctx_t *c) {
     return 4.0 * (double)c->in[0].numel;
@@ -139,7 +165,8 @@ double flops_backward(const cost_ctx_t *c) {
     for (int i = 0; i < f.n_in; i++) f.in[i] = c->in[info->fwd_first + i];
     f.out[0] = c->in[0];
     double forward = op_flops(info->forward_op, &f);
-    if (info->forward_op == AUTOSP_OP_ATTENTION) return 2.5 * forward;
+    if (info->forward_op == AUTOSP_OP_ATTENTION || info->forward_op == AUTOSP_OP_RING_ATTENTION)
+        return 2.5 * forward;
     /* the two products of the lm head's backward and the one that recomputes its logits */
     if (info->forward_op == AUTOSP_OP_LINEAR_CROSS_ENTROPY) return 3.0 * forward;
     /* the tiled MLP's backward reruns its forward per tile, then its four products */
@@ -169,6 +196,15 @@ static double ranks(const cost_ctx_t *c) {
 /* every slice but the one a rank keeps */
 double sent_all_to_all(const cost_ctx_t *c) {
     return bytes_in(c) * (ranks(c) - 1) / ranks(c);
+}
+
+/* The forward passes K and V on ranks - 1 times; the backward also K and V's f32 gradients,
+ * which come home: ranks times. */
+double sent_ring_attention(const cost_ctx_t *c) {
+    const bool backward = c->node->op == AUTOSP_OP_RING_ATTENTION_BACKWARD;
+    const cshape_t *k = &c->in[backward ? 4 : 1];
+    const double kv = 2.0 * (double)k->numel * (double)k->esize, R = ranks(c);
+    return (R - 1) * kv + (backward ? R * 2.0 * (double)k->numel * sizeof(float) : 0.0);
 }
 
 /* a ring: reduce-scatter then all-gather, each moving (P-1)/P of the data */

@@ -251,8 +251,10 @@ static autosp_status_t need_attr_range(infer_ctx_t *c, const char *name, int64_t
                       (long long)lo, (long long)hi);
 }
 
-/* q (B,S,Hq,D), k and v (B,S,Hkv,D), segment_ids (B,S) int -> (B,S,Hq,D) and lse (B,Hq,S) f32 */
-autosp_status_t infer_attention(infer_ctx_t *c) {
+/* q (B,S,Hq,D), k and v (B,S,Hkv,D), segment_ids (B, ring S) int -> (B,S,Hq,D) and lse
+ * (B,Hq,S) f32; ring 1 for attention, the ring's ranks for ring_attention (whose segment ids
+ * are every ring position's) */
+static autosp_status_t infer_attention_ring(infer_ctx_t *c, int64_t ring) {
     for (int i = 0; i < 3; i++) {
         TRY(need_float(c, i));
         TRY(need_ndim(c, i, 4, 4));
@@ -286,7 +288,12 @@ autosp_status_t infer_attention(infer_ctx_t *c) {
         TRY(need_int(c, 3));
         TRY(need_ndim(c, 3, 2, 2));
         TRY(need_dim(c, 3, 0, q->d[0], "the batch dim B of input \"q\""));
-        TRY(need_dim(c, 3, 1, q->d[1], "the sequence dim S of input \"q\""));
+        dim_t all;
+        if (!dim_scale(q->d[1], ring, 1, &all)) return infer_fail(c, "dims too large");
+        TRY(need_dim(c, 3, 1, all,
+                     ring > 1 ? "ranks x the sequence dim L of input \"q\" (every ring "
+                                "position's ids)"
+                              : "the sequence dim S of input \"q\""));
     }
     double scale = node_attr_float(c->node, "scale");
     if (!(scale >= 0)) return infer_fail(c, "attribute \"scale\" is %g, expected >= 0", scale);
@@ -296,6 +303,15 @@ autosp_status_t infer_attention(infer_ctx_t *c) {
         c->out_dtype[1] = AUTOSP_F32;
     }
     return AUTOSP_OK;
+}
+
+autosp_status_t infer_attention(infer_ctx_t *c) {
+    return infer_attention_ring(c, 1);
+}
+
+autosp_status_t infer_ring_attention(infer_ctx_t *c) {
+    TRY(need_attr_range(c, "ranks", 1, 1 << 20));
+    return infer_attention_ring(c, node_attr_int(c->node, "ranks"));
 }
 
 /* x -> x with the attribute shape; element counts must agree */

@@ -29,6 +29,7 @@ static autosp_graph_t *compile_forward(const autosp_graph_t *forward, const char
     }
     autosp_parallel_config_t cfg = autosp_parallel_config_default();
     cfg.sp = comm->sp_size;
+    cfg.ring = comm->ring_size;
     cfg.dp = comm->dp_size;
     cfg.backend = autosp_backend_cpu();
     autosp_graph_t *per_rank = cfg.sp * cfg.dp > 1 ? autosp_parallelize(g, &cfg, err) : g;

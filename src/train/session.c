@@ -30,34 +30,46 @@ void session_close(session_t *s) {
 
 /* Where rank (dp_rank, sp_rank)'s slice of x sits in the whole tensor: dim 0 is the batch,
  * split over the data group (unless dim 0 is the sequence, as in an (S) input shared by the
- * batch), and a sequence-split dim is split over the sequence group. */
-static void slice_of(const session_t *s, const tensor_t *x, int dp_rank, int sp_rank,
-                     const int64_t *local, int64_t *whole, int64_t *offset) {
+ * batch), and a sequence-split dim is split over the sequence group: row i of the slice is
+ * row seq_global_row(i) of the whole (consecutive rows without rings, zigzag with them). */
+typedef struct slice {
+    int64_t whole[AUTOSP_MAX_DIMS], offset[AUTOSP_MAX_DIMS];
+    int seq_dim;   /* -1: none */
+    int64_t *rows; /* seq_dim's global row of each local row (mem_alloc'd) */
+} slice_t;
+
+static autosp_status_t slice_of(const session_t *s, const tensor_t *x, int dp_rank, int sp_rank,
+                                const int64_t *local, slice_t *out, autosp_error_t *err) {
     const autosp_comm_t *c = s->comm;
     bool seq_first = x->seq_dim == 0 || (x->layout == LAYOUT_SEQ && x->layout_dim == 0);
-    for (int k = 0; k < x->shape.ndim; k++) whole[k] = local[k], offset[k] = 0;
+    for (int k = 0; k < x->shape.ndim; k++) out->whole[k] = local[k], out->offset[k] = 0;
+    out->seq_dim = -1;
+    out->rows = NULL;
     if (x->shape.ndim > 0 && !seq_first) {
-        whole[0] *= c->dp_size;
-        offset[0] = local[0] * dp_rank;
+        out->whole[0] *= c->dp_size;
+        out->offset[0] = local[0] * dp_rank;
     }
-    if (x->layout == LAYOUT_SEQ) {
-        int d = x->layout_dim;
-        whole[d] *= c->sp_size;
-        offset[d] += local[d] * sp_rank;
-    }
+    if (x->layout != LAYOUT_SEQ) return AUTOSP_OK;
+    int d = out->seq_dim = x->layout_dim;
+    out->whole[d] *= c->sp_size;
+    if (!(out->rows = mem_alloc(sizeof(int64_t) * (size_t)(local[d] + 1)))) return nomem(err);
+    for (int64_t i = 0; i < local[d]; i++)
+        out->rows[i] = seq_global_row(s->g, sp_rank, local[d], i);
+    return AUTOSP_OK;
 }
 
 /* Between a rank's slice (numel elements of esize bytes) and the whole tensor: walks the
  * slice, finds each element's place in the whole. */
-static void copy_slice(const tensor_t *x, const int64_t *local, int64_t numel, const int64_t *whole,
-                       const int64_t *offset, char *slice, char *all, bool to_slice) {
+static void copy_slice(const tensor_t *x, const int64_t *local, int64_t numel, const slice_t *sl,
+                       char *slice, char *all, bool to_slice) {
     size_t esize = autosp_dtype_size(x->dtype);
     for (int64_t i = 0; i < numel; i++) {
         int64_t rem = i, at = 0, stride = 1;
         for (int k = x->shape.ndim - 1; k >= 0; k--) {
-            at += (rem % local[k] + offset[k]) * stride;
+            int64_t idx = rem % local[k];
+            at += (k == sl->seq_dim ? sl->rows[idx] : idx + sl->offset[k]) * stride;
             rem /= local[k];
-            stride *= whole[k];
+            stride *= sl->whole[k];
         }
         char *a = all + (size_t)at * esize, *b = slice + (size_t)i * esize;
         memcpy(to_slice ? b : a, to_slice ? a : b, esize);
@@ -75,18 +87,20 @@ static const tensor_t *local_shape(const session_t *s, const char *name, int64_t
 
 autosp_status_t session_feed(session_t *s, const char *name, const void *global,
                              autosp_error_t *err) {
-    int64_t local[AUTOSP_MAX_DIMS], whole[AUTOSP_MAX_DIMS], offset[AUTOSP_MAX_DIMS], numel;
+    int64_t local[AUTOSP_MAX_DIMS], numel;
     const tensor_t *x = local_shape(s, name, local, &numel);
     if (!x || x->kind != AUTOSP_KIND_INPUT)
         return set_error(err, AUTOSP_ERR_INVALID, "feed: the graph has no input \"%s\"", name);
-    slice_of(s, x, s->comm->dp_rank, s->comm->sp_rank, local, whole, offset);
-    copy_slice(x, local, numel, whole, offset, autosp_executor_data(s->ex, name), (char *)global,
-               true);
-    return set_ok(err);
+    slice_t sl;
+    autosp_status_t st = slice_of(s, x, s->comm->dp_rank, s->comm->sp_rank, local, &sl, err);
+    if (st == AUTOSP_OK)
+        copy_slice(x, local, numel, &sl, autosp_executor_data(s->ex, name), (char *)global, true);
+    mem_free(sl.rows);
+    return st == AUTOSP_OK ? set_ok(err) : st;
 }
 
 autosp_status_t session_gather(session_t *s, const char *name, void *global, autosp_error_t *err) {
-    int64_t local[AUTOSP_MAX_DIMS], whole[AUTOSP_MAX_DIMS], offset[AUTOSP_MAX_DIMS], numel;
+    int64_t local[AUTOSP_MAX_DIMS], numel;
     const tensor_t *x = local_shape(s, name, local, &numel);
     if (!x || x->kind == AUTOSP_KIND_PARAM)
         return set_error(err, AUTOSP_ERR_INVALID,
@@ -102,8 +116,11 @@ autosp_status_t session_gather(session_t *s, const char *name, void *global, aut
     autosp_status_t st = s->comm->ops->all_gather(
         s->comm, COMM_WORLD, autosp_executor_data(s->ex, name), all, bytes, err);
     for (int r = 0; r < s->comm->size && st == AUTOSP_OK; r++) {
-        slice_of(s, x, r / s->comm->sp_size, r % s->comm->sp_size, local, whole, offset);
-        copy_slice(x, local, numel, whole, offset, all + bytes * (size_t)r, global, false);
+        slice_t sl;
+        st = slice_of(s, x, r / s->comm->sp_size, r % s->comm->sp_size, local, &sl, err);
+        if (st == AUTOSP_OK)
+            copy_slice(x, local, numel, &sl, all + bytes * (size_t)r, global, false);
+        mem_free(sl.rows);
     }
     mem_free(all);
     return st == AUTOSP_OK ? set_ok(err) : st;

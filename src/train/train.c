@@ -267,6 +267,7 @@ static autosp_status_t build(autosp_trainer_t *tr, const autosp_graph_t *forward
     par.backend = autosp_backend_cpu();
     if ((st = session_comm(&tr->s, comm, err)) != AUTOSP_OK) return st;
     par.sp = tr->s.comm->sp_size;
+    par.ring = tr->s.comm->ring_size;
     par.dp = tr->s.comm->dp_size;
     tr->sharded = tr->cfg.zero_stage >= 1 && tr->s.comm->size > 1;
     tr->grad_shards = tr->sharded && tr->cfg.zero_stage >= 2;

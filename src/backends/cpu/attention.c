@@ -48,7 +48,8 @@
 static void check_dims(const attention_dims_t *d, const int32_t *segment_ids) {
     AUTOSP_ASSERT(d->B >= 0 && d->S >= 0 && d->Skv >= 0 && d->D > 0);
     AUTOSP_ASSERT(d->Hkv > 0 && d->Hq % d->Hkv == 0);
-    AUTOSP_ASSERT((!d->causal && !segment_ids) || d->Skv == d->S);
+    AUTOSP_ASSERT((!d->causal && !segment_ids) || d->Skv == d->S ||
+                  ((!d->causal || (d->q_pos && d->kv_pos)) && (!segment_ids || d->kv_segment_ids)));
 }
 
 static float *align_workspace(void *workspace) {
@@ -256,11 +257,13 @@ typedef struct grad_rows {
 } grad_rows_t;
 
 typedef struct head {
-    rows_t q, k, v;         /* q (S,D), k v (Skv,D) */
-    rows_t dout, out;       /* (S,D), backward only */
-    grad_rows_t dq, dk, dv; /* same layouts as q, k, v; backward only */
-    void *o;                /* the forward's output rows, q's layout */
-    const int32_t *seg;     /* (S) or NULL */
+    rows_t q, k, v;                /* q (S,D), k v (Skv,D) */
+    rows_t dout, out;              /* (S,D), backward only */
+    grad_rows_t dq, dk, dv;        /* same layouts as q, k, v; backward only */
+    void *o;                       /* the forward's output rows, q's layout */
+    const int32_t *seg;            /* (S) or NULL */
+    const int32_t *seg_kv;         /* (Skv): seg, or the keys' own */
+    const int32_t *q_pos, *kv_pos; /* global indices for the causal mask, or NULL: the rows' */
     int64_t S, Skv, D;
     bool causal;
     float scale;
@@ -294,6 +297,11 @@ static head_t head_at(const attention_dims_t *d, int64_t b, int64_t h, const voi
         .k = rows_at(k, kvo, d->Hkv * d->D, d->bf16),
         .v = rows_at(v, kvo, d->Hkv * d->D, d->bf16),
         .seg = segment_ids ? segment_ids + b * d->S : NULL,
+        .seg_kv = !segment_ids        ? NULL
+                  : d->kv_segment_ids ? d->kv_segment_ids + b * d->Skv
+                                      : segment_ids + b * d->S,
+        .q_pos = d->q_pos,
+        .kv_pos = d->kv_pos,
         .S = d->S,
         .Skv = d->Skv,
         .D = d->D,
@@ -347,8 +355,26 @@ static void clear_rows(acc_t a, int64_t n, int64_t D) {
 typedef enum { TILE_HIDDEN, TILE_PARTIAL, TILE_VISIBLE } tile_vis_t;
 
 static bool visible(const head_t *hd, int64_t i, int64_t j) {
-    if (hd->causal && j > i) return false;
-    return !hd->seg || (hd->seg[i] == hd->seg[j] && hd->seg[j] >= 0);
+    if (hd->causal && (hd->q_pos ? hd->kv_pos[j] > hd->q_pos[i] : j > i)) return false;
+    return !hd->seg || (hd->seg[i] == hd->seg_kv[j] && hd->seg_kv[j] >= 0);
+}
+
+/* lo, hi of pos[0..n) */
+static void pos_range(const int32_t *pos, int64_t n, int32_t *lo, int32_t *hi) {
+    *lo = INT32_MAX, *hi = INT32_MIN;
+    for (int64_t t = 0; t < n; t++) {
+        *lo = pos[t] < *lo ? pos[t] : *lo;
+        *hi = pos[t] > *hi ? pos[t] : *hi;
+    }
+}
+
+/* The causal mask on global indices: every key after every query (hidden), every key before
+ * every query (visible), or mixed. */
+static tile_vis_t causal_by_pos(const head_t *hd, int64_t i0, int64_t nq, int64_t j0, int64_t nk) {
+    int32_t qlo, qhi, klo, khi;
+    pos_range(hd->q_pos + i0, nq, &qlo, &qhi);
+    pos_range(hd->kv_pos + j0, nk, &klo, &khi);
+    return klo > qhi ? TILE_HIDDEN : khi > qlo ? TILE_PARTIAL : TILE_VISIBLE;
 }
 
 /* Range [lo, hi] of the non-negative ids in seg[0..n); false when there is none. `all` is set
@@ -371,13 +397,18 @@ static bool seg_range(const int32_t *seg, int64_t n, int32_t *lo, int32_t *hi, b
 static tile_vis_t tile_visibility(const head_t *hd, int64_t i0, int64_t nq, int64_t j0,
                                   int64_t nk) {
     tile_vis_t vis = TILE_VISIBLE;
-    if (hd->causal && j0 > i0 + nq - 1) return TILE_HIDDEN;
-    if (hd->causal && j0 + nk - 1 > i0) vis = TILE_PARTIAL;
+    if (hd->causal && hd->q_pos) {
+        if ((vis = causal_by_pos(hd, i0, nq, j0, nk)) == TILE_HIDDEN) return vis;
+    } else if (hd->causal && j0 > i0 + nq - 1) {
+        return TILE_HIDDEN;
+    } else if (hd->causal && j0 + nk - 1 > i0) {
+        vis = TILE_PARTIAL;
+    }
     if (hd->seg) {
         int32_t qlo, qhi, klo, khi;
         bool qall, kall;
         if (!seg_range(hd->seg + i0, nq, &qlo, &qhi, &qall)) return TILE_HIDDEN;
-        if (!seg_range(hd->seg + j0, nk, &klo, &khi, &kall)) return TILE_HIDDEN;
+        if (!seg_range(hd->seg_kv + j0, nk, &klo, &khi, &kall)) return TILE_HIDDEN;
         if (qhi < klo || khi < qlo) return TILE_HIDDEN;
         if (!(qall && kall && qlo == qhi && klo == khi && qlo == klo)) vis = TILE_PARTIAL;
     }
@@ -390,6 +421,11 @@ static void mask_tile(float *s, const head_t *hd, int64_t i0, int64_t nq, int64_
     for (int64_t r = 0; r < nq; r++) {
         float *sr = s + r * BC;
         int64_t seen = nk; /* keys [0, seen) of the tile are not after query i0 + r */
+        if (hd->q_pos) {   /* global indices: no suffix to fill */
+            for (int64_t c = 0; c < nk; c++)
+                if (!visible(hd, i0 + r, j0 + c)) sr[c] = -INFINITY;
+            continue;
+        }
         if (hd->causal) {
             seen = i0 + r - j0 + 1;
             seen = seen < 0 ? 0 : seen > nk ? nk : seen;
@@ -482,7 +518,7 @@ static void forward_query_tile(const head_t *hd, float *lse, int64_t i0, int64_t
     const acc_t o = acc_rows(&out, i0, sc->out, D);
     clear_rows(o, nq, D);
     for (int64_t r = 0; r < nq; r++) m[r] = -INFINITY, l[r] = 0.0f;
-    const int64_t kv_end = hd->causal ? i0 + nq : hd->Skv; /* causal: Skv == S */
+    const int64_t kv_end = hd->causal && !hd->q_pos ? i0 + nq : hd->Skv; /* else Skv == S */
     for (int64_t j0 = 0; j0 < kv_end; j0 += BC) {
         const int64_t nk = kv_end - j0 < BC ? kv_end - j0 : BC;
         tile_vis_t vis = tile_visibility(hd, i0, nq, j0, nk);
@@ -533,7 +569,7 @@ static void forward_query_tile_native(const head_t *hd, float *lse, int64_t i0, 
     const acc_t o = {sc->out, (int)D};
     clear_rows(o, nq, D);
     for (int64_t r = 0; r < nq; r++) m[r] = -INFINITY, l[r] = 0.0f;
-    const int64_t kv_end = hd->causal ? i0 + nq : hd->Skv;
+    const int64_t kv_end = hd->causal && !hd->q_pos ? i0 + nq : hd->Skv;
     for (int64_t j0 = 0; j0 < kv_end; j0 += BC) {
         const int64_t nk = kv_end - j0 < BC ? kv_end - j0 : BC;
         tile_vis_t vis = tile_visibility(hd, i0, nq, j0, nk);
@@ -678,7 +714,7 @@ static void backward_query_tile(const head_t *hd, const float *lse, int64_t i0, 
                       .nq = nq};
     if (!hd->dq.f32) clear_rows(t.dq, nq, D); /* an f32 dq was zeroed as a whole */
     tile_delta(sc->delta, t.dout, load_rows(&hd->out, i0, nq, D, sc->out), nq, D);
-    const int64_t kv_end = hd->causal ? i0 + nq : hd->Skv;
+    const int64_t kv_end = hd->causal && !hd->q_pos ? i0 + nq : hd->Skv;
     for (int64_t j0 = 0; j0 < kv_end; j0 += BC) {
         const int64_t nk = kv_end - j0 < BC ? kv_end - j0 : BC;
         tile_vis_t vis = tile_visibility(hd, i0, nq, j0, nk);
@@ -740,7 +776,7 @@ static void backward_query_tile_native(const head_t *hd, const float *lse, int64
     if (!hd->dq.f32) clear_rows(t.dq, nq, D);
     tile_delta(sc->delta, load_rows(&hd->dout, i0, nq, D, sc->dout),
                load_rows(&hd->out, i0, nq, D, sc->out), nq, D);
-    const int64_t kv_end = hd->causal ? i0 + nq : hd->Skv;
+    const int64_t kv_end = hd->causal && !hd->q_pos ? i0 + nq : hd->Skv;
     for (int64_t j0 = 0; j0 < kv_end; j0 += BC) {
         const int64_t nk = kv_end - j0 < BC ? kv_end - j0 : BC;
         tile_vis_t vis = tile_visibility(hd, i0, nq, j0, nk);
@@ -807,11 +843,15 @@ void attention_backward(void *dq, void *dk, void *dv, const void *dout, const vo
                         const void *k, const void *v, const int32_t *segment_ids, const void *out,
                         const float *lse, const attention_dims_t *d, void *workspace) {
     check_dims(d, segment_ids);
+    AUTOSP_ASSERT(!d->accumulate || !d->bf16);
     const size_t nq = (size_t)(d->B * d->S * d->Hq * d->D);
     const size_t nkv = (size_t)(d->B * d->Skv * d->Hkv * d->D);
-    if (grad_is_f32(d, AUTOSP_ATTENTION_DQ_F32)) memset(dq, 0, sizeof(float) * nq);
-    if (grad_is_f32(d, AUTOSP_ATTENTION_DK_F32)) memset(dk, 0, sizeof(float) * nkv);
-    if (grad_is_f32(d, AUTOSP_ATTENTION_DV_F32)) memset(dv, 0, sizeof(float) * nkv);
+    if (!d->accumulate && grad_is_f32(d, AUTOSP_ATTENTION_DQ_F32))
+        memset(dq, 0, sizeof(float) * nq);
+    if (!d->accumulate && grad_is_f32(d, AUTOSP_ATTENTION_DK_F32))
+        memset(dk, 0, sizeof(float) * nkv);
+    if (!d->accumulate && grad_is_f32(d, AUTOSP_ATTENTION_DV_F32))
+        memset(dv, 0, sizeof(float) * nkv);
     bwd_args_t a = {.dq = dq,
                     .dk = dk,
                     .dv = dv,

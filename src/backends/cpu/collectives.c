@@ -11,8 +11,7 @@
 #include "base/bf16.h"
 #include "comm/comm.h"
 
-/* The group a node names, checked against its "ranks" attribute. */
-static autosp_status_t group_of(const kernel_args_t *r, comm_group_t *out, int *size) {
+autosp_status_t cpu_comm_group(const kernel_args_t *r, comm_group_t *out, int *size) {
     char label[AUTOSP_MAX_NAME + 32];
     const node_t *n = r->c->node;
     const char *group = node_attr_str(n, "group");
@@ -25,8 +24,7 @@ static autosp_status_t group_of(const kernel_args_t *r, comm_group_t *out, int *
                      (long long)node_attr_int(n, "ranks"));
 }
 
-/* A failed exchange's message, prefixed with the node. */
-static autosp_status_t named(const kernel_args_t *r, autosp_status_t st) {
+autosp_status_t cpu_comm_named(const kernel_args_t *r, autosp_status_t st) {
     if (st == AUTOSP_OK) return st;
     char label[AUTOSP_MAX_NAME + 32], why[AUTOSP_ERROR_MESSAGE_MAX];
     snprintf(why, sizeof why, "%s", r->err ? r->err->message : "");
@@ -58,7 +56,7 @@ static int64_t workspace_all_to_all(const cost_ctx_t *c) {
 static autosp_status_t run_all_to_all(const kernel_args_t *r) {
     comm_group_t group;
     int P;
-    autosp_status_t st = group_of(r, &group, &P);
+    autosp_status_t st = cpu_comm_group(r, &group, &P);
     if (st != AUTOSP_OK) return st;
     const cost_ctx_t *c = r->c;
     int split = (int)node_attr_int(c->node, "split_dim");
@@ -73,7 +71,8 @@ static autosp_status_t run_all_to_all(const kernel_args_t *r) {
             at += c->in[i].numel / P * (int64_t)c->in[i].esize;
         }
     }
-    st = named(r, r->comm->ops->all_to_all(r->comm, group, send, recv, (size_t)per_rank, r->err));
+    st = cpu_comm_named(
+        r, r->comm->ops->all_to_all(r->comm, group, send, recv, (size_t)per_rank, r->err));
     for (int j = 0; j < P && st == AUTOSP_OK; j++) {
         char *at = recv + j * per_rank;
         for (int i = 0; i < c->n_in; i++) {
@@ -104,15 +103,15 @@ static void divide(void *x, int64_t n, size_t esize, int P) {
 static autosp_status_t run_all_reduce(const kernel_args_t *r) {
     comm_group_t group;
     int P;
-    autosp_status_t st = group_of(r, &group, &P);
+    autosp_status_t st = cpu_comm_group(r, &group, &P);
     if (st != AUTOSP_OK) return st;
     const cost_ctx_t *c = r->c;
     const size_t esize = c->in[0].esize;
     const autosp_dtype_t dtype = esize == 2 ? AUTOSP_BF16 : AUTOSP_F32;
     bool mean = strcmp(node_attr_str(c->node, "op"), "mean") == 0;
     if (c->n_in == 1) {
-        st = named(r, r->comm->ops->sum(r->comm, group, r->in[0], r->out[0], (size_t)c->in[0].numel,
-                                        dtype, r->err));
+        st = cpu_comm_named(r, r->comm->ops->sum(r->comm, group, r->in[0], r->out[0],
+                                                 (size_t)c->in[0].numel, dtype, r->err));
         if (mean && st == AUTOSP_OK) divide(r->out[0], c->in[0].numel, esize, P);
         return st;
     }
@@ -120,7 +119,7 @@ static autosp_status_t run_all_reduce(const kernel_args_t *r) {
     for (int i = 0; i < c->n_in; i++, at += c->in[i - 1].numel * (int64_t)esize)
         memcpy(at, r->in[i], (size_t)c->in[i].numel * esize);
     size_t count = (size_t)(at - buf) / esize;
-    st = named(r, r->comm->ops->sum(r->comm, group, NULL, buf, count, dtype, r->err));
+    st = cpu_comm_named(r, r->comm->ops->sum(r->comm, group, NULL, buf, count, dtype, r->err));
     at = buf;
     for (int i = 0; i < c->n_in && st == AUTOSP_OK;
          i++, at += c->in[i - 1].numel * (int64_t)esize) {
@@ -138,12 +137,12 @@ static int64_t workspace_all_gather(const cost_ctx_t *c) {
 static autosp_status_t run_all_gather(const kernel_args_t *r) {
     comm_group_t group;
     int P;
-    autosp_status_t st = group_of(r, &group, &P);
+    autosp_status_t st = cpu_comm_group(r, &group, &P);
     if (st != AUTOSP_OK) return st;
     const cost_ctx_t *c = r->c;
     int dim = (int)node_attr_int(c->node, "dim");
     int64_t bytes = cshape_bytes(c->in, 1);
-    st = named(
+    st = cpu_comm_named(
         r, r->comm->ops->all_gather(r->comm, group, r->in[0], r->workspace, (size_t)bytes, r->err));
     int64_t len = c->in[0].d[dim];
     for (int j = 0; j < P && st == AUTOSP_OK; j++)
@@ -162,12 +161,13 @@ static int64_t workspace_reduce_scatter(const cost_ctx_t *c) {
 static autosp_status_t world_split(const kernel_args_t *r, int64_t n, int *counts, int *displs,
                                    int *P) {
     comm_group_t group;
-    autosp_status_t st = group_of(r, &group, P);
+    autosp_status_t st = cpu_comm_group(r, &group, P);
     if (st != AUTOSP_OK) return st;
     if (n / *P >= INT32_MAX)
-        return named(r, set_error(r->err, AUTOSP_ERR_LIMIT,
-                                  "%lld elements per rank are more than MPI's int count allows",
-                                  (long long)(n / *P)));
+        return cpu_comm_named(
+            r, set_error(r->err, AUTOSP_ERR_LIMIT,
+                         "%lld elements per rank are more than MPI's int count allows",
+                         (long long)(n / *P)));
     for (int k = 0; k < *P; k++) {
         counts[k] = (int)(n * (k + 1) / *P - n * k / *P);
         if (displs) displs[k] = (int)(n * k / *P);
@@ -183,7 +183,7 @@ static autosp_status_t run_reduce_scatter(const kernel_args_t *r) {
     if (st != AUTOSP_OK) return st;
     float *out = r->out[0];
     int own = counts[r->comm->rank];
-    st = named(r, r->comm->ops->reduce_scatter(r->comm, r->in[0], out, counts, r->err));
+    st = cpu_comm_named(r, r->comm->ops->reduce_scatter(r->comm, r->in[0], out, counts, r->err));
     for (int64_t k = own; k < r->c->out[0].numel; k++) out[k] = 0.0f;
     return st;
 }
@@ -205,14 +205,14 @@ static autosp_status_t start_unshard(const kernel_args_t *r) {
     if (st != AUTOSP_OK) return st;
     int me = r->comm->rank;
     memcpy((char *)r->out[0] + (size_t)displs[me] * esize, r->in[0], (size_t)counts[me] * esize);
-    return named(r, r->comm->ops->all_gather_blocks_start(r->comm, r->out[0], esize, counts, displs,
-                                                          req, r->err));
+    return cpu_comm_named(r, r->comm->ops->all_gather_blocks_start(r->comm, r->out[0], esize,
+                                                                   counts, displs, req, r->err));
 }
 
 static autosp_status_t run_unshard(const kernel_args_t *r) {
     autosp_status_t st = r->started ? AUTOSP_OK : start_unshard(r);
     if (st != AUTOSP_OK) return st;
-    return named(r, r->comm->ops->wait(r->comm, r->workspace, r->err));
+    return cpu_comm_named(r, r->comm->ops->wait(r->comm, r->workspace, r->err));
 }
 
 /* all_reduce sums f32 or bf16; the others move bytes: bf16, and segment ids (i32), too */

@@ -12,7 +12,7 @@
 static const cpu_family_t *const families[] = {
     &cpu_elementwise, &cpu_norm,          &cpu_linear,      &cpu_embedding,   &cpu_rope,
     &cpu_attention,   &cpu_cross_entropy, &cpu_repeat,      &cpu_collectives, &cpu_layout,
-    &cpu_cast,        &cpu_mlp,           &cpu_norm_linear,
+    &cpu_cast,        &cpu_mlp,           &cpu_norm_linear, &cpu_ring_attention,
 };
 
 static kernel_fn kernels[AUTOSP_OP_COUNT][AUTOSP_DTYPE_COUNT];

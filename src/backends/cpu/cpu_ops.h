@@ -8,6 +8,7 @@
 #ifndef AUTOSP_CPU_OPS_H
 #define AUTOSP_CPU_OPS_H
 
+#include "comm/comm.h"
 #include "ir/backend.h"
 
 typedef struct cpu_kernel_reg {
@@ -36,7 +37,7 @@ typedef struct cpu_family {
 
 extern const cpu_family_t cpu_elementwise, cpu_norm, cpu_linear, cpu_embedding, cpu_rope,
     cpu_attention, cpu_cross_entropy, cpu_repeat, cpu_collectives, cpu_layout, cpu_cast, cpu_mlp,
-    cpu_norm_linear;
+    cpu_norm_linear, cpu_ring_attention;
 
 /* bf16 through f32 (staged.c): the op's f32 adapter run on blocks of rows, the bf16 tensors
  * widened into the workspace on the way in and rounded on the way out. Bit k of rows_in
@@ -69,6 +70,11 @@ void cpu_widen(float *dst, const void *src, int64_t n);
 void cpu_round(void *dst, const float *src, int64_t n);
 /* Rows of row_elems elements in a staging block (for kernels that stage by hand). */
 int64_t cpu_stage_rows(int64_t row_elems);
+
+/* For the kernels that communicate (collectives.c): the group node r->c->node names, checked
+ * against its "ranks" attribute; and a failed exchange's message prefixed with the node. */
+autosp_status_t cpu_comm_group(const kernel_args_t *r, comm_group_t *group, int *size);
+autosp_status_t cpu_comm_named(const kernel_args_t *r, autosp_status_t st);
 
 /* Helpers the adapters share (run_ops.c). */
 #define F(p)   ((float *)(p))

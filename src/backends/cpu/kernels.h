@@ -134,6 +134,11 @@ typedef struct attention_dims {
     int threads;
     bool bf16;          /* q, k, v, out, dout are bf16_t */
     unsigned f32_grads; /* AUTOSP_ATTENTION_D*_F32 bits: those gradients are float (bf16 only) */
+    /* A block of a longer sequence (ring attention): the causal mask compares q_pos[i] (S) and
+     * kv_pos[j] (Skv), the global indices of the rows, and the keys' segment ids are
+     * kv_segment_ids (B,Skv); then Skv need not be S. NULL: the row indices, segment_ids. */
+    const int32_t *q_pos, *kv_pos, *kv_segment_ids;
+    bool accumulate; /* f32 only: the backward adds to dq, dk, dv instead of overwriting them */
 } attention_dims_t;
 /* A thread capacity that does not change while the process runs (OpenBLAS's CPU count, at
  * most AUTOSP_ATTENTION_MAX_THREADS): what the executor puts in `threads` both when it sizes
