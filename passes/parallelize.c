@@ -9,9 +9,32 @@ autosp_parallel_config_t autosp_parallel_config_default(void) {
         .sp = 1, .dp = 1, .bucket_bytes = 25 << 20, .ac = autosp_ac_config_default()};
 }
 
+static int64_t gcd64(int64_t a, int64_t b) {
+    return b ? gcd64(b, a % b) : a;
+}
+
+/* What S must be a multiple of: sp, and with rings 2 ring too (zigzag's 2 ring chunks). */
+static int64_t seq_multiple(const autosp_parallel_config_t *cfg) {
+    int64_t sp = cfg->sp > 1 ? cfg->sp : 1, zigzag = cfg->ring > 1 ? 2 * cfg->ring : 1;
+    return sp / gcd64(sp, zigzag) * zigzag;
+}
+
 autosp_graph_t *autosp_parallelize(const autosp_graph_t *forward,
                                    const autosp_parallel_config_t *cfg, autosp_error_t *err) {
-    autosp_graph_t *sharded = autosp_sp_shard(forward, cfg->sp, err);
+    autosp_graph_t *padded =
+        cfg->sp > 1 ? autosp_pad_sequence(forward, seq_multiple(cfg), err) : NULL;
+    if (cfg->sp > 1 && !padded) return NULL;
+    if (padded && autosp_graph_padded_from(padded) && autosp_graph_padded_from(padded) < cfg->sp) {
+        set_error(err, AUTOSP_ERR_INVALID,
+                  "sp = %d is more than the %lld tokens of the sequence: every sequence rank "
+                  "needs one at least (use an sp of %lld or less)",
+                  cfg->sp, (long long)autosp_graph_padded_from(padded),
+                  (long long)autosp_graph_padded_from(padded));
+        autosp_graph_free(padded);
+        return NULL;
+    }
+    autosp_graph_t *sharded = autosp_sp_shard(padded ? padded : forward, cfg->sp, err);
+    autosp_graph_free(padded);
     autosp_graph_t *exchanged =
         sharded ? autosp_ulysses_ring(sharded, cfg->ring > 1 ? cfg->ring : 1, err) : NULL;
     autosp_graph_t *exact = exchanged ? autosp_exact_loss(exchanged, cfg->dp, err) : NULL;

@@ -14,6 +14,8 @@ autosp_status_t rewrite_begin(rewrite_t *rw, const autosp_graph_t *src, autosp_e
     g->sp = src->sp;
     g->dp = src->dp;
     g->ring = src->ring;
+    g->padded_from = src->padded_from;
+    g->pad_label = src->pad_label;
     g->checkpointed = src->checkpointed;
     g->ac = src->ac;
     for (int i = 0; i < src->n_syms; i++)

@@ -136,8 +136,24 @@ check sp_gqa_repeat 0 "$compile" "$src/examples/llama-tiny-gqa.json" --sp 4 --se
 contains sp_gqa_repeat "$tmp/stdout" "blk0.k_rope.repeat.heads"
 check sp_heads 2 "$compile" "$src/examples/llama-tiny.json" --sp 3
 contains sp_heads "$tmp/stderr" "ulysses: node \"blk0.attn\" (attention): 4 heads are not divisible by sp = 3"
-check sp_seq 2 "$compile" "$src/examples/llama-tiny.json" --sp 4 --set S=30
-contains sp_seq "$tmp/stderr" "sp_shard: input \"tokens\": the sequence dim 1 is S = 30, not divisible by sp = 4"
+# S that sp does not divide: padded to the next multiple (pad_sequence), recorded in the JSON
+check sp_pad 0 "$compile" "$src/examples/llama-tiny.json" --sp 4 --set S=30 -o "$tmp/pad.json"
+contains sp_pad "$tmp/pad.json" '"padded_from": 30'
+contains sp_pad "$tmp/pad.json" '"S": 32'
+check sp_more_than_s 2 "$compile" "$src/examples/llama-tiny.json" --sp 4 --set S=3
+contains sp_more_than_s "$tmp/stderr" "sp = 4 is more than the 3 tokens of the sequence"
+# 2-D sequence parallelism: --ulysses x --ring = --sp
+check ring_json 0 "$compile" "$src/examples/llama-tiny.json" --sp 6 --ring 3 --set S=1000 -o "$tmp/ring.json"
+contains ring_json "$tmp/ring.json" '"ring": 3, "padded_from": 1000'
+contains ring_json "$tmp/ring.json" '"op": "ring_attention"'
+check ring_divides 2 "$compile" "$src/examples/llama-tiny.json" --sp 4 --ring 3
+contains ring_divides "$tmp/stderr" "--ring 3 does not divide --sp 4 (sp = ulysses x ring)"
+check ring_product 2 "$compile" "$src/examples/llama-tiny.json" --sp 4 --ulysses 2 --ring 3
+contains ring_product "$tmp/stderr" "--ulysses 2 x --ring 3 is 6, not --sp 4"
+check ring_heads 2 "$compile" "$src/examples/llama-tiny.json" --ulysses 8 --ring 1
+contains ring_heads "$tmp/stderr" "4 heads are not divisible by sp = 8"
+check ring_u_heads 2 "$compile" "$src/examples/llama-tiny.json" --ulysses 8 --ring 2
+contains ring_u_heads "$tmp/stderr" "4 heads are not divisible by ulysses = 8"
 check sp_twice 2 "$compile" "$tmp/sp2.json" --sp 2
 contains sp_twice "$tmp/stderr" "is already a per-rank program (sp = 2, dp = 1)"
 check sp_zero 2 "$compile" "$src/examples/llama-tiny.json" --sp 0

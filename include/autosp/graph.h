@@ -62,6 +62,9 @@ int autosp_graph_dp(const autosp_graph_t *g);
 /* The ring degree of a 2-D sequence-parallel program (autosp_parallel_config_t.ring): sp ranks
  * are sp / ring Ulysses ranks times ring ranks; 1 without rings. */
 int autosp_graph_ring(const autosp_graph_t *g);
+/* The sequence length the caller feeds when autosp_pad_sequence padded the program's (which
+ * is then the next multiple of sp); 0 when it is not padded. */
+int64_t autosp_graph_padded_from(const autosp_graph_t *g);
 
 /* ---- symbols -------------------------------------------------------------------------- */
 

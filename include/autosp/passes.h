@@ -52,6 +52,14 @@ autosp_graph_t *autosp_ulysses(const autosp_graph_t *sharded, autosp_error_t *er
  * autosp_ulysses with sp / ring in place of sp. ring 1 is autosp_ulysses. */
 autosp_graph_t *autosp_ulysses_ring(const autosp_graph_t *sharded, int ring, autosp_error_t *err);
 autosp_graph_t *autosp_exact_loss(const autosp_graph_t *g, int dp, autosp_error_t *err);
+/* pad_sequence: a copy of g whose sequence symbol (the one seq dim of every tagged input) is
+ * bound to the next multiple of `multiple` (the trainer's feed pads each row at its end with
+ * token 0, label ignore_index, position 0, segment id -1: no target, hidden from attention),
+ * recording the real length (autosp_graph_padded_from). autosp_parallelize runs it with sp,
+ * or lcm(sp, 2 ring) with rings. Errors: a seq dim that is not one bound symbol; a sequence
+ * input that is not tokens, labels, positions or segment ids (its pad is unknown); a
+ * non-causal attention without segment ids (the padding would be visible). */
+autosp_graph_t *autosp_pad_sequence(const autosp_graph_t *g, int64_t multiple, autosp_error_t *err);
 autosp_graph_t *autosp_grad_sync(const autosp_graph_t *joint, int64_t bucket_bytes,
                                  autosp_error_t *err);
 /* The same with the sum's wire dtype: AUTOSP_F32 (what autosp_grad_sync does), or AUTOSP_BF16:

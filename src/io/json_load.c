@@ -167,10 +167,11 @@ static autosp_status_t load_symbols(loader_t *L, json_t *root) {
     return AUTOSP_OK;
 }
 
-/* "parallel": {"sp": P, "dp": D[, "ring": R]}: the graph is the per-rank program for P x D
- * ranks, each sequence group a ring of R Ulysses groups. */
+/* "parallel": {"sp": P, "dp": D[, "ring": R][, "padded_from": S, "pad_label": l]}: the graph
+ * is the per-rank program for P x D ranks, each sequence group a ring of R Ulysses groups, its
+ * sequence padded from S rows (autosp_pad_sequence). */
 static autosp_status_t load_parallel(loader_t *L, json_t *root) {
-    static const char *const keys[] = {"sp", "dp", "ring", NULL};
+    static const char *const keys[] = {"sp", "dp", "ring", "padded_from", "pad_label", NULL};
     json_t *par = json_object_get(root, "parallel");
     if (!par) return AUTOSP_OK;
     if (!json_is_object(par))
@@ -184,6 +185,20 @@ static autosp_status_t load_parallel(loader_t *L, json_t *root) {
             return bad(L, "parallel: \"%s\" is %s, expected an integer 1..%d", keys[i],
                        json_is_integer(v) ? "out of range" : json_kind(v), 1 << 20);
         *fields[i] = (int)json_integer_value(v);
+    }
+    json_t *from = json_object_get(par, "padded_from"), *label = json_object_get(par, "pad_label");
+    if (st == AUTOSP_OK && from) {
+        if (!json_is_integer(from) || json_integer_value(from) < 1)
+            return bad(L, "parallel: \"padded_from\" is %s, expected a positive integer",
+                       json_is_integer(from) ? "out of range" : json_kind(from));
+        L->g->padded_from = json_integer_value(from);
+    }
+    if (st == AUTOSP_OK && label) {
+        if (!json_is_integer(label) || json_integer_value(label) < INT32_MIN ||
+            json_integer_value(label) > INT32_MAX)
+            return bad(L, "parallel: \"pad_label\" is %s, expected a 32-bit integer",
+                       json_kind(label));
+        L->g->pad_label = (int32_t)json_integer_value(label);
     }
     if (st == AUTOSP_OK && autosp_graph_sp(L->g) % autosp_graph_ring(L->g) != 0)
         return bad(L, "parallel: \"ring\" is %d, which does not divide \"sp\" = %d",

@@ -167,8 +167,12 @@ char *autosp_graph_save_string(const autosp_graph_t *g, autosp_error_t *err) {
         sb_append(&b, ",\n  \"symbols\": ");
         sb_append(&b, s);
         if (g->sp > 1 || g->dp > 1) {
-            char par[128], ring[32] = "";
+            char par[192], ring[96] = "";
             if (g->ring > 1) snprintf(ring, sizeof ring, ", \"ring\": %d", g->ring);
+            if (g->padded_from)
+                snprintf(ring + strlen(ring), sizeof ring - strlen(ring),
+                         ", \"padded_from\": %lld, \"pad_label\": %d", (long long)g->padded_from,
+                         (int)g->pad_label);
             snprintf(par, sizeof par, ",\n  \"parallel\": {\"sp\": %d, \"dp\": %d%s}",
                      g->sp > 1 ? g->sp : 1, g->dp > 1 ? g->dp : 1, ring);
             sb_append(&b, par);

@@ -137,6 +137,9 @@ int autosp_graph_dp(const autosp_graph_t *g) {
 int autosp_graph_ring(const autosp_graph_t *g) {
     return g->ring > 1 ? g->ring : 1;
 }
+int64_t autosp_graph_padded_from(const autosp_graph_t *g) {
+    return g->padded_from;
+}
 
 int64_t ring_global_index(int64_t t, int64_t L, int r, int R) {
     if (R <= 1) return t;

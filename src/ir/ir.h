@@ -96,6 +96,8 @@ struct autosp_graph {
     autosp_error_t error; /* sticky: the first builder error */
     int sp, dp;           /* a per-rank program for sp x dp ranks (0 or 1: one device) */
     int ring;             /* sp = (sp / ring) Ulysses x ring ranks, zigzag order (0, 1: none) */
+    int64_t padded_from;  /* the sequence before pad_sequence padded it (0: not padded) */
+    int32_t pad_label;    /* the padded rows' label: the loss's ignore_index */
     bool checkpointed;    /* the checkpoint pass ran; ac is its report (in memory only) */
     autosp_ac_report_t ac;
     /* passed autosp_graph_verify as it is now (marked by the passes that made it): a later

@@ -319,6 +319,8 @@ static int clone_into(autosp_graph_t *c, const autosp_graph_t *g) {
     c->sp = g->sp;
     c->dp = g->dp;
     c->ring = g->ring;
+    c->padded_from = g->padded_from;
+    c->pad_label = g->pad_label;
     c->checkpointed = g->checkpointed;
     c->ac = g->ac;
     c->verified = g->verified;

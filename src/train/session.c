@@ -76,6 +76,42 @@ static void copy_slice(const tensor_t *x, const int64_t *local, int64_t numel, c
     }
 }
 
+/* A padded program (autosp_pad_sequence): the caller's tensor has g->padded_from rows on x's
+ * sequence dim where the program's whole has whole[seq_dim]; outer and inner (bytes) around
+ * that dim. False when x is not padded. */
+static bool padded(const session_t *s, const tensor_t *x, const slice_t *sl, int64_t *outer,
+                   int64_t *inner) {
+    if (!s->g->padded_from || sl->seq_dim < 0) return false;
+    *outer = 1, *inner = (int64_t)autosp_dtype_size(x->dtype);
+    for (int k = 0; k < sl->seq_dim; k++) *outer *= sl->whole[k];
+    for (int k = sl->seq_dim + 1; k < x->shape.ndim; k++) *inner *= sl->whole[k];
+    return true;
+}
+
+/* What a padded row of an input holds: no token, no label, no position, no segment. */
+static int32_t pad_value(const session_t *s, const tensor_t *x) {
+    switch (x->role) {
+    case AUTOSP_ROLE_LABELS:
+        return s->g->pad_label;
+    case AUTOSP_ROLE_SEGMENT_IDS:
+        return -1;
+    default:
+        return 0;
+    }
+}
+
+/* Between the caller's rows (real of them) and the program's (rows): to_padded fills the rows
+ * after the real ones with pad (int32 elements), else only the real rows are copied back. */
+static void pad_copy(char *caller, char *program, int64_t outer, int64_t inner, int64_t real,
+                     int64_t rows, bool to_padded, int32_t pad) {
+    for (int64_t o = 0; o < outer; o++) {
+        char *c = caller + o * real * inner, *p = program + o * rows * inner;
+        memcpy(to_padded ? p : c, to_padded ? c : p, (size_t)(real * inner));
+        for (int64_t i = real * inner; to_padded && i < rows * inner; i += 4)
+            memcpy(p + i, &pad, 4);
+    }
+}
+
 static const tensor_t *local_shape(const session_t *s, const char *name, int64_t *local,
                                    int64_t *numel) {
     autosp_tensor_t t = autosp_tensor_find(s->g, name);
@@ -93,8 +129,18 @@ autosp_status_t session_feed(session_t *s, const char *name, const void *global,
         return set_error(err, AUTOSP_ERR_INVALID, "feed: the graph has no input \"%s\"", name);
     slice_t sl;
     autosp_status_t st = slice_of(s, x, s->comm->dp_rank, s->comm->sp_rank, local, &sl, err);
+    int64_t outer, inner;
+    char *whole = (char *)global, *own = NULL;
+    if (st == AUTOSP_OK && padded(s, x, &sl, &outer, &inner)) {
+        const int64_t rows = sl.whole[sl.seq_dim];
+        if (!(whole = own = mem_alloc((size_t)(outer * rows * inner)))) st = nomem(err);
+        if (own)
+            pad_copy((char *)global, own, outer, inner, s->g->padded_from, rows, true,
+                     pad_value(s, x));
+    }
     if (st == AUTOSP_OK)
-        copy_slice(x, local, numel, &sl, autosp_executor_data(s->ex, name), (char *)global, true);
+        copy_slice(x, local, numel, &sl, autosp_executor_data(s->ex, name), whole, true);
+    mem_free(own);
     mem_free(sl.rows);
     return st == AUTOSP_OK ? set_ok(err) : st;
 }
@@ -115,13 +161,22 @@ autosp_status_t session_gather(session_t *s, const char *name, void *global, aut
     if (!all) return nomem(err);
     autosp_status_t st = s->comm->ops->all_gather(
         s->comm, COMM_WORLD, autosp_executor_data(s->ex, name), all, bytes, err);
+    char *whole = global, *own = NULL;
+    int64_t outer = 0, inner = 0, rows = 0;
     for (int r = 0; r < s->comm->size && st == AUTOSP_OK; r++) {
         slice_t sl;
         st = slice_of(s, x, r / s->comm->sp_size, r % s->comm->sp_size, local, &sl, err);
+        if (st == AUTOSP_OK && r == 0 && padded(s, x, &sl, &outer, &inner)) {
+            rows = sl.whole[sl.seq_dim];
+            if (!(whole = own = mem_alloc((size_t)(outer * rows * inner)))) st = nomem(err);
+        }
         if (st == AUTOSP_OK)
-            copy_slice(x, local, numel, &sl, all + bytes * (size_t)r, global, false);
+            copy_slice(x, local, numel, &sl, all + bytes * (size_t)r, whole, false);
         mem_free(sl.rows);
     }
+    if (own && st == AUTOSP_OK)
+        pad_copy(global, own, outer, inner, s->g->padded_from, rows, false, 0);
+    mem_free(own);
     mem_free(all);
     return st == AUTOSP_OK ? set_ok(err) : st;
 }
