@@ -47,9 +47,8 @@ static autosp_status_t plan_heads(rewrite_t *rw, int i, mesh_t m, heads_t *h) {
     if (h->q % P != 0)
         return pass_fail(rw->err, PASS, rw->src, i,
                          "%lld heads are not divisible by %s = %d: Ulysses gives each rank "
-                         "heads/%s whole heads (use a %s degree that divides %lld, and rings "
-                         "for the rest of sp: --ring)",
-                         (long long)h->q, who, P, who, who, (long long)h->q);
+                         "heads/%s whole heads (rings can take the rest of sp: --ring)",
+                         (long long)h->q, who, P, who);
     int64_t kv_heads = h->kv / gcd(h->kv, P) * P; /* lcm(kv, P) */
     if (h->q % kv_heads != 0)
         return pass_fail(rw->err, PASS, rw->src, i,

@@ -132,9 +132,9 @@ contains sp "$tmp/stdout" "grad_sync.bucket0                  all_reduce world"
 contains sp "$tmp/sp2.json" "\"parallel\": {\"sp\": 2, \"dp\": 1}"
 contains sp "$tmp/sp2.dot" "color=\"#8e44ad\""
 check sp_reload 0 "$compile" "$tmp/sp2.json"
-check sp_gqa_repeat 0 "$compile" "$src/examples/llama-tiny-gqa.json" --sp 4 --set S=64 --info
+check sp_gqa_repeat 0 "$compile" "$src/examples/llama-tiny-gqa.json" --sp 4 --ulysses 4 --set S=64 --info
 contains sp_gqa_repeat "$tmp/stdout" "blk0.k_rope.repeat.heads"
-check sp_heads 2 "$compile" "$src/examples/llama-tiny.json" --sp 3
+check sp_heads 2 "$compile" "$src/examples/llama-tiny.json" --sp 3 --ring 1
 contains sp_heads "$tmp/stderr" "ulysses: node \"blk0.attn\" (attention): 4 heads are not divisible by sp = 3"
 # S that sp does not divide: padded to the next multiple (pad_sequence), recorded in the JSON
 check sp_pad 0 "$compile" "$src/examples/llama-tiny.json" --sp 4 --set S=30 -o "$tmp/pad.json"
@@ -146,6 +146,11 @@ contains sp_more_than_s "$tmp/stderr" "sp = 4 is more than the 3 tokens of the s
 check ring_json 0 "$compile" "$src/examples/llama-tiny.json" --sp 6 --ring 3 --set S=1000 -o "$tmp/ring.json"
 contains ring_json "$tmp/ring.json" '"ring": 3, "padded_from": 1000'
 contains ring_json "$tmp/ring.json" '"op": "ring_attention"'
+# --sp alone: the planner's mesh; 3 ranks on 4 heads can only be a ring of 3
+check sp_auto 0 "$compile" "$src/examples/llama-tiny.json" --sp 3 --set B=1 --set S=96 --autodiff --info -o "$tmp/auto.json"
+contains sp_auto "$tmp/stdout" "not possible: ulysses: node"
+contains sp_auto "$tmp/stdout" "<- chosen"
+contains sp_auto "$tmp/auto.json" '"ring": 3'
 check ring_divides 2 "$compile" "$src/examples/llama-tiny.json" --sp 4 --ring 3
 contains ring_divides "$tmp/stderr" "--ring 3 does not divide --sp 4 (sp = ulysses x ring)"
 check ring_product 2 "$compile" "$src/examples/llama-tiny.json" --sp 4 --ulysses 2 --ring 3

@@ -389,14 +389,51 @@ static int run_passes(const options_t *o, autosp_graph_t **g) {
     return 0;
 }
 
-static int run(const options_t *o, autosp_graph_t **gp) {
+/* --sp P alone: the planner's ulysses x ring (autosp_plan_mesh), its candidates in --info. */
+static int choose_mesh(options_t *o, const autosp_graph_t *g) {
+    if (o->ring || !o->sp || o->sp == 1) {
+        if (!o->ring) o->ring = 1, o->ulysses = o->sp ? o->sp : 1;
+        return 0;
+    }
+    autosp_parallel_config_t cfg = parallel_config(o);
+    cfg.zero_stage = (int)o->zero;
+    cfg.backend = o->plan_backend;
+    autosp_mesh_candidate_t c[64];
+    int best, n = autosp_plan_mesh(g, &cfg, &o->ac.machine, c, 64, &best);
+    if (best < 0) {
+        fprintf(stderr, "%s: %s\n", prog, c[0].why);
+        return autosp_status_exit_code(c[0].status);
+    }
+    o->ring = c[best].ring, o->ulysses = c[best].ulysses;
+    if (!o->info) return 0;
+    printf("sequence parallelism: sp = %lld as ulysses x ring, the modelled training step of "
+           "each (used: the most ulysses within 5%% of the fastest; --ulysses/--ring force "
+           "one)\n",
+           (long long)o->sp);
+    printf("%8s %6s %14s %14s %12s\n", "ulysses", "ring", "step (model)", "sent/rank", "peak/rank");
+    for (int i = 0; i < n; i++) {
+        if (c[i].status != AUTOSP_OK) {
+            printf("%8d %6d  not possible: %s\n", c[i].ulysses, c[i].ring, c[i].why);
+            continue;
+        }
+        printf("%8d %6d %12.4f s %14s %12s%s\n", c[i].ulysses, c[i].ring, c[i].step_seconds,
+               human((int64_t)c[i].bytes_sent), c[i].memory >= 0 ? human(c[i].memory) : "-",
+               i == best ? "  <- chosen" : "");
+    }
+    printf("\n");
+    return 0;
+}
+
+static int run(options_t *o, autosp_graph_t **gp) {
     autosp_error_t err;
     for (int i = 0; i < o->n_sets; i++) {
         int rc = bind_symbol(*gp, o->sets[i]);
         if (rc) return rc;
     }
     if (o->max_seq) return print_max_seq(o, *gp);
-    int rc = run_passes(o, gp);
+    int rc = choose_mesh(o, *gp);
+    if (rc) return rc;
+    rc = run_passes(o, gp);
     if (rc) return rc;
     autosp_graph_t *g = *gp;
     if (autosp_graph_verify(g, o->info ? AUTOSP_VERIFY_BOUND : 0, &err) != AUTOSP_OK)

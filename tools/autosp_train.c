@@ -23,9 +23,10 @@ typedef struct options {
     const char *save_dtype;  /* NULL: each parameter's own */
     bool has_bf16, bf16;     /* --config's bf16.enabled, checked against the model's dtype */
     int64_t seq_len, batch, steps, seed, log_every, warmup, sp, dp, threads; /* dp 0: N / sp */
-    int64_t save_every, until;                                               /* 0: never, the end */
-    int64_t zero, eot, eval_rows, eval_every;                                /* eot -1: none */
-    int64_t mem_limit, train_batch; /* 0: no limit, not given (--config) */
+    int64_t ulysses, ring;                    /* 0: not given (the planner's, autosp_plan_mesh) */
+    int64_t save_every, until;                /* 0: never, the end */
+    int64_t zero, eot, eval_rows, eval_every; /* eot -1: none */
+    int64_t mem_limit, train_batch;           /* 0: no limit, not given (--config) */
     double lr, weight_decay, grad_clip, min_lr_ratio, beta1, beta2, eps;
     bool init_only, profile, no_prefetch;
     autosp_data_format_t format;
@@ -63,6 +64,11 @@ static void usage(FILE *out) {
         "  --sp P                 sequence-parallel ranks: each holds S/P tokens of every\n"
         "                         sequence (default 1; must divide N, S and the heads)\n"
         "  --dp D                 data-parallel ranks (default N / P; D x P must be N)\n"
+        "  --ulysses U, --ring R  2-D sequence parallelism, P = U x R: Ulysses over groups of U\n"
+        "                         ranks, ring attention over R of them; either gives the other.\n"
+        "                         Default: the planner's choice for P (the most Ulysses within\n"
+        "                         5%% of the fastest modelled step; rings where the heads do not\n"
+        "                         divide P). S need not divide: it is padded (no labels)\n"
         "  --zero 0-3             1: ZeRO-1, AdamW's state sharded over the N ranks (gradients\n"
         "                         reduce-scattered, parameters all-gathered); 2: ZeRO-2, the\n"
         "                         gradients too (each reduce-scattered as the backward\n"
@@ -167,6 +173,8 @@ static const flag_t flags[] = {
     {"--batch", 'i', OPT(batch), 1, 1 << 16},
     {"--sp", 'i', OPT(sp), 1, 1 << 20},
     {"--dp", 'i', OPT(dp), 1, 1 << 20},
+    {"--ulysses", 'i', OPT(ulysses), 1, 1 << 20},
+    {"--ring", 'i', OPT(ring), 1, 1 << 20},
     {"--threads", 'i', OPT(threads), 1, 1024},
     {"--steps", 'i', OPT(steps), 1, 1e9},
     {"--seed", 'i', OPT(seed), 0, 9e18},
@@ -257,7 +265,6 @@ static int parse_args(int argc, char **argv, options_t *o) {
     const autosp_train_config_t d = autosp_train_config_default();
     *o = (options_t){.seq_len = 128,
                      .batch = 4,
-                     .sp = 1,
                      .steps = d.total_steps,
                      .seed = 1,
                      .log_every = 1,
@@ -899,10 +906,47 @@ static void print_threads(const autosp_thread_info_t *ti, int64_t flag) {
             where, quota, ti->ranks_on_node, ti->ranks_on_node == 1 ? "" : "s");
 }
 
+/* --ulysses x --ring = --sp; with --sp alone, the planner's (autosp_plan_mesh) for this run's
+ * model, S, batch and memory options, said on rank 0 when it has rings. */
+static int choose_mesh(options_t *o, int world) {
+    int rc = cli_sp_mesh(prog, &o->sp, &o->ulysses, &o->ring);
+    if (!o->sp) o->sp = 1; /* none of the three given */
+    if (rc || o->ring) return rc;
+    o->ring = 1, o->ulysses = o->sp;
+    if (o->sp == 1) return 0;
+    autosp_error_t err;
+    autosp_graph_t *g = autosp_graph_load_file(o->model, &err);
+    if (!g) return cli_fail(prog, &err);
+    autosp_parallel_config_t cfg = autosp_parallel_config_default();
+    cfg.sp = (int)o->sp;
+    cfg.dp = world % o->sp == 0 ? world / (int)o->sp : 1;
+    cfg.ac = o->ac;
+    cfg.loss_chunk = o->loss_chunk, cfg.mlp_tile = o->mlp_tile, cfg.norm_tile = o->norm_tile;
+    cfg.zero_stage = (int)o->zero;
+    cfg.backend = autosp_backend_cpu();
+    autosp_mesh_candidate_t c[64];
+    int best = -1;
+    if (autosp_symbol_bind(g, "S", o->seq_len, &err) == AUTOSP_OK &&
+        autosp_symbol_bind(g, "B", o->batch, &err) == AUTOSP_OK)
+        autosp_plan_mesh(g, &cfg, NULL, c, 64, &best);
+    autosp_graph_free(g);
+    if (best < 0) return 0; /* compiling the run itself says why */
+    o->ring = c[best].ring, o->ulysses = c[best].ulysses;
+    if (o->ring > 1 && autosp_world_rank() == 0)
+        fprintf(stderr, "%s: --sp %lld as --ulysses %lld x --ring %lld (the planner's choice)\n",
+                prog, (long long)o->sp, (long long)o->ulysses, (long long)o->ring);
+    return 0;
+}
+
 /* The groups: --sp divides the world, --dp (if given) is the rest. */
 static autosp_comm_t *make_comm(options_t *o, int world, int *rc) {
     autosp_error_t err;
-    autosp_comm_t *comm = autosp_comm_new_world((int)o->sp, &err);
+    int rc_mesh = choose_mesh(o, world);
+    if (rc_mesh) {
+        *rc = rc_mesh;
+        return NULL;
+    }
+    autosp_comm_t *comm = autosp_comm_new_world_ring((int)o->sp, (int)o->ring, &err);
     if (!comm) {
         *rc = cli_usage_error(prog, "--sp %lld: %s", (long long)o->sp, err.message);
         return NULL;

@@ -159,7 +159,7 @@ autosp_status_t cli_write_files(int n, const char *const *paths, const char *con
 }
 
 int cli_sp_mesh(const char *prog, int64_t *sp, int64_t *ulysses, int64_t *ring) {
-    if (!*ulysses && !*ring) return *ring = 1, 0;
+    if (!*ulysses && !*ring) return 0; /* the tool's planner chooses */
     if (!*sp) {
         *sp = (*ulysses ? *ulysses : 1) * (*ring ? *ring : 1);
     } else if (*ulysses && *ring && *ulysses * *ring != *sp) {

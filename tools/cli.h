@@ -29,8 +29,9 @@ int cli_parse_ac(const char *prog, const char *flag, const char *value, autosp_a
  * AUTOSP_MLP_UNTILED) or rows per chunk or tile; 0 or a usage error (2). */
 int cli_parse_rows(const char *prog, const char *flag, const char *value, int64_t *rows);
 /* --sp P, --ulysses U, --ring R (each 0 when not given) made whole: P = U x R, one of them
- * found from the other two (--ulysses or --ring alone with --sp; both without it); ring 1
- * when neither is given. 0, or a usage error (2) naming the constraint. */
+ * found from the other two (--ulysses or --ring alone with --sp; both without it); both stay
+ * 0 when neither is given (the tool's planner chooses). 0, or a usage error (2) naming the
+ * constraint. */
 int cli_sp_mesh(const char *prog, int64_t *sp, int64_t *ulysses, int64_t *ring);
 /* A line of /proc/self/status in bytes: "VmRSS" (resident now) or "VmHWM" (its high-water
  * mark); -1 where there is none (not Linux). */

@@ -268,6 +268,25 @@ autosp_status_t autosp_max_seq(const autosp_graph_t *forward, const autosp_paral
                                const autosp_seq_query_t *query, autosp_seq_answer_t *answer,
                                autosp_error_t *err);
 
+/* Choosing ulysses x ring = cfg->sp (cfg->ring is ignored): one candidate per ring dividing
+ * sp, in increasing ring, each compiled as a training step with the rest of cfg. A candidate
+ * that does not compile (the heads, usually) has its status and message; the others their
+ * modelled step time on machine (NULL: autosp_machine_default(); NAN when a symbol is
+ * unbound), bytes each rank sends, and planned peak per rank with cfg->backend's workspace
+ * (-1: not planned). Returns how
+ * many it wrote (at most max); *best is the index of the one with the most Ulysses whose time
+ * is within 5% of the fastest's, -1 when none compiles. */
+typedef struct autosp_mesh_candidate {
+    int ulysses, ring;
+    autosp_status_t status;
+    char why[AUTOSP_ERROR_MESSAGE_MAX];
+    double step_seconds, bytes_sent;
+    int64_t memory;
+} autosp_mesh_candidate_t;
+int autosp_plan_mesh(const autosp_graph_t *forward, const autosp_parallel_config_t *cfg,
+                     const autosp_machine_t *machine, autosp_mesh_candidate_t *out, int max,
+                     int *best);
+
 /* A series of queries on one forward graph (a table over policies and sp): the passes before
  * the checkpoint pass do not look at S's value, so their output (the joint graph) is compiled
  * once per configuration that changes it, and each candidate S runs only the passes from the
