@@ -151,6 +151,14 @@ check sp_auto 0 "$compile" "$src/examples/llama-tiny.json" --sp 3 --set B=1 --se
 contains sp_auto "$tmp/stdout" "not possible: ulysses: node"
 contains sp_auto "$tmp/stdout" "<- chosen"
 contains sp_auto "$tmp/auto.json" '"ring": 3'
+# --info: the padding and each ring position's attention work (zigzag balances it); --dot the ring
+check ring_info 0 "$compile" "$src/examples/llama-tiny.json" --sp 6 --ring 3 --set B=1 --set S=1000 --info --dot "$tmp/ring.dot"
+contains ring_info "$tmp/stdout" "sequence: 1000 tokens fed, padded to 1002 (2 per row at its end: no label, hidden from attention)"
+contains ring_info "$tmp/stdout" "2-D sequence parallelism: ulysses 2 x ring 3"
+contains ring_info "$tmp/stdout" "max / min                     1.000                4.988"
+contains ring_info "$tmp/ring.dot" 'label="sp 6 = ulysses 2 x ring 3 (zigzag)"'
+contains ring_info "$tmp/ring.dot" 'ring_attention\nring group of 3'
+contains ring_info "$tmp/ring.dot" 'all_to_all\nulysses group of 2'
 check ring_divides 2 "$compile" "$src/examples/llama-tiny.json" --sp 4 --ring 3
 contains ring_divides "$tmp/stderr" "--ring 3 does not divide --sp 4 (sp = ulysses x ring)"
 check ring_product 2 "$compile" "$src/examples/llama-tiny.json" --sp 4 --ulysses 2 --ring 3

@@ -43,18 +43,30 @@ autosp_status_t autosp_graph_write_dot(const autosp_graph_t *g, FILE *out, autos
             "digraph \"%s\" {\n  rankdir=TB;\n  node [fontname=\"Helvetica\", fontsize=10];\n"
             "  edge [fontname=\"Helvetica\", fontsize=8];\n",
             g->name);
+    if (autosp_graph_ring(g) > 1) /* the mesh, and the ring's nodes in blue */
+        fprintf(out, "  label=\"sp %d = ulysses %d x ring %d (zigzag)\";\n", autosp_graph_sp(g),
+                autosp_graph_sp(g) / autosp_graph_ring(g), autosp_graph_ring(g));
     for (int t = 0; t < g->n_tensors; t++)
         if (g->tensors[t].kind != AUTOSP_KIND_VALUE) write_leaf(g, t, out);
     for (int i = 0; i < g->n_nodes; i++) {
         const node_t *n = &g->nodes[i];
-        char rows[48] = ""; /* a fused op's tiling, as its JSON has it (0: planned) */
+        /* a fused op's tiling, as its JSON has it (0: planned); a collective's group */
+        char rows[48] = "", group[64] = "";
         if (op_attr_find(n->op, "tile") >= 0)
             snprintf(rows, sizeof rows, "\\ntile %lld rows", (long long)node_attr_int(n, "tile"));
         else if (op_attr_find(n->op, "chunk") >= 0)
             snprintf(rows, sizeof rows, "\\nchunk %lld rows", (long long)node_attr_int(n, "chunk"));
-        fprintf(out, "  n%d [shape=box, style=filled, fillcolor=\"%s\", label=\"%s\\n%s%s\"];\n", i,
-                op_table[n->op].collective ? "#ffd59e" : "#ffffff", n->name, op_table[n->op].name,
-                rows);
+        if (op_attr_find(n->op, "group") >= 0 && op_attr_find(n->op, "ranks") >= 0)
+            snprintf(group, sizeof group, "\\n%s group of %lld", node_attr_str(n, "group"),
+                     (long long)node_attr_int(n, "ranks"));
+        const bool ring =
+            op_attr_find(n->op, "group") >= 0 && !strcmp(node_attr_str(n, "group"), "ring");
+        fprintf(out, "  n%d [shape=box, style=filled, fillcolor=\"%s\", label=\"%s\\n%s%s%s\"];\n",
+                i,
+                ring                         ? "#a6d8f0"
+                : op_table[n->op].collective ? "#ffd59e"
+                                             : "#ffffff",
+                n->name, op_table[n->op].name, rows, group);
         for (int k = 0; k < n->n_in; k++) write_edge(g, n->in[k], i, out);
     }
     for (int i = 0; i < g->n_outputs; i++) {

@@ -1,5 +1,6 @@
 /* analysis.c: per-node cost from the op table, graph summaries and the --info table. */
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
 
 #include "ir/op_table.h"
@@ -157,6 +158,62 @@ static void print_sizes(const autosp_graph_t *g, FILE *out) {
     }
 }
 
+/* The forward attention FLOPs of ring position r, split zigzag (or, for comparison, in
+ * contiguous chunks), over every ring_attention node. */
+static double ring_flops(const autosp_graph_t *g, int r, bool zigzag) {
+    double f = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const node_t *n = &g->nodes[i];
+        if (n->op != AUTOSP_OP_RING_ATTENTION) continue;
+        int64_t d[AUTOSP_MAX_DIMS];
+        AUTOSP_ASSERT(shape_eval(g, &g->tensors[n->in[0]].shape, d, NULL) == EVAL_OK);
+        const int R = (int)node_attr_int(n, "ranks");
+        const bool causal = node_attr_int(n, "causal");
+        const double L = (double)d[1];
+        double pairs = zigzag || !causal ? ring_attention_pairs(d[1], R, r, causal)
+                                         : L * (r * L) + L * (L + 1) / 2;
+        f += 4.0 * (double)d[0] * (double)d[2] * (double)d[3] * pairs;
+    }
+    return f;
+}
+
+/* The whole sequence's length: a sequence input's rows on every sequence rank (0: none). */
+static int64_t whole_seq(const autosp_graph_t *g) {
+    for (autosp_tensor_t t = 0; t < g->n_tensors; t++) {
+        const tensor_t *x = &g->tensors[t];
+        int64_t v;
+        if (x->kind == AUTOSP_KIND_INPUT && x->seq_dim >= 0 &&
+            dim_eval(g, x->shape.d[x->seq_dim], &v) == EVAL_OK)
+            return v * (x->layout == LAYOUT_SEQ ? autosp_graph_sp(g) : 1);
+    }
+    return 0;
+}
+
+/* The sequence's split: the padding, the mesh, and each ring position's attention work. */
+static void print_sequence(const autosp_graph_t *g, FILE *out) {
+    const int R = autosp_graph_ring(g), U = autosp_graph_sp(g) / R;
+    if (g->padded_from) {
+        const int64_t S = whole_seq(g);
+        fprintf(out,
+                "sequence: %" PRId64 " tokens fed, padded to %" PRId64 " (%" PRId64
+                " per row at its end: no label, hidden from attention)\n",
+                g->padded_from, S, S - g->padded_from);
+    }
+    if (R == 1) return;
+    fprintf(out,
+            "2-D sequence parallelism: ulysses %d x ring %d; sequence rank p = ring position "
+            "p / %d, in zigzag order\n%-14s %20s %20s\n",
+            U, R, U, "ring position", "attention FLOPs", "(contiguous split)");
+    double lo[2] = {INFINITY, INFINITY}, hi[2] = {0, 0};
+    for (int r = 0; r < R; r++) {
+        double f[2] = {ring_flops(g, r, true), ring_flops(g, r, false)};
+        fprintf(out, "%-14d %20.4e %20.4e\n", r, f[0], f[1]);
+        for (int k = 0; k < 2; k++)
+            lo[k] = f[k] < lo[k] ? f[k] : lo[k], hi[k] = f[k] > hi[k] ? f[k] : hi[k];
+    }
+    fprintf(out, "%-14s %20.3f %20.3f\n", "max / min", hi[0] / lo[0], hi[1] / lo[1]);
+}
+
 autosp_status_t autosp_graph_print_info(const autosp_graph_t *g, FILE *out, autosp_error_t *err) {
     autosp_graph_summary_t s;
     autosp_status_t st = autosp_graph_summarize(g, &s, err);
@@ -174,6 +231,7 @@ autosp_status_t autosp_graph_print_info(const autosp_graph_t *g, FILE *out, auto
     if (g->sp > 1 || g->dp > 1)
         fprintf(out, "per-rank program: sp = %d, dp = %d (%d ranks)\n", autosp_graph_sp(g),
                 autosp_graph_dp(g), autosp_graph_sp(g) * autosp_graph_dp(g));
+    print_sequence(g, out);
     print_ops(g, &s, out);
     print_activations(g, &s, out);
     bool any = false;
