@@ -47,6 +47,7 @@ typedef struct options {
     int steps, warmup;
     int header;
     int zero, no_prefetch; /* the trainer's zero_stage; ZeRO-3's gathers blocking */
+    int ring;              /* sp = P / ring Ulysses x ring (1: Ulysses only) */
 } options_t;
 
 /* What a row shows; every field is reduced with MPI_MAX over the ranks, so all are doubles. */
@@ -54,7 +55,7 @@ typedef struct row {
     double arena, touched, params, grads, inputs, acts, workspace;
     double acts_touched, plan_total, measured_total; /* see the top of the file */
     double act_ratio; /* acts / the single-device plan's activations */
-    double step_s, comm_share, comm_s, a2a_s, allreduce_s, threads, max_rss;
+    double step_s, comm_share, comm_s, a2a_s, allreduce_s, ring_s, threads, max_rss;
     double pinned; /* 1: this rank's threads outnumber the CPUs it may run on */
 } row_t;
 enum { ROW_FIELDS = sizeof(row_t) / sizeof(double) };
@@ -69,7 +70,7 @@ static double mib(double bytes) {
  * profiling interface): the library's calls land here and go on to PMPI_*. Counted only
  * while timing, so set-up and the final reduction stay out. */
 
-enum { COLL_A2A, COLL_ALLREDUCE, COLL_KINDS };
+enum { COLL_A2A, COLL_ALLREDUCE, COLL_WAITALL, COLL_KINDS };
 static double coll_seconds[COLL_KINDS];
 static int coll_counting;
 
@@ -86,6 +87,14 @@ int MPI_Allreduce(const void *sendbuf, void *recvbuf, int count, MPI_Datatype da
     double t0 = PMPI_Wtime();
     int rc = PMPI_Allreduce(sendbuf, recvbuf, count, datatype, op, comm);
     if (coll_counting) coll_seconds[COLL_ALLREDUCE] += PMPI_Wtime() - t0;
+    return rc;
+}
+
+/* ring attention's waits for its transfers (ZeRO-3's gathers wait in MPI_Wait) */
+int MPI_Waitall(int count, MPI_Request requests[], MPI_Status statuses[]) {
+    double t0 = PMPI_Wtime();
+    int rc = PMPI_Waitall(count, requests, statuses);
+    if (coll_counting) coll_seconds[COLL_WAITALL] += PMPI_Wtime() - t0;
     return rc;
 }
 
@@ -146,6 +155,7 @@ static void time_steps(autosp_trainer_t *tr, const options_t *o, row_t *r) {
     r->comm_s = (autosp_trainer_comm_seconds(tr) - comm0) / o->steps;
     r->a2a_s = coll_seconds[COLL_A2A] / o->steps;
     r->allreduce_s = coll_seconds[COLL_ALLREDUCE] / o->steps;
+    r->ring_s = coll_seconds[COLL_WAITALL] / o->steps;
     r->comm_share = total > 0 ? r->comm_s * o->steps / total : 0;
     r->step_s = median(times, o->steps);
 }
@@ -160,20 +170,27 @@ static void print_preamble(const options_t *o) {
     printf("load average (1 min): %.2f on %ld CPUs; %d warm-up + %d timed steps per run\n",
            load_average(), sysconf(_SC_NPROCESSORS_ONLN), o->warmup, o->steps);
     printf("every value: max over ranks; act = the plan's activation peak per rank; thr = "
-           "OpenBLAS threads per rank\n\n");
-    printf("%3s %6s %3s %9s %9s %9s %9s %9s %9s %9s %8s %7s %6s %9s %8s %6s %8s %8s %9s %9s\n",
-           "sp", "S", "thr", "arena_MiB", "touch_MiB", "param_MiB", "grad_MiB", "input_MiB",
+           "OpenBLAS threads per rank; UxR = ulysses x ring; comm = exposed communication (the "
+           "ring's: its waits, ring_ms)%s\n\n",
+           getenv("AUTOSP_RING_OVERLAP") && !strcmp(getenv("AUTOSP_RING_OVERLAP"), "0")
+               ? "; AUTOSP_RING_OVERLAP=0: each ring transfer waited for at once"
+               : "");
+    printf("%3s %5s %6s %3s %9s %9s %9s %9s %9s %9s %9s %8s %7s %6s %9s %8s %6s %8s %8s %8s %9s "
+           "%9s\n",
+           "sp", "UxR", "S", "thr", "arena_MiB", "touch_MiB", "param_MiB", "grad_MiB", "input_MiB",
            "act_MiB", "actm_MiB", "ws_MiB", "act/sp1", "1/P", "step_ms", "comm_ms", "comm%",
-           "a2a_ms", "ar_ms", "rss_MiB", "plan/meas");
+           "a2a_ms", "ar_ms", "ring_ms", "rss_MiB", "plan/meas");
 }
 
 static void print_row(int sp, const options_t *o, const row_t *r) {
-    printf("%3d %6lld %3.0f %9.1f %9.1f %9.1f %9.1f %9.3f %9.1f %9.1f %8.1f %7.3f %6.3f %9.1f "
-           "%8.1f %6.1f %8.1f %8.1f %9.1f %9.3f\n",
-           sp, (long long)o->seq, r->threads, mib(r->arena), mib(r->touched), mib(r->params),
+    char mesh[16];
+    snprintf(mesh, sizeof mesh, "%dx%d", sp / o->ring, o->ring);
+    printf("%3d %5s %6lld %3.0f %9.1f %9.1f %9.1f %9.1f %9.3f %9.1f %9.1f %8.1f %7.3f %6.3f %9.1f "
+           "%8.1f %6.1f %8.1f %8.1f %8.1f %9.1f %9.3f\n",
+           sp, mesh, (long long)o->seq, r->threads, mib(r->arena), mib(r->touched), mib(r->params),
            mib(r->grads), mib(r->inputs), mib(r->acts), mib(r->acts_touched), mib(r->workspace),
            r->act_ratio, 1.0 / sp, 1e3 * r->step_s, 1e3 * r->comm_s, 100.0 * r->comm_share,
-           1e3 * r->a2a_s, 1e3 * r->allreduce_s, mib(r->max_rss),
+           1e3 * r->a2a_s, 1e3 * r->allreduce_s, 1e3 * r->ring_s, mib(r->max_rss),
            r->plan_total / r->measured_total);
     if (r->touched > r->arena)
         printf("    note: touched > planned (%.0f > %.0f bytes): a kernel wrote past its block\n",
@@ -188,13 +205,14 @@ static void print_row(int sp, const options_t *o, const row_t *r) {
 
 static const char USAGE[] =
     "usage: mpirun -np P bench_sp [--header] [--preset NAME] [--seq S] [--steps N] [--warmup W]\n"
-    "                             [--dtype f32|bf16] [--zero 0-3] [--no-prefetch]\n"
-    "  sp = P (every rank); defaults: llama-small, S=4096, f32, 3 timed steps after 1 warm-up\n";
+    "                             [--dtype f32|bf16] [--zero 0-3] [--no-prefetch] [--ring R]\n"
+    "  sp = P (every rank) = P/R Ulysses x a ring of R; defaults: llama-small, S=4096, f32,\n"
+    "  ring 1, 3 timed steps after 1 warm-up\n";
 
 /* 0 ok, 1 --help, -1 bad flags (why says which). */
 static int parse_options(int argc, char **argv, void *options, char *why, size_t why_size) {
     options_t *o = options;
-    *o = (options_t){.preset = "llama-small", .seq = 4096, .steps = 3, .warmup = 1};
+    *o = (options_t){.preset = "llama-small", .seq = 4096, .steps = 3, .warmup = 1, .ring = 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int64_t n = 0;
@@ -211,6 +229,9 @@ static int parse_options(int argc, char **argv, void *options, char *why, size_t
         } else if (strcmp(a, "--zero") == 0) {
             if (parse_int(a, v, 0, 3, &n, why, why_size) != 0) return -1;
             o->zero = (int)n;
+        } else if (strcmp(a, "--ring") == 0) {
+            if (parse_int(a, v, 1, 1 << 20, &n, why, why_size) != 0) return -1;
+            o->ring = (int)n;
         } else if (strcmp(a, "--seq") == 0) {
             if (parse_int(a, v, 1, 1 << 24, &n, why, why_size) != 0) return -1;
             o->seq = n;
@@ -261,6 +282,12 @@ int main(int argc, char **argv) {
     autosp_comm_t *comm =
         bench_start(&argc, &argv, parse_options, &o, USAGE, &rank, &size, &exit_code);
     if (!comm) return exit_code;
+    if (o.ring > 1) { /* the same world, its sequence group as rings */
+        autosp_error_t err = {0};
+        autosp_comm_free(comm);
+        comm = autosp_comm_new_mpi_ring(MPI_COMM_WORLD, size, o.ring, &err);
+        check(comm ? AUTOSP_OK : err.status, &err, "autosp_comm_new_mpi_ring");
+    }
     if (rank == 0 && o.header) print_preamble(&o);
     row_t mine = {0}, worst;
     run(&o, comm, &mine);

@@ -32,6 +32,13 @@
 static int world_rank, world_size;
 static const float TOLERANCE = 1e-5f, PARAM_MAX_TOLERANCE = 1e-2f;
 enum { STEPS = 10 };
+/* The ring cases' S (issue 20's 1000 and 1024); the sanitizer build (Debug, instrumented)
+ * runs them at S / 8: 125 and 128. */
+#ifdef AUTOSP_TEST_SHORT
+#define RING_SEQ(S) ((S) / 8)
+#else
+#define RING_SEQ(S) (S)
+#endif
 
 typedef struct sp_case {
     const char *preset;
@@ -247,9 +254,10 @@ static void run_case(const sp_case_t *c) {
                worst_param, param_l2[0], param_l2[1], final_err);
     assert_true(loss_err <= TOLERANCE);
     assert_true(grad_err <= TOLERANCE);
-    /* At S = 1000 and more, the sums are longer and AdamW turns their rounding into up to 2e-5
-     * of the steps' change (measured); issue 20 bounds the parameters themselves. */
-    assert_true(param_l2[c->seq >= 1000] <= TOLERANCE);
+    /* At S = 1000 and more (the ring cases), the sums are longer and AdamW turns their rounding
+     * into up to 2e-5 of the steps' change (measured); issue 20 bounds the parameters themselves.
+     */
+    assert_true(param_l2[c->seq >= RING_SEQ(1000)] <= TOLERANCE);
     assert_true(param_err <= PARAM_MAX_TOLERANCE);
     assert_true(final_err <= TOLERANCE);
     free_snapshot(before);
@@ -756,7 +764,7 @@ CASE(llama_sp2, "llama-tiny", .sp = 2, .dp = 1, .batch = 2, .seq = 32)
  * that 4 query heads (llama-tiny; llama-tiny-gqa has 2 kv heads) allow, at S = 1000 (padded
  * to the next multiple of sp and 2 ring) and 1024, with and without segment ids. */
 #define RING(name, preset, P, R, S, seg)                                                           \
-    CASE(name, preset, .sp = P, .dp = 1, .batch = 1, .seq = S, .ring = R, .segments = seg)
+    CASE(name, preset, .sp = P, .dp = 1, .batch = 1, .seq = RING_SEQ(S), .ring = R, .segments = seg)
 RING(ring_1x2_1000, "llama-tiny", 2, 2, 1000, false)
 RING(ring_1x2_1024_gqa, "llama-tiny-gqa", 2, 2, 1024, true)
 RING(ring_2x1_1000_gqa, "llama-tiny-gqa", 2, 1, 1000, true)

@@ -24,7 +24,7 @@ static void usage(FILE *out) {
         "  -o, --output OUT.json  write the verified graph (with the bindings) to OUT.json\n"
         "  --set SYM=VAL          bind shape symbol SYM (e.g. --set S=8192); repeatable\n"
         "  --sp P                 rewrite the single-device graph into the program of one rank\n"
-        "                         of P-way sequence parallelism (Ulysses): sp_shard, ulysses,\n"
+        "                         of P-way sequence parallelism: pad_sequence, sp_shard, ulysses,\n"
         "                         exact_loss (docs/passes.md)\n"
         "  --dp D                 and D-way data parallelism (world = D x P ranks)\n"
         "  --ulysses U, --ring R  2-D sequence parallelism: P = U x R, Ulysses over groups of\n"

@@ -21,6 +21,7 @@ typedef struct kernel_args {
     const struct autosp_comm *comm; /* the process groups (one process: a group of one) */
     autosp_error_t *err;
     bool started; /* the node's start kernel ran earlier (backend.starts): complete what it began */
+    double *comm_seconds; /* an op that overlaps (op_info_t.overlaps) adds its waits here */
 } kernel_args_t;
 typedef autosp_status_t (*kernel_fn)(const kernel_args_t *a);
 typedef int64_t (*workspace_fn)(const cost_ctx_t *c);

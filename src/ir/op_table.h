@@ -96,6 +96,9 @@ typedef struct op_info {
     flops_fn flops;
     double flops_per_elem;
     bool collective;      /* moves data between ranks (inserted by the SP passes) */
+    /* a collective that computes under its own transfers (ring attention): the executor counts
+     * as communication only the waits its kernel reports (kernel_args_t.comm_seconds) */
+    bool overlaps;
     flops_fn sent;        /* collectives: bytes one rank sends per run */
     backward_fn backward; /* emits the gradient nodes (passes/autodiff_rules.c); NULL: none */
     /* how a sequence-sharded input shards the outputs (passes/sharding_rules.c); NULL: the op

@@ -125,7 +125,8 @@ static autosp_status_t call_kernel(autosp_executor_t *ex, int i, bool start, aut
     for (int k = 0; k < n->n_in; k++) r.in[k] = ex->arena + ex->plan.offset[n->in[k]];
     for (int k = 0; k < n->n_out; k++) r.out[k] = ex->arena + ex->plan.offset[n->out[k]];
     if (ex->plan.ws_offset[i] >= 0) r.workspace = ex->arena + ex->plan.ws_offset[i];
-    bool collective = op_table[n->op].collective;
+    bool collective = op_table[n->op].collective && !op_table[n->op].overlaps;
+    r.comm_seconds = &ex->comm_seconds;
     double begin = collective ? now_seconds() : 0.0;
     autosp_status_t st = start ? backend_start_kernel(ex->backend, g, i)(&r) : ex->kernels[i](&r);
     if (collective) ex->comm_seconds += now_seconds() - begin;

@@ -226,17 +226,19 @@ typedef struct items {
     const void *args;
     float *ws;
     size_t slice;
+    const attention_dims_t *d;
 } items_t;
 
 static void run_item(void *ctx, int64_t item, int thread) {
     const items_t *it = ctx;
     it->fn(it->args, item, it->ws + it->slice * (size_t)thread);
+    if (thread == 0 && it->d->poll) it->d->poll(it->d->poll_ctx);
 }
 
 /* fn(item) for item < n, on at most the thread capacity of d; ws holds slices of `slice` floats */
 static void run_items(item_fn fn, const void *args, int64_t n, const attention_dims_t *d, float *ws,
                       size_t slice) {
-    items_t it = {.fn = fn, .args = args, .ws = ws, .slice = slice};
+    items_t it = {.fn = fn, .args = args, .ws = ws, .slice = slice, .d = d};
     par_run(n, thread_capacity(d, n), run_item, &it);
 }
 

@@ -139,6 +139,10 @@ typedef struct attention_dims {
      * kv_segment_ids (B,Skv); then Skv need not be S. NULL: the row indices, segment_ids. */
     const int32_t *q_pos, *kv_pos, *kv_segment_ids;
     bool accumulate; /* f32 only: the backward adds to dq, dk, dv instead of overwriting them */
+    /* NULL, or called on the calling thread after each of its work items: ring attention lets
+     * its transfers move there (Open MPI moves a message only inside an MPI call) */
+    void (*poll)(void *ctx);
+    void *poll_ctx;
 } attention_dims_t;
 /* A thread capacity that does not change while the process runs (OpenBLAS's CPU count, at
  * most AUTOSP_ATTENTION_MAX_THREADS): what the executor puts in `threads` both when it sizes

@@ -17,6 +17,7 @@
  * a bf16 call computes, in f32, the ring attention of its bf16 inputs (the blocks travel in
  * f32). That is the portable path, and the only one so far. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backends/cpu/cpu_ops.h"
@@ -162,8 +163,35 @@ static autosp_status_t shift(const kernel_args_t *r, const void *send, void *rec
         r, r->comm->ops->shift_start(r->comm, COMM_RING, send, recv, bytes, tag, req, r->err));
 }
 
+/* A transfer completed; the time spent waiting for it is the communication the attention did
+ * not hide, added to the executor's count. */
 static autosp_status_t wait(const kernel_args_t *r, comm_request_t *req) {
-    return cpu_comm_named(r, r->comm->ops->wait(r->comm, req, r->err));
+    const double start = now_seconds();
+    autosp_status_t st = cpu_comm_named(r, r->comm->ops->wait(r->comm, req, r->err));
+    if (r->comm_seconds) *r->comm_seconds += now_seconds() - start;
+    return st;
+}
+
+/* AUTOSP_RING_OVERLAP=0, a measurement switch (bench/run_ring.sh): every transfer completed
+ * as soon as it starts, so the waits add up to the ring's whole communication time. */
+static bool overlapped(void) {
+    const char *v = getenv("AUTOSP_RING_OVERLAP");
+    return !v || strcmp(v, "0") != 0;
+}
+
+/* A shift started (and, without overlap, completed: *pending false). */
+static autosp_status_t start(const kernel_args_t *r, const void *send, void *recv, size_t bytes,
+                             int tag, comm_request_t *req, bool *pending) {
+    autosp_status_t st = shift(r, send, recv, bytes, tag, req);
+    *pending = st == AUTOSP_OK;
+    if (*pending && !overlapped()) st = wait(r, req), *pending = false;
+    return st;
+}
+
+/* attention_dims_t.poll: the transfers in flight move on between the attention's items */
+static void poll_comm(void *ctx) {
+    const kernel_args_t *r = ctx;
+    r->comm->ops->progress(r->comm, NULL);
 }
 
 /* The node's float tensors as f32: in place, or (bf16) widened into the workspace; inputs
@@ -194,13 +222,15 @@ static void round_outputs(const kernel_args_t *r, const ring_t *g, bool backward
 
 /* This rank's K and V into the first block, its queries' masks into the dims; returns the bytes
  * of a block. */
-static size_t ring_start(ring_t *g, const ring_ws_t *w, const float *k, const float *v,
-                         const int32_t *seg) {
+static size_t ring_start(const kernel_args_t *r, ring_t *g, const ring_ws_t *w, const float *k,
+                         const float *v, const int32_t *seg) {
     const size_t half = (size_t)g->nkv * sizeof(float);
     memcpy(w->kv[0], k, half);
     memcpy(w->kv[0] + g->nkv, v, half);
     block_masks(g, g->r, seg, w->q_pos, w->q_seg);
     g->d.q_pos = w->q_pos, g->d.kv_pos = w->kv_pos, g->d.kv_segment_ids = seg ? w->kv_seg : NULL;
+    g->d.poll = poll_comm;
+    g->d.poll_ctx = (void *)r;
     return 2 * half;
 }
 
@@ -216,14 +246,15 @@ static autosp_status_t ring_forward(const kernel_args_t *r, ring_t *g, const rin
                                     float *const *v, const int32_t *seg, float *lse) {
     const float *q = v[0];
     float *out = v[3];
-    const size_t block = ring_start(g, w, v[1], v[2], seg);
+    const size_t block = ring_start(r, g, w, v[1], v[2], seg);
     memset(out, 0, sizeof(float) * (size_t)g->nq);
     for (int64_t i = 0; i < g->nlse; i++) lse[i] = -INFINITY;
     autosp_status_t st = AUTOSP_OK;
     for (int s = 0, cur = 0; s < g->R && st == AUTOSP_OK; s++, cur ^= 1) {
         comm_request_t req;
-        const bool more = s + 1 < g->R;
-        if (more && (st = shift(r, w->kv[cur], w->kv[cur ^ 1], block, TAG_KV, &req)) != AUTOSP_OK)
+        bool pending = false;
+        if (s + 1 < g->R &&
+            (st = start(r, w->kv[cur], w->kv[cur ^ 1], block, TAG_KV, &req, &pending)) != AUTOSP_OK)
             break;
         block_masks(g, (g->r - s + g->R) % g->R, seg, w->kv_pos, w->kv_seg);
         if (block_visible(g, w->q_pos, w->kv_pos)) {
@@ -231,7 +262,7 @@ static autosp_status_t ring_forward(const kernel_args_t *r, ring_t *g, const rin
                               seg ? w->q_seg : NULL, &g->d, w->attention);
             merge_block(g, out, lse, w->part, w->part_lse);
         }
-        if (more) st = wait(r, &req);
+        if (pending) st = wait(r, &req);
     }
     return st;
 }
@@ -260,17 +291,19 @@ static int64_t workspace_ring_attention_backward(const cost_ctx_t *c) {
 /* dq, dk, dv (v[5..7]) of dout, out, q, k, v (v[0..4]) and lse */
 static autosp_status_t ring_backward(const kernel_args_t *r, ring_t *g, const ring_ws_t *w,
                                      float *const *v, const int32_t *seg, const float *lse) {
-    const size_t block = ring_start(g, w, v[3], v[4], seg);
+    const size_t block = ring_start(r, g, w, v[3], v[4], seg);
     const int64_t n = 2 * g->nkv;
     memset(v[5], 0, sizeof(float) * (size_t)g->nq);
     g->d.accumulate = true; /* dq sums over the blocks; a block's dK, dV start at 0 */
     comm_request_t sums;    /* the dK, dV sums in flight, one step behind K and V */
-    int a = 0;              /* w->dkv[a]: the sums of the block attended now */
+    bool sums_pending = false;
+    int a = 0; /* w->dkv[a]: the sums of the block attended now */
     autosp_status_t st = AUTOSP_OK;
     for (int s = 0, cur = 0; s < g->R && st == AUTOSP_OK; s++, cur ^= 1) {
         comm_request_t req;
-        const bool more = s + 1 < g->R;
-        if (more && (st = shift(r, w->kv[cur], w->kv[cur ^ 1], block, TAG_KV, &req)) != AUTOSP_OK)
+        bool pending = false;
+        if (s + 1 < g->R &&
+            (st = start(r, w->kv[cur], w->kv[cur ^ 1], block, TAG_KV, &req, &pending)) != AUTOSP_OK)
             break;
         block_masks(g, (g->r - s + g->R) % g->R, seg, w->kv_pos, w->kv_seg);
         memset(w->part, 0, block);
@@ -280,14 +313,15 @@ static autosp_status_t ring_backward(const kernel_args_t *r, ring_t *g, const ri
                                w->attention);
         if (s == 0) {
             memcpy(w->dkv[a], w->part, block);
-        } else if ((st = wait(r, &sums)) == AUTOSP_OK) {
+        } else if (!sums_pending || (st = wait(r, &sums)) == AUTOSP_OK) {
             for (int64_t i = 0; i < n; i++) w->dkv[a][i] += w->part[i];
         }
-        if (st == AUTOSP_OK) st = shift(r, w->dkv[a], w->dkv[a ^ 1], block, TAG_SUMS, &sums);
+        if (st == AUTOSP_OK)
+            st = start(r, w->dkv[a], w->dkv[a ^ 1], block, TAG_SUMS, &sums, &sums_pending);
         a ^= 1;
-        if (more && st == AUTOSP_OK) st = wait(r, &req);
+        if (pending && st == AUTOSP_OK) st = wait(r, &req);
     }
-    if (st == AUTOSP_OK) st = wait(r, &sums); /* this rank's own block, every share summed */
+    if (st == AUTOSP_OK && sums_pending) st = wait(r, &sums); /* this rank's own block, summed */
     if (st == AUTOSP_OK) {
         memcpy(v[6], w->dkv[a], block / 2);
         memcpy(v[7], w->dkv[a] + g->nkv, block / 2);
