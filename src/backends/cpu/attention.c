@@ -229,10 +229,19 @@ typedef struct items {
     const attention_dims_t *d;
 } items_t;
 
+static _Thread_local bool on_caller; /* this item runs on the calling thread (thread 0) */
+
 static void run_item(void *ctx, int64_t item, int thread) {
     const items_t *it = ctx;
+    on_caller = thread == 0;
     it->fn(it->args, item, it->ws + it->slice * (size_t)thread);
-    if (thread == 0 && it->d->poll) it->d->poll(it->d->poll_ctx);
+    on_caller = false;
+}
+
+/* d->poll once per query tile, on the calling thread only (MPI wants the thread that made
+ * the requests) */
+static void poll(const attention_dims_t *d) {
+    if (on_caller && d->poll) d->poll(d->poll_ctx);
 }
 
 /* fn(item) for item < n, on at most the thread capacity of d; ws holds slices of `slice` floats */
@@ -610,7 +619,7 @@ static void forward_item(const void *args, int64_t item, float *ws) {
     float *lse_bh = a->lse + (b * d->Hq + h) * d->S;
     const bool native = native_bf16(d);
     if (native) pack_kv_forward(&hd, &sc);
-    for (int64_t i0 = 0; i0 < d->S; i0 += BR) {
+    for (int64_t i0 = 0; i0 < d->S; i0 += BR, poll(d)) {
         const int64_t nq = d->S - i0 < BR ? d->S - i0 : BR;
         if (native)
             forward_query_tile_native(&hd, lse_bh, i0, nq, &sc);
@@ -824,7 +833,7 @@ static void backward_item(const void *args, int64_t item, float *ws) {
         hd.dout = rows_at(a->dout, qo, ldq, d->bf16), hd.out = rows_at(a->out, qo, ldq, d->bf16);
         hd.dq = grad_rows_at(a->dq, qo, ldq, grad_is_f32(d, AUTOSP_ATTENTION_DQ_F32));
         const float *lse_bh = a->lse + (b * d->Hq + h) * d->S;
-        for (int64_t i0 = 0; i0 < d->S; i0 += BR) {
+        for (int64_t i0 = 0; i0 < d->S; i0 += BR, poll(d)) {
             const int64_t nq = d->S - i0 < BR ? d->S - i0 : BR;
             if (native)
                 backward_query_tile_native(&hd, lse_bh, i0, nq, dk_sum, dv_sum, &sc);

@@ -139,7 +139,7 @@ typedef struct attention_dims {
      * kv_segment_ids (B,Skv); then Skv need not be S. NULL: the row indices, segment_ids. */
     const int32_t *q_pos, *kv_pos, *kv_segment_ids;
     bool accumulate; /* f32 only: the backward adds to dq, dk, dv instead of overwriting them */
-    /* NULL, or called on the calling thread after each of its work items: ring attention lets
+    /* NULL, or called on the calling thread after each of its query tiles: ring attention lets
      * its transfers move there (Open MPI moves a message only inside an MPI call) */
     void (*poll)(void *ctx);
     void *poll_ctx;
