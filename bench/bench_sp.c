@@ -55,7 +55,8 @@ typedef struct row {
     double arena, touched, params, grads, inputs, acts, workspace;
     double acts_touched, plan_total, measured_total; /* see the top of the file */
     double act_ratio; /* acts / the single-device plan's activations */
-    double step_s, comm_share, comm_s, a2a_s, allreduce_s, ring_s, threads, max_rss;
+    double step_s, comm_share, comm_s, a2a_s, allreduce_s, ring_s, late_s, transfer_s, threads,
+        max_rss;
     double pinned; /* 1: this rank's threads outnumber the CPUs it may run on */
 } row_t;
 enum { ROW_FIELDS = sizeof(row_t) / sizeof(double) };
@@ -143,7 +144,8 @@ static void time_steps(autosp_trainer_t *tr, const options_t *o, row_t *r) {
     autosp_step_stats_t stats;
     for (int i = 0; i < o->warmup; i++) check(autosp_trainer_step(tr, &stats, &err), &err, "step");
     MPI_Barrier(MPI_COMM_WORLD);
-    double times[MAX_STEPS], total = 0, comm0 = autosp_trainer_comm_seconds(tr);
+    double times[MAX_STEPS], total = 0, comm0 = autosp_trainer_comm_seconds(tr),
+                             late0 = autosp_trainer_late_peer_seconds(tr);
     coll_counting = 1;
     for (int i = 0; i < o->steps; i++) {
         double t0 = now_s();
@@ -156,6 +158,8 @@ static void time_steps(autosp_trainer_t *tr, const options_t *o, row_t *r) {
     r->a2a_s = coll_seconds[COLL_A2A] / o->steps;
     r->allreduce_s = coll_seconds[COLL_ALLREDUCE] / o->steps;
     r->ring_s = coll_seconds[COLL_WAITALL] / o->steps;
+    r->late_s = (autosp_trainer_late_peer_seconds(tr) - late0) / o->steps;
+    r->transfer_s = r->ring_s - r->late_s; /* on this rank: the max over ranks comes after */
     r->comm_share = total > 0 ? r->comm_s * o->steps / total : 0;
     r->step_s = median(times, o->steps);
 }
@@ -171,27 +175,28 @@ static void print_preamble(const options_t *o) {
            load_average(), sysconf(_SC_NPROCESSORS_ONLN), o->warmup, o->steps);
     printf("every value: max over ranks; act = the plan's activation peak per rank; thr = "
            "OpenBLAS threads per rank; UxR = ulysses x ring; comm = exposed communication (the "
-           "ring's: its waits, ring_ms)%s\n\n",
+           "ring's: its waits, ring_ms; of them late_ms before the sending rank had sent, so "
+           "xfer_ms = ring_ms - late_ms waited for transfers)%s\n\n",
            getenv("AUTOSP_RING_OVERLAP") && !strcmp(getenv("AUTOSP_RING_OVERLAP"), "0")
                ? "; AUTOSP_RING_OVERLAP=0: each ring transfer waited for at once"
                : "");
-    printf("%3s %5s %6s %3s %9s %9s %9s %9s %9s %9s %9s %8s %7s %6s %9s %8s %6s %8s %8s %8s %9s "
-           "%9s\n",
+    printf("%3s %5s %6s %3s %9s %9s %9s %9s %9s %9s %9s %8s %7s %6s %9s %8s %6s %8s %8s %8s %8s "
+           "%8s %9s %9s\n",
            "sp", "UxR", "S", "thr", "arena_MiB", "touch_MiB", "param_MiB", "grad_MiB", "input_MiB",
            "act_MiB", "actm_MiB", "ws_MiB", "act/sp1", "1/P", "step_ms", "comm_ms", "comm%",
-           "a2a_ms", "ar_ms", "ring_ms", "rss_MiB", "plan/meas");
+           "a2a_ms", "ar_ms", "ring_ms", "late_ms", "xfer_ms", "rss_MiB", "plan/meas");
 }
 
 static void print_row(int sp, const options_t *o, const row_t *r) {
     char mesh[16];
     snprintf(mesh, sizeof mesh, "%dx%d", sp / o->ring, o->ring);
     printf("%3d %5s %6lld %3.0f %9.1f %9.1f %9.1f %9.1f %9.3f %9.1f %9.1f %8.1f %7.3f %6.3f %9.1f "
-           "%8.1f %6.1f %8.1f %8.1f %8.1f %9.1f %9.3f\n",
+           "%8.1f %6.1f %8.1f %8.1f %8.1f %8.1f %8.1f %9.1f %9.3f\n",
            sp, mesh, (long long)o->seq, r->threads, mib(r->arena), mib(r->touched), mib(r->params),
            mib(r->grads), mib(r->inputs), mib(r->acts), mib(r->acts_touched), mib(r->workspace),
            r->act_ratio, 1.0 / sp, 1e3 * r->step_s, 1e3 * r->comm_s, 100.0 * r->comm_share,
-           1e3 * r->a2a_s, 1e3 * r->allreduce_s, 1e3 * r->ring_s, mib(r->max_rss),
-           r->plan_total / r->measured_total);
+           1e3 * r->a2a_s, 1e3 * r->allreduce_s, 1e3 * r->ring_s, 1e3 * r->late_s,
+           1e3 * r->transfer_s, mib(r->max_rss), r->plan_total / r->measured_total);
     if (r->touched > r->arena)
         printf("    note: touched > planned (%.0f > %.0f bytes): a kernel wrote past its block\n",
                r->touched, r->arena);

@@ -10,7 +10,9 @@
 # transfers (ring_ms). Each configuration with a ring runs twice: as built (each block's
 # transfer under the attention of the one before), and with AUTOSP_RING_OVERLAP=0 (each
 # transfer waited for as soon as it starts), whose ring_ms is the ring's whole communication
-# time; the last line per ring compares the two. OpenBLAS's kernel choice is the CPU's own
+# time; the last line per ring compares the two. Each block carries its send time, so a wait
+# splits into late_ms (before the sender had sent: the ranks' imbalance) and xfer_ms (after:
+# the transfer itself); the summary compares both. OpenBLAS's kernel choice is the CPU's own
 # (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset, as bench_sp prints). --oversubscribe and
 # --bind-to none as in run_sp.sh; as root Open MPI also wants OMPI_ALLOW_RUN_AS_ROOT=1 and
 # OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1.
@@ -53,8 +55,9 @@ for p in ${SP:-2 4}; do
         [ "$ring" -gt 1 ] && row "$p" "$ring" 0 "$@"
     done
 done
-# the ring rows in pairs (overlapped, then not): column 20 is ring_ms, 15 step_ms, 17 comm%
+# the ring rows in pairs (overlapped, then not): column 15 is step_ms, 20 ring_ms, 22 xfer_ms
 echo
-echo "ring transfers: exposed (overlapped) / whole (AUTOSP_RING_OVERLAP=0), per configuration"
-awk '$1 ~ /^[0-9]+$/ && $2 ~ /x/ { split($2, m, "x"); if (m[2] > 1) { n++; if (n % 2) { on = $20; mesh = $2; sp = $1 }
-     else printf "sp %s %s: ring_ms %s exposed of %s whole: %.2f\n", sp, mesh, on, $20, ($20 > 0 ? on / $20 : 0) } }' "$out"
+echo "ring transfers: exposed (overlapped) / whole (AUTOSP_RING_OVERLAP=0), per configuration;"
+echo "all waits (ring_ms), and only those after the sender had sent (xfer_ms)"
+awk '$1 ~ /^[0-9]+$/ && $2 ~ /x/ { split($2, m, "x"); if (m[2] > 1) { n++; if (n % 2) { on = $20; xon = $22; mesh = $2; sp = $1 }
+     else printf "sp %s %s: ring_ms %s exposed of %s whole: %.2f; xfer_ms %s of %s: %.2f\n", sp, mesh, on, $20, ($20 > 0 ? on / $20 : 0), xon, $22, ($22 > 0 ? xon / $22 : 0) } }' "$out"

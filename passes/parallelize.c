@@ -9,12 +9,7 @@ autosp_parallel_config_t autosp_parallel_config_default(void) {
         .sp = 1, .dp = 1, .bucket_bytes = 25 << 20, .ac = autosp_ac_config_default()};
 }
 
-static int64_t gcd64(int64_t a, int64_t b) {
-    return b ? gcd64(b, a % b) : a;
-}
-
-/* What S must be a multiple of: sp, and with rings 2 ring too (zigzag's 2 ring chunks). */
-static int64_t seq_multiple(const autosp_parallel_config_t *cfg) {
+int64_t parallel_seq_multiple(const autosp_parallel_config_t *cfg) {
     int64_t sp = cfg->sp > 1 ? cfg->sp : 1, zigzag = cfg->ring > 1 ? 2 * cfg->ring : 1;
     return sp / gcd64(sp, zigzag) * zigzag;
 }
@@ -22,7 +17,7 @@ static int64_t seq_multiple(const autosp_parallel_config_t *cfg) {
 autosp_graph_t *autosp_parallelize(const autosp_graph_t *forward,
                                    const autosp_parallel_config_t *cfg, autosp_error_t *err) {
     autosp_graph_t *padded =
-        cfg->sp > 1 ? autosp_pad_sequence(forward, seq_multiple(cfg), err) : NULL;
+        cfg->sp > 1 ? autosp_pad_sequence(forward, parallel_seq_multiple(cfg), err) : NULL;
     if (cfg->sp > 1 && !padded) return NULL;
     if (padded && autosp_graph_padded_from(padded) && autosp_graph_padded_from(padded) < cfg->sp) {
         set_error(err, AUTOSP_ERR_INVALID,

@@ -13,6 +13,9 @@
  * joint graph serves every S that does: re-bind S in a clone. Returns a new graph. */
 autosp_graph_t *compile_joint(const autosp_graph_t *forward, const autosp_parallel_config_t *cfg,
                               autosp_error_t *err);
+/* What S must be a multiple of not to be padded: sp, and with rings 2 x ring too (zigzag's
+ * 2 ring chunks). */
+int64_t parallel_seq_multiple(const autosp_parallel_config_t *cfg);
 /* Whether a and b give the same joint graph of one forward graph. */
 bool compile_joint_same(const autosp_parallel_config_t *a, const autosp_parallel_config_t *b);
 /* The passes that decide by the bound S (checkpoint's cost model), the gradient passes of

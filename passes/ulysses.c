@@ -19,15 +19,6 @@
 
 static const char PASS[] = "ulysses";
 
-static int64_t gcd(int64_t a, int64_t b) {
-    while (b) {
-        int64_t t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
-
 /* The parallel shape: sp = U Ulysses ranks x R ring positions. */
 typedef struct mesh {
     int U, R;
@@ -49,7 +40,7 @@ static autosp_status_t plan_heads(rewrite_t *rw, int i, mesh_t m, heads_t *h) {
                          "%lld heads are not divisible by %s = %d: Ulysses gives each rank "
                          "heads/%s whole heads (rings can take the rest of sp: --ring)",
                          (long long)h->q, who, P, who);
-    int64_t kv_heads = h->kv / gcd(h->kv, P) * P; /* lcm(kv, P) */
+    int64_t kv_heads = h->kv / gcd64(h->kv, P) * P; /* lcm(kv, P) */
     if (h->q % kv_heads != 0)
         return pass_fail(rw->err, PASS, rw->src, i,
                          "%lld kv heads cannot be shared by %s = %d ranks: repeating them to "

@@ -83,8 +83,8 @@ check mem_bad 2 "$compile" "$src/examples/llama-tiny.json" --max-seq --mem 12par
 contains mem_bad "$tmp/stderr" "--mem \"12parsecs\": expected a size such as 80GiB"
 check max_seq 0 "$compile" "$src/examples/llama-small.json" --sp 2 --max-seq --mem 256MiB --seq-step 512
 contains max_seq "$tmp/stdout" "2 ranks of 0.25 GiB, ZeRO-1"
-contains max_seq "$tmp/stdout" "mincut-conservative     2    1"
-contains max_seq "$tmp/stdout" "sac                     1    2"
+contains max_seq "$tmp/stdout" "mincut-conservative     2   2x1    1"
+contains max_seq "$tmp/stdout" "sac                     1   1x1    2"
 check max_seq_tiny 0 "$compile" "$src/examples/llama-small.json" --max-seq --mem 1MiB
 contains max_seq_tiny "$tmp/stdout" "(nothing fits: the optimizer state alone exceeds the 1.00 MiB of a rank; parameters 0.02 + gradients 0.02 + f32 master 0.00 + AdamW 0.05 = 0.10 GiB before any activation)"
 check max_seq_params 0 "$compile" "$src/examples/llama-small.json" --sp 2 --max-seq --mem 60MiB --zero 0
@@ -101,7 +101,7 @@ contains norm_tile "$tmp/normed.json" '"op": "rmsnorm_linear_backward"'
 contains norm_tile "$tmp/normed.dot" 'label="blk0.q\nrmsnorm_linear\ntile 8 rows"'
 check max_seq_zero3 0 "$compile" "$src/examples/llama-small.json" --sp 2 --max-seq --mem 256MiB --zero 3
 contains max_seq_zero3 "$tmp/stdout" "2 ranks of 0.25 GiB, ZeRO-3"
-contains max_seq_zero3 "$tmp/stdout" "full                    2    1      20480"
+contains max_seq_zero3 "$tmp/stdout" "full                    2   2x1    1      20480"
 # the guided search (a compile's structure re-planned to predict, answer and next candidate
 # compiled) answers exactly what compiling every candidate of a bisection answers
 for args in "--sp 2 --mem 256MiB --seq-step 512" "--sp 2 --mem 256MiB --zero 3" \
@@ -121,7 +121,21 @@ done
 check exhaustive_alone 2 "$compile" "$src/examples/llama-tiny.json" --exhaustive
 contains exhaustive_alone "$tmp/stderr" "--exhaustive is only used by --max-seq"
 check max_seq_short 0 "$compile" "$src/examples/llama-small.json" --max-seq --mem 160MiB
-contains max_seq_short "$tmp/stdout" "none                    1    1          -   (not even S = 1024 fits: it needs 0.23 GiB, 0.10 of them fixed)"
+contains max_seq_short "$tmp/stdout" "none                    1   1x1    1          -   (not even S = 1024 fits: it needs 0.23 GiB, 0.10 of them fixed)"
+# past the heads (llama-tiny has 4): each sp as the most Ulysses they allow, or the ring given
+check max_seq_heads 0 "$compile" "$src/examples/llama-tiny.json" --sp 8 --max-seq --mem 64MiB
+contains max_seq_heads "$tmp/stdout" "full                    4   4x1    2"
+contains max_seq_heads "$tmp/stdout" "full                    8   4x2    1"
+check max_seq_ring 0 "$compile" "$src/examples/llama-tiny.json" --sp 8 --ring 4 --max-seq \
+    --mem 64MiB --seq-step 1000
+contains max_seq_ring "$tmp/stdout" "none                    4   1x4    2"
+contains max_seq_ring "$tmp/stdout" "sac                     8   2x4    1"
+if grep -q "^none  *[12]  " "$tmp/stdout"; then
+    echo "FAIL max_seq_ring: a row for an sp the ring does not divide"; failures=$((failures + 1))
+else passed=$((passed + 1)); fi
+if awk '$5 ~ /^[0-9]+$/ && $5 % 8 != 0 { bad = 1 } END { exit !bad }' "$tmp/stdout"; then
+    echo "FAIL max_seq_ring: an S that would need padding"; failures=$((failures + 1))
+else passed=$((passed + 1)); fi
 
 # sequence parallelism: the per-rank program, its collectives, and every validation error
 check sp 0 "$compile" "$src/examples/llama-tiny.json" --sp 2 --autodiff --set S=64 --info \

@@ -260,6 +260,10 @@ static void run_case(const sp_case_t *c) {
     assert_true(param_l2[c->seq >= RING_SEQ(1000)] <= TOLERANCE);
     assert_true(param_err <= PARAM_MAX_TOLERANCE);
     assert_true(final_err <= TOLERANCE);
+    /* the waits for a late peer are a part of the waits, and only rings measure them */
+    const double late = autosp_trainer_late_peer_seconds(sp);
+    assert_true(late >= 0 && late <= autosp_trainer_comm_seconds(sp));
+    if ((c->ring ? c->ring : 1) == 1) assert_true(late == 0);
     free_snapshot(before);
     free_batch(&b);
     autosp_trainer_free(sp);

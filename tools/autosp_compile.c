@@ -68,7 +68,10 @@ static void usage(FILE *out) {
         "                         the world has more than one rank\n"
         "  --max-seq              print, for every policy and every sp (a power of two dividing\n"
         "                         the world of --sp x --dp ranks; dp = world / sp), the longest\n"
-        "                         S whose training step fits --mem per rank\n"
+        "                         S whose training step fits --mem per rank; each sp as\n"
+        "                         ulysses x ring with the most Ulysses the heads allow, or\n"
+        "                         with --ring's ring (rows for the sp it divides); S also a\n"
+        "                         multiple of sp and 2 x ring (nothing padded)\n"
         "  --mem BYTES            memory of one rank, e.g. 80GiB (units B KB MB GB KiB MiB GiB)\n"
         "  --seq-step N           --max-seq: S is a multiple of N (default 1024)\n"
         "  --seq-limit N          --max-seq: search S up to N (default 16777216)\n"
@@ -296,10 +299,10 @@ static const char *symbol_value(const autosp_graph_t *g, const char *name) {
 
 /* A --max-seq row where nothing fits: what is fixed (no S in it) against the memory, or the
  * smallest candidate's total when the fixed part alone fits. */
-static void print_no_fit(autosp_ac_policy_t policy, int sp, int world, int64_t smallest,
-                         int64_t mem, const autosp_memory_plan_t *p) {
+static void print_no_fit(autosp_ac_policy_t policy, int sp, const char *mesh, int world,
+                         int64_t smallest, int64_t mem, const autosp_memory_plan_t *p) {
     int64_t fixed = p->params + p->grads + p->master + p->optimizer;
-    printf("%-20s %4d %4d %10s   ", autosp_ac_policy_name(policy), sp, world / sp, "-");
+    printf("%-20s %4d %5s %4d %10s   ", autosp_ac_policy_name(policy), sp, mesh, world / sp, "-");
     const char *alone = p->master + p->optimizer > mem ? "the optimizer state alone"
                         : p->params > mem              ? "the parameters alone"
                         : p->grads > mem               ? "the gradients alone"
@@ -318,6 +321,13 @@ static void print_no_fit(autosp_ac_policy_t policy, int sp, int world, int64_t s
                (long long)smallest, gib(p->total), gib(fixed));
 }
 
+/* The ring of --max-seq's rows at sp: the one forced (--ring R, or --sp / --ulysses), 0 when it
+ * does not divide sp (no row); else the most Ulysses the heads allow. */
+static int max_seq_ring(const options_t *o, const autosp_graph_t *forward, int sp) {
+    if (o->ring) return sp % o->ring ? 0 : (int)o->ring; /* cli_sp_mesh sets it for --ulysses */
+    return autosp_mesh_ring_for_heads(forward, sp);
+}
+
 /* --max-seq: one row per policy and sp. */
 static int print_max_seq(const options_t *o, const autosp_graph_t *forward) {
     static const autosp_ac_policy_t policies[] = {AUTOSP_AC_NONE, AUTOSP_AC_MINCUT_CONSERVATIVE,
@@ -334,18 +344,22 @@ static int print_max_seq(const options_t *o, const autosp_graph_t *forward) {
            "data-parallel rank, S a multiple of %lld\n\n",
            autosp_graph_name(forward), world, gib(o->mem), (int)o->zero, symbol_value(forward, "B"),
            (long long)q.multiple);
-    printf("%-20s %4s %4s %10s %11s %11s %11s %10s\n", "policy", "sp", "dp", "max S", "total GiB",
-           "activ. GiB", "saved GiB", "recompute");
+    printf("%-20s %4s %5s %4s %10s %11s %11s %11s %10s\n", "policy", "sp", "UxR", "dp", "max S",
+           "total GiB", "activ. GiB", "saved GiB", "recompute");
     int64_t hint[sizeof policies / sizeof policies[0]] = {0}; /* the last sp's answers */
     int compiles = 0, replans = 0;
     autosp_seq_search_t *search = autosp_seq_search_new(forward);
     if (!search) return cli_fail(prog, &(autosp_error_t){AUTOSP_ERR_NOMEM, "out of memory"});
     for (int sp = 1; sp <= world; sp *= 2) {
-        if (world % sp) continue;
+        const int ring = max_seq_ring(o, forward, sp);
+        if (world % sp || !ring) continue;
+        char mesh[32];
+        snprintf(mesh, sizeof mesh, "%dx%d", sp / ring, ring);
         for (size_t k = 0; k < sizeof policies / sizeof policies[0]; k++) {
             autosp_parallel_config_t cfg = parallel_config(o);
             cfg.sp = sp;
             cfg.dp = world / sp;
+            cfg.ring = ring;
             cfg.ac.policy = policies[k];
             autosp_seq_answer_t a;
             autosp_error_t err;
@@ -356,11 +370,11 @@ static int print_max_seq(const options_t *o, const autosp_graph_t *forward) {
             }
             hint[k] = a.seq, compiles += a.compiles, replans += a.replans;
             if (a.seq == 0) {
-                print_no_fit(policies[k], sp, world, q.multiple, o->mem, &a.plan);
+                print_no_fit(policies[k], sp, mesh, world, q.multiple, o->mem, &a.plan);
                 continue;
             }
-            printf("%-20s %4d %4d %10lld %11.2f %11.2f %11.2f %9.1f%%\n",
-                   autosp_ac_policy_name(policies[k]), sp, world / sp, (long long)a.seq,
+            printf("%-20s %4d %5s %4d %10lld %11.2f %11.2f %11.2f %9.1f%%\n",
+                   autosp_ac_policy_name(policies[k]), sp, mesh, world / sp, (long long)a.seq,
                    gib(a.plan.total), gib(a.plan.activations), gib(a.ac.saved_bytes),
                    100 * a.ac.recompute_seconds / (a.ac.step_seconds > 0 ? a.ac.step_seconds : 1));
         }

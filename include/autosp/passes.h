@@ -286,6 +286,11 @@ typedef struct autosp_mesh_candidate {
 int autosp_plan_mesh(const autosp_graph_t *forward, const autosp_parallel_config_t *cfg,
                      const autosp_machine_t *machine, autosp_mesh_candidate_t *out, int max,
                      int *best);
+/* The smallest ring R dividing sp for which Ulysses over sp / R ranks takes every attention of
+ * forward (its query heads divisible by sp / R, its kv heads repeatable to lcm(kv, sp / R),
+ * which divides them): the most Ulysses the heads allow, found without compiling. sp when no
+ * smaller ring does (ring only). */
+int autosp_mesh_ring_for_heads(const autosp_graph_t *forward, int sp);
 
 /* A series of queries on one forward graph (a table over policies and sp): the passes before
  * the checkpoint pass do not look at S's value, so their output (the joint graph) is compiled

@@ -100,6 +100,10 @@ int autosp_default_num_threads(int ranks_on_node);
 
 /* Seconds spent inside collectives (waiting included) over all runs so far. */
 double autosp_executor_comm_seconds(const autosp_executor_t *ex);
+/* Of those, the seconds a rank waited for a transfer its peer had not started yet: the peer's
+ * lateness (load imbalance), not the transfer's. Measured by ring attention's shifts, whose
+ * blocks carry their send time, where every rank is on one node (one clock); 0 elsewhere. */
+double autosp_executor_late_peer_seconds(const autosp_executor_t *ex);
 int64_t autosp_executor_touched_bytes(const autosp_executor_t *ex);
 
 /* Where the time of a run goes, by op (autosp-train --profile prints it). */

@@ -135,6 +135,8 @@ autosp_status_t autosp_trainer_load_weights(autosp_trainer_t *tr, const char *pa
 /* Seconds inside collectives (the graph's and ZeRO-1's) over all steps so far (0 in one
  * process). */
 double autosp_trainer_comm_seconds(const autosp_trainer_t *tr);
+/* Of those, waiting for a peer that had not sent yet (autosp_executor_late_peer_seconds). */
+double autosp_trainer_late_peer_seconds(const autosp_trainer_t *tr);
 /* The process groups tr runs over: the comm it was made with, or its own comm of one process.
  * Owned by the caller that made it, or by tr. */
 const autosp_comm_t *autosp_trainer_comm(const autosp_trainer_t *tr);

@@ -74,4 +74,7 @@ autosp_status_t nomem(autosp_error_t *err);
 /* A monotonic clock, for durations. */
 double now_seconds(void);
 
+/* The greatest common divisor of |a| and |b| (gcd64(a, 0) = |a|). */
+int64_t gcd64(int64_t a, int64_t b);
+
 #endif

@@ -22,6 +22,9 @@ typedef struct kernel_args {
     autosp_error_t *err;
     bool started; /* the node's start kernel ran earlier (backend.starts): complete what it began */
     double *comm_seconds; /* an op that overlaps (op_info_t.overlaps) adds its waits here */
+    /* ... and the part of them spent before the other rank had even sent (its lateness: load
+     * imbalance, not transfer), where the ranks share a clock */
+    double *late_peer_seconds;
 } kernel_args_t;
 typedef autosp_status_t (*kernel_fn)(const kernel_args_t *a);
 typedef int64_t (*workspace_fn)(const cost_ctx_t *c);

@@ -5,15 +5,6 @@
 
 #include "ir/ir.h"
 
-static int64_t gcd64(int64_t a, int64_t b) {
-    while (b) {
-        int64_t t = a % b;
-        a = b;
-        b = t;
-    }
-    return a < 0 ? -a : a;
-}
-
 static void dim_reduce(dim_t *d) {
     int64_t g = gcd64(d->num, d->den);
     if (g > 1) {

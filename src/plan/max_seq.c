@@ -211,8 +211,8 @@ autosp_status_t autosp_seq_search_run(autosp_seq_search_t *cache,
     autosp_error_t local;
     if (!err) err = &local;
     *answer = (autosp_seq_answer_t){0};
-    int64_t unit = q->multiple > 0 ? q->multiple : 1;
-    while (unit % cfg->sp) unit += q->multiple > 0 ? q->multiple : 1; /* S splits over sp */
+    const int64_t step = q->multiple > 0 ? q->multiple : 1, split = parallel_seq_multiple(cfg);
+    const int64_t unit = step / gcd64(step, split) * split; /* S splits over the mesh, unpadded */
     if (q->mem_bytes <= 0 || q->limit < unit)
         return set_error(err, AUTOSP_ERR_INVALID,
                          "max-seq: memory %lld bytes and limit %lld: expected memory > 0 and a "

@@ -14,6 +14,7 @@
 #include "autosp/analysis.h"
 #include "autosp/passes.h"
 #include "ir/ir.h"
+#include "ir/op_table.h"
 
 /* Modelled seconds of one step on m; NAN when a node cannot be costed. */
 static double step_seconds(const autosp_graph_t *step, const autosp_machine_t *m, double *sent) {
@@ -49,6 +50,24 @@ static void try_mesh(const autosp_graph_t *forward, const autosp_parallel_config
     if (autosp_plan_memory(step, cfg.zero_stage, cfg.backend, &plan, NULL) == AUTOSP_OK)
         out->memory = plan.total;
     autosp_graph_free(step);
+}
+
+/* Whether every attention's heads split over U Ulysses ranks (ulysses.c's plan_heads). */
+static bool heads_split(const autosp_graph_t *forward, int64_t U) {
+    for (int i = 0; i < forward->n_nodes; i++) {
+        const node_t *n = &forward->nodes[i];
+        if (n->op != AUTOSP_OP_ATTENTION) continue;
+        const int64_t q = node_attr_int(n, "num_heads"), kv_attr = node_attr_int(n, "num_kv_heads");
+        const int64_t kv = kv_attr ? kv_attr : q;
+        if (q % U != 0 || q % (kv / gcd64(kv, U) * U) != 0) return false;
+    }
+    return true;
+}
+
+int autosp_mesh_ring_for_heads(const autosp_graph_t *forward, int sp) {
+    for (int ring = 1; ring < sp; ring++)
+        if (sp % ring == 0 && heads_split(forward, sp / ring)) return ring;
+    return sp > 1 ? sp : 1;
 }
 
 enum { MESH_SLACK_PERCENT = 5 };

@@ -15,9 +15,10 @@ struct autosp_executor {
     kernel_fn *kernels; /* per node, from the backend, found once */
     const autosp_backend_t *backend;
     const autosp_comm_t *comm;
-    autosp_comm_t *own_comm; /* a comm of one process, when the caller gave none */
-    double comm_seconds;     /* inside collectives, over all runs */
-    bool in_flight;          /* a started node (backend.starts) has not completed yet */
+    autosp_comm_t *own_comm;  /* a comm of one process, when the caller gave none */
+    double comm_seconds;      /* inside collectives, over all runs */
+    double late_peer_seconds; /* of comm_seconds, waiting for a rank that had not sent yet */
+    bool in_flight;           /* a started node (backend.starts) has not completed yet */
     bool profiling;
     int profiled_runs;
     double *node_seconds; /* per node, over the profiled runs */
@@ -127,6 +128,7 @@ static autosp_status_t call_kernel(autosp_executor_t *ex, int i, bool start, aut
     if (ex->plan.ws_offset[i] >= 0) r.workspace = ex->arena + ex->plan.ws_offset[i];
     bool collective = op_table[n->op].collective && !op_table[n->op].overlaps;
     r.comm_seconds = &ex->comm_seconds;
+    r.late_peer_seconds = &ex->late_peer_seconds;
     double begin = collective ? now_seconds() : 0.0;
     autosp_status_t st = start ? backend_start_kernel(ex->backend, g, i)(&r) : ex->kernels[i](&r);
     if (collective) ex->comm_seconds += now_seconds() - begin;
@@ -170,6 +172,10 @@ autosp_status_t autosp_executor_run(autosp_executor_t *ex, autosp_error_t *err) 
 
 double autosp_executor_comm_seconds(const autosp_executor_t *ex) {
     return ex->comm_seconds;
+}
+
+double autosp_executor_late_peer_seconds(const autosp_executor_t *ex) {
+    return ex->late_peer_seconds;
 }
 
 int64_t autosp_executor_arena_bytes(const autosp_executor_t *ex) {

@@ -369,6 +369,10 @@ double autosp_trainer_comm_seconds(const autosp_trainer_t *tr) {
     return autosp_executor_comm_seconds(tr->s.ex) + tr->optimizer_comm_seconds;
 }
 
+double autosp_trainer_late_peer_seconds(const autosp_trainer_t *tr) {
+    return autosp_executor_late_peer_seconds(tr->s.ex);
+}
+
 autosp_status_t autosp_trainer_feed(autosp_trainer_t *tr, const char *name, const void *global,
                                     autosp_error_t *err) {
     return session_feed(&tr->s, name, global, err);

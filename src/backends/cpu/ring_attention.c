@@ -13,6 +13,11 @@
  * compare the rows' global indices (attention_dims_t.q_pos, kv_pos), so tiles that the causal
  * mask or the segment ids hide are skipped as in attention.c.
  *
+ * Every block travels with its send time after it (STAMP bytes), so that a wait can tell the
+ * part spent before the sender had even sent (its lateness: imbalance, not transfer) from the
+ * transfer's own; kernel_args_t.late_peer_seconds gets the former where the ranks share one
+ * clock (one node).
+ *
  * bf16 tensors are widened into the workspace first and the outputs rounded once at the end:
  * a bf16 call computes, in f32, the ring attention of its bf16 inputs (the blocks travel in
  * f32). That is the portable path, and the only one so far. */
@@ -56,6 +61,8 @@ static ring_t ring_of(const cost_ctx_t *c, int q, const autosp_comm_t *comm) {
 
 /* ---- the workspace: blocks in flight, one block's results, the masks ---------------------- */
 
+enum { STAMP = 64 }; /* after each travelling block: the sender's clock when it sent (a double) */
+
 typedef struct ring_ws {
     float *kv[2];            /* K then V of a block: the one attended, the one arriving */
     float *dkv[2];           /* backward: a block's dK then dV sums, sent and arriving */
@@ -85,11 +92,11 @@ static size_t ring_layout(const ring_t *g, bool backward, char *base, ring_ws_t 
         at += ((size_t)(bytes) + 63) / 64 * 64;                                                    \
     } while (0)
     const size_t f = sizeof(float), block = 2 * (size_t)g->nkv * f;
-    SLOT(kv[0], block);
-    SLOT(kv[1], block);
+    SLOT(kv[0], block + STAMP);
+    SLOT(kv[1], block + STAMP);
     if (backward) {
-        SLOT(dkv[0], block);
-        SLOT(dkv[1], block);
+        SLOT(dkv[0], block + STAMP);
+        SLOT(dkv[1], block + STAMP);
         SLOT(part, block);
     } else {
         SLOT(part, (size_t)g->nq * f);
@@ -157,18 +164,28 @@ static void merge_block(const ring_t *g, float *out, float *lse, const float *pa
 
 enum { TAG_KV, TAG_SUMS };
 
-static autosp_status_t shift(const kernel_args_t *r, const void *send, void *recv, size_t bytes,
-                             int tag, comm_request_t *req) {
-    return cpu_comm_named(
-        r, r->comm->ops->shift_start(r->comm, COMM_RING, send, recv, bytes, tag, req, r->err));
+/* `bytes` of send, and its send time after them, to the next rank of the ring */
+static autosp_status_t shift(const kernel_args_t *r, void *send, void *recv, size_t bytes, int tag,
+                             comm_request_t *req) {
+    const double sent = now_seconds();
+    memcpy((char *)send + bytes, &sent, sizeof sent);
+    return cpu_comm_named(r, r->comm->ops->shift_start(r->comm, COMM_RING, send, recv,
+                                                       bytes + sizeof sent, tag, req, r->err));
 }
 
-/* A transfer completed; the time spent waiting for it is the communication the attention did
- * not hide, added to the executor's count. */
-static autosp_status_t wait(const kernel_args_t *r, comm_request_t *req) {
+/* A transfer into recv (`bytes` and the stamp) completed; the time spent waiting for it is the
+ * communication the attention did not hide, added to the executor's count, and of it the time
+ * before the sender sent is its lateness. */
+static autosp_status_t wait(const kernel_args_t *r, comm_request_t *req, const void *recv,
+                            size_t bytes) {
     const double start = now_seconds();
     autosp_status_t st = cpu_comm_named(r, r->comm->ops->wait(r->comm, req, r->err));
-    if (r->comm_seconds) *r->comm_seconds += now_seconds() - start;
+    const double end = now_seconds();
+    if (r->comm_seconds) *r->comm_seconds += end - start;
+    if (st != AUTOSP_OK || !r->late_peer_seconds || r->comm->local_size != r->comm->size) return st;
+    double sent;
+    memcpy(&sent, (const char *)recv + bytes, sizeof sent);
+    *r->late_peer_seconds += sent <= start ? 0.0 : (sent < end ? sent : end) - start;
     return st;
 }
 
@@ -180,11 +197,11 @@ static bool overlapped(void) {
 }
 
 /* A shift started (and, without overlap, completed: *pending false). */
-static autosp_status_t start(const kernel_args_t *r, const void *send, void *recv, size_t bytes,
-                             int tag, comm_request_t *req, bool *pending) {
+static autosp_status_t start(const kernel_args_t *r, void *send, void *recv, size_t bytes, int tag,
+                             comm_request_t *req, bool *pending) {
     autosp_status_t st = shift(r, send, recv, bytes, tag, req);
     *pending = st == AUTOSP_OK;
-    if (*pending && !overlapped()) st = wait(r, req), *pending = false;
+    if (*pending && !overlapped()) st = wait(r, req, recv, bytes), *pending = false;
     return st;
 }
 
@@ -262,7 +279,7 @@ static autosp_status_t ring_forward(const kernel_args_t *r, ring_t *g, const rin
                               seg ? w->q_seg : NULL, &g->d, w->attention);
             merge_block(g, out, lse, w->part, w->part_lse);
         }
-        if (pending) st = wait(r, &req);
+        if (pending) st = wait(r, &req, w->kv[cur ^ 1], block);
     }
     return st;
 }
@@ -313,15 +330,16 @@ static autosp_status_t ring_backward(const kernel_args_t *r, ring_t *g, const ri
                                w->attention);
         if (s == 0) {
             memcpy(w->dkv[a], w->part, block);
-        } else if (!sums_pending || (st = wait(r, &sums)) == AUTOSP_OK) {
+        } else if (!sums_pending || (st = wait(r, &sums, w->dkv[a], block)) == AUTOSP_OK) {
             for (int64_t i = 0; i < n; i++) w->dkv[a][i] += w->part[i];
         }
         if (st == AUTOSP_OK)
             st = start(r, w->dkv[a], w->dkv[a ^ 1], block, TAG_SUMS, &sums, &sums_pending);
         a ^= 1;
-        if (pending && st == AUTOSP_OK) st = wait(r, &req);
+        if (pending && st == AUTOSP_OK) st = wait(r, &req, w->kv[cur ^ 1], block);
     }
-    if (st == AUTOSP_OK && sums_pending) st = wait(r, &sums); /* this rank's own block, summed */
+    if (st == AUTOSP_OK && sums_pending) /* this rank's own block, summed */
+        st = wait(r, &sums, w->dkv[a], block);
     if (st == AUTOSP_OK) {
         memcpy(v[6], w->dkv[a], block / 2);
         memcpy(v[7], w->dkv[a] + g->nkv, block / 2);
