@@ -113,9 +113,11 @@ autosp_status_t grad_cast(grad_ctx_t *c) {
     return st == AUTOSP_OK ? grad_give(c, 0, t) : st;
 }
 
-/* a rotation's adjoint is the opposite rotation */
+/* a rotation's adjoint is the opposite rotation (the same frequencies) */
 autosp_status_t grad_rope(grad_ctx_t *c) {
-    attr_value_t v[2] = {*node_attr(&c->node, "theta"), *node_attr(&c->node, "inverse")};
+    attr_value_t v[8];
+    AUTOSP_ASSERT(op_table[AUTOSP_OP_ROPE].n_attrs <= 8);
+    for (int i = 0; i < op_table[AUTOSP_OP_ROPE].n_attrs; i++) v[i] = c->node.attrs[i];
     v[op_attr_index(AUTOSP_OP_ROPE, "inverse")].i = !node_attr_int(&c->node, "inverse");
     autosp_tensor_t in[2] = {c->dout[0], c->node.in[1]}, t;
     autosp_status_t st = grad_emit(c, AUTOSP_OP_ROPE, "grad", in, 2, 1, v, &t);

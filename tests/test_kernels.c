@@ -699,6 +699,38 @@ static void test_rope_inverse_and_in_place(void **state) {
     }
 }
 
+/* (4b) rope's scaled frequencies: linear scaling by f at positions f q is plain rope at q; llama3
+ * keeps the high frequencies, divides the low ones by factor and blends between (the values
+ * of Hugging Face's _compute_llama3_parameters for Llama 3.1: theta 5e5, D 128, factor 8). */
+static void test_rope_scaling(void **state) {
+    (void)state;
+    enum { B = 1, S = 7, H = 2, D = 32, N = B * S * H * D };
+    rng_t rng = {4242};
+    float x[N], plain[N], scaled[N];
+    int32_t q[S], p[S];
+    fill_uniform(&rng, x, N, -1.0f, 1.0f);
+    for (int i = 0; i < S; i++) q[i] = (int32_t)rng_int(&rng, 0, 5000), p[i] = 4 * q[i];
+    const rope_freqs_t linear = {.theta = ROPE_THETA, .scaling = ROPE_LINEAR, .factor = 4};
+    rope_forward(plain, x, q, B, S, H, D, ROPE_THETA, false);
+    rope_forward_freqs(scaled, x, p, B, S, H, D, &linear, false);
+    expect_nmse("rope linear x4 at 4q vs plain at q", scaled, plain, N);
+    const rope_freqs_t l3 = {.theta = 5e5,
+                             .scaling = ROPE_LLAMA3,
+                             .factor = 8,
+                             .low_freq_factor = 1,
+                             .high_freq_factor = 4,
+                             .original_max_position = 8192};
+    const rope_freqs_t base = {.theta = 5e5, .scaling = ROPE_PLAIN};
+    /* i = 0: wavelength 2 pi < 2048, kept; i = 63: wavelength ~2.6e6 > 8192, divided */
+    assert_true(rope_inv_freq(&l3, 0, 128) == rope_inv_freq(&base, 0, 128));
+    assert_true(fabs(rope_inv_freq(&l3, 63, 128) * 8 / rope_inv_freq(&base, 63, 128) - 1) < 1e-12);
+    /* i = 32: wavelength ~4.4e3, between 2048 and 8192: blended, between inv / 8 and inv */
+    const double mid = rope_inv_freq(&l3, 32, 128), inv = rope_inv_freq(&base, 32, 128);
+    const double wavelen = 2 * 3.14159265358979323846 / inv, smooth = (8192 / wavelen - 1) / 3;
+    assert_true(fabs(mid / ((1 - smooth) * inv / 8 + smooth * inv) - 1) < 1e-12);
+    assert_true(mid > inv / 8 && mid < inv);
+}
+
 /* (5) cross-entropy: ignored rows do not count (the loss equals the loss of the valid rows
  * alone) and get zero gradients; all ignored gives 0 and zero gradients; in place gives the same
  * bits as out of place. */
@@ -799,6 +831,7 @@ static void test_null_gradients(void **state) {
 int main(void) {
     static const struct CMUnitTest extra[] = {
         cmocka_unit_test(test_rope_inverse_and_in_place),
+        cmocka_unit_test(test_rope_scaling),
         cmocka_unit_test(test_cross_entropy_ignore_and_in_place),
         cmocka_unit_test(test_stable_at_large_logits),
         cmocka_unit_test(test_null_gradients),

@@ -180,6 +180,16 @@ autosp_tensor_t autosp_layernorm(autosp_graph_t *g, autosp_tensor_t x, autosp_te
 /* x (B,S,H,D), positions (B,S) or (S) int -> (B,S,H,D), rotate-half pairing (i, i+D/2) */
 autosp_tensor_t autosp_rope(autosp_graph_t *g, autosp_tensor_t x, autosp_tensor_t positions,
                             double theta, const char *name);
+/* rope's frequencies scaled for a context-extended model (Hugging Face's rope_scaling) */
+typedef struct autosp_rope_scaling {
+    const char *type; /* "none" (or NULL), "linear" or "llama3" */
+    double factor;    /* linear, llama3: every (linear) or the low (llama3) frequencies / it */
+    double low_freq_factor, high_freq_factor, original_max_position; /* llama3 */
+} autosp_rope_scaling_t;
+/* autosp_rope with scaled frequencies; scaling NULL: autosp_rope */
+autosp_tensor_t autosp_rope_scaled(autosp_graph_t *g, autosp_tensor_t x, autosp_tensor_t positions,
+                                   double theta, const autosp_rope_scaling_t *scaling,
+                                   const char *name);
 autosp_tensor_t autosp_silu(autosp_graph_t *g, autosp_tensor_t x, const char *name);
 autosp_tensor_t autosp_gelu(autosp_graph_t *g, autosp_tensor_t x, const char *name);
 /* silu(gate) * up */

@@ -33,7 +33,14 @@ typedef struct autosp_model_config {
     bool tied_embeddings; /* the output projection reuses the token embedding */
     bool segment_ids;     /* add a segment-ids input: attention stays inside a document */
     autosp_dtype_t dtype; /* of parameters and activations (f32 is what the runtime executes) */
+    int head_dim;         /* D; 0: dim / n_heads (Llama family: may differ, as in Qwen2) */
+    autosp_rope_scaling_t rope_scaling; /* Llama only; type NULL or "none": plain rope */
+    bool qkv_bias;                      /* Llama family: biases on q, k, v (Qwen2) */
+    bool out_bias;                      /* Llama family: on the attention output too */
 } autosp_model_config_t;
+
+/* The head dim cfg builds: head_dim, or dim / n_heads when that is 0. */
+int autosp_model_head_dim(const autosp_model_config_t *cfg);
 
 /* Fills cfg with a named preset ("llama-tiny", "llama3.1-8b", ...); false if unknown. */
 bool autosp_model_preset(const char *name, autosp_model_config_t *cfg);

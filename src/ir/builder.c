@@ -1,4 +1,6 @@
 /* builder.c: one C function per op, each a thin call of autosp_node_add. */
+#include <string.h>
+
 #include "ir/ir.h"
 
 #define A_INT(n, v)                                                                                \
@@ -78,6 +80,18 @@ autosp_tensor_t autosp_layernorm(autosp_graph_t *g, autosp_tensor_t x, autosp_te
 autosp_tensor_t autosp_rope(autosp_graph_t *g, autosp_tensor_t x, autosp_tensor_t positions,
                             double theta, const char *name) {
     return build(g, AUTOSP_OP_ROPE, name, IN(x, positions), ATTR_LIST(A_FLOAT("theta", theta)));
+}
+
+autosp_tensor_t autosp_rope_scaled(autosp_graph_t *g, autosp_tensor_t x, autosp_tensor_t positions,
+                                   double theta, const autosp_rope_scaling_t *s, const char *name) {
+    if (!s || !s->type || !strcmp(s->type, "none"))
+        return autosp_rope(g, x, positions, theta, name);
+    return build(g, AUTOSP_OP_ROPE, name, IN(x, positions),
+                 ATTR_LIST(A_FLOAT("theta", theta), A_STR("scaling", s->type),
+                           A_FLOAT("factor", s->factor),
+                           A_FLOAT("low_freq_factor", s->low_freq_factor),
+                           A_FLOAT("high_freq_factor", s->high_freq_factor),
+                           A_FLOAT("original_max_position", s->original_max_position)));
 }
 
 autosp_tensor_t autosp_silu(autosp_graph_t *g, autosp_tensor_t x, const char *name) {

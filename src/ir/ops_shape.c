@@ -230,6 +230,24 @@ autosp_status_t infer_rope(infer_ctx_t *c) {
     TRY(need_dim(c, 1, p->ndim - 1, x->d[1], "the sequence dim S of input \"x\""));
     double theta = node_attr_float(c->node, "theta");
     if (!(theta > 1)) return infer_fail(c, "attribute \"theta\" is %g, expected > 1", theta);
+    const char *scaling = node_attr_str(c->node, "scaling");
+    if (strcmp(scaling, "none") != 0) {
+        double factor = node_attr_float(c->node, "factor");
+        if (!(factor >= 1))
+            return infer_fail(c, "attribute \"factor\" is %g, expected >= 1 (rope scaling %s)",
+                              factor, scaling);
+    }
+    if (!strcmp(scaling, "llama3")) {
+        double lo = node_attr_float(c->node, "low_freq_factor"),
+               hi = node_attr_float(c->node, "high_freq_factor"),
+               orig = node_attr_float(c->node, "original_max_position");
+        if (!(lo > 0 && hi > lo && orig > 0))
+            return infer_fail(c,
+                              "rope scaling llama3: low_freq_factor %g, high_freq_factor %g, "
+                              "original_max_position %g; expected 0 < low < high and a "
+                              "position > 0",
+                              lo, hi, orig);
+    }
     return set_out(c, x, c->in[0]->dtype);
 }
 

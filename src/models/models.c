@@ -54,9 +54,8 @@ static const char *const preset_names[P_COUNT + 1] = {
 /* The tiny and small models use a byte-level vocabulary (256) and f32, to run on the CPU. The
  * Llama 3.x and GPT-2 sizes are the published ones; the Llama 3.x presets are bf16, as they are
  * trained (they exist to plan GPU runs: autosp-compile --max-seq), GPT-2 124M f32 (the CPU
- * benchmark trains it). Llama 3.1 and 3.2 scale rope's frequencies ("rope_scaling": "llama3");
- * that is not modelled here (plain rope_theta): it changes rope's constants, not any shape or
- * cost. GPT-2 has no rope (theta 0, unused). */
+ * benchmark trains it). Llama 3.1 and 3.2 scale rope's frequencies as published
+ * (preset_rope_scaling). GPT-2 has no rope (theta 0, unused). */
 /* clang-format off */
 static const autosp_model_config_t presets[P_COUNT] = {
     /*                          family  L     C   H Hkv    ffn       V  max_seq theta tied   dtype */
@@ -71,10 +70,18 @@ static const autosp_model_config_t presets[P_COUNT] = {
 };
 /* clang-format on */
 
+/* Llama 3.1's and 3.2's rope_scaling (their config.json): llama3, from 8192 positions */
+static const autosp_rope_scaling_t preset_rope_scaling[P_COUNT] = {
+    [P_LLAMA32_1B] = {"llama3", 32.0, 1.0, 4.0, 8192},
+    [P_LLAMA31_8B] = {"llama3", 8.0, 1.0, 4.0, 8192},
+    [P_LLAMA31_70B] = {"llama3", 8.0, 1.0, 4.0, 8192},
+};
+
 bool autosp_model_preset(const char *name, autosp_model_config_t *cfg) {
     for (int i = 0; name && i < P_COUNT; i++)
         if (strcmp(preset_names[i], name) == 0) {
             *cfg = presets[i];
+            cfg->rope_scaling = preset_rope_scaling[i];
             return true;
         }
     return false;
@@ -85,6 +92,10 @@ const char *const *autosp_model_preset_names(void) {
 }
 
 /* ---- config check ----------------------------------------------------------------------- */
+
+int autosp_model_head_dim(const autosp_model_config_t *c) {
+    return c->head_dim ? c->head_dim : c->dim / (c->n_heads > 0 ? c->n_heads : 1);
+}
 
 static autosp_status_t config_error(autosp_error_t *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -109,7 +120,7 @@ static autosp_status_t check_sizes(const autosp_model_config_t *c, autosp_error_
         {"n_layers", c->n_layers, 1, 1000},          {"dim", c->dim, 1, 1 << 20},
         {"n_heads", c->n_heads, 1, 1 << 20},         {"n_kv_heads", c->n_kv_heads, 1, 1 << 20},
         {"ffn_dim", c->ffn_dim, 1, 1 << 20},         {"vocab_size", c->vocab_size, 1, 1 << 24},
-        {"max_seq_len", c->max_seq_len, 0, 1 << 24},
+        {"max_seq_len", c->max_seq_len, 0, 1 << 24}, {"head_dim", c->head_dim, 0, 1 << 16},
     };
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
         if (sizes[i].value < sizes[i].lo || sizes[i].value > sizes[i].hi)
@@ -120,12 +131,19 @@ static autosp_status_t check_sizes(const autosp_model_config_t *c, autosp_error_
 
 /* How the sizes fit together, and what each family needs besides. */
 static autosp_status_t check_structure(const autosp_model_config_t *c, autosp_error_t *err) {
-    if (c->dim % c->n_heads)
+    if (!c->head_dim && c->dim % c->n_heads)
         return config_error(err, "dim=%d is not a multiple of n_heads=%d", c->dim, c->n_heads);
     if (c->n_heads % c->n_kv_heads)
         return config_error(err, "n_heads=%d is not a multiple of n_kv_heads=%d", c->n_heads,
                             c->n_kv_heads);
     if (c->family == AUTOSP_FAMILY_GPT2) {
+        if (c->head_dim && c->head_dim * c->n_heads != c->dim)
+            return config_error(err, "gpt2 has head_dim=%d, expected dim/n_heads=%d or 0",
+                                c->head_dim, c->dim / c->n_heads);
+        if (c->qkv_bias || c->out_bias ||
+            (c->rope_scaling.type && strcmp(c->rope_scaling.type, "none")))
+            return config_error(err, "gpt2 takes no qkv_bias, out_bias or rope_scaling (its "
+                                     "projections always have biases, and it has no rope)");
         if (c->n_kv_heads != c->n_heads)
             return config_error(err,
                                 "gpt2 has n_kv_heads=%d, expected n_kv_heads=n_heads=%d "
@@ -136,11 +154,10 @@ static autosp_status_t check_structure(const autosp_model_config_t *c, autosp_er
                                      "learned position table)");
         return AUTOSP_OK;
     }
-    if ((c->dim / c->n_heads) % 2)
+    if (autosp_model_head_dim(c) % 2)
         return config_error(err,
-                            "head dim dim/n_heads=%d is odd, expected even (rope rotates "
-                            "pairs of channels)",
-                            c->dim / c->n_heads);
+                            "head dim %d is odd, expected even (rope rotates pairs of channels)",
+                            autosp_model_head_dim(c));
     if (!(c->rope_theta > 1 && isfinite(c->rope_theta)))
         return config_error(err, "rope_theta=%g, expected a finite number > 1", c->rope_theta);
     return AUTOSP_OK;
@@ -264,17 +281,18 @@ static autosp_tensor_t embed(builder_t *b, autosp_tensor_t *table) {
 static autosp_tensor_t project_heads(builder_t *b, autosp_tensor_t h, const char *which, int n) {
     const autosp_model_config_t *c = b->cfg;
     bool llama = c->family == AUTOSP_FAMILY_LLAMA;
-    int d = c->dim / c->n_heads;
+    int d = autosp_model_head_dim(c);
     char w[8], bias[8], out[16], shape[48];
     snprintf(w, sizeof w, "w%s", which);
     snprintf(bias, sizeof bias, "b%s", which);
-    autosp_tensor_t x = dense(b, h, w, llama ? NULL : bias, n * d, c->dim, INIT_STD, which);
+    autosp_tensor_t x =
+        dense(b, h, w, llama && !c->qkv_bias ? NULL : bias, n * d, c->dim, INIT_STD, which);
     snprintf(out, sizeof out, "%s_heads", which);
     snprintf(shape, sizeof shape, "B,S,%d,%d", n, d);
     x = autosp_reshape(b->g, x, shape, at(b, out));
     if (!llama || strcmp(which, "v") == 0) return x;
     snprintf(out, sizeof out, "%s_rope", which);
-    return autosp_rope(b->g, x, b->positions, c->rope_theta, at(b, out));
+    return autosp_rope_scaled(b->g, x, b->positions, c->rope_theta, &c->rope_scaling, at(b, out));
 }
 
 /* h (B,S,C) -> causal attention (B,S,Hq,D) -> output projection (B,S,C) */
@@ -287,9 +305,11 @@ static autosp_tensor_t attention_block(builder_t *b, autosp_tensor_t h) {
     autosp_tensor_t v = project_heads(b, h, "v", c->n_kv_heads);
     autosp_tensor_t a = autosp_attention(b->g, q, k, v, b->segment_ids, c->n_heads, c->n_kv_heads,
                                          true, 0.0, at(b, "attn"));
-    snprintf(shape, sizeof shape, "B,S,%d", c->dim);
+    const int inner = c->n_heads * autosp_model_head_dim(c);
+    snprintf(shape, sizeof shape, "B,S,%d", inner);
     a = autosp_reshape(b->g, a, shape, at(b, "attn_out"));
-    return dense(b, a, "wo", gpt2 ? "bo" : NULL, c->dim, c->dim, out_std(c), "attn_proj");
+    return dense(b, a, "wo", gpt2 || c->out_bias ? "bo" : NULL, c->dim, inner, out_std(c),
+                 "attn_proj");
 }
 
 /* h (B,S,C) -> (B,S,C). Llama: w2(silu(w1 h) * w3 h). GPT-2: proj(gelu(fc h)), with biases. */

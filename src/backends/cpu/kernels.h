@@ -81,6 +81,18 @@ void softmax_backward(float *dx, const float *dout, const float *y, int64_t rows
  * backward (dx = rope(dout, inverse)). out may equal x (in place). */
 void rope_forward(float *out, const float *x, const int32_t *positions, int64_t B, int64_t S,
                   int64_t H, int64_t D, float theta, bool inverse);
+/* The frequencies of a context-extended rope (the op's scaling attributes, ops.def) */
+typedef enum { ROPE_PLAIN, ROPE_LINEAR, ROPE_LLAMA3 } rope_scaling_t;
+typedef struct rope_freqs {
+    double theta;
+    rope_scaling_t scaling;
+    double factor, low_freq_factor, high_freq_factor, original_max_position;
+} rope_freqs_t;
+/* pair i's frequency (angle per position) of a head dim D */
+double rope_inv_freq(const rope_freqs_t *f, int64_t i, int64_t D);
+/* rope_forward with any frequencies */
+void rope_forward_freqs(float *out, const float *x, const int32_t *positions, int64_t B, int64_t S,
+                        int64_t H, int64_t D, const rope_freqs_t *f, bool inverse);
 
 /* ---- cross-entropy: logits (rows,V), labels (rows) int32 ----------------------------------
  * loss = mean over rows with labels[r] != ignore_index of logsumexp(logits[r]) - logits[r][label]
