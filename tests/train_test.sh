@@ -126,5 +126,33 @@ $m --data $text --save /dev/null/run|cannot create
 --frobnicate|unknown option "--frobnicate"
 EOF_CASES
 
+# Hugging Face layout: trained-from-init weights exported (sharded and whole), imported back
+# and exported again give the same bytes; the config is copied as it was; a key the importer
+# does not know is refused by name
+model=$(dirname "$train")/autosp-model
+mkdir -p "$tmp/hfsrc"
+cat >"$tmp/hfsrc/config.json" <<'EOF_CONFIG'
+{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64,
+ "intermediate_size": 192, "num_hidden_layers": 2, "num_attention_heads": 4,
+ "num_key_value_heads": 2, "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "vocab_size": 256,
+ "tie_word_embeddings": false, "torch_dtype": "float32"}
+EOF_CONFIG
+if "$model" llama-tiny-gqa -o "$tmp/gqa.json" &&
+    "$train" --model "$tmp/gqa.json" --data "$src/README.md" --init-only --save "$tmp/gqa" >/dev/null &&
+    "$model" --to-hf "$tmp/hf1" --hf-config "$tmp/hfsrc" --weights "$tmp/gqa/model.safetensors" \
+        --shard-size 40KB && [ -f "$tmp/hf1/model.safetensors.index.json" ] &&
+    "$model" --from-hf "$tmp/hf1" --weights "$tmp/back.safetensors" -o "$tmp/back.json" &&
+    "$model" --to-hf "$tmp/hf2" --hf-config "$tmp/hf1" --weights "$tmp/back.safetensors" &&
+    "$model" --to-hf "$tmp/hf3" --hf-config "$tmp/hfsrc" --weights "$tmp/gqa/model.safetensors" &&
+    cmp -s "$tmp/hf2/model.safetensors" "$tmp/hf3/model.safetensors" &&
+    cmp -s "$tmp/hf2/config.json" "$tmp/hfsrc/config.json"; then
+    ok
+else bad "hf round trip: export, import and export again differ"; fi
+sed 's/"vocab_size": 256,/"vocab_size": 256, "mystery": 1,/' "$tmp/hfsrc/config.json" >"$tmp/odd.json"
+mkdir -p "$tmp/odd" && cp "$tmp/odd.json" "$tmp/odd/config.json"
+if "$model" --from-hf "$tmp/odd" 2>"$tmp/err" >/dev/null; then bad "hf: unknown key accepted"
+elif grep -q 'key "mystery" is not understood' "$tmp/err"; then ok
+else bad "hf: unknown key message: $(cat "$tmp/err")"; fi
+
 echo "train: $passed passed, $failures failed"
 [ "$failures" -eq 0 ]

@@ -17,6 +17,8 @@ static void usage(FILE *out) {
             "usage: autosp-model PRESET [options]\n"
             "       autosp-model llama|gpt2 --layers N --dim C --heads H --ffn F --vocab V "
             "[options]\n"
+            "       autosp-model --from-hf DIR [--weights OUT.safetensors] [options]\n"
+            "       autosp-model --to-hf OUT_DIR --hf-config DIR --weights W.safetensors\n"
             "       autosp-model --list\n"
             "\n"
             "Writes the forward graph of a Llama- or GPT-2-family transformer as JSON\n"
@@ -42,6 +44,19 @@ static void usage(FILE *out) {
             "  --dtype f32|bf16|f16   parameter dtype (default f32)\n"
             "  --name NAME            graph name (default: the preset or family name)\n"
             "  -o, --output OUT.json  write the graph to OUT.json instead of stdout\n"
+            "  --from-hf DIR          the model of a Hugging Face checkpoint (config.json:\n"
+            "                         LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM);\n"
+            "                         only --dtype, --segment-ids, --name and -o apply\n"
+            "  --weights FILE         --from-hf: write the checkpoint's weights to FILE under\n"
+            "                         the graph's names (autosp-train --init FILE);\n"
+            "                         --to-hf: the weights to export (autosp-train's\n"
+            "                         model.safetensors)\n"
+            "  --to-hf OUT_DIR        write --weights as a checkpoint: config.json (copied from\n"
+            "                         --hf-config) and safetensors in the checkpoint's names\n"
+            "  --hf-config PATH       --to-hf: the checkpoint (directory or config.json) the\n"
+            "                         weights were imported from\n"
+            "  --shard-size BYTES     --to-hf: shards of at most BYTES, e.g. 5GB, with\n"
+            "                         model.safetensors.index.json (default: one file)\n"
             "  --list                 print the presets with their sizes\n"
             "  -h, --help             print this help\n"
             "\n"
@@ -67,6 +82,11 @@ typedef enum {
     F_NAME,
     F_OUT,
     F_OUTPUT,
+    F_FROM_HF,
+    F_WEIGHTS,
+    F_TO_HF,
+    F_HF_CONFIG,
+    F_SHARD_SIZE,
     F_COUNT
 } flag_id_t;
 
@@ -77,6 +97,7 @@ typedef struct options {
     bool preset;       /* model names a preset */
     const char *name;  /* graph name; NULL: the model's */
     const char *out;   /* NULL: stdout */
+    const char *from_hf, *weights, *to_hf, *hf_config, *shard_size;
     autosp_model_config_t cfg;
     bool given[F_COUNT];
 } options_t;
@@ -107,7 +128,18 @@ static const flag_t flags[F_COUNT] = {
     [F_NAME] = {"--name", "NAME", ARG_TEXT, offsetof(options_t, name)},
     [F_OUT] = {"-o", "OUT.json", ARG_TEXT, offsetof(options_t, out)},
     [F_OUTPUT] = {"--output", "OUT.json", ARG_TEXT, offsetof(options_t, out)},
+    [F_FROM_HF] = {"--from-hf", "DIR", ARG_TEXT, offsetof(options_t, from_hf)},
+    [F_WEIGHTS] = {"--weights", "FILE", ARG_TEXT, offsetof(options_t, weights)},
+    [F_TO_HF] = {"--to-hf", "OUT_DIR", ARG_TEXT, offsetof(options_t, to_hf)},
+    [F_HF_CONFIG] = {"--hf-config", "PATH", ARG_TEXT, offsetof(options_t, hf_config)},
+    [F_SHARD_SIZE] = {"--shard-size", "BYTES", ARG_TEXT, offsetof(options_t, shard_size)},
 };
+
+/* The flags a Hugging Face import takes besides its own (the config sets the rest). */
+static bool applies_to_import(flag_id_t f) {
+    return f == F_DTYPE || f == F_SEGMENT_IDS || f == F_NAME || f == F_OUT || f == F_OUTPUT ||
+           f == F_FROM_HF || f == F_WEIGHTS;
+}
 
 static const flag_t *find_flag(const char *name) {
     for (size_t i = 0; i < ARRAY_LEN(flags); i++)
@@ -173,12 +205,50 @@ static int scan_args(int argc, char **argv, options_t *o) {
             o->model = a;
         }
     }
-    if (!o->model) return cli_usage_error(prog, "no model given: expected a preset, llama or gpt2");
+    return 0;
+}
+
+/* --from-hf and --to-hf: the flags that go with each, and none of a preset's. */
+static int check_hf_flags(const options_t *o) {
+    if (o->to_hf) {
+        for (int f = 0; f < F_COUNT; f++)
+            if (o->given[f] && f != F_TO_HF && f != F_HF_CONFIG && f != F_WEIGHTS &&
+                f != F_SHARD_SIZE)
+                return cli_usage_error(prog,
+                                       "--to-hf takes only --hf-config, --weights and "
+                                       "--shard-size, not %s",
+                                       flags[f].name);
+        if (o->model) return cli_usage_error(prog, "--to-hf takes no model (\"%s\")", o->model);
+        if (!o->hf_config || !o->weights)
+            return cli_usage_error(prog, "--to-hf needs --hf-config PATH and --weights FILE");
+        return 0;
+    }
+    if (o->given[F_HF_CONFIG] || o->given[F_SHARD_SIZE])
+        return cli_usage_error(prog, "%s is only used by --to-hf",
+                               o->given[F_HF_CONFIG] ? "--hf-config" : "--shard-size");
+    if (!o->from_hf) {
+        if (o->weights) return cli_usage_error(prog, "--weights needs --from-hf or --to-hf");
+        if (!o->model)
+            return cli_usage_error(prog, "no model given: expected a preset, llama or gpt2");
+        return 0;
+    }
+    if (o->model)
+        return cli_usage_error(prog, "--from-hf takes no model (\"%s\"): the checkpoint is one",
+                               o->model);
+    for (int f = 0; f < F_COUNT; f++)
+        if (o->given[f] && !applies_to_import((flag_id_t)f))
+            return cli_usage_error(prog, "%s: the checkpoint's config.json sets it (--from-hf)",
+                                   flags[f].name);
     return 0;
 }
 
 /* The config that the flags override: a preset's, or a family's defaults with no sizes. */
 static int base_config(options_t *o) {
+    if (o->from_hf) {
+        autosp_error_t err;
+        o->model = "hf";
+        return autosp_hf_read_config(o->from_hf, &o->cfg, &err) ? cli_fail(prog, &err) : 0;
+    }
     o->preset = autosp_model_preset(o->model, &o->cfg);
     if (o->preset) return 0;
     bool llama = !strcmp(o->model, "llama");
@@ -198,6 +268,7 @@ static int base_config(options_t *o) {
 /* Defaults that depend on other flags, and the sizes a custom model must be given. */
 static int finish_config(options_t *o, bool mha) {
     static const flag_id_t required[] = {F_LAYERS, F_DIM, F_HEADS, F_FFN, F_VOCAB, F_MAX_SEQ};
+    if (o->from_hf) return 0;
     bool gpt2 = o->cfg.family == AUTOSP_FAMILY_GPT2;
     for (size_t i = 0; !o->preset && i < ARRAY_LEN(required); i++) {
         const flag_t *f = &flags[required[i]];
@@ -211,14 +282,26 @@ static int finish_config(options_t *o, bool mha) {
     return 0;
 }
 
+/* The flags' values, in order (each one's given[] set). */
+static int apply_flags(int argc, char **argv, options_t *o) {
+    int rc = 0;
+    for (int i = 1; i < argc && !rc; i++) {
+        const flag_t *f = argv[i][0] == '-' && argv[i][1] ? find_flag(argv[i]) : NULL;
+        if (f) rc = apply_flag(o, f, f->arg ? argv[++i] : NULL);
+    }
+    return rc;
+}
+
 static int parse_args(int argc, char **argv, options_t *o) {
     int rc = scan_args(argc, argv, o);
-    if (rc || (rc = base_config(o))) return rc;
+    if (rc) return rc;
+    options_t seen = *o; /* which flags are given, before any config is read */
+    if ((rc = apply_flags(argc, argv, &seen)) || (rc = check_hf_flags(&seen))) return rc;
+    if (seen.to_hf) return *o = seen, 0;
+    o->from_hf = seen.from_hf;
+    if ((rc = base_config(o))) return rc;
     bool mha = o->cfg.n_kv_heads == o->cfg.n_heads; /* true for a custom base too (0 == 0) */
-    for (int i = 1; i < argc; i++) {
-        const flag_t *f = argv[i][0] == '-' && argv[i][1] ? find_flag(argv[i]) : NULL;
-        if (f && (rc = apply_flag(o, f, f->arg ? argv[++i] : NULL))) return rc;
-    }
+    if ((rc = apply_flags(argc, argv, o))) return rc;
     return finish_config(o, mha);
 }
 
@@ -270,13 +353,29 @@ static int write_graph(const autosp_graph_t *g, const char *path) {
     return cli_fail(prog, &err);
 }
 
+static int export_hf(const options_t *o) {
+    int64_t shard = 0;
+    if (o->shard_size && (!cli_parse_bytes(o->shard_size, &shard) || shard <= 0))
+        return cli_usage_error(prog, "--shard-size: expected a size such as 5GB, found \"%s\"",
+                               o->shard_size);
+    autosp_error_t err;
+    if (autosp_hf_export(o->hf_config, o->weights, o->to_hf, shard, &err) != AUTOSP_OK)
+        return cli_fail(prog, &err);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     options_t o = {0};
     int rc = parse_args(argc, argv, &o);
     if (rc) return rc < 0 ? 0 : rc;
+    if (o.to_hf) return export_hf(&o);
     autosp_error_t err;
     autosp_graph_t *g = autosp_model_build(&o.cfg, o.name ? o.name : o.model, &err);
     if (!g) return cli_fail(prog, &err);
+    if (o.weights && autosp_hf_import_weights(o.from_hf, &o.cfg, o.weights, &err) != AUTOSP_OK) {
+        autosp_graph_free(g);
+        return cli_fail(prog, &err);
+    }
     rc = write_graph(g, o.out);
     autosp_graph_free(g);
     return rc;

@@ -11,6 +11,7 @@
  *   autosp/comm.h      the process groups (Open MPI, or one process); autosp/comm_mpi.h
  *                      (not included here) makes one from a program's own MPI communicator
  *   autosp/safetensors.h  weights in the safetensors format, written and read with checks
+ *   autosp/hf.h        Hugging Face checkpoints (config.json + safetensors) in and out
  *   autosp/train.h     training in one process: parameter init, clipping, AdamW, schedule
  *   autosp/data.h      training data: text, token streams, llm.c's .bin, packed batches with
  *                      segment ids, seeded epochs, the pass-key task
@@ -33,6 +34,7 @@
 #include "autosp/data.h"
 #include "autosp/eval.h"
 #include "autosp/graph.h"
+#include "autosp/hf.h"
 #include "autosp/io.h"
 #include "autosp/limits.h"
 #include "autosp/models.h"
