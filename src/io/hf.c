@@ -16,6 +16,7 @@
 #include "autosp/safetensors.h"
 #include "base/base.h"
 #include "base/bf16.h"
+#include "io/read_file.h"
 #include "ir/ir.h"
 
 /* ---- config.json ---------------------------------------------------------------------------- */
@@ -471,23 +472,9 @@ static autosp_status_t make_dir(const char *dir, autosp_error_t *err) {
 }
 
 static autosp_status_t copy_file(const char *from, const char *to, autosp_error_t *err) {
-    FILE *f = fopen(from, "rb");
-    if (!f) return set_error(err, AUTOSP_ERR_IO, "cannot open \"%s\": %s", from, strerror(errno));
     char *buf = NULL;
-    size_t n = 0, cap = 0;
-    autosp_status_t st = AUTOSP_OK;
-    for (;;) {
-        if (n == cap && !(buf = mem_realloc(buf, cap = cap ? 2 * cap : 1 << 16))) {
-            st = nomem(err);
-            break;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    if (st == AUTOSP_OK && ferror(f))
-        st = set_error(err, AUTOSP_ERR_IO, "cannot read \"%s\"", from);
-    fclose(f);
+    size_t n = 0;
+    autosp_status_t st = io_read_file(from, &buf, &n, err);
     if (st == AUTOSP_OK) st = autosp_write_file_atomic(to, buf, n, err);
     mem_free(buf);
     return st;

@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "io/read_file.h"
 #include "autosp/io.h"
 #include "ir/op_table.h"
 
@@ -681,7 +682,7 @@ autosp_graph_t *autosp_graph_load_string(const char *text, size_t len, autosp_er
 }
 
 /* Reads a whole file, refusing more than AUTOSP_MAX_FILE_BYTES. */
-static autosp_status_t read_file(const char *path, char **data, size_t *size, autosp_error_t *err) {
+autosp_status_t io_read_file(const char *path, char **data, size_t *size, autosp_error_t *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return set_error(err, AUTOSP_ERR_IO, "cannot open \"%s\": %s", path, strerror(errno));
     char *buf = NULL;
@@ -721,7 +722,7 @@ static autosp_status_t read_file(const char *path, char **data, size_t *size, au
 autosp_graph_t *autosp_graph_load_file(const char *path, autosp_error_t *err) {
     char *buf = NULL;
     size_t len = 0;
-    if (read_file(path, &buf, &len, err) != AUTOSP_OK) return NULL;
+    if (io_read_file(path, &buf, &len, err) != AUTOSP_OK) return NULL;
     autosp_graph_t *g = autosp_graph_load_string(buf, len, err);
     mem_free(buf);
     if (!g && err) { /* say which file */
